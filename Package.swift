@@ -1,0 +1,33 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// The CPU micro-kernels are generic SIMD code (FlexAttentionSIMD) specialised twice: in the library itself for
+// the portable baseline, and in FlexAttentionAVX512 for CPUs with AVX-512, chosen at run time. Without a target
+// CPU flag Swift lowers SIMD fused multiply-add to a software call, so x86-64 builds name the baseline explicitly.
+#if arch(x86_64)
+let baselineFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
+let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v4"])]
+#else
+let baselineFlags: [SwiftSetting] = []
+let avx512Flags: [SwiftSetting] = []
+#endif
+
+let package = Package(
+    name: "FlexAttention",
+    products: [
+        .library(name: "FlexAttention", targets: ["FlexAttention"]),
+        .executable(name: "flexattn", targets: ["flexattn"]),
+    ],
+    targets: [
+        .target(name: "FlexAttentionSIMD", swiftSettings: baselineFlags),
+        .target(name: "FlexAttentionAVX512", dependencies: ["FlexAttentionSIMD"], swiftSettings: avx512Flags),
+        .target(
+            name: "FlexAttention",
+            dependencies: ["FlexAttentionSIMD", "FlexAttentionAVX512"],
+            swiftSettings: baselineFlags
+        ),
+        .executableTarget(name: "flexattn", dependencies: ["FlexAttention"], swiftSettings: baselineFlags),
+        .testTarget(name: "FlexAttentionTests", dependencies: ["FlexAttention"], swiftSettings: baselineFlags),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,72 @@
+import FlexAttentionAVX512
+import FlexAttentionSIMD
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The CPU vector code paths, chosen once per process from what the CPU reports.
+///
+/// `FLEXATTENTION_CPU_KERNELS=baseline` forces the portable path (AVX2 + FMA on x86-64, NEON on aarch64) on any
+/// machine, so both paths can be tested and timed on one CPU; `avx512` asks for AVX-512 and falls back to the
+/// baseline when the CPU lacks it.
+public enum InstructionSet: String, Sendable, CaseIterable {
+    /// x86-64-v3 (AVX2, FMA, F16C) or aarch64 NEON.
+    case baseline
+    /// x86-64-v4 (AVX-512 F, BW, DQ, VL).
+    case avx512
+
+    /// The path this process uses.
+    public static let current: InstructionSet = {
+        let supported = cpuSupportsAVX512
+        switch getenv("FLEXATTENTION_CPU_KERNELS").map({ String(cString: $0) }) {
+        case "baseline": return .baseline
+        default: return supported ? .avx512 : .baseline
+        }
+    }()
+
+    static var cpuSupportsAVX512: Bool {
+        #if arch(x86_64)
+        guard let cpuinfo = try? readTextFile("/proc/cpuinfo") else { return false }
+        guard let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else {
+            return false
+        }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        return ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
+        #else
+        return false
+        #endif
+    }
+
+    /// Calls `body` with the kernels of this path.
+    func withKernels<R>(_ body: (any TileKernels.Type) throws -> R) rethrows -> R {
+        switch self {
+        case .baseline: try body(BaselineTileKernels.self)
+        case .avx512: try body(AVX512TileKernels.self)
+        }
+    }
+}
+
+/// ``TileKernels`` for the portable baseline, compiled with this module's flags.
+enum BaselineTileKernels: TileKernels {
+    /// Eight lanes: one AVX2 register, two NEON registers; 4 × 16 accumulators fit either register file.
+    static func perform(_ operation: TileOperation) {
+        SIMDTileKernels<SIMD8<Float>, SIMD8<Float>, SIMD8<Float>>.perform(operation)
+    }
+}
+
+/// The whole content of a small text file (such as one under /proc, whose size reads as 0).
+func readTextFile(_ path: String) throws -> String {
+    guard let file = fopen(path, "r") else {
+        throw FlexAttentionError.invalidArgument("cannot open \(path)")
+    }
+    defer { fclose(file) }
+    var bytes = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, file)
+        if count <= 0 { break }
+        bytes.append(contentsOf: buffer[0..<count])
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -1,0 +1,177 @@
+/// How the axes of an attention tensor lie in memory. Both are read without copies: a BSHD tensor is a BHSD view
+/// with the head and sequence strides swapped.
+public enum TensorLayout: Sendable, Hashable {
+    /// Batch, heads, sequence, head dim (the logical order).
+    case bhsd
+    /// Batch, sequence, heads, head dim (the usual order of a projection's output).
+    case bshd
+}
+
+/// A strided view over typed memory: a dtype, a shape and per-axis strides (in elements) from an offset.
+///
+/// Attention takes rank-4 views in logical order `[B, H, S, D]`; any strides work, so BSHD memory is read
+/// without a copy (see ``TensorLayout``). Views are cheap values that share their ``TensorStorage``.
+public struct Tensor: Sendable {
+    /// Element type.
+    public let dtype: DType
+    /// Logical extent of each axis.
+    public let shape: [Int]
+    /// Elements between neighbours along each axis.
+    public let strides: [Int]
+    /// Index, in elements, of the first element within the storage.
+    public let offset: Int
+    /// The memory behind the view.
+    public let storage: TensorStorage
+
+    /// A view over existing storage, checked to stay inside it.
+    /// - Throws: ``FlexAttentionError`` when the shape has a zero or negative extent, the shape and strides have
+    ///   different ranks, or any element would fall outside the storage.
+    public init(storage: TensorStorage, dtype: DType, shape: [Int], strides: [Int], offset: Int = 0) throws {
+        guard shape.count == strides.count else {
+            throw FlexAttentionError.invalidArgument(
+                "shape \(shape) and strides \(strides) must have the same number of dimensions")
+        }
+        guard shape.allSatisfy({ $0 > 0 }) else {
+            throw FlexAttentionError.nonPositiveDimension(tensor: "tensor", shape: shape)
+        }
+        let capacity = storage.byteCount / dtype.byteSize
+        var lowest = offset
+        var highest = offset
+        for (extent, stride) in zip(shape, strides) {
+            let (reach, overflow) = (extent - 1).multipliedReportingOverflow(by: stride)
+            guard !overflow else {
+                throw FlexAttentionError.viewOutOfBounds(tensor: "tensor", detail: "strides \(strides) overflow")
+            }
+            if reach < 0 { lowest += reach } else { highest += reach }
+        }
+        guard lowest >= 0, highest < capacity else {
+            throw FlexAttentionError.viewOutOfBounds(
+                tensor: "tensor",
+                detail: "shape \(shape), strides \(strides), offset \(offset) reach elements \(lowest)...\(highest)"
+                    + " of a buffer of \(capacity)")
+        }
+        self.storage = storage
+        self.dtype = dtype
+        self.shape = shape
+        self.strides = strides
+        self.offset = offset
+    }
+
+    /// A new zero-filled tensor of logical shape `shape`. With ``TensorLayout/bshd`` the rank-4 memory is laid
+    /// out batch, sequence, heads, head dim, and the view is still indexed `[B, H, S, D]`.
+    public init(zeros shape: [Int], dtype: DType = .float32, layout: TensorLayout = .bhsd) throws {
+        guard shape.allSatisfy({ $0 > 0 }) else {
+            throw FlexAttentionError.nonPositiveDimension(tensor: "tensor", shape: shape)
+        }
+        if layout == .bshd && shape.count != 4 {
+            throw FlexAttentionError.wrongRank(tensor: "a BSHD tensor", expected: 4, actual: shape.count)
+        }
+        var count = 1
+        for extent in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+            guard !overflow, product <= Int(Int32.max) * 64 else {
+                throw FlexAttentionError.invalidArgument("shape \(shape) is too large")
+            }
+            count = product
+        }
+        let storage = TensorStorage(zeroedByteCount: count * dtype.byteSize)
+        var strides = Tensor.contiguousStrides(shape)
+        if layout == .bshd {
+            let (s, h, d) = (shape[2], shape[1], shape[3])
+            strides = [s * h * d, d, h * d, 1]
+        }
+        try self.init(storage: storage, dtype: dtype, shape: shape, strides: strides)
+    }
+
+    /// A new tensor holding `values` (logical row-major order of `shape`), rounded to `dtype`.
+    public init(_ values: [Float], shape: [Int], dtype: DType = .float32, layout: TensorLayout = .bhsd) throws {
+        let count = shape.reduce(1, *)
+        guard shape.allSatisfy({ $0 > 0 }) else {
+            throw FlexAttentionError.nonPositiveDimension(tensor: "tensor", shape: shape)
+        }
+        guard values.count == count else {
+            throw FlexAttentionError.elementCountMismatch(expected: count, actual: values.count)
+        }
+        try self.init(zeros: shape, dtype: dtype, layout: layout)
+        var index = 0
+        forEachOffset { elementOffset in
+            store(values[index], atElementOffset: elementOffset)
+            index += 1
+        }
+    }
+
+    /// Row-major strides for a contiguous tensor of `shape`.
+    public static func contiguousStrides(_ shape: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: shape.count)
+        for axis in shape.indices.dropLast().reversed() {
+            strides[axis] = strides[axis + 1] * shape[axis + 1]
+        }
+        return strides
+    }
+
+    /// Number of elements in the view.
+    public var elementCount: Int { shape.reduce(1, *) }
+
+    /// The same elements with the axes reordered: axis `i` of the result is axis `order[i]` of this view.
+    public func permuted(_ order: [Int]) throws -> Tensor {
+        guard order.sorted() == Array(shape.indices) else {
+            throw FlexAttentionError.invalidArgument("\(order) is not a permutation of the axes of shape \(shape)")
+        }
+        return try Tensor(
+            storage: storage, dtype: dtype, shape: order.map { shape[$0] }, strides: order.map { strides[$0] },
+            offset: offset)
+    }
+
+    /// All elements as Float32, in logical row-major order.
+    public func floats() -> [Float] {
+        var result = [Float]()
+        result.reserveCapacity(elementCount)
+        forEachOffset { result.append(load(atElementOffset: $0)) }
+        return result
+    }
+
+    /// The element at a logical index (one entry per axis), as Float32.
+    public func float(at index: [Int]) throws -> Float {
+        guard index.count == shape.count, zip(index, shape).allSatisfy({ $0 >= 0 && $0 < $1 }) else {
+            throw FlexAttentionError.invalidArgument("index \(index) is outside shape \(shape)")
+        }
+        return load(atElementOffset: offset + zip(index, strides).reduce(0) { $0 + $1.0 * $1.1 })
+    }
+
+    /// Calls `body` with the storage offset of every element, in logical row-major order.
+    func forEachOffset(_ body: (Int) -> Void) {
+        var index = [Int](repeating: 0, count: shape.count)
+        var elementOffset = offset
+        for _ in 0..<elementCount {
+            body(elementOffset)
+            var axis = shape.count - 1
+            while axis >= 0 {
+                index[axis] += 1
+                elementOffset += strides[axis]
+                if index[axis] < shape[axis] { break }
+                elementOffset -= strides[axis] * shape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+    }
+
+    func load(atElementOffset elementOffset: Int) -> Float {
+        let base = storage.baseAddress
+        switch dtype {
+        case .float32: return base.load(fromByteOffset: elementOffset * 4, as: Float.self)
+        case .float16: return Float(base.load(fromByteOffset: elementOffset * 2, as: Float16.self))
+        case .bfloat16: return BFloat16(bitPattern: base.load(fromByteOffset: elementOffset * 2, as: UInt16.self)).float
+        }
+    }
+
+    func store(_ value: Float, atElementOffset elementOffset: Int) {
+        let base = storage.baseAddress
+        switch dtype {
+        case .float32: base.storeBytes(of: value, toByteOffset: elementOffset * 4, as: Float.self)
+        case .float16: base.storeBytes(of: Float16(value), toByteOffset: elementOffset * 2, as: Float16.self)
+        case .bfloat16:
+            base.storeBytes(of: BFloat16(value).bitPattern, toByteOffset: elementOffset * 2, as: UInt16.self)
+        }
+    }
+}

@@ -1,0 +1,49 @@
+/// Everything that can be wrong with the tensors or options handed to the library. Each case says what is wrong
+/// in its description; when one is thrown nothing has been computed or written.
+public enum FlexAttentionError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A tensor has the wrong number of dimensions.
+    case wrongRank(tensor: String, expected: Int, actual: Int)
+    /// A dimension is zero or negative.
+    case nonPositiveDimension(tensor: String, shape: [Int])
+    /// Two tensors disagree on a dimension they must share.
+    case mismatchedDimension(name: String, expected: Int, actual: Int, tensor: String)
+    /// The query heads are not a multiple of the key/value heads.
+    case headsNotDivisible(queryHeads: Int, keyValueHeads: Int)
+    /// Tensors that must share a dtype do not.
+    case mixedDTypes(expected: DType, actual: DType, tensor: String)
+    /// A view's shape, strides and offset reach outside its buffer.
+    case viewOutOfBounds(tensor: String, detail: String)
+    /// The element count of supplied data does not match the shape.
+    case elementCountMismatch(expected: Int, actual: Int)
+    /// The scale is not a finite number.
+    case invalidScale(Float)
+    /// The head dimension is outside the supported range.
+    case unsupportedHeadDimension(Int, supported: ClosedRange<Int>)
+    /// An option or argument that is not valid, with the reason.
+    case invalidArgument(String)
+
+    public var description: String {
+        switch self {
+        case let .wrongRank(tensor, expected, actual):
+            "\(tensor) must have \(expected) dimensions, got \(actual)"
+        case let .nonPositiveDimension(tensor, shape):
+            "\(tensor) has a zero or negative dimension: shape \(shape)"
+        case let .mismatchedDimension(name, expected, actual, tensor):
+            "\(tensor) has \(name) = \(actual), expected \(expected)"
+        case let .headsNotDivisible(queryHeads, keyValueHeads):
+            "query heads (\(queryHeads)) must be a multiple of key/value heads (\(keyValueHeads))"
+        case let .mixedDTypes(expected, actual, tensor):
+            "\(tensor) has dtype \(actual), expected \(expected) like the other inputs"
+        case let .viewOutOfBounds(tensor, detail):
+            "\(tensor) reaches outside its buffer: \(detail)"
+        case let .elementCountMismatch(expected, actual):
+            "expected \(expected) elements for the shape, got \(actual)"
+        case let .invalidScale(scale):
+            "scale must be a finite number, got \(scale)"
+        case let .unsupportedHeadDimension(d, supported):
+            "head dimension \(d) is outside the supported range \(supported.lowerBound)...\(supported.upperBound)"
+        case let .invalidArgument(reason):
+            reason
+        }
+    }
+}

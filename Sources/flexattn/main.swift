@@ -1,0 +1,3 @@
+import FlexAttention
+
+print("flexattn: not yet")
