@@ -4,6 +4,7 @@ import FlexAttentionSIMD
 /// Use only where the CPU reports AVX-512; on other architectures this module builds for the baseline.
 public enum AVX512TileKernels: TileKernels {
     public static func perform(_ operation: TileOperation) {
-        SIMDTileKernels<SIMD32<Float>, SIMD16<Float>, SIMD8<Float>>.perform(operation)
+        SIMDTileKernels<FourVectors<SIMD16<Float>>, TwoVectors<SIMD16<Float>>, OneVector<SIMD16<Float>>>
+            .perform(operation)
     }
 }

@@ -1,8 +1,6 @@
-/// The generic implementation of every ``TileOperation`` for any vector width. `Wide` is the main vector (two of them span one block of lanes);
-/// `Half` and `Quarter` cover the 16-lane remainders when a block is wider than 16 lanes.
-public enum SIMDTileKernels<Wide: SIMD, Half: SIMD, Quarter: SIMD>
-where Wide.Scalar == Float, Half.Scalar == Float, Quarter.Scalar == Float,
-    Wide.MaskStorage.Scalar == Int32, Half.MaskStorage.Scalar == Int32, Quarter.MaskStorage.Scalar == Int32 {
+/// The generic implementation of every ``TileOperation``. The GEMM uses accumulator rows of type `Wide` and
+/// covers narrower remainders with `Half`, then `Quarter` (each at least 16 lanes, so any multiple of 16 fits).
+public enum SIMDTileKernels<Wide: AccumulatorRow, Half: AccumulatorRow, Quarter: AccumulatorRow> {
 
     @inlinable @inline(__always)
     static func load<V: SIMD>(_ pointer: UnsafePointer<Float>, as _: V.Type) -> V {
@@ -14,59 +12,55 @@ where Wide.Scalar == Float, Half.Scalar == Float, Quarter.Scalar == Float,
         UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: V.self)
     }
 
-    /// Four rows of C times two vectors of lanes, accumulated in registers across the whole depth. Rows past
-    /// `rows` read row 0 again and are not stored, so edge blocks reuse the same code.
+    /// Four rows of C, one accumulator row each, accumulated in registers across the whole depth. Rows past
+    /// `rows` read row 0 of A again and are not stored, so edge blocks reuse the same code.
     @inlinable @inline(__always)
-    static func block<V: SIMD>(
-        _: V.Type, rows: Int, depth: Int,
+    static func block<R: AccumulatorRow>(
+        _: R.Type, rows: Int, depth: Int,
         a: UnsafePointer<Float>, aRowStride: Int, aDepthStride: Int,
         b: UnsafePointer<Float>, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) where V.Scalar == Float {
-        let w = V.scalarCount
+    ) {
         let a0 = a
         let a1 = a + (rows > 1 ? aRowStride : 0)
         let a2 = a + (rows > 2 ? 2 * aRowStride : 0)
         let a3 = a + (rows > 3 ? 3 * aRowStride : 0)
-        var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
+        var c0 = R(), c1 = R(), c2 = R(), c3 = R()
         if accumulate {
-            c00 = load(c, as: V.self); c01 = load(c + w, as: V.self)
-            if rows > 1 { c10 = load(c + ldc, as: V.self); c11 = load(c + ldc + w, as: V.self) }
-            if rows > 2 { c20 = load(c + 2 * ldc, as: V.self); c21 = load(c + 2 * ldc + w, as: V.self) }
-            if rows > 3 { c30 = load(c + 3 * ldc, as: V.self); c31 = load(c + 3 * ldc + w, as: V.self) }
+            c0 = R(c)
+            if rows > 1 { c1 = R(c + ldc) }
+            if rows > 2 { c2 = R(c + 2 * ldc) }
+            if rows > 3 { c3 = R(c + 3 * ldc) }
         }
         var bp = b
         var offset = 0
         for _ in 0..<depth {
-            let b0 = load(bp, as: V.self)
-            let b1 = load(bp + w, as: V.self)
-            let x0 = V(repeating: a0[offset]), x1 = V(repeating: a1[offset])
-            let x2 = V(repeating: a2[offset]), x3 = V(repeating: a3[offset])
-            c00.addProduct(x0, b0); c01.addProduct(x0, b1)
-            c10.addProduct(x1, b0); c11.addProduct(x1, b1)
-            c20.addProduct(x2, b0); c21.addProduct(x2, b1)
-            c30.addProduct(x3, b0); c31.addProduct(x3, b1)
+            let bRow = R(bp)
+            c0.addProduct(a0[offset], bRow)
+            c1.addProduct(a1[offset], bRow)
+            c2.addProduct(a2[offset], bRow)
+            c3.addProduct(a3[offset], bRow)
             bp += ldb
             offset += aDepthStride
         }
-        store(c00, to: c); store(c01, to: c + w)
-        if rows > 1 { store(c10, to: c + ldc); store(c11, to: c + ldc + w) }
-        if rows > 2 { store(c20, to: c + 2 * ldc); store(c21, to: c + 2 * ldc + w) }
-        if rows > 3 { store(c30, to: c + 3 * ldc); store(c31, to: c + 3 * ldc + w) }
+        c0.store(to: c)
+        if rows > 1 { c1.store(to: c + ldc) }
+        if rows > 2 { c2.store(to: c + 2 * ldc) }
+        if rows > 3 { c3.store(to: c + 3 * ldc) }
     }
 
-    /// All row blocks of one column block of width `2 · V.scalarCount`.
+    /// All row blocks of one column block of `R.lanes` lanes.
     @inlinable @inline(__always)
-    static func columnBlock<V: SIMD>(
-        _: V.Type, rows: Int, depth: Int,
+    static func columnBlock<R: AccumulatorRow>(
+        _: R.Type, rows: Int, depth: Int,
         a: UnsafePointer<Float>, aRowStride: Int, aDepthStride: Int,
         b: UnsafePointer<Float>, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) where V.Scalar == Float {
+    ) {
         var row = 0
         while row < rows {
             block(
-                V.self, rows: min(4, rows - row), depth: depth,
+                R.self, rows: min(4, rows - row), depth: depth,
                 a: a + row * aRowStride, aRowStride: aRowStride, aDepthStride: aDepthStride,
                 b: b, ldb: ldb, c: c + row * ldc, ldc: ldc, accumulate: accumulate)
             row += 4
@@ -106,27 +100,26 @@ where Wide.Scalar == Float, Half.Scalar == Float, Quarter.Scalar == Float,
             let remaining = lanes - column
             let bColumn = b + column
             let cColumn = c + column
-            if remaining >= 2 * Wide.scalarCount {
+            if remaining >= Wide.lanes {
                 columnBlock(
                     Wide.self, rows: rows, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
                     b: bColumn, ldb: ldb, c: cColumn, ldc: ldc, accumulate: accumulate)
-                column += 2 * Wide.scalarCount
-            } else if remaining >= 2 * Half.scalarCount {
+                column += Wide.lanes
+            } else if remaining >= Half.lanes {
                 columnBlock(
                     Half.self, rows: rows, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
                     b: bColumn, ldb: ldb, c: cColumn, ldc: ldc, accumulate: accumulate)
-                column += 2 * Half.scalarCount
+                column += Half.lanes
             } else {
                 columnBlock(
                     Quarter.self, rows: rows, depth: depth, a: a, aRowStride: aRowStride,
                     aDepthStride: aDepthStride, b: bColumn, ldb: ldb, c: cColumn, ldc: ldc, accumulate: accumulate)
-                column += 2 * Quarter.scalarCount
+                column += Quarter.lanes
             }
         }
     }
 
-    /// The element-wise primitives run on 16-lane vectors: wide enough for AVX-512, two registers on AVX2/NEON.
-    public typealias Lanes = SIMD16<Float>
+    public typealias Lanes = FloatLanes
 
     @inlinable
     static func softmaxStep(
@@ -139,7 +132,7 @@ where Wide.Scalar == Float, Half.Scalar == Float, Quarter.Scalar == Float,
             let oldMax = load(runningMax + column, as: Lanes.self)
             var newMax = oldMax
             for row in 0..<rows {
-                newMax = pointwiseMax(newMax, load(tile + row * ld + column, as: Lanes.self))
+                newMax = lanewiseMax(newMax, load(tile + row * ld + column, as: Lanes.self))
             }
             // An all-masked column keeps max −∞; subtracting 0 instead keeps its p = 2^−∞ = 0, not NaN.
             let pivot = newMax.replacing(with: 0, where: newMax .== negativeInfinity)

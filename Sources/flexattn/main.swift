@@ -1,3 +1,27 @@
 import FlexAttention
 
-print("flexattn: not yet")
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `flexattn COMMAND [OPTIONS]`: exits 0 on success, 1 with a one-line message on stderr otherwise.
+let usage = """
+    usage: flexattn run --q Q.npy --k K.npy --v V.npy --out O.npy [--lse LSE.npy] [--scale X] [--device cpu]
+                        [--mask EXPR] [--score EXPR] [--table NAME=FILE.npy]...
+                        [--grad-out DO.npy --dq DQ.npy --dk DK.npy --dv DV.npy]
+           flexattn bench [--json] [--device cpu]
+    """
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+do {
+    switch arguments.first {
+    case "run": try RunCommand(arguments: Array(arguments.dropFirst())).execute()
+    case "bench": try BenchCommand(arguments: Array(arguments.dropFirst())).execute()
+    case "help", "--help", "-h": print(usage)
+    default:
+        throw CommandLineError("unknown command '\(arguments.first ?? "")'; try 'flexattn help'")
+    }
+} catch {
+    writeToStandardError("flexattn: \(error)\n")
+    exit(1)
+}

@@ -49,9 +49,10 @@ public enum InstructionSet: String, Sendable, CaseIterable {
 
 /// ``TileKernels`` for the portable baseline, compiled with this module's flags.
 enum BaselineTileKernels: TileKernels {
-    /// Eight lanes: one AVX2 register, two NEON registers; 4 × 16 accumulators fit either register file.
+    /// Rows of two 8-lane vectors: 4 × 2 AVX2 registers or 4 × 4 NEON registers of accumulators, no spills.
     static func perform(_ operation: TileOperation) {
-        SIMDTileKernels<SIMD8<Float>, SIMD8<Float>, SIMD8<Float>>.perform(operation)
+        SIMDTileKernels<TwoVectors<SIMD8<Float>>, TwoVectors<SIMD8<Float>>, TwoVectors<SIMD8<Float>>>
+            .perform(operation)
     }
 }
 

@@ -1,0 +1,4 @@
+struct RunCommand {
+    init(arguments: [String]) throws {}
+    func execute() throws {}
+}
