@@ -31,15 +31,18 @@ public final class CUDAModule: Sendable {
 }
 
 /// One argument of a kernel launch, passed by value as the kernel's parameter declares it.
+///
+/// Device memory must stay allocated until the kernel has finished, not only until ``CUDAFunction/launch(grid:block:sharedMemory:stream:arguments:)``
+/// returns: keep the buffers alive (`withExtendedLifetime`) until the stream or device is synchronised.
 public enum KernelArgument: Sendable {
+    /// A device address, passed as a pointer.
     case pointer(UInt64)
+    /// A buffer's device address; the argument holds the buffer for the duration of the launch call.
+    case buffer(DeviceBuffer)
     case int32(Int32)
     case uint32(UInt32)
     case int64(Int64)
     case float32(Float)
-
-    /// The device address of a buffer.
-    public static func buffer(_ buffer: DeviceBuffer) -> KernelArgument { .pointer(buffer.address) }
 }
 
 /// A kernel in a loaded module.
@@ -98,6 +101,7 @@ public final class CUDAFunction: Sendable {
             let slot = slots + 8 * index
             switch argument {
             case let .pointer(value): slot.storeBytes(of: value, as: UInt64.self)
+            case let .buffer(buffer): slot.storeBytes(of: buffer.address, as: UInt64.self)
             case let .int32(value): slot.storeBytes(of: value, as: Int32.self)
             case let .uint32(value): slot.storeBytes(of: value, as: UInt32.self)
             case let .int64(value): slot.storeBytes(of: value, as: Int64.self)

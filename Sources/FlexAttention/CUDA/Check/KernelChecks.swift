@@ -25,10 +25,12 @@ extension CUDAConformance {
         let narrow = try DeviceBuffer(device: device, byteCount: inputs.count * 2)
         let wide = try DeviceBuffer(device: device, byteCount: inputs.count * 4)
         let threads = ConversionKernel.threadsPerBlock
-        try function.launch(
-            grid: ((inputs.count + threads - 1) / threads, 1, 1), block: (threads, 1, 1),
-            arguments: [.buffer(input), .buffer(narrow), .buffer(wide), .int64(Int64(inputs.count))])
-        try device.synchronize()
+        try withExtendedLifetime(input) {
+            try function.launch(
+                grid: ((inputs.count + threads - 1) / threads, 1, 1), block: (threads, 1, 1),
+                arguments: [.buffer(input), .buffer(narrow), .buffer(wide), .int64(Int64(inputs.count))])
+            try device.synchronize()
+        }
         let bits: [UInt16] = try download(narrow, count: inputs.count)
         let widened: [Float] = try download(wide, count: inputs.count)
         for (index, value) in inputs.enumerated() {
@@ -74,12 +76,15 @@ extension CUDAConformance {
         let buffers = try [upload(scores), upload(expression.integerConstants + [0]), upload(expression.floatConstants + [0])]
             + expression.tables.map { try upload($0) }
         let threads = IndexGridKernel.threadsPerBlock
-        try function.launch(
-            grid: ((shape.kv + threads - 1) / threads, shape.b * shape.h * shape.q, 1), block: (threads, 1, 1),
-            arguments: [.buffer(output), .buffer(buffers[0])]
-                + [shape.b, shape.h, shape.q, shape.kv].map { .int32(Int32($0)) }
-                + buffers.dropFirst().map { .buffer($0) })
-        try device.synchronize()
+        // The inputs must outlive the kernel, not just the launch call.
+        try withExtendedLifetime(buffers) {
+            try function.launch(
+                grid: ((shape.kv + threads - 1) / threads, shape.b * shape.h * shape.q, 1), block: (threads, 1, 1),
+                arguments: [.buffer(output), .buffer(buffers[0])]
+                    + [shape.b, shape.h, shape.q, shape.kv].map { .int32(Int32($0)) }
+                    + buffers.dropFirst().map { .buffer($0) })
+            try device.synchronize()
+        }
         let values: [Float] = try download(output, count: count)
 
         var element = 0
