@@ -1,0 +1,81 @@
+/// A strided view over a ``DeviceBuffer``: the device twin of ``Tensor``, with the same dtype, shape, strides and
+/// offset conventions, so BHSD and BSHD layouts and permuted views work without copies.
+public struct DeviceTensor: Sendable {
+    public let dtype: DType
+    public let shape: [Int]
+    /// Elements between neighbours along each axis.
+    public let strides: [Int]
+    /// Index, in elements, of the first element within the buffer.
+    public let offset: Int
+    public let buffer: DeviceBuffer
+
+    /// A view over an existing buffer (allocated here or wrapped with ``DeviceBuffer/init(unowned:byteCount:device:)``),
+    /// checked to stay inside it.
+    public init(buffer: DeviceBuffer, dtype: DType, shape: [Int], strides: [Int], offset: Int = 0) throws {
+        let span = try elementSpan(shape: shape, strides: strides, offset: offset)
+        guard span.lowerBound >= 0, span.upperBound < buffer.byteCount / dtype.byteSize else {
+            throw CUDAError.invalidArgument(
+                "a device view of shape \(shape), strides \(strides), offset \(offset) reaches elements \(span)"
+                    + " of a buffer of \(buffer.byteCount / dtype.byteSize) \(dtype) elements")
+        }
+        self.buffer = buffer
+        self.dtype = dtype
+        self.shape = shape
+        self.strides = strides
+        self.offset = offset
+    }
+
+    /// Copies a host tensor to the device, keeping its strides: the elements its view reaches are copied as one
+    /// block, so a BSHD tensor stays BSHD.
+    public init(copying tensor: Tensor, to device: CUDADevice) throws {
+        let span = try elementSpan(shape: tensor.shape, strides: tensor.strides, offset: tensor.offset)
+        let size = tensor.dtype.byteSize
+        let buffer = try DeviceBuffer(device: device, byteCount: span.count * size)
+        try buffer.copy(
+            from: UnsafeRawBufferPointer(start: tensor.storage.baseAddress + span.lowerBound * size, count: buffer.byteCount))
+        try self.init(
+            buffer: buffer, dtype: tensor.dtype, shape: tensor.shape, strides: tensor.strides,
+            offset: tensor.offset - span.lowerBound)
+    }
+
+    /// Copies the view back to a new host tensor with the same strides.
+    public func copyToHost() throws -> Tensor {
+        let span = try elementSpan(shape: shape, strides: strides, offset: offset)
+        let size = dtype.byteSize
+        let storage = TensorStorage(zeroedByteCount: span.count * size)
+        try buffer.copy(
+            to: UnsafeMutableRawBufferPointer(start: storage.baseAddress, count: storage.byteCount),
+            fromOffset: span.lowerBound * size)
+        return try Tensor(
+            storage: storage, dtype: dtype, shape: shape, strides: strides, offset: offset - span.lowerBound)
+    }
+
+    /// The same elements with the axes reordered: axis `i` of the result is axis `order[i]` of this view.
+    public func permuted(_ order: [Int]) throws -> DeviceTensor {
+        guard order.sorted() == Array(shape.indices) else {
+            throw CUDAError.invalidArgument("\(order) is not a permutation of the axes of shape \(shape)")
+        }
+        return try DeviceTensor(
+            buffer: buffer, dtype: dtype, shape: order.map { shape[$0] }, strides: order.map { strides[$0] },
+            offset: offset)
+    }
+
+    /// The device address of the first element, for a kernel argument.
+    public var address: UInt64 { buffer.address + UInt64(offset * dtype.byteSize) }
+}
+
+/// The lowest and highest element index a view reaches.
+func elementSpan(shape: [Int], strides: [Int], offset: Int) throws -> ClosedRange<Int> {
+    guard shape.count == strides.count, shape.allSatisfy({ $0 > 0 }) else {
+        throw CUDAError.invalidArgument("shape \(shape) and strides \(strides) do not describe a view")
+    }
+    var span = offset...offset
+    for (extent, stride) in zip(shape, strides) {
+        let (reach, overflow) = (extent - 1).multipliedReportingOverflow(by: stride)
+        guard !overflow, reach.magnitude < Int.max / 4 else {
+            throw CUDAError.invalidArgument("strides \(strides) overflow for shape \(shape)")
+        }
+        span = min(span.lowerBound, span.lowerBound + reach)...max(span.upperBound, span.upperBound + reach)
+    }
+    return span
+}

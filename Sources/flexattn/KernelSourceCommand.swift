@@ -1,0 +1,72 @@
+import FlexAttention
+
+/// `flexattn kernel-source [NAME] [--arch sm_90a] [--ptx | --compile]`: lists the generated kernels, prints one's
+/// CUDA C++ (or its PTX), or compiles it and reports first-call and cached-call latency.
+func runKernelSource(arguments: [String]) throws -> Int32 {
+    let usage = "usage: flexattn kernel-source [NAME] [--arch sm_90a] [--ptx | --compile]"
+    var name: String?
+    var architecture = GPUArchitecture.sm90a
+    var mode = "source"
+    var remaining = arguments[...]
+    while let argument = remaining.popFirst() {
+        switch argument {
+        case "--arch":
+            guard let value = remaining.popFirst() else { throw CUDAError.invalidArgument(usage) }
+            architecture = try GPUArchitecture(parsing: value)
+        case "--ptx", "--compile":
+            mode = String(argument.dropFirst(2))
+        case _ where !argument.hasPrefix("-") && name == nil:
+            name = argument
+        default:
+            throw CUDAError.invalidArgument(usage)
+        }
+    }
+    let kernels = KernelCatalog.kernels
+    guard let name else {
+        kernels.forEach { print($0.name) }
+        return 0
+    }
+    guard let kernel = kernels.first(where: { $0.name == name }) else {
+        throw CUDAError.invalidArgument("no kernel named \(name); 'flexattn kernel-source' lists them")
+    }
+    switch mode {
+    case "ptx":
+        let request = KernelRequest(name: kernel.name, source: kernel.source, architecture: architecture)
+        let virtual = request.compilerOptions.map { $0.replacing("=sm_", with: "=compute_") }
+        print(try NVRTC().ptx(source: kernel.source, name: kernel.name, options: virtual))
+    case "compile":
+        try reportCompileLatency(kernel, architecture: architecture)
+    default:
+        print(kernel.source, terminator: "")
+    }
+    return 0
+}
+
+/// Times NVRTC's load, a compile into an empty cache, a memory hit, and a disk hit from a second cache instance
+/// (as a new process would see it).
+private func reportCompileLatency(_ kernel: any GeneratedKernel, architecture: GPUArchitecture) throws {
+    let clock = ContinuousClock()
+    var nvrtc: NVRTC?
+    let load = try clock.measure { nvrtc = try NVRTC() }
+    guard let nvrtc else { return }
+    let root = "/tmp/flexattention-latency-\(UInt64.random(in: 0...UInt64.max))"
+    let request = KernelRequest(name: kernel.name, source: kernel.source, architecture: architecture)
+    let cache = KernelCache(compiler: nvrtc, root: root)
+    var lines = ["NVRTC load: \(format(load))"]
+    for (label, instance) in [("first call", cache), ("second call", cache), ("new cache, same folder", KernelCache(compiler: nvrtc, root: root))] {
+        var origin = KernelOrigin.compiled
+        var size = 0
+        let elapsed = try clock.measure {
+            let result = try instance.cubin(for: request)
+            (origin, size) = (result.origin, result.cubin.count)
+        }
+        lines.append("\(label): \(format(elapsed)) (\(origin), \(size)-byte cubin)")
+    }
+    print("\(kernel.name) for \(architecture), cache folder \(root)")
+    lines.forEach { print("  \($0)") }
+}
+
+private func format(_ duration: Duration) -> String {
+    let microseconds = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+    return microseconds >= 10_000 ? "\(microseconds / 1000) ms" : "\(microseconds) µs"
+}
