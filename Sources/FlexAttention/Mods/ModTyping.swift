@@ -10,9 +10,11 @@ extension ModNode {
         }
     }
 
-    /// `float(x)` when `x` is an Int; `x` otherwise.
+    /// `float(x)` when `x` is an Int (folded when `x` is a literal, so `score > 0` reads `score > 0.0`); `x`
+    /// otherwise.
     static func promoted(_ x: ModNode) -> ModNode {
-        x.type == .int ? .unary(.float, x) : x
+        if case .int(let value) = x { return .float(Float(value)) }
+        return x.type == .int ? .unary(.float, x) : x
     }
 
     /// Converts the Int operands to Float when any operand is a Float, as the textual form's rules say.
