@@ -161,7 +161,7 @@ struct RandomExpressions {
             return [ModNode.variable(.q), .variable(.kv), .variable(.h), .variable(.b), .variable(.keyLength),
                     .int(Int.random(in: -40...90, using: &generator)), .lookup(ids, [index()])][pick(7)]
         }
-        let ops: [ModBinaryOperator] = smooth ? [.add, .subtract, .multiply] : [.add, .subtract, .multiply, .divide, .remainder, .min, .max]
+        let ops: [ModBinaryOperator] = smooth ? [.add, .subtract, .multiply] : [.add, .subtract, .multiply, .min, .max]
         switch pick(smooth ? 2 : 4) {
         case 0: return .binary(ops[pick(ops.count)], int(depth: depth - 1), int(depth: depth - 1))
         case 1: return .negated(int(depth: depth - 1))

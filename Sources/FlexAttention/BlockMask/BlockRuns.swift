@@ -47,7 +47,8 @@ struct BlockRuns: Sendable {
         var allFull = [Bool](repeating: true, count: count)
         // The visited blocks that overlap minor blocks `blocks`.
         func overlapped(_ blocks: Range<Int>) -> Range<Int> {
-            let elements = (blocks.lowerBound * minorBlockSize)..<min(blocks.upperBound * minorBlockSize, minorCount)
+            let end = min(blocks.upperBound * minorBlockSize, minorCount)
+            let elements = min(blocks.lowerBound * minorBlockSize, end)..<end
             return elements.isEmpty ? 0..<0 : (elements.lowerBound / size)..<((elements.upperBound - 1) / size + 1)
         }
         let minorBlocks = (minorCount + minorBlockSize - 1) / minorBlockSize
