@@ -25,6 +25,8 @@ struct ModIntervalMachine: ~Copyable {
     private let ints: UnsafeMutablePointer<IntInterval>
     private let floats: UnsafeMutablePointer<FloatInterval>
     private let bools: UnsafeMutablePointer<BoolSet>
+    /// The index bounds of the lookup being evaluated, one per axis.
+    private let box = UnsafeMutablePointer<IntInterval>.allocate(capacity: 3)
     /// Whether the last run found every table index inside its table and no Int divisor that may be 0.
     private(set) var isSafe = true
 
@@ -45,6 +47,7 @@ struct ModIntervalMachine: ~Copyable {
         ints.deallocate()
         floats.deallocate()
         bools.deallocate()
+        box.deallocate()
     }
 
     func bool(_ register: ModRegister) -> BoolSet { bools[register.index] }
@@ -90,7 +93,7 @@ struct ModIntervalMachine: ~Copyable {
                 case .bool: bools[r.index] = Self.choose(takesThen, takesElse, bools[x.index], bools[y.index]) { $0.union($1) }
                 }
             case .lookup(let slot, let indices, let r):
-                lookup(slot, indices, r)
+                lookup(slot, program.indexRegisters[indices], r)
             }
         }
     }
@@ -158,18 +161,16 @@ struct ModIntervalMachine: ~Copyable {
         }
     }
 
-    private mutating func lookup(_ slot: Int, _ indices: [ModRegister], _ r: ModRegister) {
+    private mutating func lookup(_ slot: Int, _ indices: ArraySlice<ModRegister>, _ r: ModRegister) {
         let table = extremes[slot]
-        var box: [IntInterval] = []
-        box.reserveCapacity(indices.count)
         for (axis, register) in indices.enumerated() {
             let index = ints[register.index], extent = table.shape[axis]
             if index.lower < 0 || index.upper >= extent { isSafe = false }
             // The tile machine clamps indices the same way.
             let lower = min(max(index.lower, 0), extent - 1), upper = min(max(index.upper, 0), extent - 1)
-            box.append(IntInterval(lower: lower, upper: upper))
+            box[axis] = IntInterval(lower: lower, upper: upper)
         }
-        let (lower, upper) = table.bounds(box)
+        let (lower, upper) = table.bounds(UnsafeBufferPointer(start: box, count: indices.count))
         switch r.type {
         case .int: ints[r.index] = IntInterval(lower: Int(lower), upper: Int(upper))
         default: floats[r.index] = table.hasNaN ? .unknown : FloatInterval(lower: Float(lower), upper: Float(upper))

@@ -32,7 +32,8 @@ struct TableExtremes: Sendable {
     }
 
     /// Bounds of the elements whose indices lie in `box` (one interval per axis, already inside the shape).
-    func bounds(_ box: [IntInterval]) -> (lower: Double, upper: Double) {
+    func bounds(_ box: UnsafeBufferPointer<IntInterval>) -> (lower: Double, upper: Double) {
+        if box.count == 1 { return run(box[0].lower, box[0].upper + 1) }
         var runs = 1
         for axis in box.dropLast() { runs = runs.multipliedReportingOverflow(by: axis.upper - axis.lower + 1).partialValue }
         guard runs >= 1, runs <= Self.maximumRuns else { return run(0, minima.count / 2) }

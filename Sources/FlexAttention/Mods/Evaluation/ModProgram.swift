@@ -13,8 +13,9 @@ enum ModInstruction {
     case unary(ModUnaryOperator, ModRegister, ModRegister)
     case binary(ModBinaryOperator, ModRegister, ModRegister, ModRegister)
     case select(ModRegister, ModRegister, ModRegister, ModRegister)
-    /// Reads table `slot` of ``ModProgram/tables`` at the given index registers.
-    case lookup(slot: Int, indices: [ModRegister], ModRegister)
+    /// Reads table `slot` of ``ModProgram/tables`` at the index registers `indices` of
+    /// ``ModProgram/indexRegisters`` (kept aside so that instructions hold no references to retain).
+    case lookup(slot: Int, indices: Range<Int>, ModRegister)
 }
 
 /// Expressions compiled once to a flat list of instructions over typed registers, shared subexpressions
@@ -22,6 +23,8 @@ enum ModInstruction {
 /// (``ModIntervalMachine``).
 struct ModProgram: Sendable {
     private(set) var instructions: [ModInstruction] = []
+    /// The index registers of all lookups.
+    private(set) var indexRegisters: [ModRegister] = []
     /// The tables read, by slot.
     private(set) var tables: [ModTable] = []
     /// The register holding each compiled expression, in the order given.
@@ -64,7 +67,9 @@ struct ModProgram: Sendable {
             let slot = tables.firstIndex(of: table) ?? tables.count
             if slot == tables.count { tables.append(table) }
             let registers = indices.map { emit($0) }
-            instruction = { .lookup(slot: slot, indices: registers, $0) }
+            let range = indexRegisters.count..<indexRegisters.count + registers.count
+            indexRegisters += registers
+            instruction = { .lookup(slot: slot, indices: range, $0) }
         }
         let type = node.type
         let result = ModRegister(type: type, index: registerCounts[type, default: 0])

@@ -78,19 +78,22 @@ struct ModTileMachine: ~Copyable {
                 case .bool: bools[r.index] = (condition .& bool(x)) .| (.!condition .& bool(y))
                 }
             case .lookup(let slot, let indices, let r):
-                lookup(program.tables[slot], indices, r, lanes: lanes, watchingFaults: watchingFaults)
+                lookup(
+                    program.tables[slot], program.indexRegisters[indices], r, lanes: lanes, watchingFaults: watchingFaults)
             }
         }
     }
 
     private static let laneIndex = SIMD16<Int>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
+    // A mask is its lanes' all-ones or zero bits, so converting between lane widths is a vector truncation or
+    // sign extension of those bits (building it with `replacing` instead costs ten times more).
     private static func narrow(_ mask: SIMDMask<SIMD16<Int>>) -> SIMDMask<SIMD16<Int32>> {
-        SIMD16<Int32>(truncatingIfNeeded: SIMD16<Int>.zero.replacing(with: -1, where: mask)) .!= 0
+        unsafeBitCast(SIMD16<Int32>(truncatingIfNeeded: unsafeBitCast(mask, to: SIMD16<Int>.self)), to: SIMDMask<SIMD16<Int32>>.self)
     }
 
     private static func widen(_ mask: SIMDMask<SIMD16<Int32>>) -> SIMDMask<SIMD16<Int>> {
-        SIMD16<Int>(truncatingIfNeeded: SIMD16<Int32>.zero.replacing(with: -1, where: mask)) .!= 0
+        unsafeBitCast(SIMD16<Int>(truncatingIfNeeded: unsafeBitCast(mask, to: SIMD16<Int32>.self)), to: SIMDMask<SIMD16<Int>>.self)
     }
 
     private mutating func unary(_ op: ModUnaryOperator, _ x: ModRegister, _ r: ModRegister) {
@@ -187,13 +190,13 @@ struct ModTileMachine: ~Copyable {
     }
 
     private mutating func lookup(
-        _ table: ModTable, _ indices: [ModRegister], _ r: ModRegister, lanes: ModLanes, watchingFaults: Bool
+        _ table: ModTable, _ indices: ArraySlice<ModRegister>, _ r: ModRegister, lanes: ModLanes, watchingFaults: Bool
     ) {
         var offsets = SIMD16<Int>.zero
         var stride = 1
-        for axis in indices.indices.reversed() {
+        for (axis, register) in indices.enumerated().reversed() {
             let extent = table.shape[axis]
-            let index = int(indices[axis])
+            let index = int(register)
             let clamped = index.clamped(lowerBound: .zero, upperBound: SIMD16(repeating: extent - 1))
             if watchingFaults, fault == nil, any((index .!= clamped) .& (Self.laneIndex .< lanes.activeLanes)) {
                 let lane = (0..<lanes.activeLanes).first { index[$0] != clamped[$0] } ?? 0
