@@ -32,26 +32,27 @@ import Testing
             #expect(blockMask.fullQueryBlocks(batch: b, head: h, keyBlock: column) == kinds.indices.filter { kinds[$0][column] == 2 })
             #expect(blockMask.partialQueryBlocks(batch: b, head: h, keyBlock: column) == kinds.indices.filter { kinds[$0][column] == 1 })
         }
-        // The CPU loops ask in tiles of 64: every skipped element is masked out, every unmasked block all kept.
-        for start in stride(from: 0, to: queries, by: 64) {
-            let tile = start..<min(start + 64, queries)
-            let visited = blockMask.keyBlocks(batch: b, head: h, queries: tile, keyCount: keys, blockSize: 64)
-            for kv in 0..<keys {
-                let block = visited.first { $0.range.contains(kv) }
-                for q in tile {
-                    if block == nil { #expect(!kept[kv * queries + q], "skipped kept q \(q) kv \(kv)") }
-                    if block?.needsMask == false { #expect(kept[kv * queries + q], "unmasked removed q \(q) kv \(kv)") }
-                }
-            }
+        // The CPU loops ask in tiles of 64, forward by query tile and backward by key tile.
+        checkVisited(major: queries, minor: keys, kept: { q, kv in kept[kv * queries + q] }) {
+            blockMask.keyBlocks(batch: b, head: h, queries: $0, keyCount: keys, blockSize: 64)
         }
-        for start in stride(from: 0, to: keys, by: 64) {
-            let tile = start..<min(start + 64, keys)
-            let visited = blockMask.queryBlocks(batch: b, head: h, keys: tile, queryCount: queries, blockSize: 64)
-            for q in 0..<queries {
-                let block = visited.first { $0.range.contains(q) }
-                for kv in tile {
-                    if block == nil { #expect(!kept[kv * queries + q], "skipped kept q \(q) kv \(kv) (transpose)") }
-                    if block?.needsMask == false { #expect(kept[kv * queries + q], "unmasked removed q \(q) kv \(kv) (transpose)") }
+        checkVisited(major: keys, minor: queries, kept: { kv, q in kept[kv * queries + q] }) {
+            blockMask.queryBlocks(batch: b, head: h, keys: $0, queryCount: queries, blockSize: 64)
+        }
+    }
+
+    /// Every element of a skipped block is masked out and every element of a block visited without the mask is kept.
+    static func checkVisited(
+        major: Int, minor: Int, kept: (Int, Int) -> Bool, visit: (Range<Int>) -> [VisitedBlock]
+    ) {
+        for start in stride(from: 0, to: major, by: 64) {
+            let tile = start..<min(start + 64, major)
+            let visited = visit(tile)
+            for j in 0..<minor {
+                let block = visited.first { $0.range.contains(j) }
+                for i in tile {
+                    if block == nil { #expect(!kept(i, j), "skipped a kept element at \(i), \(j)") }
+                    if block?.needsMask == false { #expect(kept(i, j), "left a removed element unmasked at \(i), \(j)") }
                 }
             }
         }
