@@ -1,3 +1,14 @@
+import FlexAttentionSIMD
+
+/// The FlashAttention backward pass on the CPU: dQ, dK, dV from dO, recomputing the probabilities from the saved
+/// log-sum-exp.
+///
+/// One work item owns one chunk of key blocks of one (batch, key/value head). It walks the query heads that share
+/// that key head and, for each key block, the query blocks the mask keeps, accumulating dK and dV in its own
+/// buffers and dQ in a buffer of its chunk. Chunks split the keys only when there are too few key heads to fill
+/// the cores, and their count depends on the shape alone; the chunks' dQ parts are then summed in chunk order.
+/// No two items write the same memory and every sum runs in a fixed order, so the result is the same bits for
+/// any thread count.
 struct CPUBackward {
     let shape: AttentionShape
     let scale: Float
@@ -10,7 +21,235 @@ struct CPUBackward {
     let outputGradient: Tensor
     let gradientDType: DType
 
+    static let keyTile = 64
+    static let queryTile = 64
+    /// Work items wanted before the keys of a head are split into chunks.
+    static let targetItems = 16
+
     func run() throws -> AttentionGradients {
-        throw FlexAttentionError.invalidArgument("todo")
+        guard logSumExp.dtype == .float32 else {
+            throw FlexAttentionError.mixedDTypes(expected: .float32, actual: logSumExp.dtype, tensor: "log-sum-exp")
+        }
+        let dq = try Tensor(zeros: query.shape, dtype: gradientDType)
+        let dk = try Tensor(zeros: key.shape, dtype: gradientDType)
+        let dv = try Tensor(zeros: value.shape, dtype: gradientDType)
+        let keyBlocks = (shape.keyLength + Self.keyTile - 1) / Self.keyTile
+        let heads = shape.batch * shape.keyValueHeads
+        let chunks = max(1, min(keyBlocks, (Self.targetItems + heads - 1) / heads))
+        let blocksPerChunk = (keyBlocks + chunks - 1) / chunks
+        let plan = BackwardPlan(
+            shape: shape, scale: scale, masking: masking,
+            query: StridedRows(query), key: StridedRows(key), value: StridedRows(value),
+            output: StridedRows(output), outputGradient: StridedRows(outputGradient),
+            logSumExp: logSumExp, dq: StridedRows(dq), dk: StridedRows(dk), dv: StridedRows(dv),
+            chunkLength: blocksPerChunk * Self.keyTile, chunks: (keyBlocks + blocksPerChunk - 1) / blocksPerChunk)
+        InstructionSet.current.withKernels { kernels in plan.run(kernels: kernels) }
+        return AttentionGradients(query: dq, key: dk, value: dv)
+    }
+}
+
+/// Everything the backward work items read and write, as raw views that may cross threads.
+private struct BackwardPlan: @unchecked Sendable {
+    let shape: AttentionShape
+    let scale: Float
+    let masking: any TileMasking
+    let query: StridedRows
+    let key: StridedRows
+    let value: StridedRows
+    let output: StridedRows
+    let outputGradient: StridedRows
+    let logSumExp: Tensor
+    let dq: StridedRows
+    let dk: StridedRows
+    let dv: StridedRows
+    let chunkLength: Int
+    let chunks: Int
+
+    var paddedQueries: Int { (shape.queryLength + 63) & ~63 }
+    var dPadded: Int { paddedToLanes(shape.headDim) }
+    var dvPadded: Int { paddedToLanes(shape.valueDim) }
+
+    func run<K: TileKernels>(kernels: K.Type) {
+        let heads = shape.batch * shape.keyValueHeads
+        // dQ parts of each (chunk, batch, query head), summed in chunk order once every item is done.
+        let partCount = chunks > 1 ? chunks * shape.batch * shape.queryHeads : 0
+        let parts = Scratch(partCount * paddedQueries * dPadded)
+        let partsPointer = SendablePointer(parts.pointer)
+        parallelFor(heads * chunks) { item in
+            let chunk = item / heads
+            let head = item % heads
+            runChunk(K.self, batch: head / shape.keyValueHeads, kvHead: head % shape.keyValueHeads, chunk: chunk,
+                     dqParts: chunks > 1 ? partsPointer.value : nil)
+        }
+        if chunks > 1 { sumQueryGradientParts(parts.pointer) }
+    }
+
+    /// Writes dQ for every (batch, query head) as the chunk-ordered sum of its parts.
+    private func sumQueryGradientParts(_ parts: UnsafeMutablePointer<Float>) {
+        let partSize = paddedQueries * dPadded
+        let heads = shape.batch * shape.queryHeads
+        let partsPointer = SendablePointer(parts)
+        parallelFor(heads) { head in
+            let total = partsPointer.value + head * partSize
+            for chunk in 1..<chunks {
+                let part = partsPointer.value + (chunk * heads + head) * partSize
+                for i in 0..<partSize { total[i] += part[i] }
+            }
+            writeQueryGradient(total, batch: head / shape.queryHeads, head: head % shape.queryHeads)
+        }
+    }
+
+    private func writeQueryGradient(_ accumulator: UnsafeMutablePointer<Float>, batch b: Int, head h: Int) {
+        for q in 0..<shape.queryLength {
+            let row = accumulator + q * dPadded
+            for c in 0..<shape.headDim { row[c] *= scale }
+            dq.write(b, h, q, from: row)
+        }
+    }
+
+    private func runChunk<K: TileKernels>(
+        _: K.Type, batch b: Int, kvHead: Int, chunk: Int, dqParts: UnsafeMutablePointer<Float>?
+    ) {
+        let keys = chunk * chunkLength..<min((chunk + 1) * chunkLength, shape.keyLength)
+        let (d, dvDim) = (shape.headDim, shape.valueDim)
+        let packed = PackedQueryHead(queries: paddedQueries, headDim: d, valueDim: dvDim)
+        let keyGradient = Scratch(keys.count * dPadded)
+        let valueGradient = Scratch(keys.count * dvPadded)
+        let ownQueryGradient = Scratch(dqParts == nil ? paddedQueries * dPadded : 0)
+        let keyRows = Scratch(CPUBackward.keyTile * dPadded)
+        let valueRows = Scratch(CPUBackward.keyTile * dvDim)
+        let tileLanes = CPUBackward.queryTile
+        let probabilities = Scratch(CPUBackward.keyTile * tileLanes)
+        let scoreGradients = Scratch(CPUBackward.keyTile * tileLanes)
+
+        for h in kvHead * shape.groupSize..<(kvHead + 1) * shape.groupSize {
+            pack(batch: b, head: h, into: packed)
+            let queryGradient: UnsafeMutablePointer<Float>
+            if let dqParts {
+                let headIndex = b * shape.queryHeads + h
+                queryGradient = dqParts + (chunk * shape.batch * shape.queryHeads + headIndex)
+                    * paddedQueries * dPadded
+            } else {
+                queryGradient = ownQueryGradient.pointer
+                queryGradient.update(repeating: 0, count: paddedQueries * dPadded)
+            }
+            for k0 in stride(from: keys.lowerBound, to: keys.upperBound, by: CPUBackward.keyTile) {
+                let block = k0..<min(k0 + CPUBackward.keyTile, keys.upperBound)
+                for (i, k) in block.enumerated() {
+                    key.read(b, kvHead, k, into: keyRows.pointer + i * dPadded)
+                    value.read(b, kvHead, k, into: valueRows.pointer + i * dvDim)
+                }
+                let local = k0 - keys.lowerBound
+                let queryBlocks = masking.queryBlocks(
+                    batch: b, head: h, keys: block, queryCount: shape.queryLength, blockSize: tileLanes)
+                for queryBlock in queryBlocks {
+                    let q0 = queryBlock.range.lowerBound
+                    let depth = queryBlock.range.count
+                    // Sᵀ = K Qᵀ (base-2 units), masked, then P = 2^(S − LSE).
+                    K.gemm(GemmOperands(
+                        rows: block.count, lanes: tileLanes, depth: d, a: keyRows.pointer, aRowStride: dPadded,
+                        aDepthStride: 1, b: packed.queryT + q0, ldb: paddedQueries, c: probabilities.pointer,
+                        ldc: tileLanes, accumulate: false))
+                    if queryBlock.needsMask {
+                        masking.mask(ScoreTile(
+                            values: probabilities.pointer, stride: tileLanes, batch: b, head: h,
+                            queries: queryBlock.range, keys: block))
+                    }
+                    K.probabilities(
+                        tile: probabilities.pointer, rows: block.count, lanes: tileLanes, ld: tileLanes,
+                        lse2: packed.lse2 + q0)
+                    // dPᵀ = V dOᵀ.
+                    K.gemm(GemmOperands(
+                        rows: block.count, lanes: tileLanes, depth: dvDim, a: valueRows.pointer,
+                        aRowStride: dvDim, aDepthStride: 1, b: packed.outputGradientT + q0, ldb: paddedQueries,
+                        c: scoreGradients.pointer, ldc: tileLanes, accumulate: false))
+                    // dV += Pᵀ-rows · dO.
+                    K.gemm(GemmOperands(
+                        rows: block.count, lanes: dvPadded, depth: depth, a: probabilities.pointer,
+                        aRowStride: tileLanes, aDepthStride: 1, b: packed.outputGradient + q0 * dvPadded,
+                        ldb: dvPadded, c: valueGradient.pointer + local * dvPadded, ldc: dvPadded,
+                        accumulate: true))
+                    // dS = P ∘ (dP − Delta), the gradient of the natural-unit scores before scaling.
+                    K.scoreGradient(
+                        p: probabilities.pointer, dp: scoreGradients.pointer, rows: block.count, lanes: tileLanes,
+                        ld: tileLanes, delta: packed.delta + q0)
+                    // dK += dSᵀ-rows · Q.
+                    K.gemm(GemmOperands(
+                        rows: block.count, lanes: dPadded, depth: depth, a: scoreGradients.pointer,
+                        aRowStride: tileLanes, aDepthStride: 1, b: packed.query + q0 * dPadded, ldb: dPadded,
+                        c: keyGradient.pointer + local * dPadded, ldc: dPadded, accumulate: true))
+                    // dQ += dS · K.
+                    K.gemm(GemmOperands(
+                        rows: depth, lanes: dPadded, depth: block.count, a: scoreGradients.pointer,
+                        aRowStride: 1, aDepthStride: tileLanes, b: keyRows.pointer, ldb: dPadded,
+                        c: queryGradient + q0 * dPadded, ldc: dPadded, accumulate: true))
+                }
+            }
+            if dqParts == nil { writeQueryGradient(queryGradient, batch: b, head: h) }
+        }
+        for k in keys {
+            let local = k - keys.lowerBound
+            let row = keyGradient.pointer + local * dPadded
+            for c in 0..<d { row[c] *= scale }
+            dk.write(b, kvHead, k, from: row)
+            dv.write(b, kvHead, k, from: valueGradient.pointer + local * dvPadded)
+        }
+    }
+
+    /// Fills `packed` with one query head's operands: Qᵀ scaled to base-2 score units, Q, dOᵀ, dO, the base-2
+    /// log-sum-exp (+∞ for empty rows) and Delta = rowsum(dO ∘ O).
+    private func pack(batch b: Int, head h: Int, into packed: borrowing PackedQueryHead) {
+        let logScale = scale * Float.log2e
+        let n = paddedQueries
+        let lseBase = logSumExp.storage.baseAddress.assumingMemoryBound(to: Float.self) + logSumExp.offset
+            + b * logSumExp.strides[0] + h * logSumExp.strides[1]
+        let lseStride = logSumExp.strides[2]
+        let outputRow = packed.outputRow
+        for q in 0..<shape.queryLength {
+            query.read(b, h, q, into: packed.queryT + q, step: n, factor: logScale)
+            query.read(b, h, q, into: packed.query + q * dPadded)
+            outputGradient.read(b, h, q, into: packed.outputGradientT + q, step: n)
+            let dORow = packed.outputGradient + q * dvPadded
+            outputGradient.read(b, h, q, into: dORow)
+            output.read(b, h, q, into: outputRow)
+            var delta: Float = 0
+            for c in 0..<shape.valueDim { delta += dORow[c] * outputRow[c] }
+            packed.delta[q] = delta
+            let l = lseBase[q * lseStride]
+            packed.lse2[q] = l == -.infinity ? .infinity : l * Float.log2e
+        }
+    }
+}
+
+/// One query head's backward operands, packed for the GEMMs: `queries` is the padded query count, and padding
+/// rows stay zero.
+private struct PackedQueryHead: ~Copyable {
+    private let storage: Scratch
+    /// `[D][queries]`, scaled to base-2 score units.
+    let queryT: UnsafeMutablePointer<Float>
+    /// `[queries][D padded]`.
+    let query: UnsafeMutablePointer<Float>
+    /// `[Dv][queries]`.
+    let outputGradientT: UnsafeMutablePointer<Float>
+    /// `[queries][Dv padded]`.
+    let outputGradient: UnsafeMutablePointer<Float>
+    /// Base-2 log-sum-exp per query, +∞ for empty rows.
+    let lse2: UnsafeMutablePointer<Float>
+    /// rowsum(dO ∘ O) per query.
+    let delta: UnsafeMutablePointer<Float>
+    /// Room for one row of O.
+    let outputRow: UnsafeMutablePointer<Float>
+
+    init(queries n: Int, headDim d: Int, valueDim dv: Int) {
+        let sizes = [d * n, n * paddedToLanes(d), dv * n, n * paddedToLanes(dv), n, n, dv]
+        storage = Scratch(sizes.reduce(0, +))
+        var next = storage.pointer
+        var pointers = [UnsafeMutablePointer<Float>]()
+        for size in sizes {
+            pointers.append(next)
+            next += size
+        }
+        (queryT, query, outputGradientT, outputGradient) = (pointers[0], pointers[1], pointers[2], pointers[3])
+        (lse2, delta, outputRow) = (pointers[4], pointers[5], pointers[6])
     }
 }

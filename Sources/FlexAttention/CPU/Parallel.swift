@@ -9,3 +9,9 @@ func parallelFor(_ count: Int, _ body: @Sendable (Int) -> Void) {
     }
     DispatchQueue.concurrentPerform(iterations: count, execute: body)
 }
+
+/// A pointer handed to parallel work items that write disjoint parts of its memory.
+struct SendablePointer<T>: @unchecked Sendable {
+    let value: UnsafeMutablePointer<T>
+    init(_ value: UnsafeMutablePointer<T>) { self.value = value }
+}
