@@ -1,0 +1,40 @@
+extension ScoreMod {
+    /// Checks that every table index is inside its table and no Int divides by zero, for every
+    /// `(b, h, q, kv)` of `batch × heads × queryLength × keyLength`. Regions that interval analysis proves valid are
+    /// skipped whole; the rest are halved down to small ones checked element by element.
+    ///
+    /// - Throws: ``ModError/tableIndexOutOfRange(table:axis:index:extent:at:)`` or
+    ///   ``ModError/divisionByZero(at:)`` for the first element found, or the mod's validation errors.
+    public func checkIndices(batch: Int, heads: Int, queryLength: Int, keyLength: Int) throws {
+        try validate()
+        guard batch > 0, heads > 0, queryLength > 0, keyLength > 0 else { return }
+        let program = ModProgram([expression.node])
+        var intervals = ModIntervalMachine(
+            program, queryLength: queryLength, keyLength: keyLength, extremes: program.tables.map(TableExtremes.init))
+        var exact = ModTileMachine(program)
+        var pending = [ScoreRegion(batches: 0..<batch, heads: 0..<heads, queries: 0..<queryLength, keys: 0..<keyLength)]
+        while let region = pending.popLast() {
+            intervals.run(region)
+            if intervals.isSafe { continue }
+            guard region.elementCount <= MaskRegionAnalysis.leafElements else {
+                let (first, second) = region.halves
+                pending += [second, first]
+                continue
+            }
+            for b in region.batches {
+                for h in region.heads {
+                    for key in region.keys {
+                        for start in stride(from: region.queries.lowerBound, to: region.queries.upperBound, by: 16) {
+                            exact.run(
+                                ModLanes(
+                                    batch: b, head: h, firstQuery: start, key: key, queryLength: queryLength,
+                                    keyLength: keyLength, activeLanes: min(16, region.queries.upperBound - start)),
+                                watchingFaults: true)
+                            if let fault = exact.fault { throw fault }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
