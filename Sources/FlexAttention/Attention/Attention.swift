@@ -106,6 +106,8 @@ public struct AttentionGradients: Sendable {
     public let key: Tensor
     /// `∂loss/∂V`, shape of V (summed likewise).
     public let value: Tensor
+    /// `∂loss/∂table` for every Float table the score mod reads, by table name, Float32 with the table's shape.
+    public let tableGradients: [String: Tensor]
 }
 
 extension AttentionOptions {

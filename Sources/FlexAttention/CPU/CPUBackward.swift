@@ -44,7 +44,7 @@ struct CPUBackward {
             logSumExp: logSumExp, dq: StridedRows(dq), dk: StridedRows(dk), dv: StridedRows(dv),
             chunkLength: blocksPerChunk * Self.keyTile, chunks: (keyBlocks + blocksPerChunk - 1) / blocksPerChunk)
         InstructionSet.current.withKernels { kernels in plan.run(kernels: kernels) }
-        return AttentionGradients(query: dq, key: dk, value: dv)
+        return AttentionGradients(query: dq, key: dk, value: dv, tableGradients: [:])
     }
 }
 
