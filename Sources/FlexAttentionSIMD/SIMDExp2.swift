@@ -8,7 +8,8 @@ public typealias FloatLanes = SIMD16<Float>
 /// Splits x = n + f with n = round(x), |f| ≤ 0.5, evaluates a degree-6 polynomial for 2^f and builds 2^n in the
 /// exponent field: adding 2^23 + 127 leaves n + 127 in the low mantissa bits, which a shift moves into place.
 /// The clamp to [−127, 128] keeps that field from wrapping (n = −127 gives the zero exponent, so 0).
-@inlinable @inline(__always)
+/// Always inlined (`@_transparent`), so each caller compiles it with its own instruction set.
+@_transparent
 public func exp2Lanes(_ x: FloatLanes) -> FloatLanes {
     let clamped = lanewiseMax(lanewiseMin(x, FloatLanes(repeating: 128)), FloatLanes(repeating: -127))
     let n = clamped.rounded(.toNearestOrEven)
@@ -26,13 +27,13 @@ public func exp2Lanes(_ x: FloatLanes) -> FloatLanes {
 }
 
 /// Lane-wise maximum as one compare and blend (the standard library's `pointwiseMax` runs lane by lane).
-@inlinable @inline(__always)
+@_transparent
 public func lanewiseMax(_ a: FloatLanes, _ b: FloatLanes) -> FloatLanes {
     a.replacing(with: b, where: a .< b)
 }
 
 /// Lane-wise minimum as one compare and blend.
-@inlinable @inline(__always)
+@_transparent
 public func lanewiseMin(_ a: FloatLanes, _ b: FloatLanes) -> FloatLanes {
     a.replacing(with: b, where: b .< a)
 }

@@ -122,8 +122,16 @@ func positiveIntegers(_ texts: [String], option: String) throws -> [Int]? {
     }
 }
 
+/// Uniform values in [−1, 1) from a xorshift generator: the system generator would take longer than the timing.
 private func randomTensor(_ shape: [Int]) throws -> Tensor {
-    try Tensor((0..<shape.reduce(1, *)).map { _ in Float.random(in: -1...1) }, shape: shape)
+    var state = UInt64.random(in: 1...UInt64.max)
+    let values = (0..<shape.reduce(1, *)).map { _ in
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return Float(state >> 40) / Float(1 << 23) - 1
+    }
+    return try Tensor(values, shape: shape)
 }
 
 private func pad(_ value: some CustomStringConvertible, _ width: Int) -> String {

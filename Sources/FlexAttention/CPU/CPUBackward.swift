@@ -251,23 +251,37 @@ private struct BackwardPlan: @unchecked Sendable {
     /// log-sum-exp (+∞ for empty rows) and Delta = rowsum(dO ∘ O).
     private func pack(batch b: Int, head h: Int, into packed: borrowing PackedQueryHead) {
         let queryFactor = mods.queryFactor(scale: scale)
-        let n = paddedQueries
         let lseBase = logSumExp.storage.baseAddress.assumingMemoryBound(to: Float.self) + logSumExp.offset
             + b * logSumExp.strides[0] + h * logSumExp.strides[1]
         let lseStride = logSumExp.strides[2]
-        let outputRow = packed.outputRow
         for q in 0..<shape.queryLength {
-            query.read(b, h, q, into: packed.queryT + q, step: n, factor: queryFactor)
-            query.read(b, h, q, into: packed.query + q * dPadded)
-            outputGradient.read(b, h, q, into: packed.outputGradientT + q, step: n)
+            let queryRow = packed.query + q * dPadded
             let dORow = packed.outputGradient + q * dvPadded
+            query.read(b, h, q, into: queryRow)
             outputGradient.read(b, h, q, into: dORow)
-            output.read(b, h, q, into: outputRow)
+            output.read(b, h, q, into: packed.outputRow)
             var delta: Float = 0
-            for c in 0..<shape.valueDim { delta += dORow[c] * outputRow[c] }
+            for c in 0..<shape.valueDim { delta += dORow[c] * packed.outputRow[c] }
             packed.delta[q] = delta
             let l = lseBase[q * lseStride]
             packed.lse2[q] = l == -.infinity ? .infinity : l * Float.log2e
+        }
+        transpose(packed.query, columns: shape.headDim, ld: dPadded, into: packed.queryT, factor: queryFactor)
+        transpose(packed.outputGradient, columns: shape.valueDim, ld: dvPadded, into: packed.outputGradientT)
+    }
+
+    /// `target[c * paddedQueries + q] = source[q * ld + c] · factor`, 64 rows at a time so that both sides
+    /// stay in cache.
+    private func transpose(
+        _ source: UnsafePointer<Float>, columns: Int, ld: Int, into target: UnsafeMutablePointer<Float>,
+        factor: Float = 1
+    ) {
+        for q0 in stride(from: 0, to: shape.queryLength, by: 64) {
+            let rows = min(64, shape.queryLength - q0)
+            for c in 0..<columns {
+                let column = target + c * paddedQueries + q0
+                for i in 0..<rows { column[i] = source[(q0 + i) * ld + c] * factor }
+            }
         }
     }
 }
