@@ -26,7 +26,8 @@ public enum NumPyError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notNumPy: "not a .npy file (no \\x93NUMPY magic)"
         case let .unsupportedVersion(major, minor): "unsupported .npy format version \(major).\(minor)"
         case let .malformedHeader(reason): "corrupt .npy header: \(reason)"
-        case let .unsupportedDType(descr): "unsupported dtype '\(descr)' (expected <f4, <f2, <i4 or <i8)"
+        case let .unsupportedDType(descr):
+            "unsupported dtype '\(descr)' (\(descr.hasPrefix(">") ? "big-endian; " : "")expected <f4, <f2, <i4 or <i8)"
         case .fortranOrder: "Fortran-order arrays are not supported (save C order)"
         case let .dataSizeMismatch(expected, actual):
             actual < expected
