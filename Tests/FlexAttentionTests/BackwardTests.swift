@@ -28,7 +28,7 @@ struct BackwardTests {
         let grads = try attention.backward(
             query: q, key: k, value: v, forward: forward, outputGradient: dO, options: options,
             gradientDType: .float32)
-        let reference = ReferenceAttention(query: q, key: k, value: v) { _, _, i, j in !c.causal || i >= j }
+        let reference = ReferenceAttention(query: q, key: k, value: v, keep: { _, _, i, j in !c.causal || i >= j })
             .backward(outputGradient: dO.floats().map(Double.init))
         let limit = c.dtype == .float32 ? 1e-4 : tolerance(c.dtype) * 4
         #expect(relativeError(grads.query.floats(), reference.dq) < limit, "dQ, seed \(seed)")

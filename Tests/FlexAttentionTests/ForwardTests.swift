@@ -33,7 +33,7 @@ struct ForwardTests {
         let v = try randomTensor([c.b, c.hkv, c.skv, c.dv], dtype: c.dtype, layout: c.layout, rng: &rng)
         let result = try Attention().forward(
             query: q, key: k, value: v, options: .init(isCausal: c.causal), outputDType: .float32)
-        let reference = ReferenceAttention(query: q, key: k, value: v) { _, _, i, j in !c.causal || i >= j }
+        let reference = ReferenceAttention(query: q, key: k, value: v, keep: { _, _, i, j in !c.causal || i >= j })
             .forward()
         let error = relativeError(result.output.floats(), reference.o)
         #expect(error < tolerance(c.dtype), "seed \(seed)")

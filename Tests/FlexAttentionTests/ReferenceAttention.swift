@@ -9,8 +9,11 @@ struct ReferenceAttention {
     let q: [Double], k: [Double], v: [Double]
     let scale: Double
     let keep: (_ b: Int, _ h: Int, _ q: Int, _ kv: Int) -> Bool
+    /// The score mod, `nil` for none.
+    let score: ((_ s: Double, _ b: Int, _ h: Int, _ q: Int, _ kv: Int) -> Double)?
 
     init(query: Tensor, key: Tensor, value: Tensor, scale: Double? = nil,
+         score: ((_ s: Double, _ b: Int, _ h: Int, _ q: Int, _ kv: Int) -> Double)? = nil,
          keep: @escaping (_ b: Int, _ h: Int, _ q: Int, _ kv: Int) -> Bool = { _, _, _, _ in true }) {
         (batch, queryHeads, queryLength, headDim) = (query.shape[0], query.shape[1], query.shape[2], query.shape[3])
         (keyValueHeads, keyLength, valueDim) = (key.shape[1], key.shape[2], value.shape[3])
@@ -19,6 +22,22 @@ struct ReferenceAttention {
         v = value.floats().map(Double.init)
         self.scale = scale ?? 1 / Double(headDim).squareRoot()
         self.keep = keep
+        self.score = score
+    }
+
+    /// The natural-unit score of (b, h, i, j) before the score mod.
+    func rawScore(_ b: Int, _ h: Int, _ i: Int, _ j: Int) -> Double {
+        let kvh = h / (queryHeads / keyValueHeads)
+        var dot = 0.0
+        for c in 0..<headDim { dot += q[qIndex(b, h, i) + c] * k[kIndex(b, kvh, j) + c] }
+        return dot * scale
+    }
+
+    /// ∂score′/∂score by a central difference (1 when there is no score mod).
+    func scoreSlope(_ s: Double, _ b: Int, _ h: Int, _ i: Int, _ j: Int) -> Double {
+        guard let score else { return 1 }
+        let step = 1e-5 * max(1, abs(s))
+        return (score(s + step, b, h, i, j) - score(s - step, b, h, i, j)) / (2 * step)
     }
 
     func qIndex(_ b: Int, _ h: Int, _ i: Int) -> Int { ((b * queryHeads + h) * queryLength + i) * headDim }
@@ -27,12 +46,10 @@ struct ReferenceAttention {
 
     /// Probabilities of row (b, h, i) and its log-sum-exp (−∞ and all zeros when nothing is kept).
     func row(_ b: Int, _ h: Int, _ i: Int) -> (p: [Double], lse: Double) {
-        let kvh = h / (queryHeads / keyValueHeads)
         var s = [Double](repeating: -.infinity, count: keyLength)
         for j in 0..<keyLength where keep(b, h, i, j) {
-            var dot = 0.0
-            for c in 0..<headDim { dot += q[qIndex(b, h, i) + c] * k[kIndex(b, kvh, j) + c] }
-            s[j] = dot * scale
+            let raw = rawScore(b, h, i, j)
+            s[j] = score?(raw, b, h, i, j) ?? raw
         }
         let m = s.max() ?? -.infinity
         guard m > -.infinity else { return ([Double](repeating: 0, count: keyLength), -.infinity) }
@@ -61,6 +78,11 @@ struct ReferenceAttention {
         return (o, lse)
     }
 
+    /// Σ O ∘ dO: the loss whose gradients ``backward(outputGradient:)`` returns.
+    func loss(outputGradient dO: [Double]) -> Double {
+        zip(forward().o, dO).reduce(0) { $0 + $1.0 * $1.1 }
+    }
+
     /// dQ, dK, dV (row-major, shapes of Q, K, V) for the output gradient `dO`.
     func backward(outputGradient dO: [Double]) -> (dq: [Double], dk: [Double], dv: [Double]) {
         var dq = [Double](repeating: 0, count: q.count)
@@ -81,7 +103,7 @@ struct ReferenceAttention {
                     }
                     let delta = zip(p, dp).reduce(0) { $0 + $1.0 * $1.1 }
                     for j in 0..<keyLength where p[j] != 0 {
-                        let ds = p[j] * (dp[j] - delta) * scale
+                        let ds = p[j] * (dp[j] - delta) * scale * scoreSlope(rawScore(b, h, i, j), b, h, i, j)
                         for c in 0..<headDim {
                             dq[qIndex(b, h, i) + c] += ds * k[kIndex(b, kvh, j) + c]
                             dk[kIndex(b, kvh, j) + c] += ds * q[qIndex(b, h, i) + c]

@@ -38,8 +38,8 @@ public struct Attention: Sendable {
         switch device {
         case .cpu:
             return try CPUForward(
-                shape: shape, scale: scale, masking: options.cpuMasking, query: query, key: key, value: value,
-                outputDType: outputDType ?? shape.dtype
+                shape: shape, scale: scale, mods: try CPUMods(options, shape: shape), query: query, key: key,
+                value: value, outputDType: outputDType ?? shape.dtype
             ).run()
         case .cuda:
             throw FlexAttentionError.invalidArgument("attention on \(device) is not available yet")
@@ -74,8 +74,8 @@ public struct Attention: Sendable {
         switch device {
         case .cpu:
             return try CPUBackward(
-                shape: shape, scale: scale, masking: options.cpuMasking, query: query, key: key, value: value,
-                output: forward.output, logSumExp: forward.logSumExp, outputGradient: outputGradient,
+                shape: shape, scale: scale, mods: try CPUMods(options, shape: shape), query: query, key: key,
+                value: value, output: forward.output, logSumExp: forward.logSumExp, outputGradient: outputGradient,
                 gradientDType: gradientDType ?? shape.dtype
             ).run()
         case .cuda:
@@ -108,8 +108,4 @@ public struct AttentionGradients: Sendable {
     public let value: Tensor
     /// `∂loss/∂table` for every Float table the score mod reads, by table name, Float32 with the table's shape.
     public let tableGradients: [String: Tensor]
-}
-
-extension AttentionOptions {
-    var cpuMasking: any TileMasking { isCausal ? CausalMasking() : NoMasking() }
 }

@@ -12,7 +12,7 @@ import FlexAttentionSIMD
 struct CPUBackward {
     let shape: AttentionShape
     let scale: Float
-    let masking: any TileMasking
+    let mods: CPUMods
     let query: Tensor
     let key: Tensor
     let value: Tensor
@@ -37,14 +37,19 @@ struct CPUBackward {
         let heads = shape.batch * shape.keyValueHeads
         let chunks = max(1, min(keyBlocks, (Self.targetItems + heads - 1) / heads))
         let blocksPerChunk = (keyBlocks + chunks - 1) / chunks
+        let tables = mods.scoreModifier?.gradientTables ?? []
         let plan = BackwardPlan(
-            shape: shape, scale: scale, masking: masking,
+            shape: shape, scale: scale, mods: mods, tableSizes: tables.map(\.count),
             query: StridedRows(query), key: StridedRows(key), value: StridedRows(value),
             output: StridedRows(output), outputGradient: StridedRows(outputGradient),
             logSumExp: logSumExp, dq: StridedRows(dq), dk: StridedRows(dk), dv: StridedRows(dv),
             chunkLength: blocksPerChunk * Self.keyTile, chunks: (keyBlocks + blocksPerChunk - 1) / blocksPerChunk)
-        InstructionSet.current.withKernels { kernels in plan.run(kernels: kernels) }
-        return AttentionGradients(query: dq, key: dk, value: dv, tableGradients: [:])
+        let tableGradients = InstructionSet.current.withKernels { kernels in plan.run(kernels: kernels) }
+        var gradientsByName: [String: Tensor] = [:]
+        for (table, values) in zip(tables, tableGradients) {
+            gradientsByName[table.name] = try Tensor(values, shape: table.shape)
+        }
+        return AttentionGradients(query: dq, key: dk, value: dv, tableGradients: gradientsByName)
     }
 }
 
@@ -52,7 +57,9 @@ struct CPUBackward {
 private struct BackwardPlan: @unchecked Sendable {
     let shape: AttentionShape
     let scale: Float
-    let masking: any TileMasking
+    let mods: CPUMods
+    /// Element counts of the Float tables the score mod reads, which get gradients.
+    let tableSizes: [Int]
     let query: StridedRows
     let key: StridedRows
     let value: StridedRows
@@ -69,19 +76,36 @@ private struct BackwardPlan: @unchecked Sendable {
     var dPadded: Int { paddedToLanes(shape.headDim) }
     var dvPadded: Int { paddedToLanes(shape.valueDim) }
 
-    func run<K: TileKernels>(kernels: K.Type) {
+    /// Runs every work item and returns the table gradients, one array per table.
+    func run<K: TileKernels>(kernels: K.Type) -> [[Float]] {
         let heads = shape.batch * shape.keyValueHeads
+        let items = heads * chunks
         // dQ parts of each (chunk, batch, query head), summed in chunk order once every item is done.
         let partCount = chunks > 1 ? chunks * shape.batch * shape.queryHeads : 0
         let parts = Scratch(partCount * paddedQueries * dPadded)
         let partsPointer = SendablePointer(parts.pointer)
-        parallelFor(heads * chunks) { item in
+        // Table gradients of each item, summed in item order.
+        let tableTotal = tableSizes.reduce(0, +)
+        let tableParts = Scratch(items * tableTotal)
+        let tablePartsPointer = SendablePointer(tableParts.pointer)
+        parallelFor(items) { item in
             let chunk = item / heads
             let head = item % heads
             runChunk(K.self, batch: head / shape.keyValueHeads, kvHead: head % shape.keyValueHeads, chunk: chunk,
-                     dqParts: chunks > 1 ? partsPointer.value : nil)
+                     dqParts: chunks > 1 ? partsPointer.value : nil,
+                     tableGradients: tablePartsPointer.value + item * tableTotal)
         }
         if chunks > 1 { sumQueryGradientParts(parts.pointer) }
+        var offset = 0
+        return tableSizes.map { size in
+            var total = [Float](repeating: 0, count: size)
+            for item in 0..<items {
+                let part = tableParts.pointer + item * tableTotal + offset
+                for i in 0..<size { total[i] += part[i] }
+            }
+            offset += size
+            return total
+        }
     }
 
     /// Writes dQ for every (batch, query head) as the chunk-ordered sum of its parts.
@@ -108,7 +132,8 @@ private struct BackwardPlan: @unchecked Sendable {
     }
 
     private func runChunk<K: TileKernels>(
-        _: K.Type, batch b: Int, kvHead: Int, chunk: Int, dqParts: UnsafeMutablePointer<Float>?
+        _: K.Type, batch b: Int, kvHead: Int, chunk: Int, dqParts: UnsafeMutablePointer<Float>?,
+        tableGradients: UnsafeMutablePointer<Float>
     ) {
         let keys = chunk * chunkLength..<min((chunk + 1) * chunkLength, shape.keyLength)
         let (d, dvDim) = (shape.headDim, shape.valueDim)
@@ -121,6 +146,17 @@ private struct BackwardPlan: @unchecked Sendable {
         let tileLanes = CPUBackward.queryTile
         let probabilities = Scratch(CPUBackward.keyTile * tileLanes)
         let scoreGradients = Scratch(CPUBackward.keyTile * tileLanes)
+        let modifier = mods.scoreModifier
+        let rawScores = Scratch(modifier == nil ? 0 : CPUBackward.keyTile * tileLanes)
+        let slopes = Scratch(modifier == nil ? 0 : CPUBackward.keyTile * tileLanes)
+        let log2e = Scratch(tileLanes)
+        log2e.pointer.update(repeating: .log2e, count: tileLanes)
+        var tableBuffers: [UnsafeMutablePointer<Float>] = []
+        var nextTable = tableGradients
+        for size in tableSizes {
+            tableBuffers.append(nextTable)
+            nextTable += size
+        }
 
         for h in kvHead * shape.groupSize..<(kvHead + 1) * shape.groupSize {
             pack(batch: b, head: h, into: packed)
@@ -140,21 +176,27 @@ private struct BackwardPlan: @unchecked Sendable {
                     value.read(b, kvHead, k, into: valueRows.pointer + i * dvDim)
                 }
                 let local = k0 - keys.lowerBound
-                let queryBlocks = masking.queryBlocks(
+                let queryBlocks = mods.masking.queryBlocks(
                     batch: b, head: h, keys: block, queryCount: shape.queryLength, blockSize: tileLanes)
                 for queryBlock in queryBlocks {
                     let q0 = queryBlock.range.lowerBound
                     let depth = queryBlock.range.count
-                    // Sᵀ = K Qᵀ (base-2 units), masked, then P = 2^(S − LSE).
+                    // Sᵀ = K Qᵀ, modified, in base-2 units, masked, then P = 2^(S − LSE).
                     K.gemm(GemmOperands(
                         rows: block.count, lanes: tileLanes, depth: d, a: keyRows.pointer, aRowStride: dPadded,
                         aDepthStride: 1, b: packed.queryT + q0, ldb: paddedQueries, c: probabilities.pointer,
                         ldc: tileLanes, accumulate: false))
-                    if queryBlock.needsMask {
-                        masking.mask(ScoreTile(
-                            values: probabilities.pointer, stride: tileLanes, batch: b, head: h,
-                            queries: queryBlock.range, keys: block))
+                    let tile = ScoreTile(
+                        values: probabilities.pointer, stride: tileLanes, batch: b, head: h,
+                        queries: queryBlock.range, keys: block)
+                    if let modifier {
+                        rawScores.pointer.update(from: probabilities.pointer, count: block.count * tileLanes)
+                        modifier.modify(tile, derivative: slopes.pointer)
+                        K.scaleColumns(
+                            c: probabilities.pointer, rows: block.count, lanes: tileLanes, ldc: tileLanes,
+                            factor: log2e.pointer)
                     }
+                    if queryBlock.needsMask { mods.masking.mask(tile) }
                     K.probabilities(
                         tile: probabilities.pointer, rows: block.count, lanes: tileLanes, ld: tileLanes,
                         lse2: packed.lse2 + q0)
@@ -169,10 +211,19 @@ private struct BackwardPlan: @unchecked Sendable {
                         aRowStride: tileLanes, aDepthStride: 1, b: packed.outputGradient + q0 * dvPadded,
                         ldb: dvPadded, c: valueGradient.pointer + local * dvPadded, ldc: dvPadded,
                         accumulate: true))
-                    // dS = P ∘ (dP − Delta), the gradient of the natural-unit scores before scaling.
+                    // dS = P ∘ (dP − Delta), the gradient of the (modified) natural-unit scores; through a score
+                    // mod it feeds the tables it reads and is multiplied by ∂score′/∂score.
                     K.scoreGradient(
                         p: probabilities.pointer, dp: scoreGradients.pointer, rows: block.count, lanes: tileLanes,
                         ld: tileLanes, delta: packed.delta + q0)
+                    if let modifier {
+                        var raw = tile
+                        raw.values = rawScores.pointer
+                        modifier.accumulateTableGradients(
+                            scores: raw, outputGradient: scoreGradients.pointer, into: tableBuffers)
+                        let count = block.count * tileLanes
+                        for i in 0..<count { scoreGradients.pointer[i] *= slopes.pointer[i] }
+                    }
                     // dK += dSᵀ-rows · Q.
                     K.gemm(GemmOperands(
                         rows: block.count, lanes: dPadded, depth: depth, a: scoreGradients.pointer,
@@ -199,14 +250,14 @@ private struct BackwardPlan: @unchecked Sendable {
     /// Fills `packed` with one query head's operands: Qᵀ scaled to base-2 score units, Q, dOᵀ, dO, the base-2
     /// log-sum-exp (+∞ for empty rows) and Delta = rowsum(dO ∘ O).
     private func pack(batch b: Int, head h: Int, into packed: borrowing PackedQueryHead) {
-        let logScale = scale * Float.log2e
+        let queryFactor = mods.queryFactor(scale: scale)
         let n = paddedQueries
         let lseBase = logSumExp.storage.baseAddress.assumingMemoryBound(to: Float.self) + logSumExp.offset
             + b * logSumExp.strides[0] + h * logSumExp.strides[1]
         let lseStride = logSumExp.strides[2]
         let outputRow = packed.outputRow
         for q in 0..<shape.queryLength {
-            query.read(b, h, q, into: packed.queryT + q, step: n, factor: logScale)
+            query.read(b, h, q, into: packed.queryT + q, step: n, factor: queryFactor)
             query.read(b, h, q, into: packed.query + q * dPadded)
             outputGradient.read(b, h, q, into: packed.outputGradientT + q, step: n)
             let dORow = packed.outputGradient + q * dvPadded

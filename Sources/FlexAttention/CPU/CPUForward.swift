@@ -14,7 +14,7 @@ import Glibc
 struct CPUForward {
     let shape: AttentionShape
     let scale: Float
-    let masking: any TileMasking
+    let mods: CPUMods
     let query: Tensor
     let key: Tensor
     let value: Tensor
@@ -28,7 +28,7 @@ struct CPUForward {
             zeros: [shape.batch, shape.queryHeads, shape.queryLength, shape.valueDim], dtype: outputDType)
         let logSumExp = try Tensor(zeros: [shape.batch, shape.queryHeads, shape.queryLength], dtype: .float32)
         let plan = ForwardPlan(
-            shape: shape, logScale: scale * Float.log2e, masking: masking,
+            shape: shape, queryFactor: mods.queryFactor(scale: scale), mods: mods,
             query: StridedRows(query), key: StridedRows(key), value: StridedRows(value),
             output: StridedRows(output),
             logSumExp: logSumExp.storage.baseAddress.assumingMemoryBound(to: Float.self))
@@ -43,8 +43,8 @@ struct CPUForward {
 /// Everything one forward work item reads, as raw views that may cross threads.
 private struct ForwardPlan: @unchecked Sendable {
     let shape: AttentionShape
-    let logScale: Float
-    let masking: any TileMasking
+    let queryFactor: Float
+    let mods: CPUMods
     let query: StridedRows
     let key: StridedRows
     let value: StridedRows
@@ -72,17 +72,19 @@ private struct ForwardPlan: @unchecked Sendable {
         let queryT = Scratch(d * lanes)
         let scores = Scratch(keyTile * lanes)
         let accumulator = Scratch(dv * lanes)
-        let stats = Scratch(3 * lanes)
+        let stats = Scratch(4 * lanes)
         let (runningMax, runningSum, correction) = (stats.pointer, stats.pointer + lanes, stats.pointer + 2 * lanes)
+        let log2e = stats.pointer + 3 * lanes
         runningMax.update(repeating: -.infinity, count: lanes)
+        log2e.update(repeating: .log2e, count: lanes)
         let needsConversion = key.dtype != .float32
         let keyRows = Scratch(needsConversion ? keyTile * d : 0)
         let valueRows = Scratch(needsConversion ? keyTile * dv : 0)
 
         for q in queries {
-            query.read(b, h, q, into: queryT.pointer + (q - q0), step: lanes, factor: logScale)
+            query.read(b, h, q, into: queryT.pointer + (q - q0), step: lanes, factor: queryFactor)
         }
-        let blocks = masking.keyBlocks(
+        let blocks = mods.masking.keyBlocks(
             batch: b, head: h, queries: queries, keyCount: shape.keyLength, blockSize: keyTile)
         for block in blocks {
             let keys = block.range
@@ -91,10 +93,12 @@ private struct ForwardPlan: @unchecked Sendable {
             K.gemm(GemmOperands(
                 rows: keys.count, lanes: lanes, depth: d, a: kPointer, aRowStride: kRow, aDepthStride: kColumn,
                 b: queryT.pointer, ldb: lanes, c: scores.pointer, ldc: lanes, accumulate: false))
-            if block.needsMask {
-                masking.mask(ScoreTile(
-                    values: scores.pointer, stride: lanes, batch: b, head: h, queries: queries, keys: keys))
+            let tile = ScoreTile(values: scores.pointer, stride: lanes, batch: b, head: h, queries: queries, keys: keys)
+            if let modifier = mods.scoreModifier {
+                modifier.modify(tile, derivative: nil)
+                K.scaleColumns(c: scores.pointer, rows: keys.count, lanes: lanes, ldc: lanes, factor: log2e)
             }
+            if block.needsMask { mods.masking.mask(tile) }
             K.softmaxStep(
                 tile: scores.pointer, rows: keys.count, lanes: lanes, ld: lanes, runningMax: runningMax,
                 runningSum: runningSum, correction: correction)
