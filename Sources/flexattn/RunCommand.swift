@@ -1,4 +1,95 @@
+import FlexAttention
+
+/// `flexattn run`: attention over `.npy` files, forward and optionally backward.
+///
+/// Everything is read, checked and computed before anything is written, and the outputs are written all or
+/// nothing (see ``OutputFiles``), so a failure leaves no output file behind. Outputs are Float32 whatever the
+/// input dtype, so nothing is rounded to Float16.
 struct RunCommand {
-    init(arguments: [String]) throws {}
-    func execute() throws {}
+    let options: RunOptions
+
+    init(arguments: [String]) throws {
+        options = try oneLine { try RunOptions(arguments: arguments) }
+    }
+
+    func execute() throws {
+        try oneLine { try OutputFiles.write(try computeOutputs()) }
+    }
+
+    /// Every output file's path and contents.
+    private func computeOutputs() throws -> [(path: String, bytes: [UInt8])] {
+        let tables = try options.tables.map { entry in
+            try withContext("--table \(entry.name)=\(entry.path)") {
+                try NumPyArray(contentsOfFile: entry.path).table(named: entry.name)
+            }
+        }
+        for entry in options.tableGradients {
+            guard tables.first(where: { $0.name == entry.name })?.elementType == .float else {
+                throw CommandLineError("--dtable \(entry.name): only Float (<f4) tables have gradients")
+            }
+        }
+        let attentionOptions = AttentionOptions(
+            scale: options.scale,
+            mask: try options.mask.map { text in try withContext("--mask") { try parse(mask: text, tables: tables) } },
+            scoreMod: try options.score.map { text in
+                try withContext("--score") { try parse(score: text, tables: tables) }
+            })
+        let query = try loadTensor(options.query, option: "--q")
+        let key = try loadTensor(options.key, option: "--k")
+        let value = try loadTensor(options.value, option: "--v")
+        let outputGradient = try options.gradients.map { try loadTensor($0.outputGradient, option: "--grad-out") }
+
+        let attention = Attention(device: options.device)
+        let forward = try attention.forward(
+            query: query, key: key, value: value, options: attentionOptions, outputDType: .float32)
+        var outputs = [(options.output, NumPyArray(forward.output))]
+        if let path = options.logSumExp { outputs.append((path, NumPyArray(forward.logSumExp))) }
+        if let files = options.gradients, let outputGradient {
+            let gradients = try attention.backward(
+                query: query, key: key, value: value, forward: forward, outputGradient: outputGradient,
+                options: attentionOptions, gradientDType: .float32)
+            outputs += [
+                (files.query, NumPyArray(gradients.query)), (files.key, NumPyArray(gradients.key)),
+                (files.value, NumPyArray(gradients.value)),
+            ]
+            for entry in options.tableGradients {
+                guard let gradient = gradients.tableGradients[entry.name] else {
+                    throw CommandLineError(
+                        "--dtable \(entry.name): no gradient was computed for table \(entry.name) (no score mod reads it)")
+                }
+                outputs.append((entry.path, NumPyArray(gradient)))
+            }
+        }
+        return outputs.map { (path: $0.0, bytes: $0.1.encoded()) }
+    }
+
+    /// An input tensor: `[B, H, S, D]`, `<f4` or `<f2`.
+    private func loadTensor(_ path: String, option: String) throws -> Tensor {
+        try withContext("\(option) \(path)") {
+            let array = try NumPyArray(contentsOfFile: path)
+            guard array.shape.count == 4 else {
+                throw CommandLineError("expected 4 dimensions [B, H, S, D], got shape \(array.shape)")
+            }
+            return try array.tensor()
+        }
+    }
+}
+
+/// `body`'s error prefixed with `context`, so the message names the option or file at fault.
+private func withContext<T>(_ context: String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        throw CommandLineError("\(context): \(error)")
+    }
+}
+
+/// `body`'s error as a single line: messages can quote user text such as an expression holding a newline.
+private func oneLine<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        let text = "\(error)".split(whereSeparator: \.isNewline).joined(separator: " ")
+        throw CommandLineError(text)
+    }
 }
