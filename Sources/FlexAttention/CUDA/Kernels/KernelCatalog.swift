@@ -5,15 +5,16 @@ public protocol GeneratedKernel: Sendable {
     var source: String { get }
 }
 
-extension IndexGridKernel: GeneratedKernel {}
 extension ConversionKernel: GeneratedKernel {}
 extension SharedMemoryProbeKernel: GeneratedKernel {}
 
 /// Every kernel the library can generate today: what CI compiles for each architecture and what
 /// `flexattn kernel-source` prints.
 public enum KernelCatalog {
-    public static var kernels: [any GeneratedKernel] {
-        let grids: [any GeneratedKernel] = IndexExpression.samples().map { IndexGridKernel(expression: $0) }
+    /// - Throws: ``ModError`` only if a built-in sample mod fails to build (a bug).
+    public static func kernels() throws -> [any GeneratedKernel] {
+        var generator = SplitMix64(seed: 1)
+        let grids: [any GeneratedKernel] = try ModSamples.gridKernels(compositions: 3, using: &generator)
         let conversions: [any GeneratedKernel] = [DType.float16, .bfloat16].map { ConversionKernel(dtype: $0) }
         return grids + conversions + [SharedMemoryProbeKernel()]
     }
