@@ -21,7 +21,7 @@ func runKernelSource(arguments: [String]) throws -> Int32 {
             throw CUDAError.invalidArgument(usage)
         }
     }
-    let kernels = KernelCatalog.kernels
+    let kernels = try KernelCatalog.kernels()
     guard let name else {
         kernels.forEach { print($0.name) }
         return 0

@@ -49,10 +49,10 @@ struct CUDALoadingTests {
     }
 
     @Test("generated sources are deterministic and header-free")
-    func sources() {
-        let first = KernelCatalog.kernels.map(\.source)
-        #expect(first == KernelCatalog.kernels.map(\.source))
-        #expect(Set(KernelCatalog.kernels.map(\.name)).count == first.count)
+    func sources() throws {
+        let first = (try KernelCatalog.kernels()).map(\.source)
+        #expect(first == (try KernelCatalog.kernels()).map(\.source))
+        #expect(Set((try KernelCatalog.kernels()).map(\.name)).count == first.count)
         for source in first {
             #expect(!source.contains("#include"))
         }

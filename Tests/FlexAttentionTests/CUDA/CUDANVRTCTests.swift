@@ -10,7 +10,7 @@ struct CUDANVRTCTests {
         let nvrtc = try #require(CUDATestSupport.nvrtc)
         let cache = KernelCache(compiler: nvrtc, root: nil)
         for architecture in KernelCatalog.ciArchitectures {
-            for kernel in KernelCatalog.kernels {
+            for kernel in try KernelCatalog.kernels() {
                 let request = KernelRequest(name: kernel.name, source: kernel.source, architecture: architecture)
                 let (cubin, origin) = try cache.cubin(for: request)
                 #expect(origin == .compiled)

@@ -10,7 +10,7 @@ public struct CUDAConformance: Sendable {
 
     public let device: CUDADevice
     public let cache: KernelCache
-    private let seed: UInt64
+    let seed: UInt64
 
     public init(device: CUDADevice, cache: KernelCache, seed: UInt64 = 0x5eed) {
         self.device = device
@@ -23,7 +23,7 @@ public struct CUDAConformance: Sendable {
         var generator = SplitMix64(seed: seed)
         var results = [Result]()
         let checks: [(String, (inout SplitMix64) throws -> String?)] =
-            memoryChecks() + kernelChecks()
+            memoryChecks() + kernelChecks() + modGridChecks() + forwardChecks()
         for (name, check) in checks {
             let result: Result
             do {

@@ -5,17 +5,34 @@ public protocol GeneratedKernel: Sendable {
     var source: String { get }
 }
 
-extension IndexGridKernel: GeneratedKernel {}
 extension ConversionKernel: GeneratedKernel {}
 extension SharedMemoryProbeKernel: GeneratedKernel {}
 
 /// Every kernel the library can generate today: what CI compiles for each architecture and what
 /// `flexattn kernel-source` prints.
 public enum KernelCatalog {
-    public static var kernels: [any GeneratedKernel] {
-        let grids: [any GeneratedKernel] = IndexExpression.samples().map { IndexGridKernel(expression: $0) }
+    /// - Throws: ``ModError`` only if a built-in sample mod fails to build (a bug).
+    public static func kernels() throws -> [any GeneratedKernel] {
+        var generator = SplitMix64(seed: 1)
+        let grids: [any GeneratedKernel] = try ModSamples.gridKernels(compositions: 3, using: &generator)
         let conversions: [any GeneratedKernel] = [DType.float16, .bfloat16].map { ConversionKernel(dtype: $0) }
-        return grids + conversions + [SharedMemoryProbeKernel()]
+        return grids + conversions + forwardKernels + [SharedMemoryProbeKernel()]
+    }
+
+    /// Forward kernels of each dtype over the head dims, plain, causal, and with a sliding window and soft-capping.
+    static var forwardKernels: [any GeneratedKernel] {
+        let mods: [(mask: MaskMod?, scoreMod: ScoreMod?)] = [
+            (nil, nil), (.causal, nil), (.causal && .slidingWindow(256), .softCap(30)),
+        ]
+        return [DType.float16, .bfloat16].flatMap { dtype in
+            [(16, 16), (64, 64), (80, 80), (128, 128), (128, 64), (256, 256)].flatMap { d, dv in
+                mods.map { mask, scoreMod in
+                    ForwardKernel(
+                        dtype: dtype, headDim: d, valueDim: dv, mask: mask.map { CUDAModFunction(mask: $0) },
+                        scoreMod: scoreMod.map { CUDAModFunction(scoreMod: $0) })
+                }
+            }
+        }
     }
 
     /// The architectures CI compiles for: Hopper with its specific features, and Ampere.

@@ -1,0 +1,74 @@
+/// The GPU forward pass against the CPU: `Attention(device: .cpu)` where the options have no mods, else
+/// ``ForwardReference``. Outputs to 16-bit tolerances (P is rounded to the input dtype before P V, as in
+/// FlashAttention), LSE to 2e-3; rows that keep nothing must give O = 0 and LSE = −∞ exactly.
+extension CUDAConformance {
+    private struct ForwardCase {
+        var label: String
+        var dtype: DType
+        var shape: (b: Int, hq: Int, hkv: Int, sq: Int, skv: Int, d: Int, dv: Int)
+        var layout: TensorLayout = .bhsd
+        var options = AttentionOptions()
+    }
+
+    func forwardChecks() -> [Check] {
+        let documents = (0..<200).map { $0 / 45 }
+        var cases: [ForwardCase] = [
+            ForwardCase(label: "fp16 D=64", dtype: .float16, shape: (1, 2, 2, 128, 128, 64, 64)),
+            ForwardCase(label: "bf16 D=64", dtype: .bfloat16, shape: (2, 2, 2, 64, 192, 64, 64)),
+            ForwardCase(label: "fp16 D=80 odd lengths", dtype: .float16, shape: (1, 2, 2, 77, 131, 80, 80)),
+            ForwardCase(label: "bf16 D=80 odd lengths", dtype: .bfloat16, shape: (1, 3, 3, 129, 65, 80, 80)),
+            ForwardCase(label: "fp16 D=128 causal", dtype: .float16, shape: (1, 2, 2, 200, 200, 128, 128),
+                        options: .init(isCausal: true)),
+            ForwardCase(label: "bf16 D=128 causal", dtype: .bfloat16, shape: (2, 1, 1, 150, 150, 128, 128),
+                        options: .init(isCausal: true)),
+            ForwardCase(label: "fp16 D=128 Dv=64 GQA 4:2 causal Sq<Skv", dtype: .float16,
+                        shape: (1, 4, 2, 130, 257, 128, 64), options: .init(isCausal: true)),
+            ForwardCase(label: "bf16 D=64 GQA 6:2 BSHD", dtype: .bfloat16, shape: (2, 6, 2, 100, 100, 64, 64), layout: .bshd),
+            ForwardCase(label: "bf16 D=64 sliding window 40, BSHD", dtype: .bfloat16, shape: (1, 2, 1, 190, 190, 64, 64),
+                        layout: .bshd, options: .init(mask: .slidingWindow(40))),
+            ForwardCase(label: "fp16 D=128 soft-cap 20, causal", dtype: .float16, shape: (1, 2, 2, 140, 140, 128, 128),
+                        options: .init(isCausal: true, scoreMod: .softCap(20))),
+            ForwardCase(label: "bf16 D=80 soft-cap 5", dtype: .bfloat16, shape: (1, 2, 2, 70, 90, 80, 80),
+                        options: .init(scoreMod: .softCap(5))),
+            ForwardCase(label: "fp16 D=64 bottom-right causal Sq>Skv (empty rows)", dtype: .float16,
+                        shape: (1, 2, 2, 100, 37, 64, 64), options: .init(mask: .causalBottomRight)),
+        ]
+        if let document = try? MaskMod.document(ids: documents), let alibi = try? ScoreMod.alibi(heads: 4) {
+            cases.append(ForwardCase(label: "bf16 D=128 document mask + ALiBi", dtype: .bfloat16,
+                                     shape: (1, 4, 4, 200, 200, 128, 128), options: .init(mask: document, scoreMod: alibi)))
+        }
+        return cases.map { testCase in ("forward: \(testCase.label)", { try self.forward(testCase, &$0) }) }
+    }
+
+    private func forward(_ testCase: ForwardCase, _ random: inout SplitMix64) throws -> String? {
+        let s = testCase.shape
+        func tensor(_ shape: [Int]) throws -> Tensor {
+            let values = (0..<shape.reduce(1, *)).map { _ in Float.random(in: -2...2, using: &random) }
+            return try Tensor(values, shape: shape, dtype: testCase.dtype, layout: testCase.layout)
+        }
+        let query = try tensor([s.b, s.hq, s.sq, s.d])
+        let key = try tensor([s.b, s.hkv, s.skv, s.d])
+        let value = try tensor([s.b, s.hkv, s.skv, s.dv])
+        let options = testCase.options
+        let gpu = try CUDAForward(device: device, cache: cache).run(query: query, key: key, value: value, options: options)
+        let (output, logSumExp): ([Float], [Float])
+        if options.mask == nil && options.scoreMod == nil {
+            let cpu = try Attention(device: .cpu).forward(query: query, key: key, value: value, options: options)
+            (output, logSumExp) = (cpu.output.floats(), cpu.logSumExp.floats())
+        } else {
+            let reference = try ForwardReference(query: query, key: key, value: value, options: options)
+            (output, logSumExp) = (reference.output, reference.logSumExp)
+        }
+        let tolerance: Float = testCase.dtype == .bfloat16 ? 2e-2 : 4e-3
+        for (index, (got, want)) in zip(gpu.output.floats(), output).enumerated()
+        where !(abs(got - want) <= tolerance * max(1, abs(want))) {
+            let row = index / s.dv
+            return "O at [\(row / s.sq / s.hq), \(row / s.sq % s.hq), \(row % s.sq), \(index % s.dv)]: GPU \(got), CPU \(want)"
+        }
+        for (index, (got, want)) in zip(gpu.logSumExp.floats(), logSumExp).enumerated()
+        where !(got == want || abs(got - want) <= 2e-3 * max(1, abs(want))) {
+            return "LSE at row \(index): GPU \(got), CPU \(want)"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,29 @@
+/// A block mask's per-(batch, head, query block) key blocks, as the forward kernel reads them from the device:
+/// `starts[line] ..< starts[line + 1]` index `entries`, each `keyBlock << 1 | partial`, in key order. Lines
+/// follow ``BlockMask``'s folding: a mask that reads neither `b` nor `h` has one line per query block.
+struct CUDABlockList {
+    let starts: DeviceBuffer
+    let entries: DeviceBuffer
+    /// Multipliers of `b` and `h` in the kernel's line index `(b · batchStride + h · headStride) · qBlocks + qBlock`.
+    let batchStride: Int
+    let headStride: Int
+
+    init(_ blocks: BlockMask, device: CUDADevice) throws {
+        var starts: [Int32] = [0]
+        var entries: [Int32] = []
+        for b in 0..<(blocks.dependsOnBatch ? blocks.batch : 1) {
+            for h in 0..<(blocks.dependsOnHead ? blocks.heads : 1) {
+                for queryBlock in 0..<blocks.queryBlockCount {
+                    let full = blocks.fullKeyBlocks(batch: b, head: h, queryBlock: queryBlock).map { (block: $0, partial: 0) }
+                    let partial = blocks.partialKeyBlocks(batch: b, head: h, queryBlock: queryBlock).map { (block: $0, partial: 1) }
+                    entries += (full + partial).sorted { $0.block < $1.block }.map { Int32($0.block << 1 | $0.partial) }
+                    starts.append(Int32(entries.count))
+                }
+            }
+        }
+        self.starts = try DeviceBuffer(device: device, copying: starts)
+        self.entries = try DeviceBuffer(device: device, copying: entries + [0])
+        headStride = blocks.dependsOnHead ? 1 : 0
+        batchStride = blocks.dependsOnBatch ? (blocks.dependsOnHead ? blocks.heads : 1) : 0
+    }
+}

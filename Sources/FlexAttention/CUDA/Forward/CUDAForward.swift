@@ -1,0 +1,106 @@
+/// Attention's forward pass on a CUDA device: the entry point behind `Attention(device: .cuda(n)).forward`.
+///
+/// Inputs are Float16 or BFloat16 with head dims that are multiples of 16 from 16 to 256 (D and Dv may differ),
+/// any strides, GQA by head index mapping. Causal and the mask are one mask (`causal && mask`) whose block list
+/// skips empty blocks; the score mod and mask are emitted into the kernel with their constants and tables as
+/// arguments, so new values reuse the compiled kernel.
+struct CUDAForward {
+    let device: CUDADevice
+    let cache: KernelCache
+
+    /// Copies host tensors to the device, runs, and copies `O` and the LSE back.
+    func run(query: Tensor, key: Tensor, value: Tensor, options: AttentionOptions) throws -> AttentionOutput {
+        let shape = try AttentionShape(query: query, key: key, value: value)
+        let result = try run(
+            shape: shape, query: DeviceTensor(copying: query, to: device), key: DeviceTensor(copying: key, to: device),
+            value: DeviceTensor(copying: value, to: device), options: options)
+        try device.synchronize()
+        return AttentionOutput(output: try result.output.copyToHost(), logSumExp: try result.logSumExp.copyToHost())
+    }
+
+    /// Runs on device tensors already checked to form `shape`; returns `O` (`[B, Hq, Sq, Dv]`, contiguous, the
+    /// inputs' dtype) and the Float32 LSE (`[B, Hq, Sq]`).
+    func run(
+        shape: AttentionShape, query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, options: AttentionOptions
+    ) throws -> (output: DeviceTensor, logSumExp: DeviceTensor) {
+        let launch = try prepare(shape: shape, query: query, key: key, value: value, options: options)
+        try launch.enqueue()
+        try device.synchronize()
+        return (launch.output, launch.logSumExp)
+    }
+
+    /// Compiles (or finds) the kernel, allocates the outputs and uploads the block list and mod arguments.
+    func prepare(
+        shape: AttentionShape, query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, options: AttentionOptions
+    ) throws -> ForwardLaunch {
+        guard shape.dtype != .float32 else {
+            throw FlexAttentionError.invalidArgument("the CUDA forward pass takes Float16 or BFloat16 inputs, not Float32")
+        }
+        for dim in [shape.headDim, shape.valueDim] where !ForwardKernel.supportedHeadDims.contains(dim) {
+            throw FlexAttentionError.invalidArgument("the CUDA forward pass supports head dims 16, 32, …, 256, not \(dim)")
+        }
+        let scale = try shape.resolvedScale(options.scale)
+        let mask = options.isCausal ? options.mask.map { .causal && $0 } ?? .causal : options.mask
+        let kernel = ForwardKernel(
+            dtype: shape.dtype, headDim: shape.headDim, valueDim: shape.valueDim,
+            mask: mask.map { CUDAModFunction(mask: $0) }, scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) })
+        let function = try cache.function(kernel.name, source: kernel.source, on: device)
+        try function.setMaxDynamicSharedMemory(kernel.sharedMemoryBytes)
+
+        let (b, hq, sq) = (shape.batch, shape.queryHeads, shape.queryLength)
+        let outputShape = [b, hq, sq, shape.valueDim]
+        let output = try DeviceTensor(
+            buffer: DeviceBuffer(device: device, byteCount: outputShape.reduce(1, *) * shape.dtype.byteSize),
+            dtype: shape.dtype, shape: outputShape, strides: Tensor.contiguousStrides(outputShape))
+        let logSumExp = try DeviceTensor(
+            buffer: DeviceBuffer(device: device, byteCount: b * hq * sq * 4), dtype: .float32, shape: [b, hq, sq],
+            strides: Tensor.contiguousStrides([b, hq, sq]))
+
+        let blocks = try mask.map {
+            try CUDABlockList(
+                BlockMask($0, batch: b, heads: hq, queryLength: sq, keyLength: shape.keyLength,
+                          queryBlockSize: ForwardKernel.queryBlock, keyBlockSize: ForwardKernel.keyBlock), device: device)
+        }
+        let maskArguments = try mask.map { try CUDAModArguments($0.expression.arguments, device: device) }
+        let scoreArguments = try options.scoreMod.map { try CUDAModArguments($0.expression.arguments, device: device) }
+        let vectorLoads = [query, key, value].allSatisfy(Self.rowsAreVectorLoadable)
+
+        var arguments: [KernelArgument] = [query, key, value, output].map { .pointer($0.address) }
+        arguments += [.pointer(logSumExp.address)]
+        arguments += [hq, shape.keyValueHeads, sq, shape.keyLength].map { .int32(Int32($0)) } + [.float32(scale)]
+        arguments += [query, key, value, output].flatMap { $0.strides.map { .int64(Int64($0)) } }
+        arguments += [.int32(vectorLoads ? 1 : 0)]
+        arguments += [.pointer(blocks?.starts.address ?? 0), .pointer(blocks?.entries.address ?? 0)]
+        arguments += [blocks?.batchStride ?? 0, blocks?.headStride ?? 0].map { .int32(Int32($0)) }
+        arguments += (maskArguments?.kernelArguments ?? []) + (scoreArguments?.kernelArguments ?? [])
+        let queryBlocks = (sq + ForwardKernel.queryBlock - 1) / ForwardKernel.queryBlock
+        return ForwardLaunch(
+            function: function, grid: (queryBlocks, b * hq, 1), sharedMemory: kernel.sharedMemoryBytes,
+            arguments: arguments, output: output, logSumExp: logSumExp,
+            retained: [query.buffer, key.buffer, value.buffer, blocks as Any, maskArguments as Any, scoreArguments as Any])
+    }
+
+    /// Whether rows can be copied 16 bytes at a time: contiguous last dim, 8-element-aligned strides and base.
+    private static func rowsAreVectorLoadable(_ tensor: DeviceTensor) -> Bool {
+        tensor.strides[3] == 1 && tensor.strides.dropLast().allSatisfy { $0 % 8 == 0 } && tensor.address % 16 == 0
+    }
+}
+
+/// One forward pass ready to queue, any number of times (benchmarks repeat it); holds everything its arguments
+/// point at.
+struct ForwardLaunch {
+    let function: CUDAFunction
+    let grid: (x: Int, y: Int, z: Int)
+    let sharedMemory: Int
+    let arguments: [KernelArgument]
+    let output: DeviceTensor
+    let logSumExp: DeviceTensor
+    /// Device buffers the arguments point at; the caller keeps the launch until the device is done.
+    let retained: [Any]
+
+    func enqueue(on stream: CUDAStream? = nil) throws {
+        try function.launch(
+            grid: grid, block: (ForwardKernel.threads, 1, 1), sharedMemory: sharedMemory, stream: stream,
+            arguments: arguments)
+    }
+}

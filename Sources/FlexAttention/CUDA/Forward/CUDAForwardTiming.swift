@@ -1,0 +1,46 @@
+/// Times the CUDA forward kernel alone (inputs, block list and mod arguments prepared beforehand), for
+/// `flexattn cuda-bench`.
+public enum CUDAForwardTiming {
+    /// What one measurement found.
+    public struct Measurement: Sendable {
+        /// Median milliseconds per forward pass.
+        public var milliseconds: Double
+        /// `4 · B · H · Sq · Skv · D` (halved under causal) over the median time.
+        public var teraflops: Double
+        public var kernelName: String
+        public var registers: Int
+        /// Bytes of local memory per thread: non-zero means registers spilled.
+        public var localMemory: Int
+    }
+
+    /// Random BHSD inputs of `[batch, heads, length, headDim]`; `iterations` timed runs after one warm-up.
+    public static func measure(
+        device: CUDADevice, cache: KernelCache, batch: Int, heads: Int, length: Int, headDim: Int, dtype: DType,
+        isCausal: Bool, iterations: Int = 20
+    ) throws -> Measurement {
+        let dims = [batch, heads, length, headDim]
+        let values = (0..<dims.reduce(1, *)).map { Float(($0 * 7919) % 2001) / 1000 - 1 }
+        let host = try Tensor(values, shape: dims, dtype: dtype)
+        let tensor = try DeviceTensor(copying: host, to: device)
+        let shape = try AttentionShape(query: host, key: host, value: host)
+        let launch = try CUDAForward(device: device, cache: cache).prepare(
+            shape: shape, query: tensor, key: tensor, value: tensor, options: .init(isCausal: isCausal))
+        let stream = try CUDAStream(device: device)
+        let (start, end) = (try CUDAEvent(device: device), try CUDAEvent(device: device))
+        try launch.enqueue(on: stream)
+        var times: [Double] = []
+        for _ in 0..<iterations {
+            try start.record(on: stream)
+            try launch.enqueue(on: stream)
+            try end.record(on: stream)
+            try stream.synchronize()
+            times.append(Double(try end.milliseconds(since: start)))
+        }
+        withExtendedLifetime(launch) {}
+        let median = times.sorted()[times.count / 2]
+        let flops = 4 * Double(batch * heads) * Double(length) * Double(length) * Double(headDim) * (isCausal ? 0.5 : 1)
+        return Measurement(
+            milliseconds: median, teraflops: flops / (median * 1e-3) / 1e12, kernelName: launch.function.name,
+            registers: try launch.function.registerCount(), localMemory: try launch.function.localMemory())
+    }
+}

@@ -1,0 +1,217 @@
+/// The FlashAttention-2 forward kernel for 16-bit inputs on tensor cores (`mma.sync` m16n8k16, sm_80 and later).
+///
+/// A CTA of 4 warps keeps 64 query rows in shared memory (16 per warp) and walks 64-key blocks: S = Q Kᵀ and
+/// O += P V on tensor cores with Float32 accumulators, the online softmax in base 2 on the S fragments in
+/// registers (each thread holds two rows; a row's four threads reduce with shuffles), P converted to 16 bits in
+/// registers as the A operand of P V. The score mod is applied to every score; the mask only in blocks the block
+/// list marks partial. Writes O (input dtype) and the natural-log LSE.
+///
+/// Head dims D and Dv are compile-time constants: multiples of 16 from 16 to 256. Rows and keys past the
+/// sequence ends are loaded as zeros and never written; any strides work (rows are copied 16 bytes at a time
+/// when the last dim is contiguous and aligned, element by element otherwise).
+struct ForwardKernel: GeneratedKernel {
+    let dtype: DType
+    let headDim: Int
+    let valueDim: Int
+    /// Emitted as `fa_mask`; nil keeps every score (then the kernel gets no block list either).
+    let mask: CUDAModFunction?
+    /// Emitted as `fa_score_mod`.
+    let scoreMod: CUDAModFunction?
+
+    static let queryBlock = 64
+    static let keyBlock = 64
+    static let threads = 128
+    static let supportedHeadDims = Array(stride(from: 16, through: 256, by: 16))
+
+    var name: String {
+        func tag(_ mod: CUDAModFunction?, _ letter: String) -> String {
+            mod.map { "_\(letter)" + hexString(SHA256.hash(Array($0.definition.utf8))).prefix(12) } ?? ""
+        }
+        return "fa_forward_\(dtype)_d\(headDim)_dv\(valueDim)" + tag(mask, "m") + tag(scoreMod, "s")
+    }
+
+    /// Q and K tiles of `64 × (D + 8)` and a V tile of `64 × (Dv + 8)` 16-bit elements; the 8 extra columns
+    /// shift each row by 16 bytes, so `ldmatrix`'s eight row addresses fall in different banks.
+    var sharedMemoryBytes: Int { 2 * (Self.queryBlock * (headDim + 8) + Self.keyBlock * (headDim + 8 + valueDim + 8)) }
+
+    var source: String {
+        CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
+            + (scoreMod?.definition ?? "") + Self.tileLoader + kernel
+    }
+
+    /// Copies rows `first ..< first + 64` of a strided `[rows, COLS]` matrix into a padded shared tile.
+    private static let tileLoader = """
+        struct __align__(16) fa_u128 { fa_u32 x, y, z, w; };
+        template <int COLS>
+        FA_INLINE void fa_load_tile(fa_u16* tile, const fa_u16* base, long long rowStride, long long colStride,
+                                    int first, int count, int vectorLoads) {
+            constexpr int CHUNKS = COLS / 8;
+            for (int i = threadIdx.x; i < 64 * CHUNKS; i += blockDim.x) {
+                const int r = i / CHUNKS, c = (i % CHUNKS) * 8;
+                fa_u16* target = tile + r * (COLS + 8) + c;
+                const int row = first + r;
+                if (row >= count) {
+                    *(fa_u128*)target = fa_u128{0, 0, 0, 0};
+                } else if (vectorLoads) {
+                    *(fa_u128*)target = *(const fa_u128*)(base + row * rowStride + c);
+                } else {
+                    const fa_u16* source = base + row * rowStride + c * colStride;
+                    #pragma unroll
+                    for (int j = 0; j < 8; ++j) target[j] = source[j * colStride];
+                }
+            }
+        }
+
+        """
+
+    private var kernel: String {
+        let modParameters = (mask == nil ? "" : ",\n    const long long* mask_ints, const float* mask_floats, const fa_u64* mask_tables")
+            + (scoreMod == nil ? "" : ",\n    const long long* score_ints, const float* score_floats, const fa_u64* score_tables")
+        let modifyScore = scoreMod == nil ? "" : """
+                            x = fa_score_mod(x, b, h, query, key, Sq, Skv, score_mod, nullptr);
+            """
+        let applyMask = mask == nil ? "" : """
+                            if (partial) keep = keep && fa_mask(b, h, query, key, Sq, Skv, mask_mod);
+            """
+        return """
+            extern "C" __global__ void __launch_bounds__(\(Self.threads))
+            \(name)(
+                const fa_u16* __restrict__ Q, const fa_u16* __restrict__ K, const fa_u16* __restrict__ V,
+                fa_u16* __restrict__ O, float* __restrict__ LSE, int Hq, int Hkv, int Sq, int Skv, float scale,
+                long long qs0, long long qs1, long long qs2, long long qs3, long long ks0, long long ks1, long long ks2,
+                long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long os0, long long os1,
+                long long os2, long long os3, int vectorLoads, const int* __restrict__ blockStarts,
+                const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(modParameters)) {
+                constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8;
+                constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+                extern __shared__ __align__(16) fa_u16 shared[];
+                fa_u16* sQ = shared;
+                fa_u16* sK = sQ + 64 * DP;
+                fa_u16* sV = sK + 64 * DP;
+                \(mask == nil ? "" : "const fa_mod_arguments mask_mod = {mask_ints, mask_floats, mask_tables};")
+                \(scoreMod == nil ? "" : "const fa_mod_arguments score_mod = {score_ints, score_floats, score_tables};")
+
+                const int qBlocks = (Sq + 63) / 64;
+                const int qBlock = qBlocks - 1 - (int)blockIdx.x;  // later rows see more keys under causal: start them first
+                const int b = blockIdx.y / Hq, h = blockIdx.y % Hq, hkv = h / (Hq / Hkv);
+                const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+                const int q0 = qBlock * 64;
+                fa_load_tile<D>(sQ, Q + b * qs0 + h * qs1, qs2, qs3, q0, Sq, vectorLoads);
+                const fa_u16* keys = K + b * ks0 + hkv * ks1;
+                const fa_u16* values = V + b * vs0 + hkv * vs1;
+
+                float o[DV / 8][4];
+                #pragma unroll
+                for (int j = 0; j < DV / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+                float rowMax[2] = {fa_negative_infinity(), fa_negative_infinity()};  // base 2
+                float rowSum[2] = {0.0f, 0.0f};  // this thread's part of the row
+                const int rows[2] = {q0 + warp * 16 + lane / 4, q0 + warp * 16 + lane / 4 + 8};
+
+                const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
+                const int begin = blockList ? blockStarts[line] : 0;
+                const int end = blockList ? blockStarts[line + 1] : (Skv + 63) / 64;
+                for (int step = begin; step < end; ++step) {
+                    const int entry = blockList ? blockList[step] : step * 2;
+                    const int k0 = (entry >> 1) * 64;
+                    const bool partial = (entry & 1) != 0;
+                    __syncthreads();  // every warp is done with the previous K and V tiles
+                    fa_load_tile<D>(sK, keys, ks2, ks3, k0, Skv, vectorLoads);
+                    fa_load_tile<DV>(sV, values, vs2, vs3, k0, Skv, vectorLoads);
+                    __syncthreads();
+
+                    // S = Q Kt: s[j] holds keys k0 + 8j + 2(lane % 4) + {0, 1} of rows[0] ([0], [1]) and rows[1].
+                    float s[8][4];
+                    #pragma unroll
+                    for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+                    #pragma unroll
+                    for (int kk = 0; kk < D / 16; ++kk) {
+                        fa_u32 a[4];
+                        fa_ldmatrix_x4(a, sQ + (warp * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DP + kk * 16 + 8 * (lane / 16));
+                        #pragma unroll
+                        for (int n = 0; n < 4; ++n) {
+                            fa_u32 bk[4];
+                            fa_ldmatrix_x4(bk, sK + (n * 16 + lane % 8 + 8 * (lane / 16)) * DP + kk * 16 + 8 * (lane / 8 % 2));
+                            fa_mma(s[2 * n], a, bk[0], bk[1]);
+                            fa_mma(s[2 * n + 1], a, bk[2], bk[3]);
+                        }
+                    }
+
+                    // Mods, mask and the online softmax, in base 2.
+                    float blockMax[2] = {rowMax[0], rowMax[1]};
+                    #pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+                        #pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const int query = rows[e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
+                            float x = s[j][e] * scale;
+            \(modifyScore)
+                            bool keep = key < Skv;
+            \(applyMask)
+                            x = keep ? x * LOG2E : fa_negative_infinity();
+                            s[j][e] = x;
+                            blockMax[e / 2] = fmaxf(blockMax[e / 2], x);
+                        }
+                    }
+                    #pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        blockMax[r] = fmaxf(blockMax[r], __shfl_xor_sync(0xffffffffu, blockMax[r], 1));
+                        blockMax[r] = fmaxf(blockMax[r], __shfl_xor_sync(0xffffffffu, blockMax[r], 2));
+                        // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.
+                        const float reference = blockMax[r] == fa_negative_infinity() ? 0.0f : blockMax[r];
+                        const float correction = fa_exp2(rowMax[r] - reference);
+                        rowMax[r] = blockMax[r];
+                        rowSum[r] *= correction;
+                        #pragma unroll
+                        for (int j = 0; j < DV / 8; ++j) {
+                            o[j][2 * r] *= correction;
+                            o[j][2 * r + 1] *= correction;
+                        }
+                        #pragma unroll
+                        for (int j = 0; j < 8; ++j) {
+                            s[j][2 * r] = fa_exp2(s[j][2 * r] - reference);
+                            s[j][2 * r + 1] = fa_exp2(s[j][2 * r + 1] - reference);
+                            rowSum[r] += s[j][2 * r] + s[j][2 * r + 1];
+                        }
+                    }
+
+                    // O += P V, P from the S fragments (an accumulator pair is an A operand pair).
+                    #pragma unroll
+                    for (int kk = 0; kk < 4; ++kk) {
+                        const fa_u32 a[4] = {fa_pack(s[2 * kk][0], s[2 * kk][1]), fa_pack(s[2 * kk][2], s[2 * kk][3]),
+                                             fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                             fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+                        #pragma unroll
+                        for (int n = 0; n < DV / 16; ++n) {
+                            fa_u32 bv[4];
+                            fa_ldmatrix_x4_trans(bv, sV + (kk * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DVP + n * 16 + 8 * (lane / 16));
+                            fa_mma(o[2 * n], a, bv[0], bv[1]);
+                            fa_mma(o[2 * n + 1], a, bv[2], bv[3]);
+                        }
+                    }
+                }
+
+                #pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    float sum = rowSum[r];
+                    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+                    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+                    const int query = rows[r];
+                    if (query >= Sq) continue;
+                    const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
+                    fa_u16* out = O + b * os0 + h * os1 + query * os2;
+                    #pragma unroll
+                    for (int j = 0; j < DV / 8; ++j) {
+                        const int column = 8 * j + 2 * (lane % 4);
+                        out[column * os3] = \(dtype.cudaFromFloat("o[j][2 * r] * inverse"));
+                        out[(column + 1) * os3] = \(dtype.cudaFromFloat("o[j][2 * r + 1] * inverse"));
+                    }
+                    if (lane % 4 == 0) {
+                        LSE[((long long)b * Hq + h) * Sq + query] =
+                            sum > 0.0f ? (rowMax[r] + log2f(sum)) * LN2 : fa_negative_infinity();
+                    }
+                }
+            }
+
+            """
+    }
+}

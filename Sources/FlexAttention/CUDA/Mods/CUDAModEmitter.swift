@@ -1,0 +1,183 @@
+/// A mask or score mod as a CUDA device function whose constants and tables are run-time arguments.
+///
+/// The function reads every literal, parameter and table through a `fa_mod_arguments` (``CUDAModArguments`` uploads
+/// them), so two mods with one ``ModExpression/structuralKey`` emit the same text: a new window size or a new
+/// table reuses the compiled kernel. Shared subexpressions are computed once, as in ``ModProgram``.
+///
+/// - Mask: `bool NAME(long long b, h, q, kv, q_len, kv_len, fa_mod_arguments m)`.
+/// - Score mod: `float NAME(float score, long long b, h, q, kv, q_len, kv_len, fa_mod_arguments m, float* slope)`,
+///   which also writes ∂value/∂score to `*slope` when `slope` is not null.
+struct CUDAModFunction: Sendable {
+    enum Kind: String, Sendable {
+        case mask, score
+    }
+
+    let kind: Kind
+    let name: String
+    /// The device function's definition (needs ``CUDAPrelude`` and ``CUDAModPrelude`` before it).
+    let definition: String
+    /// The values to upload: ``ModArguments`` of the mod.
+    let arguments: ModArguments
+
+    init(mask: MaskMod, name: String = "fa_mask") {
+        self.init(kind: .mask, expression: mask.expression, name: name)
+    }
+
+    init(scoreMod: ScoreMod, name: String = "fa_score_mod") {
+        self.init(kind: .score, expression: scoreMod.expression, name: name)
+    }
+
+    private init(kind: Kind, expression: ModExpression, name: String) {
+        self.kind = kind
+        self.name = name
+        arguments = expression.arguments
+        var lifter = ArgumentLifter(tables: arguments.tables)
+        let value = lifter.lift(expression.node)
+        var emitter = CUDAModStatements(tables: arguments.tables, tableExtents: lifter.intCount)
+        let result = emitter.emit(value)
+        let indices = "long long b, long long h, long long q, long long kv, long long q_len, long long kv_len"
+        switch kind {
+        case .mask:
+            definition = """
+                FA_INLINE bool \(name)(\(indices), fa_mod_arguments m) {
+                \(emitter.body)    return \(result);
+                }
+
+                """
+        case .score:
+            let slope = emitter.emit(value.derivative(withRespectTo: .variable(.score)).node)
+            definition = """
+                FA_INLINE float \(name)(float score, \(indices), fa_mod_arguments m, float* slope) {
+                \(emitter.body)    if (slope) *slope = \(slope);
+                    return \(result);
+                }
+
+                """
+        }
+    }
+}
+
+/// Replaces each literal and parameter by a placeholder for its argument slot, in the order of
+/// ``ModExpression/arguments``: Int slot `k` becomes `.int(k)`, Float slot `k` becomes `float(.int(−1 − k))`. Both
+/// are unique per slot (so sharing subexpressions never merges two slots that only happen to hold one value) and
+/// constant to differentiation; Float literals left after it are the derivative's own 0, 1 and 2, fixed by the
+/// structure.
+private struct ArgumentLifter {
+    let tables: [ModTable]
+    private(set) var intCount = 0
+    private var floatCount = 0
+
+    init(tables: [ModTable]) { self.tables = tables }
+
+    mutating func lift(_ node: ModNode) -> ModNode {
+        switch node {
+        case .int: return intSlot()
+        case .float: return floatSlot()
+        case .parameter(let parameter): return parameter.value.type == .int ? intSlot() : floatSlot()
+        default: return node.mappingChildren { lift($0) }
+        }
+    }
+
+    // `mappingChildren` visits operands left to right, the walk ``ModExpression/arguments`` takes.
+    private mutating func intSlot() -> ModNode {
+        defer { intCount += 1 }
+        return .int(intCount)
+    }
+
+    private mutating func floatSlot() -> ModNode {
+        defer { floatCount += 1 }
+        return .unary(.float, .int(-1 - floatCount))
+    }
+}
+
+/// Emits lifted nodes as `const` statements, one per distinct subexpression.
+private struct CUDAModStatements {
+    let tables: [ModTable]
+    /// Where table extents start in `m.ints`: after the Int scalars.
+    let tableExtents: Int
+    private(set) var body = ""
+    private var names: [ModNode: String] = [:]
+
+    init(tables: [ModTable], tableExtents: Int) {
+        self.tables = tables
+        self.tableExtents = tableExtents
+    }
+
+    /// The name of a value holding `node`, emitting the statements it needs.
+    mutating func emit(_ node: ModNode) -> String {
+        if let known = names[node] { return known }
+        let text: String
+        switch node {
+        case .variable(let variable): return variable.rawValue
+        case .int(let slot): text = "m.ints[\(slot)]"
+        case .unary(.float, .int(let slot)) where slot < 0: text = "m.floats[\(-1 - slot)]"
+        case .float(let value): text = "__int_as_float(0x\(String(value.bitPattern, radix: 16)))"
+        case .parameter(let parameter): text = "\(parameter.value)"  // unreachable: lifted to slots
+        case .unary(let op, let x): text = unary(op, emit(x), type: x.type)
+        case .binary(let op, let x, let y): text = binary(op, emit(x), emit(y), type: x.type)
+        case .clamp(let x, let low, let high):
+            return emit(.binary(.min, .binary(.max, x, low), high))
+        case .select(let c, let x, let y): text = "\(emit(c)) ? \(emit(x)) : \(emit(y))"
+        case .lookup(let table, let indices): text = lookup(table, indices.map { emit($0) })
+        }
+        let name = "v\(names.count)"
+        body += "    const \(node.type.cudaType) \(name) = \(text);\n"
+        names[node] = name
+        return name
+    }
+
+    private func unary(_ op: ModUnaryOperator, _ x: String, type: ModType) -> String {
+        switch (op, type) {
+        case (.not, _): "!\(x)"
+        case (.negate, .int): "fa_ineg(\(x))"
+        case (.abs, .int): "fa_iabs(\(x))"
+        case (.float, _): "(float)\(x)"
+        case (.negate, _): "-\(x)"
+        case (.abs, _): "fa_fabs(\(x))"
+        case (.exp, _): "expf(\(x))"
+        case (.log, _): "logf(\(x))"
+        case (.tanh, _): "tanhf(\(x))"
+        case (.sqrt, _): "sqrtf(\(x))"
+        }
+    }
+
+    private func binary(_ op: ModBinaryOperator, _ x: String, _ y: String, type: ModType) -> String {
+        let prefix = type == .int ? "fa_i" : "fa_f"
+        switch op {
+        case .add: return type == .int ? "fa_iadd(\(x), \(y))" : "__fadd_rn(\(x), \(y))"
+        case .subtract: return type == .int ? "fa_isub(\(x), \(y))" : "__fsub_rn(\(x), \(y))"
+        case .multiply: return type == .int ? "fa_imul(\(x), \(y))" : "__fmul_rn(\(x), \(y))"
+        case .divide: return type == .int ? "fa_idiv(\(x), \(y))" : "__fdiv_rn(\(x), \(y))"
+        case .remainder: return "\(prefix)mod(\(x), \(y))"
+        case .min: return "\(prefix)min(\(x), \(y))"
+        case .max: return "\(prefix)max(\(x), \(y))"
+        case .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual, .and, .or: return "\(x) \(op.rawValue) \(y)"
+        }
+    }
+
+    /// Row-major offset of the clamped indices; extents come from `m.ints`, so a table of another shape (same
+    /// rank) needs no new kernel.
+    private func lookup(_ table: ModTable, _ indices: [String]) -> String {
+        let slot = tables.firstIndex(of: table) ?? 0
+        var offset = ""
+        for (axis, index) in indices.enumerated() {
+            let extent = "m.ints[\(tableExtents + 3 * slot + axis)]"
+            let clamped = "fa_clamp_index(\(index), \(extent))"
+            offset = offset.isEmpty ? clamped : "(\(offset)) * \(extent) + \(clamped)"
+        }
+        let element = table.elementType == .int ? "int" : "float"
+        let read = "((const \(element)*)m.tables[\(slot)])[\(offset)]"
+        return table.elementType == .int ? "(long long)\(read)" : read
+    }
+}
+
+extension ModType {
+    /// The C type a value of this type is held in.
+    var cudaType: String {
+        switch self {
+        case .int: "long long"
+        case .float: "float"
+        case .bool: "bool"
+        }
+    }
+}
