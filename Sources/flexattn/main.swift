@@ -23,6 +23,7 @@ do {
     case "info": exit(try runInfo(arguments: Array(arguments.dropFirst())))
     case "check": exit(try runCheck(arguments: Array(arguments.dropFirst())))
     case "kernel-source": exit(try runKernelSource(arguments: Array(arguments.dropFirst())))
+    case "cuda-bench": exit(try runCUDABench(arguments: Array(arguments.dropFirst())))
     case "help", "--help", "-h": print(usage)
     default:
         throw CommandLineError("unknown command '\(arguments.first ?? "")'; try 'flexattn help'")

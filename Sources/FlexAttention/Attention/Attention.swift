@@ -41,10 +41,18 @@ public struct Attention: Sendable {
                 shape: shape, scale: scale, mods: try CPUMods(options, shape: shape), query: query, key: key,
                 value: value, outputDType: outputDType ?? shape.dtype
             ).run()
-        case .cuda:
-            throw FlexAttentionError.invalidArgument("attention on \(device) is not available yet")
+        case let .cuda(ordinal):
+            let result = try CUDAForward(device: CUDADevice.open(ordinal), cache: Self.kernelCache.get())
+                .run(query: query, key: key, value: value, options: options)
+            guard let outputDType, outputDType != result.output.dtype else { return result }
+            return AttentionOutput(
+                output: try Tensor(result.output.floats(), shape: result.output.shape, dtype: outputDType),
+                logSumExp: result.logSumExp)
         }
     }
+
+    /// One kernel cache per process, so a kernel compiled by one call serves the next.
+    private static let kernelCache = Result { try KernelCache(compiler: NVRTC()) }
 
     /// Gradients of a scalar loss with respect to Q, K and V, given `dO = ∂loss/∂O`.
     ///
@@ -79,7 +87,7 @@ public struct Attention: Sendable {
                 gradientDType: gradientDType ?? shape.dtype
             ).run()
         case .cuda:
-            throw FlexAttentionError.invalidArgument("attention on \(device) is not available yet")
+            throw FlexAttentionError.invalidArgument("the backward pass on \(device) is not available yet")
         }
     }
 }
