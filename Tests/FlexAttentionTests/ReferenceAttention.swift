@@ -119,4 +119,5 @@ struct ReferenceAttention {
 extension Double {
     var exp: Double { Foundation.exp(self) }
     var log: Double { Foundation.log(self) }
+    var tanhValue: Double { Foundation.tanh(self) }
 }

@@ -159,7 +159,15 @@ private struct BackwardPlan: @unchecked Sendable {
         }
 
         for h in kvHead * shape.groupSize..<(kvHead + 1) * shape.groupSize {
-            pack(batch: b, head: h, into: packed)
+            let visits = stride(from: keys.lowerBound, to: keys.upperBound, by: CPUBackward.keyTile).map { k0 in
+                let block = k0..<min(k0 + CPUBackward.keyTile, keys.upperBound)
+                return (keys: block, queryBlocks: mods.masking.queryBlocks(
+                    batch: b, head: h, keys: block, queryCount: shape.queryLength, blockSize: tileLanes))
+            }
+            // Only the queries some key block of the chunk attends to need packing (few, for a window mask).
+            let visited = visits.flatMap(\.queryBlocks)
+            let neededQueries = (visited.map(\.range.lowerBound).min() ?? 0)..<(visited.map(\.range.upperBound).max() ?? 0)
+            pack(batch: b, head: h, queries: neededQueries, into: packed)
             let queryGradient: UnsafeMutablePointer<Float>
             if let dqParts {
                 let headIndex = b * shape.queryHeads + h
@@ -169,15 +177,12 @@ private struct BackwardPlan: @unchecked Sendable {
                 queryGradient = ownQueryGradient.pointer
                 queryGradient.update(repeating: 0, count: paddedQueries * dPadded)
             }
-            for k0 in stride(from: keys.lowerBound, to: keys.upperBound, by: CPUBackward.keyTile) {
-                let block = k0..<min(k0 + CPUBackward.keyTile, keys.upperBound)
+            for (block, queryBlocks) in visits where !queryBlocks.isEmpty {
                 for (i, k) in block.enumerated() {
                     key.read(b, kvHead, k, into: keyRows.pointer + i * dPadded)
                     value.read(b, kvHead, k, into: valueRows.pointer + i * dvDim)
                 }
-                let local = k0 - keys.lowerBound
-                let queryBlocks = mods.masking.queryBlocks(
-                    batch: b, head: h, keys: block, queryCount: shape.queryLength, blockSize: tileLanes)
+                let local = block.lowerBound - keys.lowerBound
                 for queryBlock in queryBlocks {
                     let q0 = queryBlock.range.lowerBound
                     let depth = queryBlock.range.count
@@ -247,14 +252,14 @@ private struct BackwardPlan: @unchecked Sendable {
         }
     }
 
-    /// Fills `packed` with one query head's operands: Qᵀ scaled to base-2 score units, Q, dOᵀ, dO, the base-2
+    /// Fills `packed`, for `queries`, with one query head's operands: Qᵀ scaled to base-2 score units, Q, dOᵀ, dO, the base-2
     /// log-sum-exp (+∞ for empty rows) and Delta = rowsum(dO ∘ O).
-    private func pack(batch b: Int, head h: Int, into packed: borrowing PackedQueryHead) {
+    private func pack(batch b: Int, head h: Int, queries: Range<Int>, into packed: borrowing PackedQueryHead) {
         let queryFactor = mods.queryFactor(scale: scale)
         let lseBase = logSumExp.storage.baseAddress.assumingMemoryBound(to: Float.self) + logSumExp.offset
             + b * logSumExp.strides[0] + h * logSumExp.strides[1]
         let lseStride = logSumExp.strides[2]
-        for q in 0..<shape.queryLength {
+        for q in queries {
             let queryRow = packed.query + q * dPadded
             let dORow = packed.outputGradient + q * dvPadded
             query.read(b, h, q, into: queryRow)
@@ -266,18 +271,22 @@ private struct BackwardPlan: @unchecked Sendable {
             let l = lseBase[q * lseStride]
             packed.lse2[q] = l == -.infinity ? .infinity : l * Float.log2e
         }
-        transpose(packed.query, columns: shape.headDim, ld: dPadded, into: packed.queryT, factor: queryFactor)
-        transpose(packed.outputGradient, columns: shape.valueDim, ld: dvPadded, into: packed.outputGradientT)
+        transpose(
+            packed.query, queries: queries, columns: shape.headDim, ld: dPadded, into: packed.queryT,
+            factor: queryFactor)
+        transpose(
+            packed.outputGradient, queries: queries, columns: shape.valueDim, ld: dvPadded,
+            into: packed.outputGradientT)
     }
 
-    /// `target[c * paddedQueries + q] = source[q * ld + c] · factor`, 64 rows at a time so that both sides
-    /// stay in cache.
+    /// `target[c * paddedQueries + q] = source[q * ld + c] · factor` for `q` in `queries`, 64 rows at a time so
+    /// that both sides stay in cache.
     private func transpose(
-        _ source: UnsafePointer<Float>, columns: Int, ld: Int, into target: UnsafeMutablePointer<Float>,
-        factor: Float = 1
+        _ source: UnsafePointer<Float>, queries: Range<Int>, columns: Int, ld: Int,
+        into target: UnsafeMutablePointer<Float>, factor: Float = 1
     ) {
-        for q0 in stride(from: 0, to: shape.queryLength, by: 64) {
-            let rows = min(64, shape.queryLength - q0)
+        for q0 in stride(from: queries.lowerBound, to: queries.upperBound, by: 64) {
+            let rows = min(64, queries.upperBound - q0)
             for c in 0..<columns {
                 let column = target + c * paddedQueries + q0
                 for i in 0..<rows { column[i] = source[(q0 + i) * ld + c] * factor }

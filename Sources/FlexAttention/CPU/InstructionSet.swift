@@ -5,27 +5,34 @@ import FlexAttentionSIMD
 import Glibc
 #endif
 
-/// The CPU vector code paths, chosen once per process from what the CPU reports.
+/// The CPU vector code paths, chosen from what the CPU reports.
 ///
-/// `FLEXATTENTION_CPU_KERNELS=baseline` forces the portable path (AVX2 + FMA on x86-64, NEON on aarch64) on any
-/// machine, so both paths can be tested and timed on one CPU; `avx512` asks for AVX-512 and falls back to the
-/// baseline when the CPU lacks it.
+/// The portable path (AVX2 + FMA on x86-64, NEON on aarch64) can be forced on any machine, so both paths can be
+/// tested and timed on one CPU: for the process with `FLEXATTENTION_CPU_KERNELS=baseline`, or for the work
+/// started in a task with `InstructionSet.$preferred.withValue(.baseline) { … }`. Asking for AVX-512 where the
+/// CPU lacks it gives the baseline.
 public enum InstructionSet: String, Sendable, CaseIterable {
     /// x86-64-v3 (AVX2, FMA, F16C) or aarch64 NEON.
     case baseline
     /// x86-64-v4 (AVX-512 F, BW, DQ, VL).
     case avx512
 
-    /// The path this process uses.
-    public static let current: InstructionSet = {
-        let supported = cpuSupportsAVX512
-        switch getenv("FLEXATTENTION_CPU_KERNELS").map({ String(cString: $0) }) {
-        case "baseline": return .baseline
-        default: return supported ? .avx512 : .baseline
-        }
+    /// The path the CPU work started in this task uses.
+    public static var current: InstructionSet {
+        guard let preferred else { return detected }
+        return preferred == .avx512 && cpuSupportsAVX512 ? .avx512 : .baseline
+    }
+
+    /// A path to use for the CPU work started in this task, instead of the detected one.
+    @TaskLocal public static var preferred: InstructionSet?
+
+    /// The best path this CPU supports, unless `FLEXATTENTION_CPU_KERNELS=baseline` asks for the portable one.
+    public static let detected: InstructionSet = {
+        if getenv("FLEXATTENTION_CPU_KERNELS").map({ String(cString: $0) }) == "baseline" { return .baseline }
+        return cpuSupportsAVX512 ? .avx512 : .baseline
     }()
 
-    static var cpuSupportsAVX512: Bool {
+    static let cpuSupportsAVX512: Bool = {
         #if arch(x86_64)
         guard let cpuinfo = try? readTextFile("/proc/cpuinfo") else { return false }
         guard let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else {
@@ -36,7 +43,7 @@ public enum InstructionSet: String, Sendable, CaseIterable {
         #else
         return false
         #endif
-    }
+    }()
 
     /// Calls `body` with the kernels of this path.
     func withKernels<R>(_ body: (any TileKernels.Type) throws -> R) rethrows -> R {
