@@ -34,7 +34,9 @@ extension CUDAConformance {
     }
 
     /// Runs the grid kernel on random scores and compares every element with the CPU evaluator: masks exactly,
-    /// score values and slopes to 1e-4 relative (`expf`, `tanhf` and the CPU's vector exponential differ by ulps).
+    /// score values and slopes to 1e-4 relative (`expf`, `tanhf` and the CPU's vector exponential differ by ulps),
+    /// slopes of composed score mods to 1e-3: their derivative chains terms such as 1 − tanh², which turn an ulp
+    /// of difference near saturation into a larger relative one.
     private func evaluateGrid(
         _ kernel: ModGridKernel, shape: (b: Int, h: Int, q: Int, kv: Int), _ random: inout SplitMix64
     ) throws -> (failure: String?, origin: KernelOrigin) {
@@ -60,12 +62,14 @@ extension CUDAConformance {
         let values: [Float] = try download(output, count: count)
         let gpuSlopes: [Float] = try download(slopes, count: count)
         let expected = try ModGridReference(kernel: kernel, shape: shape, scores: scores)
+        let exact = kernel.mod.kind == .mask
+        let slopeTolerance: Float = kernel.label.hasPrefix("composed") ? 1e-3 : 1e-4
         for element in 0..<count {
-            let checks = kernel.mod.kind == .mask
-                ? [("value", values[element], expected.values[element])]
-                : [("value", values[element], expected.values[element]),
-                   ("slope", gpuSlopes[element], expected.slopes[element])]
-            for (what, got, want) in checks where !Self.close(got, want, exact: kernel.mod.kind == .mask) {
+            let checks = exact
+                ? [("value", values[element], expected.values[element], Float(0))]
+                : [("value", values[element], expected.values[element], Float(1e-4)),
+                   ("slope", gpuSlopes[element], expected.slopes[element], slopeTolerance)]
+            for (what, got, want, tolerance) in checks where !Self.close(got, want, tolerance: tolerance) {
                 let kv = element % shape.kv, row = element / shape.kv
                 let at = "[\(row / (shape.q * shape.h)), \(row / shape.q % shape.h), \(row % shape.q), \(kv)]"
                 return ("\(what) at \(at): the GPU gives \(got), the CPU \(want)", origin)
@@ -74,9 +78,9 @@ extension CUDAConformance {
         return (nil, origin)
     }
 
-    private static func close(_ got: Float, _ want: Float, exact: Bool) -> Bool {
+    private static func close(_ got: Float, _ want: Float, tolerance: Float) -> Bool {
         if got == want || (got.isNaN && want.isNaN) { return true }
-        return !exact && abs(got - want) <= 1e-4 * max(1, abs(want))
+        return abs(got - want) <= tolerance * max(1, abs(want))
     }
 }
 
