@@ -1,4 +1,4 @@
-import FlexAttention
+@testable import FlexAttention
 import Testing
 
 /// Every malformed input is a typed error that names the problem, thrown before anything is computed.

@@ -1,4 +1,4 @@
-import FlexAttention
+@testable import FlexAttention
 import Testing
 
 /// Both vector paths compute the same function: the portable one (what AVX2-only and aarch64 machines run) is

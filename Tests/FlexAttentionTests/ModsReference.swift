@@ -118,22 +118,9 @@ private func compare<T: Comparable>(_ op: ModBinaryOperator, _ a: T, _ b: T) -> 
     }
 }
 
-/// A small deterministic generator (SplitMix64), so failures reproduce.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Random well-typed expressions over the variables, small literals, a document-id table and a bias table.
 struct RandomExpressions {
-    var generator: SeededGenerator
+    var generator: SplitMix64
     let ids: ModTable
     let bias: ModTable
     /// Whether `score` may appear, and whether to avoid kinks and poles (for finite differences).
@@ -141,9 +128,9 @@ struct RandomExpressions {
     var smooth = false
 
     init(seed: UInt64, length: Int, heads: Int) throws {
-        generator = SeededGenerator(state: seed)
+        generator = SplitMix64(seed: seed)
         ids = try ModTable(name: "doc", shape: [length], elements: .int32((0..<length).map { Int32($0 / 37) }))
-        var g = SeededGenerator(state: seed ^ 0xABCD)
+        var g = SplitMix64(seed: seed ^ 0xABCD)
         bias = try ModTable(
             name: "bias", shape: [heads, length],
             elements: .float((0..<heads * length).map { _ in Float.random(in: -1...1, using: &g) }))

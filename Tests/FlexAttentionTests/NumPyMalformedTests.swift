@@ -1,4 +1,4 @@
-import FlexAttention
+@testable import FlexAttention
 import Testing
 
 @Suite("Malformed .npy files")

@@ -1,4 +1,4 @@
-import FlexAttention
+@testable import FlexAttention
 import Testing
 
 /// The README's example, at a small size, so the documentation keeps compiling and running.

@@ -1,4 +1,4 @@
-import FlexAttention
+@testable import FlexAttention
 import Foundation
 
 /// Naive attention in Float64 that materialises every score: the ground truth the tests compare against.

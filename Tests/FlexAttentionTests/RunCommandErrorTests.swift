@@ -1,4 +1,4 @@
-import FlexAttention
+@testable import FlexAttention
 import Foundation
 import Testing
 

@@ -1,4 +1,4 @@
-import FlexAttention
+@testable import FlexAttention
 import Foundation
 
 /// The `flexattn` executable built with the tests: beside the test bundle (any scratch path), else in the default

@@ -1,4 +1,4 @@
-import FlexAttention
+@testable import FlexAttention
 import Testing
 
 @Suite("flexattn run against the Float64 reference",

@@ -1,18 +1,9 @@
-import FlexAttention
+@testable import FlexAttention
 import Foundation
 
-/// Deterministic-per-seed random numbers (SplitMix64), so a failing case can be rerun; seeds differ per test.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The tests draw their random inputs from the library's seedable generator; seeds differ per run and are
+/// printed on failure, so a failing case can be rerun.
+typealias SeededRandom = SplitMix64
 
 /// A fresh seed for every run of the test suite, printed on failure through the test's comments.
 func freshSeed() -> UInt64 { UInt64.random(in: 1...UInt64.max) }
