@@ -11,7 +11,7 @@ extension ScoreMod {
         let program = ModProgram([expression.node])
         var intervals = ModIntervalMachine(
             program, queryLength: queryLength, keyLength: keyLength, extremes: program.tables.map(TableExtremes.init))
-        var exact = ModTileMachine(program)
+        var exact = ModTileMachine(program, chunkCount: .max)
         var pending = [ScoreRegion(batches: 0..<batch, heads: 0..<heads, queries: 0..<queryLength, keys: 0..<keyLength)]
         while let region = pending.popLast() {
             intervals.run(region)
@@ -23,15 +23,12 @@ extension ScoreMod {
             }
             for b in region.batches {
                 for h in region.heads {
-                    for key in region.keys {
-                        for start in stride(from: region.queries.lowerBound, to: region.queries.upperBound, by: 16) {
-                            exact.run(
-                                ModLanes(
-                                    batch: b, head: h, firstQuery: start, key: key, queryLength: queryLength,
-                                    keyLength: keyLength, activeLanes: min(16, region.queries.upperBound - start)),
-                                watchingFaults: true)
-                            if let fault = exact.fault { throw fault }
-                        }
+                    let chunks = ModChunks(
+                        batch: b, head: h, queries: region.queries, keys: region.keys, queryLength: queryLength,
+                        keyLength: keyLength)
+                    try chunks.forEachPiece(capacity: exact.capacity) { piece in
+                        exact.run(piece, watchingFaults: true)
+                        if let fault = exact.fault { throw fault }
                     }
                 }
             }

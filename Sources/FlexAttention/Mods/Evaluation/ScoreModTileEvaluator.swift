@@ -3,6 +3,8 @@
 struct ScoreModTileEvaluator: Sendable {
     /// value, ∂value/∂score.
     private let program: ModProgram
+    /// value alone, for tiles whose derivative is not asked for.
+    private let valueProgram: ModProgram
     /// For each Float table lookup: ∂value/∂lookup, then the lookup's index expressions.
     private let gradientProgram: ModProgram
     /// The lookups of `gradientProgram`: the table's slot in ``gradientTables`` and its index count.
@@ -18,6 +20,7 @@ struct ScoreModTileEvaluator: Sendable {
         try scoreMod.validate()
         let node = scoreMod.expression.node
         program = ModProgram([node, node.derivative(withRespectTo: .variable(.score)).node])
+        valueProgram = ModProgram([node])
         var tables: [ModTable] = []
         var lookups: [(slot: Int, table: ModTable)] = []
         var outputs: [ModNode] = []
@@ -36,22 +39,23 @@ struct ScoreModTileEvaluator: Sendable {
         self.keyLength = keyLength
     }
 
-    private func lanes(_ tile: ScoreTile, key: Int, firstQuery: Int, count: Int, scores: SIMD16<Float>) -> ModLanes {
-        ModLanes(
-            batch: tile.batch, head: tile.head, firstQuery: firstQuery, key: key, queryLength: queryLength,
-            keyLength: keyLength, score: scores, activeLanes: count)
-    }
-
     /// Replaces every score of `tile` by its modified value and, when `derivative` is given, writes
     /// ∂score′/∂score there with the tile's layout.
     func modify(_ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?) {
-        var machine = ModTileMachine(program)
-        let (value, slope) = (program.outputs[0], program.outputs[1])
-        tile.forEachLaneRun { key, firstQuery, count, offset in
-            let scores = loadLanes(tile.values + offset, count: count)
-            machine.run(lanes(tile, key: key, firstQuery: firstQuery, count: count, scores: scores))
-            storeLanes(machine.float(value), to: tile.values + offset, count: count)
-            if let derivative { storeLanes(machine.float(slope), to: derivative + offset, count: count) }
+        let program = derivative == nil ? valueProgram : program
+        let chunks = tile.chunks(queryLength: queryLength, keyLength: keyLength)
+        var machine = ModTileMachine(program, chunkCount: chunks.count)
+        let (scores, value) = (machine.scores, machine.floats(program.outputs[0]))
+        let slope = derivative == nil ? nil : machine.floats(program.outputs[1])
+        chunks.forEachPiece(capacity: machine.capacity) { piece in
+            tile.forEachLaneRun(of: piece) { chunk, count, offset in
+                scores[chunk] = loadLanes(tile.values + offset, count: count)
+            }
+            machine.run(piece)
+            tile.forEachLaneRun(of: piece) { chunk, count, offset in
+                storeLanes(value[chunk], to: tile.values + offset, count: count)
+                if let derivative, let slope { storeLanes(slope[chunk], to: derivative + offset, count: count) }
+            }
         }
     }
 
@@ -62,22 +66,28 @@ struct ScoreModTileEvaluator: Sendable {
         scores tile: ScoreTile, outputGradient: UnsafePointer<Float>, into gradients: [UnsafeMutablePointer<Float>]
     ) {
         guard !gradientLookups.isEmpty else { return }
-        var machine = ModTileMachine(gradientProgram)
-        tile.forEachLaneRun { key, firstQuery, count, offset in
-            let upstream = loadLanes(outputGradient + offset, count: count)
-            let scores = loadLanes(tile.values + offset, count: count)
-            machine.run(lanes(tile, key: key, firstQuery: firstQuery, count: count, scores: scores))
-            var output = 0
-            for (slot, table) in gradientLookups {
-                let contribution = upstream * machine.float(gradientProgram.outputs[output])
-                var offsets = SIMD16<Int>.zero
-                for (axis, extent) in table.shape.enumerated() {
-                    let index = machine.int(gradientProgram.outputs[output + 1 + axis])
-                    offsets = offsets &* extent &+ index.clamped(lowerBound: .zero, upperBound: SIMD16(repeating: extent - 1))
-                }
-                output += 1 + table.shape.count
-                for lane in 0..<count where upstream[lane] != 0 {
-                    gradients[slot][offsets[lane]] += contribution[lane]
+        let chunks = tile.chunks(queryLength: queryLength, keyLength: keyLength)
+        var machine = ModTileMachine(gradientProgram, chunkCount: chunks.count)
+        let scores = machine.scores
+        chunks.forEachPiece(capacity: machine.capacity) { piece in
+            tile.forEachLaneRun(of: piece) { chunk, count, offset in
+                scores[chunk] = loadLanes(tile.values + offset, count: count)
+            }
+            machine.run(piece)
+            tile.forEachLaneRun(of: piece) { chunk, count, offset in
+                let upstream = loadLanes(outputGradient + offset, count: count)
+                var output = 0
+                for (slot, table) in gradientLookups {
+                    let contribution = upstream * machine.floats(gradientProgram.outputs[output])[chunk]
+                    var offsets = SIMD16<Int>.zero
+                    for (axis, extent) in table.shape.enumerated() {
+                        let index = machine.ints(gradientProgram.outputs[output + 1 + axis])[chunk]
+                        offsets = offsets &* extent &+ index.clamped(lowerBound: .zero, upperBound: SIMD16(repeating: extent - 1))
+                    }
+                    output += 1 + table.shape.count
+                    for lane in 0..<count where upstream[lane] != 0 {
+                        gradients[slot][offsets[lane]] += contribution[lane]
+                    }
                 }
             }
         }

@@ -1,13 +1,17 @@
-/// Walking a score tile 16 queries at a time, the width of ``ModTileMachine``.
+/// Walking a score tile in the chunks of ``ModTileMachine``.
 extension ScoreTile {
-    /// Calls `body` for each key row and each run of up to 16 queries in it, with the pointer to the run's
-    /// first score and the number of queries it covers, rows first, runs in query order.
-    func forEachLaneRun(_ body: (_ key: Int, _ firstQuery: Int, _ count: Int, _ offset: Int) -> Void) {
-        for key in keys {
-            let row = (key - keys.lowerBound) * stride
-            for start in Swift.stride(from: queries.lowerBound, to: queries.upperBound, by: 16) {
-                body(key, start, min(16, queries.upperBound - start), row + start - queries.lowerBound)
-            }
+    /// The whole tile as chunks of a mod's inputs.
+    func chunks(queryLength: Int, keyLength: Int) -> ModChunks {
+        ModChunks(
+            batch: batch, head: head, queries: queries, keys: keys, queryLength: queryLength, keyLength: keyLength)
+    }
+
+    /// Calls `body` for each chunk of `piece` (a part of this tile), in order, with its index in the piece, its
+    /// number of queries and the offset of its first score from ``values``.
+    @inline(__always)
+    func forEachLaneRun(of piece: ModChunks, _ body: (_ chunk: Int, _ count: Int, _ offset: Int) -> Void) {
+        piece.forEachChunk { chunk, key, firstQuery, lanes in
+            body(chunk, lanes, (key - keys.lowerBound) * stride + firstQuery - queries.lowerBound)
         }
     }
 }
