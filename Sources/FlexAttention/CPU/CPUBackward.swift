@@ -80,10 +80,13 @@ private struct BackwardPlan: @unchecked Sendable {
     func run<K: TileKernels>(kernels: K.Type) -> [[Float]] {
         let heads = shape.batch * shape.keyValueHeads
         let items = heads * chunks
-        // dQ parts of each (chunk, batch, query head), summed in chunk order once every item is done.
+        // With several chunks, each keeps its dQ parts (per query head, over the queries it visits) until all
+        // are done; they are then summed in chunk order.
         let partCount = chunks > 1 ? chunks * shape.batch * shape.queryHeads : 0
-        let parts = Scratch(partCount * paddedQueries * dPadded)
-        let partsPointer = SendablePointer(parts.pointer)
+        let parts = UnsafeMutablePointer<QueryGradientPart>.allocate(capacity: max(1, partCount))
+        parts.initialize(repeating: QueryGradientPart(), count: max(1, partCount))
+        defer { parts.deallocate() }
+        let partsPointer = SendablePointer(parts)
         // Table gradients of each item, summed in item order.
         let tableTotal = tableSizes.reduce(0, +)
         let tableParts = Scratch(items * tableTotal)
@@ -95,7 +98,7 @@ private struct BackwardPlan: @unchecked Sendable {
                      dqParts: chunks > 1 ? partsPointer.value : nil,
                      tableGradients: tablePartsPointer.value + item * tableTotal)
         }
-        if chunks > 1 { sumQueryGradientParts(parts.pointer) }
+        if chunks > 1 { sumQueryGradientParts(parts) }
         var offset = 0
         return tableSizes.map { size in
             var total = [Float](repeating: 0, count: size)
@@ -108,31 +111,40 @@ private struct BackwardPlan: @unchecked Sendable {
         }
     }
 
-    /// Writes dQ for every (batch, query head) as the chunk-ordered sum of its parts.
-    private func sumQueryGradientParts(_ parts: UnsafeMutablePointer<Float>) {
-        let partSize = paddedQueries * dPadded
+    /// Writes dQ for every (batch, query head) as the chunk-ordered sum of its parts, and frees them. Queries no
+    /// chunk visited keep the zeros dQ was created with.
+    private func sumQueryGradientParts(_ parts: UnsafeMutablePointer<QueryGradientPart>) {
         let heads = shape.batch * shape.queryHeads
         let partsPointer = SendablePointer(parts)
         parallelFor(heads) { head in
-            let total = partsPointer.value + head * partSize
-            for chunk in 1..<chunks {
-                let part = partsPointer.value + (chunk * heads + head) * partSize
-                for i in 0..<partSize { total[i] += part[i] }
+            let visited = (0..<chunks).compactMap { chunk -> (queries: Range<Int>, rows: UnsafeMutablePointer<Float>)? in
+                let part = partsPointer.value[chunk * heads + head]
+                return part.rows.map { (part.queries, $0) }
             }
-            writeQueryGradient(total, batch: head / shape.queryHeads, head: head % shape.queryHeads)
+            guard let first = visited.map(\.queries.lowerBound).min(),
+                  let end = visited.map(\.queries.upperBound).max() else { return }
+            let total = Scratch((end - first) * dPadded)
+            for part in visited {
+                let target = total.pointer + (part.queries.lowerBound - first) * dPadded
+                for i in 0..<part.queries.count * dPadded { target[i] += part.rows[i] }
+                part.rows.deallocate()
+            }
+            writeQueryGradient(
+                total.pointer, queries: first..<end, batch: head / shape.queryHeads, head: head % shape.queryHeads)
         }
     }
 
-    private func writeQueryGradient(_ accumulator: UnsafeMutablePointer<Float>, batch b: Int, head h: Int) {
-        for q in 0..<shape.queryLength {
-            let row = accumulator + q * dPadded
+    /// Writes dQ rows `queries` (scaled) from `rows`, which holds them consecutively.
+    private func writeQueryGradient(_ rows: UnsafeMutablePointer<Float>, queries: Range<Int>, batch b: Int, head h: Int) {
+        for q in queries {
+            let row = rows + (q - queries.lowerBound) * dPadded
             for c in 0..<shape.headDim { row[c] *= scale }
             dq.write(b, h, q, from: row)
         }
     }
 
     private func runChunk<K: TileKernels>(
-        _: K.Type, batch b: Int, kvHead: Int, chunk: Int, dqParts: UnsafeMutablePointer<Float>?,
+        _: K.Type, batch b: Int, kvHead: Int, chunk: Int, dqParts: UnsafeMutablePointer<QueryGradientPart>?,
         tableGradients: UnsafeMutablePointer<Float>
     ) {
         let keys = chunk * chunkLength..<min((chunk + 1) * chunkLength, shape.keyLength)
@@ -140,7 +152,6 @@ private struct BackwardPlan: @unchecked Sendable {
         let packed = PackedQueryHead(queries: paddedQueries, headDim: d, valueDim: dvDim)
         let keyGradient = Scratch(keys.count * dPadded)
         let valueGradient = Scratch(keys.count * dvPadded)
-        let ownQueryGradient = Scratch(dqParts == nil ? paddedQueries * dPadded : 0)
         let keyRows = Scratch(CPUBackward.keyTile * dPadded)
         let valueRows = Scratch(CPUBackward.keyTile * dvDim)
         let tileLanes = CPUBackward.queryTile
@@ -168,15 +179,11 @@ private struct BackwardPlan: @unchecked Sendable {
             let visited = visits.flatMap(\.queryBlocks)
             let neededQueries = (visited.map(\.range.lowerBound).min() ?? 0)..<(visited.map(\.range.upperBound).max() ?? 0)
             pack(batch: b, head: h, queries: neededQueries, into: packed)
-            let queryGradient: UnsafeMutablePointer<Float>
-            if let dqParts {
-                let headIndex = b * shape.queryHeads + h
-                queryGradient = dqParts + (chunk * shape.batch * shape.queryHeads + headIndex)
-                    * paddedQueries * dPadded
-            } else {
-                queryGradient = ownQueryGradient.pointer
-                queryGradient.update(repeating: 0, count: paddedQueries * dPadded)
-            }
+            guard !neededQueries.isEmpty else { continue }
+            // dQ of the visited queries, row q at (q − first visited) · dPadded.
+            let queryGradient = UnsafeMutablePointer<Float>.allocate(capacity: neededQueries.count * dPadded)
+            queryGradient.initialize(repeating: 0, count: neededQueries.count * dPadded)
+            let queryGradientBase = neededQueries.lowerBound
             for (block, queryBlocks) in visits where !queryBlocks.isEmpty {
                 for (i, k) in block.enumerated() {
                     key.read(b, kvHead, k, into: keyRows.pointer + i * dPadded)
@@ -238,10 +245,16 @@ private struct BackwardPlan: @unchecked Sendable {
                     K.gemm(GemmOperands(
                         rows: depth, lanes: dPadded, depth: block.count, a: scoreGradients.pointer,
                         aRowStride: 1, aDepthStride: tileLanes, b: keyRows.pointer, ldb: dPadded,
-                        c: queryGradient + q0 * dPadded, ldc: dPadded, accumulate: true))
+                        c: queryGradient + (q0 - queryGradientBase) * dPadded, ldc: dPadded, accumulate: true))
                 }
             }
-            if dqParts == nil { writeQueryGradient(queryGradient, batch: b, head: h) }
+            if let dqParts {
+                dqParts[chunk * shape.batch * shape.queryHeads + b * shape.queryHeads + h] =
+                    QueryGradientPart(queries: neededQueries, rows: queryGradient)
+            } else {
+                writeQueryGradient(queryGradient, queries: neededQueries, batch: b, head: h)
+                queryGradient.deallocate()
+            }
         }
         for k in keys {
             let local = k - keys.lowerBound
@@ -326,4 +339,11 @@ private struct PackedQueryHead: ~Copyable {
         (queryT, query, outputGradientT, outputGradient) = (pointers[0], pointers[1], pointers[2], pointers[3])
         (lse2, delta, outputRow) = (pointers[4], pointers[5], pointers[6])
     }
+}
+
+/// One work item's dQ for one query head: the rows of `queries`, consecutive, owned until summed; no rows when
+/// the item visited none of that head's queries.
+private struct QueryGradientPart {
+    var queries: Range<Int> = 0..<0
+    var rows: UnsafeMutablePointer<Float>?
 }
