@@ -21,8 +21,6 @@ struct CPUBackward {
     let outputGradient: Tensor
     let gradientDType: DType
 
-    static let keyTile = 64
-    static let queryTile = 64
     /// Work items wanted before the keys of a head are split into chunks.
     static let targetItems = 16
 
@@ -33,7 +31,7 @@ struct CPUBackward {
         let dq = try Tensor(zeros: query.shape, dtype: gradientDType)
         let dk = try Tensor(zeros: key.shape, dtype: gradientDType)
         let dv = try Tensor(zeros: value.shape, dtype: gradientDType)
-        let keyBlocks = (shape.keyLength + Self.keyTile - 1) / Self.keyTile
+        let keyBlocks = (shape.keyLength + CPUTile.keys - 1) / CPUTile.keys
         let heads = shape.batch * shape.keyValueHeads
         let chunks = max(1, min(keyBlocks, (Self.targetItems + heads - 1) / heads))
         let blocksPerChunk = (keyBlocks + chunks - 1) / chunks
@@ -43,7 +41,7 @@ struct CPUBackward {
             query: StridedRows(query), key: StridedRows(key), value: StridedRows(value),
             output: StridedRows(output), outputGradient: StridedRows(outputGradient),
             logSumExp: logSumExp, dq: StridedRows(dq), dk: StridedRows(dk), dv: StridedRows(dv),
-            chunkLength: blocksPerChunk * Self.keyTile, chunks: (keyBlocks + blocksPerChunk - 1) / blocksPerChunk)
+            chunkLength: blocksPerChunk * CPUTile.keys, chunks: (keyBlocks + blocksPerChunk - 1) / blocksPerChunk)
         let tableGradients = InstructionSet.current.withKernels { kernels in plan.run(kernels: kernels) }
         var gradientsByName: [String: Tensor] = [:]
         for (table, values) in zip(tables, tableGradients) {
@@ -72,7 +70,7 @@ private struct BackwardPlan: @unchecked Sendable {
     let chunkLength: Int
     let chunks: Int
 
-    var paddedQueries: Int { (shape.queryLength + 63) & ~63 }
+    var paddedQueries: Int { (shape.queryLength + CPUTile.queries - 1) / CPUTile.queries * CPUTile.queries }
     var dPadded: Int { paddedToLanes(shape.headDim) }
     var dvPadded: Int { paddedToLanes(shape.valueDim) }
 
@@ -152,14 +150,14 @@ private struct BackwardPlan: @unchecked Sendable {
         let packed = PackedQueryHead(queries: paddedQueries, headDim: d, valueDim: dvDim)
         let keyGradient = Scratch(keys.count * dPadded)
         let valueGradient = Scratch(keys.count * dvPadded)
-        let keyRows = Scratch(CPUBackward.keyTile * dPadded)
-        let valueRows = Scratch(CPUBackward.keyTile * dvDim)
-        let tileLanes = CPUBackward.queryTile
-        let probabilities = Scratch(CPUBackward.keyTile * tileLanes)
-        let scoreGradients = Scratch(CPUBackward.keyTile * tileLanes)
+        let keyRows = Scratch(CPUTile.keys * dPadded)
+        let valueRows = Scratch(CPUTile.keys * dvDim)
+        let tileLanes = CPUTile.queries
+        let probabilities = Scratch(CPUTile.keys * tileLanes)
+        let scoreGradients = Scratch(CPUTile.keys * tileLanes)
         let modifier = mods.scoreModifier
-        let rawScores = Scratch(modifier == nil ? 0 : CPUBackward.keyTile * tileLanes)
-        let slopes = Scratch(modifier == nil ? 0 : CPUBackward.keyTile * tileLanes)
+        let rawScores = Scratch(modifier == nil ? 0 : CPUTile.keys * tileLanes)
+        let slopes = Scratch(modifier == nil ? 0 : CPUTile.keys * tileLanes)
         let log2e = Scratch(tileLanes)
         log2e.pointer.update(repeating: .log2e, count: tileLanes)
         var tableBuffers: [UnsafeMutablePointer<Float>] = []
@@ -170,8 +168,8 @@ private struct BackwardPlan: @unchecked Sendable {
         }
 
         for h in kvHead * shape.groupSize..<(kvHead + 1) * shape.groupSize {
-            let visits = stride(from: keys.lowerBound, to: keys.upperBound, by: CPUBackward.keyTile).map { k0 in
-                let block = k0..<min(k0 + CPUBackward.keyTile, keys.upperBound)
+            let visits = stride(from: keys.lowerBound, to: keys.upperBound, by: CPUTile.keys).map { k0 in
+                let block = k0..<min(k0 + CPUTile.keys, keys.upperBound)
                 return (keys: block, queryBlocks: mods.masking.queryBlocks(
                     batch: b, head: h, keys: block, queryCount: shape.queryLength, blockSize: tileLanes))
             }
@@ -292,14 +290,14 @@ private struct BackwardPlan: @unchecked Sendable {
             into: packed.outputGradientT)
     }
 
-    /// `target[c * paddedQueries + q] = source[q * ld + c] · factor` for `q` in `queries`, 64 rows at a time so
+    /// `target[c * paddedQueries + q] = source[q * ld + c] · factor` for `q` in `queries`, a tile of rows at a time so
     /// that both sides stay in cache.
     private func transpose(
         _ source: UnsafePointer<Float>, queries: Range<Int>, columns: Int, ld: Int,
         into target: UnsafeMutablePointer<Float>, factor: Float = 1
     ) {
-        for q0 in stride(from: queries.lowerBound, to: queries.upperBound, by: 64) {
-            let rows = min(64, queries.upperBound - q0)
+        for q0 in stride(from: queries.lowerBound, to: queries.upperBound, by: CPUTile.queries) {
+            let rows = min(CPUTile.queries, queries.upperBound - q0)
             for c in 0..<columns {
                 let column = target + c * paddedQueries + q0
                 for i in 0..<rows { column[i] = source[(q0 + i) * ld + c] * factor }

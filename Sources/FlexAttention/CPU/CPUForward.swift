@@ -6,7 +6,7 @@ import Glibc
 
 /// The FlashAttention forward pass on the CPU.
 ///
-/// One work item is one tile of `queryTile` queries of one (batch, query head). Its queries, pre-multiplied by
+/// One work item is one tile of ``CPUTile/queries`` queries of one (batch, query head). Its queries, pre-multiplied by
 /// `scale · log2(e)`, are packed transposed (`[D][queries]`), so the scores of a key block come out key-major from
 /// one GEMM whose A operand is read straight from K. The softmax runs in base 2 along the contiguous query axis,
 /// and the output accumulates transposed (`[Dv][queries]`), from a GEMM whose A operand is read straight from V.
@@ -20,9 +20,6 @@ struct CPUForward {
     let value: Tensor
     let outputDType: DType
 
-    static let queryTile = 64
-    static let keyTile = 64
-
     func run() throws -> AttentionOutput {
         let output = try Tensor(
             zeros: [shape.batch, shape.queryHeads, shape.queryLength, shape.valueDim], dtype: outputDType)
@@ -32,7 +29,7 @@ struct CPUForward {
             query: StridedRows(query), key: StridedRows(key), value: StridedRows(value),
             output: StridedRows(output),
             logSumExp: logSumExp.storage.baseAddress.assumingMemoryBound(to: Float.self))
-        let tiles = (shape.queryLength + Self.queryTile - 1) / Self.queryTile
+        let tiles = (shape.queryLength + CPUTile.queries - 1) / CPUTile.queries
         InstructionSet.current.withKernels { kernels in
             plan.run(kernels: kernels, tiles: tiles)
         }
@@ -62,8 +59,8 @@ private struct ForwardPlan: @unchecked Sendable {
     }
 
     private func runTile<K: TileKernels>(_: K.Type, batch b: Int, head h: Int, tile: Int) {
-        let lanes = CPUForward.queryTile
-        let keyTile = CPUForward.keyTile
+        let lanes = CPUTile.queries
+        let keyTile = CPUTile.keys
         let (d, dv) = (shape.headDim, shape.valueDim)
         let kvHead = h / shape.groupSize
         let q0 = tile * lanes

@@ -5,9 +5,6 @@ struct CPUMods: Sendable {
     /// The score mod, compiled for tiles; `nil` when scores are left as they are.
     let scoreModifier: ScoreModTileEvaluator?
 
-    /// Tile size of the block masks the CPU builds: the CPU loops' query and key tile.
-    static let blockSize = 64
-
     /// - Throws: ``ModError`` when the mask or score mod is malformed or indexes a table outside its bounds
     ///   anywhere in the problem's domain.
     init(_ options: AttentionOptions, shape: AttentionShape) throws {
@@ -17,8 +14,8 @@ struct CPUMods: Sendable {
         case let (mask?, isCausal):
             masking = try BlockMask(
                 isCausal ? MaskMod.causal && mask : mask, batch: shape.batch, heads: shape.queryHeads,
-                queryLength: shape.queryLength, keyLength: shape.keyLength, queryBlockSize: Self.blockSize,
-                keyBlockSize: Self.blockSize)
+                queryLength: shape.queryLength, keyLength: shape.keyLength, queryBlockSize: CPUTile.queries,
+                keyBlockSize: CPUTile.keys)
         }
         if let scoreMod = options.scoreMod {
             try scoreMod.checkIndices(

@@ -78,3 +78,11 @@ protocol TileScoreModifying: Sendable {
     /// ∂score′/∂score for each element there, with the tile's layout and stride.
     func modify(_ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?)
 }
+
+/// The CPU loops' tile: queries are a score tile's vector lanes (a multiple of the 64-lane micro-kernel block),
+/// keys its rows. Block masks built for the CPU use the same sizes, so every block visited is exactly full or
+/// partial.
+enum CPUTile {
+    static let queries = 64
+    static let keys = 64
+}
