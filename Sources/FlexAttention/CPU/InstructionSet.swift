@@ -34,7 +34,8 @@ public enum InstructionSet: String, Sendable, CaseIterable {
 
     static let cpuSupportsAVX512: Bool = {
         #if arch(x86_64)
-        guard let cpuinfo = try? readTextFile("/proc/cpuinfo") else { return false }
+        guard let bytes = FileSystem.read("/proc/cpuinfo") else { return false }
+        let cpuinfo = String(decoding: bytes, as: UTF8.self)
         guard let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else {
             return false
         }
@@ -61,20 +62,4 @@ enum BaselineTileKernels: TileKernels {
         SIMDTileKernels<TwoVectors<SIMD8<Float>>, TwoVectors<SIMD8<Float>>, TwoVectors<SIMD8<Float>>>
             .perform(operation)
     }
-}
-
-/// The whole content of a small text file (such as one under /proc, whose size reads as 0).
-func readTextFile(_ path: String) throws -> String {
-    guard let file = fopen(path, "r") else {
-        throw FlexAttentionError.invalidArgument("cannot open \(path)")
-    }
-    defer { fclose(file) }
-    var bytes = [UInt8]()
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = fread(&buffer, 1, buffer.count, file)
-        if count <= 0 { break }
-        bytes.append(contentsOf: buffer[0..<count])
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }

@@ -1,6 +1,7 @@
 import Glibc
 
-/// The few file-system questions and operations the CUDA layer needs, on Glibc alone (the library does not depend
+/// The few file-system questions and operations the library needs (CPU detection, .npy files, the kernel cache),
+/// on Glibc alone (the library does not depend
 /// on Foundation).
 enum FileSystem {
     static func exists(_ path: String) -> Bool {
@@ -19,7 +20,7 @@ enum FileSystem {
         var names = [String]()
         while let entry = readdir(stream) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+                raw.baseAddress.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? ""
             }
             if name != "." && name != ".." { names.append(name) }
         }
