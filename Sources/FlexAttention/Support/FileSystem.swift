@@ -1,8 +1,7 @@
 import Glibc
 
 /// The few file-system questions and operations the library needs (CPU detection, .npy files, the kernel cache),
-/// on Glibc alone (the library does not depend
-/// on Foundation).
+/// on Glibc alone (the library does not depend on Foundation).
 enum FileSystem {
     static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
