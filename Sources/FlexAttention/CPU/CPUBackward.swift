@@ -89,12 +89,17 @@ private struct BackwardPlan: @unchecked Sendable {
         let tableTotal = tableSizes.reduce(0, +)
         let tableParts = Scratch(items * tableTotal)
         let tablePartsPointer = SendablePointer(tableParts.pointer)
+        // Per item: the packed query head, then dK and dV of the chunk's keys.
+        let packedCount = PackedQueryHead.count(queries: paddedQueries, headDim: shape.headDim, valueDim: shape.valueDim)
+        let workspaces = WorkspacePool(count: packedCount + chunkLength * (dPadded + dvPadded))
         parallelFor(items) { item in
             let chunk = item / heads
             let head = item % heads
-            runChunk(K.self, batch: head / shape.keyValueHeads, kvHead: head % shape.keyValueHeads, chunk: chunk,
-                     dqParts: chunks > 1 ? partsPointer.value : nil,
-                     tableGradients: tablePartsPointer.value + item * tableTotal)
+            workspaces.withBuffer { workspace in
+                runChunk(K.self, batch: head / shape.keyValueHeads, kvHead: head % shape.keyValueHeads,
+                         chunk: chunk, workspace: workspace, dqParts: chunks > 1 ? partsPointer.value : nil,
+                         tableGradients: tablePartsPointer.value + item * tableTotal)
+            }
         }
         if chunks > 1 { sumQueryGradientParts(parts) }
         var offset = 0
@@ -142,14 +147,15 @@ private struct BackwardPlan: @unchecked Sendable {
     }
 
     private func runChunk<K: TileKernels>(
-        _: K.Type, batch b: Int, kvHead: Int, chunk: Int, dqParts: UnsafeMutablePointer<QueryGradientPart>?,
-        tableGradients: UnsafeMutablePointer<Float>
+        _: K.Type, batch b: Int, kvHead: Int, chunk: Int, workspace: UnsafeMutablePointer<Float>,
+        dqParts: UnsafeMutablePointer<QueryGradientPart>?, tableGradients: UnsafeMutablePointer<Float>
     ) {
         let keys = chunk * chunkLength..<min((chunk + 1) * chunkLength, shape.keyLength)
         let (d, dvDim) = (shape.headDim, shape.valueDim)
-        let packed = PackedQueryHead(queries: paddedQueries, headDim: d, valueDim: dvDim)
-        let keyGradient = Scratch(keys.count * dPadded)
-        let valueGradient = Scratch(keys.count * dvPadded)
+        let packed = PackedQueryHead(workspace, queries: paddedQueries, headDim: d, valueDim: dvDim)
+        let keyGradient = workspace + PackedQueryHead.count(queries: paddedQueries, headDim: d, valueDim: dvDim)
+        let valueGradient = keyGradient + keys.count * dPadded
+        keyGradient.update(repeating: 0, count: keys.count * (dPadded + dvPadded))
         let keyRows = Scratch(CPUTile.keys * dPadded)
         let valueRows = Scratch(CPUTile.keys * dvDim)
         let tileLanes = CPUTile.queries
@@ -219,7 +225,7 @@ private struct BackwardPlan: @unchecked Sendable {
                     K.gemm(GemmOperands(
                         rows: block.count, lanes: dvPadded, depth: depth, a: probabilities.pointer,
                         aRowStride: tileLanes, aDepthStride: 1, b: packed.outputGradient + q0 * dvPadded,
-                        ldb: dvPadded, c: valueGradient.pointer + local * dvPadded, ldc: dvPadded,
+                        ldb: dvPadded, c: valueGradient + local * dvPadded, ldc: dvPadded,
                         accumulate: true))
                     // dS = P ∘ (dP − Delta), the gradient of the (modified) natural-unit scores; through a score
                     // mod it feeds the tables it reads and is multiplied by ∂score′/∂score.
@@ -238,7 +244,7 @@ private struct BackwardPlan: @unchecked Sendable {
                     K.gemm(GemmOperands(
                         rows: block.count, lanes: dPadded, depth: depth, a: scoreGradients.pointer,
                         aRowStride: tileLanes, aDepthStride: 1, b: packed.query + q0 * dPadded, ldb: dPadded,
-                        c: keyGradient.pointer + local * dPadded, ldc: dPadded, accumulate: true))
+                        c: keyGradient + local * dPadded, ldc: dPadded, accumulate: true))
                     // dQ += dS · K.
                     K.gemm(GemmOperands(
                         rows: depth, lanes: dPadded, depth: block.count, a: scoreGradients.pointer,
@@ -256,16 +262,16 @@ private struct BackwardPlan: @unchecked Sendable {
         }
         for k in keys {
             let local = k - keys.lowerBound
-            let row = keyGradient.pointer + local * dPadded
+            let row = keyGradient + local * dPadded
             for c in 0..<d { row[c] *= scale }
             dk.write(b, kvHead, k, from: row)
-            dv.write(b, kvHead, k, from: valueGradient.pointer + local * dvPadded)
+            dv.write(b, kvHead, k, from: valueGradient + local * dvPadded)
         }
     }
 
     /// Fills `packed`, for `queries`, with one query head's operands: Qᵀ scaled to base-2 score units, Q, dOᵀ, dO, the base-2
     /// log-sum-exp (+∞ for empty rows) and Delta = rowsum(dO ∘ O).
-    private func pack(batch b: Int, head h: Int, queries: Range<Int>, into packed: borrowing PackedQueryHead) {
+    private func pack(batch b: Int, head h: Int, queries: Range<Int>, into packed: PackedQueryHead) {
         let queryFactor = mods.queryFactor(scale: scale)
         let lseBase = logSumExp.storage.baseAddress.assumingMemoryBound(to: Float.self) + logSumExp.offset
             + b * logSumExp.strides[0] + h * logSumExp.strides[1]
@@ -306,10 +312,10 @@ private struct BackwardPlan: @unchecked Sendable {
     }
 }
 
-/// One query head's backward operands, packed for the GEMMs: `queries` is the padded query count, and padding
-/// rows stay zero.
-private struct PackedQueryHead: ~Copyable {
-    private let storage: Scratch
+/// One query head's backward operands, packed for the GEMMs, in a workspace of ``count(queries:headDim:valueDim:)``
+/// Floats: `queries` is the padded query count. Rows past the real queries are never written, so they stay the
+/// zeros the workspace was made with; a row the caller does not pack holds a previous item's data and is not read.
+private struct PackedQueryHead {
     /// `[D][queries]`, scaled to base-2 score units.
     let queryT: UnsafeMutablePointer<Float>
     /// `[queries][D padded]`.
@@ -325,12 +331,18 @@ private struct PackedQueryHead: ~Copyable {
     /// Room for one row of O.
     let outputRow: UnsafeMutablePointer<Float>
 
-    init(queries n: Int, headDim d: Int, valueDim dv: Int) {
-        let sizes = [d * n, n * paddedToLanes(d), dv * n, n * paddedToLanes(dv), n, n, dv]
-        storage = Scratch(sizes.reduce(0, +))
-        var next = storage.pointer
+    private static func sizes(queries n: Int, headDim d: Int, valueDim dv: Int) -> [Int] {
+        [d * n, n * paddedToLanes(d), dv * n, n * paddedToLanes(dv), n, n, dv]
+    }
+
+    static func count(queries: Int, headDim: Int, valueDim: Int) -> Int {
+        sizes(queries: queries, headDim: headDim, valueDim: valueDim).reduce(0, +)
+    }
+
+    init(_ workspace: UnsafeMutablePointer<Float>, queries n: Int, headDim d: Int, valueDim dv: Int) {
+        var next = workspace
         var pointers = [UnsafeMutablePointer<Float>]()
-        for size in sizes {
+        for size in Self.sizes(queries: n, headDim: d, valueDim: dv) {
             pointers.append(next)
             next += size
         }
