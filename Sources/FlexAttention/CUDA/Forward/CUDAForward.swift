@@ -43,7 +43,8 @@ struct CUDAForward {
         let mask = options.isCausal ? options.mask.map { .causal && $0 } ?? .causal : options.mask
         let kernel = ForwardKernel(
             dtype: shape.dtype, headDim: shape.headDim, valueDim: shape.valueDim,
-            mask: mask.map { CUDAModFunction(mask: $0) }, scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) })
+            mask: mask.map { CUDAModFunction(mask: $0) }, scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) }
+        ).fitting(maxSharedMemory: device.maxSharedMemoryPerBlockOptIn)
         let function = try cache.function(kernel.name, source: kernel.source, on: device)
         try function.setMaxDynamicSharedMemory(kernel.sharedMemoryBytes)
 

@@ -6,9 +6,12 @@
 /// registers as the A operand of P V. The score mod is applied to every score; the mask only in blocks the block
 /// list marks partial. Writes O (input dtype) and the natural-log LSE.
 ///
+/// K and V tiles are prefetched `stages - 1` blocks ahead with `cp.async` into a ring of shared buffers, so the
+/// copy of the next block overlaps the tensor-core work on this one.
+///
 /// Head dims D and Dv are compile-time constants: multiples of 16 from 16 to 256. Rows and keys past the
 /// sequence ends are loaded as zeros and never written; any strides work (rows are copied 16 bytes at a time
-/// when the last dim is contiguous and aligned, element by element otherwise).
+/// with `cp.async` when the last dim is contiguous and aligned, element by element and synchronously otherwise).
 struct ForwardKernel: GeneratedKernel {
     let dtype: DType
     let headDim: Int
@@ -17,6 +20,9 @@ struct ForwardKernel: GeneratedKernel {
     let mask: CUDAModFunction?
     /// Emitted as `fa_score_mod`.
     let scoreMod: CUDAModFunction?
+    /// Shared K/V buffers: 2 overlaps loads with compute; 1 (load, then compute) fits devices with less shared
+    /// memory (``fitting(_:maxSharedMemory:)``).
+    var stages = 2
 
     static let queryBlock = 64
     static let keyBlock = 64
@@ -27,19 +33,33 @@ struct ForwardKernel: GeneratedKernel {
         func tag(_ mod: CUDAModFunction?, _ letter: String) -> String {
             mod.map { "_\(letter)" + hexString(SHA256.hash(Array($0.definition.utf8))).prefix(12) } ?? ""
         }
-        return "fa_forward_\(dtype)_d\(headDim)_dv\(valueDim)" + tag(mask, "m") + tag(scoreMod, "s")
+        return "fa_forward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + tag(mask, "m") + tag(scoreMod, "s")
     }
 
-    /// Q and K tiles of `64 × (D + 8)` and a V tile of `64 × (Dv + 8)` 16-bit elements; the 8 extra columns
-    /// shift each row by 16 bytes, so `ldmatrix`'s eight row addresses fall in different banks.
-    var sharedMemoryBytes: Int { 2 * (Self.queryBlock * (headDim + 8) + Self.keyBlock * (headDim + 8 + valueDim + 8)) }
+    /// A Q tile of `64 × (D + 8)` and per stage a K tile of `64 × (D + 8)` and a V tile of `64 × (Dv + 8)` 16-bit
+    /// elements; the 8 extra columns shift each row by 16 bytes, so `ldmatrix`'s eight row addresses fall in
+    /// different banks.
+    var sharedMemoryBytes: Int {
+        2 * (Self.queryBlock * (headDim + 8) + stages * Self.keyBlock * (headDim + 8 + valueDim + 8))
+    }
+
+    /// This kernel with as many stages (at most 2) as `maxSharedMemory` bytes per block allow; an A100 fits
+    /// only one stage at D = Dv = 256.
+    func fitting(maxSharedMemory: Int) -> ForwardKernel {
+        var kernel = self
+        kernel.stages = 2
+        while kernel.stages > 1 && kernel.sharedMemoryBytes > maxSharedMemory { kernel.stages -= 1 }
+        return kernel
+    }
 
     var source: String {
         CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
             + (scoreMod?.definition ?? "") + Self.tileLoader + kernel
     }
 
-    /// Copies rows `first ..< first + 64` of a strided `[rows, COLS]` matrix into a padded shared tile.
+    /// Starts copying rows `first ..< first + 64` of a strided `[rows, COLS]` matrix into a padded shared tile:
+    /// 16-byte `cp.async` copies that the caller commits and waits for, or element-wise loads and stores when
+    /// rows are not vector-loadable; rows past `count` are stored as zeros.
     private static let tileLoader = """
         struct __align__(16) fa_u128 { fa_u32 x, y, z, w; };
         template <int COLS>
@@ -53,7 +73,9 @@ struct ForwardKernel: GeneratedKernel {
                 if (row >= count) {
                     *(fa_u128*)target = fa_u128{0, 0, 0, 0};
                 } else if (vectorLoads) {
-                    *(fa_u128*)target = *(const fa_u128*)(base + row * rowStride + c);
+                    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;"
+                                 :: "r"((fa_u32)__cvta_generic_to_shared(target)), "l"(base + row * rowStride + c)
+                                 : "memory");
                 } else {
                     const fa_u16* source = base + row * rowStride + c * colStride;
                     #pragma unroll
@@ -61,6 +83,9 @@ struct ForwardKernel: GeneratedKernel {
                 }
             }
         }
+        FA_INLINE void fa_cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+        template <int PENDING>
+        FA_INLINE void fa_cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING) : "memory"); }
 
         """
 
@@ -82,12 +107,12 @@ struct ForwardKernel: GeneratedKernel {
                 long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long os0, long long os1,
                 long long os2, long long os3, int vectorLoads, const int* __restrict__ blockStarts,
                 const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(modParameters)) {
-                constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8;
+                constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
                 constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
                 extern __shared__ __align__(16) fa_u16 shared[];
                 fa_u16* sQ = shared;
-                fa_u16* sK = sQ + 64 * DP;
-                fa_u16* sV = sK + 64 * DP;
+                fa_u16* const sKV = sQ + 64 * DP;  // stage i: K at sKV + i * STAGE, V 64 * DP further
+                constexpr int STAGE = 64 * (DP + DVP);
                 \(mask == nil ? "" : "const fa_mod_arguments mask_mod = {mask_ints, mask_floats, mask_tables};")
                 \(scoreMod == nil ? "" : "const fa_mod_arguments score_mod = {score_ints, score_floats, score_tables};")
 
@@ -110,14 +135,29 @@ struct ForwardKernel: GeneratedKernel {
                 const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
                 const int begin = blockList ? blockStarts[line] : 0;
                 const int end = blockList ? blockStarts[line + 1] : (Skv + 63) / 64;
+                const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
+                // Starts loading step's K and V into its stage; one commit group per step, empty past the end, so
+                // that waiting for all but the AHEAD newest groups always means this step's tiles have landed.
+                const auto prefetch = [&](int step) {
+                    if (step < end) {
+                        const int k0 = (entryAt(step) >> 1) * 64;
+                        fa_u16* stage = sKV + (step - begin) % (AHEAD + 1) * STAGE;
+                        fa_load_tile<D>(stage, keys, ks2, ks3, k0, Skv, vectorLoads);
+                        fa_load_tile<DV>(stage + 64 * DP, values, vs2, vs3, k0, Skv, vectorLoads);
+                    }
+                    fa_cp_async_commit();
+                };
+                for (int step = begin; step < begin + AHEAD; ++step) prefetch(step);  // Q joins the first group
                 for (int step = begin; step < end; ++step) {
-                    const int entry = blockList ? blockList[step] : step * 2;
+                    const int entry = entryAt(step);
                     const int k0 = (entry >> 1) * 64;
                     const bool partial = (entry & 1) != 0;
-                    __syncthreads();  // every warp is done with the previous K and V tiles
-                    fa_load_tile<D>(sK, keys, ks2, ks3, k0, Skv, vectorLoads);
-                    fa_load_tile<DV>(sV, values, vs2, vs3, k0, Skv, vectorLoads);
-                    __syncthreads();
+                    const fa_u16* sK = sKV + (step - begin) % (AHEAD + 1) * STAGE;
+                    const fa_u16* sV = sK + 64 * DP;
+                    __syncthreads();  // every warp is done with the stage the prefetch below overwrites
+                    prefetch(step + AHEAD);
+                    fa_cp_async_wait<AHEAD>();
+                    __syncthreads();  // every thread's copies of this step's tiles (and Q) are visible
 
                     // S = Q Kt: s[j] holds keys k0 + 8j + 2(lane % 4) + {0, 1} of rows[0] ([0], [1]) and rows[1].
                     float s[8][4];
@@ -189,6 +229,7 @@ struct ForwardKernel: GeneratedKernel {
                         }
                     }
                 }
+                asm volatile("cp.async.wait_all;" ::: "memory");  // a row with no key blocks never waited for Q
 
                 #pragma unroll
                 for (int r = 0; r < 2; ++r) {
