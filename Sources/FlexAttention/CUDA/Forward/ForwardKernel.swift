@@ -21,7 +21,7 @@ struct ForwardKernel: GeneratedKernel {
     /// Emitted as `fa_score_mod`.
     let scoreMod: CUDAModFunction?
     /// Shared K/V buffers: 2 overlaps loads with compute; 1 (load, then compute) fits devices with less shared
-    /// memory (``fitting(_:maxSharedMemory:)``).
+    /// memory (``fitting(maxSharedMemory:)``).
     var stages = 2
 
     static let keyBlock = 64
