@@ -43,7 +43,8 @@ struct CUDAForward {
         let mask = options.isCausal ? options.mask.map { .causal && $0 } ?? .causal : options.mask
         let kernel = ForwardKernel(
             dtype: shape.dtype, headDim: shape.headDim, valueDim: shape.valueDim,
-            mask: mask.map { CUDAModFunction(mask: $0) }, scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) })
+            mask: mask.map { CUDAModFunction(mask: $0) }, scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) }
+        ).fitting(maxSharedMemory: device.maxSharedMemoryPerBlockOptIn)
         let function = try cache.function(kernel.name, source: kernel.source, on: device)
         try function.setMaxDynamicSharedMemory(kernel.sharedMemoryBytes)
 
@@ -59,7 +60,7 @@ struct CUDAForward {
         let blocks = try mask.map {
             try CUDABlockList(
                 BlockMask($0, batch: b, heads: hq, queryLength: sq, keyLength: shape.keyLength,
-                          queryBlockSize: ForwardKernel.queryBlock, keyBlockSize: ForwardKernel.keyBlock), device: device)
+                          queryBlockSize: kernel.queryBlock, keyBlockSize: ForwardKernel.keyBlock), device: device)
         }
         let maskArguments = try mask.map { try CUDAModArguments($0.expression.arguments, device: device) }
         let scoreArguments = try options.scoreMod.map { try CUDAModArguments($0.expression.arguments, device: device) }
@@ -73,7 +74,7 @@ struct CUDAForward {
         arguments += [.pointer(blocks?.starts.address ?? 0), .pointer(blocks?.entries.address ?? 0)]
         arguments += [blocks?.batchStride ?? 0, blocks?.headStride ?? 0].map { .int32(Int32($0)) }
         arguments += (maskArguments?.kernelArguments ?? []) + (scoreArguments?.kernelArguments ?? [])
-        let queryBlocks = (sq + ForwardKernel.queryBlock - 1) / ForwardKernel.queryBlock
+        let queryBlocks = (sq + kernel.queryBlock - 1) / kernel.queryBlock
         return ForwardLaunch(
             function: function, grid: (queryBlocks, b * hq, 1), sharedMemory: kernel.sharedMemoryBytes,
             arguments: arguments, output: output, logSumExp: logSumExp,

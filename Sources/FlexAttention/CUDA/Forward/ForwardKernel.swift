@@ -1,14 +1,17 @@
 /// The FlashAttention-2 forward kernel for 16-bit inputs on tensor cores (`mma.sync` m16n8k16, sm_80 and later).
 ///
-/// A CTA of 4 warps keeps 64 query rows in shared memory (16 per warp) and walks 64-key blocks: S = Q Kᵀ and
-/// O += P V on tensor cores with Float32 accumulators, the online softmax in base 2 on the S fragments in
-/// registers (each thread holds two rows; a row's four threads reduce with shuffles), P converted to 16 bits in
-/// registers as the A operand of P V. The score mod is applied to every score; the mask only in blocks the block
+/// A CTA of 4 warps keeps 64 or 128 query rows in shared memory (one or two 16-row tiles per warp,
+/// ``rowTiles``) and walks 64-key blocks: S = Q Kᵀ and O += P V on tensor cores with Float32 accumulators, the
+/// online softmax in base 2 on the S fragments in registers (each thread holds two rows of each tile; a row's
+/// four threads reduce with shuffles), P converted to 16 bits in registers as the A operand of P V. The score mod is applied to every score; the mask only in blocks the block
 /// list marks partial. Writes O (input dtype) and the natural-log LSE.
+///
+/// K and V tiles are prefetched `stages - 1` blocks ahead with `cp.async` into a ring of shared buffers, so the
+/// copy of the next block overlaps the tensor-core work on this one.
 ///
 /// Head dims D and Dv are compile-time constants: multiples of 16 from 16 to 256. Rows and keys past the
 /// sequence ends are loaded as zeros and never written; any strides work (rows are copied 16 bytes at a time
-/// when the last dim is contiguous and aligned, element by element otherwise).
+/// with `cp.async` when the last dim is contiguous and aligned, element by element and synchronously otherwise).
 struct ForwardKernel: GeneratedKernel {
     let dtype: DType
     let headDim: Int
@@ -17,43 +20,68 @@ struct ForwardKernel: GeneratedKernel {
     let mask: CUDAModFunction?
     /// Emitted as `fa_score_mod`.
     let scoreMod: CUDAModFunction?
+    /// Shared K/V buffers: 2 overlaps loads with compute; 1 (load, then compute) fits devices with less shared
+    /// memory (``fitting(maxSharedMemory:)``).
+    var stages = 2
 
-    static let queryBlock = 64
     static let keyBlock = 64
     static let threads = 128
     static let supportedHeadDims = Array(stride(from: 16, through: 256, by: 16))
+
+    /// 16-row query tiles per warp. Two let each K and V fragment that `ldmatrix` brings from shared memory feed
+    /// twice as many MMAs (shared-memory bandwidth, not the tensor cores, bounds one tile), at the cost of twice
+    /// the O accumulators in registers: affordable up to Dv = 128.
+    var rowTiles: Int { valueDim <= 128 ? 2 : 1 }
+    /// Query rows per CTA, the block mask's query block size.
+    var queryBlock: Int { 64 * rowTiles }
 
     var name: String {
         func tag(_ mod: CUDAModFunction?, _ letter: String) -> String {
             mod.map { "_\(letter)" + hexString(SHA256.hash(Array($0.definition.utf8))).prefix(12) } ?? ""
         }
-        return "fa_forward_\(dtype)_d\(headDim)_dv\(valueDim)" + tag(mask, "m") + tag(scoreMod, "s")
+        return "fa_forward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + tag(mask, "m") + tag(scoreMod, "s")
     }
 
-    /// Q and K tiles of `64 × (D + 8)` and a V tile of `64 × (Dv + 8)` 16-bit elements; the 8 extra columns
-    /// shift each row by 16 bytes, so `ldmatrix`'s eight row addresses fall in different banks.
-    var sharedMemoryBytes: Int { 2 * (Self.queryBlock * (headDim + 8) + Self.keyBlock * (headDim + 8 + valueDim + 8)) }
+    /// A Q tile of `queryBlock × (D + 8)` and per stage a K tile of `64 × (D + 8)` and a V tile of `64 × (Dv + 8)` 16-bit
+    /// elements; the 8 extra columns shift each row by 16 bytes, so `ldmatrix`'s eight row addresses fall in
+    /// different banks.
+    var sharedMemoryBytes: Int {
+        2 * (queryBlock * (headDim + 8) + stages * Self.keyBlock * (headDim + 8 + valueDim + 8))
+    }
+
+    /// This kernel with as many stages (at most 2) as `maxSharedMemory` bytes per block allow; an A100 fits
+    /// only one stage at D = Dv = 256.
+    func fitting(maxSharedMemory: Int) -> ForwardKernel {
+        var kernel = self
+        kernel.stages = 2
+        while kernel.stages > 1 && kernel.sharedMemoryBytes > maxSharedMemory { kernel.stages -= 1 }
+        return kernel
+    }
 
     var source: String {
         CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
             + (scoreMod?.definition ?? "") + Self.tileLoader + kernel
     }
 
-    /// Copies rows `first ..< first + 64` of a strided `[rows, COLS]` matrix into a padded shared tile.
+    /// Starts copying rows `first ..< first + ROWS` of a strided `[rows, COLS]` matrix into a padded shared tile:
+    /// 16-byte `cp.async` copies that the caller commits and waits for, or element-wise loads and stores when
+    /// rows are not vector-loadable; rows past `count` are stored as zeros.
     private static let tileLoader = """
         struct __align__(16) fa_u128 { fa_u32 x, y, z, w; };
-        template <int COLS>
+        template <int ROWS, int COLS>
         FA_INLINE void fa_load_tile(fa_u16* tile, const fa_u16* base, long long rowStride, long long colStride,
                                     int first, int count, int vectorLoads) {
             constexpr int CHUNKS = COLS / 8;
-            for (int i = threadIdx.x; i < 64 * CHUNKS; i += blockDim.x) {
+            for (int i = threadIdx.x; i < ROWS * CHUNKS; i += blockDim.x) {
                 const int r = i / CHUNKS, c = (i % CHUNKS) * 8;
                 fa_u16* target = tile + r * (COLS + 8) + c;
                 const int row = first + r;
                 if (row >= count) {
                     *(fa_u128*)target = fa_u128{0, 0, 0, 0};
                 } else if (vectorLoads) {
-                    *(fa_u128*)target = *(const fa_u128*)(base + row * rowStride + c);
+                    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;"
+                                 :: "r"((fa_u32)__cvta_generic_to_shared(target)), "l"(base + row * rowStride + c)
+                                 : "memory");
                 } else {
                     const fa_u16* source = base + row * rowStride + c * colStride;
                     #pragma unroll
@@ -61,6 +89,9 @@ struct ForwardKernel: GeneratedKernel {
                 }
             }
         }
+        FA_INLINE void fa_cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+        template <int PENDING>
+        FA_INLINE void fa_cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING) : "memory"); }
 
         """
 
@@ -82,132 +113,178 @@ struct ForwardKernel: GeneratedKernel {
                 long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long os0, long long os1,
                 long long os2, long long os3, int vectorLoads, const int* __restrict__ blockStarts,
                 const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(modParameters)) {
-                constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8;
+                constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
+                constexpr int M = \(rowTiles), BM = 64 * M;  // row tiles per warp, query rows per CTA
                 constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
                 extern __shared__ __align__(16) fa_u16 shared[];
                 fa_u16* sQ = shared;
-                fa_u16* sK = sQ + 64 * DP;
-                fa_u16* sV = sK + 64 * DP;
+                fa_u16* const sKV = sQ + BM * DP;  // stage i: K at sKV + i * STAGE, V 64 * DP further
+                constexpr int STAGE = 64 * (DP + DVP);
                 \(mask == nil ? "" : "const fa_mod_arguments mask_mod = {mask_ints, mask_floats, mask_tables};")
                 \(scoreMod == nil ? "" : "const fa_mod_arguments score_mod = {score_ints, score_floats, score_tables};")
 
-                const int qBlocks = (Sq + 63) / 64;
+                const int qBlocks = (Sq + BM - 1) / BM;
                 const int qBlock = qBlocks - 1 - (int)blockIdx.x;  // later rows see more keys under causal: start them first
                 const int b = blockIdx.y / Hq, h = blockIdx.y % Hq, hkv = h / (Hq / Hkv);
                 const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-                const int q0 = qBlock * 64;
-                fa_load_tile<D>(sQ, Q + b * qs0 + h * qs1, qs2, qs3, q0, Sq, vectorLoads);
+                const int q0 = qBlock * BM;
+                fa_load_tile<BM, D>(sQ, Q + b * qs0 + h * qs1, qs2, qs3, q0, Sq, vectorLoads);
                 const fa_u16* keys = K + b * ks0 + hkv * ks1;
                 const fa_u16* values = V + b * vs0 + hkv * vs1;
 
-                float o[DV / 8][4];
+                // Tile m of this warp holds CTA rows warp * 16M + 16m ..< +16; this thread's row i (of 2M) is
+                // row i % 2 of that tile's fragments, which live in [m = i / 2][..][2 * (i % 2) + {0, 1}].
+                float o[M][DV / 8][4], rowMax[2 * M], rowSum[2 * M];  // rowMax in base 2; rowSum this thread's part
+                int rows[2 * M];
                 #pragma unroll
-                for (int j = 0; j < DV / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-                float rowMax[2] = {fa_negative_infinity(), fa_negative_infinity()};  // base 2
-                float rowSum[2] = {0.0f, 0.0f};  // this thread's part of the row
-                const int rows[2] = {q0 + warp * 16 + lane / 4, q0 + warp * 16 + lane / 4 + 8};
+                for (int i = 0; i < 2 * M; ++i) {
+                    rowMax[i] = fa_negative_infinity();
+                    rowSum[i] = 0.0f;
+                    rows[i] = q0 + warp * 16 * M + 16 * (i / 2) + lane / 4 + 8 * (i % 2);
+                    #pragma unroll
+                    for (int j = 0; j < DV / 8; ++j) o[i / 2][j][2 * (i % 2)] = o[i / 2][j][2 * (i % 2) + 1] = 0.0f;
+                }
 
                 const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
                 const int begin = blockList ? blockStarts[line] : 0;
                 const int end = blockList ? blockStarts[line + 1] : (Skv + 63) / 64;
+                const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
+                // Starts loading step's K and V into its stage; one commit group per step, empty past the end, so
+                // that waiting for all but the AHEAD newest groups always means this step's tiles have landed.
+                const auto prefetch = [&](int step) {
+                    if (step < end) {
+                        const int k0 = (entryAt(step) >> 1) * 64;
+                        fa_u16* stage = sKV + (step - begin) % (AHEAD + 1) * STAGE;
+                        fa_load_tile<64, D>(stage, keys, ks2, ks3, k0, Skv, vectorLoads);
+                        fa_load_tile<64, DV>(stage + 64 * DP, values, vs2, vs3, k0, Skv, vectorLoads);
+                    }
+                    fa_cp_async_commit();
+                };
+                for (int step = begin; step < begin + AHEAD; ++step) prefetch(step);  // Q joins the first group
                 for (int step = begin; step < end; ++step) {
-                    const int entry = blockList ? blockList[step] : step * 2;
+                    const int entry = entryAt(step);
                     const int k0 = (entry >> 1) * 64;
                     const bool partial = (entry & 1) != 0;
-                    __syncthreads();  // every warp is done with the previous K and V tiles
-                    fa_load_tile<D>(sK, keys, ks2, ks3, k0, Skv, vectorLoads);
-                    fa_load_tile<DV>(sV, values, vs2, vs3, k0, Skv, vectorLoads);
-                    __syncthreads();
+                    const fa_u16* sK = sKV + (step - begin) % (AHEAD + 1) * STAGE;
+                    const fa_u16* sV = sK + 64 * DP;
+                    __syncthreads();  // every warp is done with the stage the prefetch below overwrites
+                    prefetch(step + AHEAD);
+                    fa_cp_async_wait<AHEAD>();
+                    __syncthreads();  // every thread's copies of this step's tiles (and Q) are visible
 
-                    // S = Q Kt: s[j] holds keys k0 + 8j + 2(lane % 4) + {0, 1} of rows[0] ([0], [1]) and rows[1].
-                    float s[8][4];
+                    // S = Q Kt: s[m][j] holds keys k0 + 8j + 2(lane % 4) + {0, 1} of tile m's rows ([0], [1] and
+                    // [2], [3]); each K fragment serves all M tiles.
+                    float s[M][8][4];
                     #pragma unroll
-                    for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+                    for (int m = 0; m < M; ++m)
+                        #pragma unroll
+                        for (int j = 0; j < 8; ++j) s[m][j][0] = s[m][j][1] = s[m][j][2] = s[m][j][3] = 0.0f;
                     #pragma unroll
                     for (int kk = 0; kk < D / 16; ++kk) {
-                        fa_u32 a[4];
-                        fa_ldmatrix_x4(a, sQ + (warp * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DP + kk * 16 + 8 * (lane / 16));
+                        fa_u32 a[M][4];
+                        #pragma unroll
+                        for (int m = 0; m < M; ++m)
+                            fa_ldmatrix_x4(a[m], sQ + (warp * 16 * M + 16 * m + lane % 8 + 8 * (lane / 8 % 2)) * DP + kk * 16 + 8 * (lane / 16));
                         #pragma unroll
                         for (int n = 0; n < 4; ++n) {
                             fa_u32 bk[4];
                             fa_ldmatrix_x4(bk, sK + (n * 16 + lane % 8 + 8 * (lane / 16)) * DP + kk * 16 + 8 * (lane / 8 % 2));
-                            fa_mma(s[2 * n], a, bk[0], bk[1]);
-                            fa_mma(s[2 * n + 1], a, bk[2], bk[3]);
+                            #pragma unroll
+                            for (int m = 0; m < M; ++m) {
+                                fa_mma(s[m][2 * n], a[m], bk[0], bk[1]);
+                                fa_mma(s[m][2 * n + 1], a[m], bk[2], bk[3]);
+                            }
                         }
                     }
 
                     // Mods, mask and the online softmax, in base 2.
-                    float blockMax[2] = {rowMax[0], rowMax[1]};
+                    float blockMax[2 * M];
                     #pragma unroll
-                    for (int j = 0; j < 8; ++j) {
+                    for (int i = 0; i < 2 * M; ++i) blockMax[i] = rowMax[i];
+                    #pragma unroll
+                    for (int m = 0; m < M; ++m)
                         #pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-                            const int query = rows[e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
-                            float x = s[j][e] * scale;
+                        for (int j = 0; j < 8; ++j) {
+                            #pragma unroll
+                            for (int e = 0; e < 4; ++e) {
+                                const int query = rows[2 * m + e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
+                                float x = s[m][j][e] * scale;
             \(modifyScore)
-                            bool keep = key < Skv;
+                                bool keep = key < Skv;
             \(applyMask)
-                            x = keep ? x * LOG2E : fa_negative_infinity();
-                            s[j][e] = x;
-                            blockMax[e / 2] = fmaxf(blockMax[e / 2], x);
+                                x = keep ? x * LOG2E : fa_negative_infinity();
+                                s[m][j][e] = x;
+                                blockMax[2 * m + e / 2] = fmaxf(blockMax[2 * m + e / 2], x);
+                            }
                         }
-                    }
                     #pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        blockMax[r] = fmaxf(blockMax[r], __shfl_xor_sync(0xffffffffu, blockMax[r], 1));
-                        blockMax[r] = fmaxf(blockMax[r], __shfl_xor_sync(0xffffffffu, blockMax[r], 2));
+                    for (int i = 0; i < 2 * M; ++i) {
+                        const int m = i / 2, r = i % 2;
+                        blockMax[i] = fmaxf(blockMax[i], __shfl_xor_sync(0xffffffffu, blockMax[i], 1));
+                        blockMax[i] = fmaxf(blockMax[i], __shfl_xor_sync(0xffffffffu, blockMax[i], 2));
                         // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.
-                        const float reference = blockMax[r] == fa_negative_infinity() ? 0.0f : blockMax[r];
-                        const float correction = fa_exp2(rowMax[r] - reference);
-                        rowMax[r] = blockMax[r];
-                        rowSum[r] *= correction;
+                        const float reference = blockMax[i] == fa_negative_infinity() ? 0.0f : blockMax[i];
+                        const float correction = fa_exp2(rowMax[i] - reference);
+                        rowMax[i] = blockMax[i];
+                        rowSum[i] *= correction;
                         #pragma unroll
                         for (int j = 0; j < DV / 8; ++j) {
-                            o[j][2 * r] *= correction;
-                            o[j][2 * r + 1] *= correction;
+                            o[m][j][2 * r] *= correction;
+                            o[m][j][2 * r + 1] *= correction;
                         }
                         #pragma unroll
                         for (int j = 0; j < 8; ++j) {
-                            s[j][2 * r] = fa_exp2(s[j][2 * r] - reference);
-                            s[j][2 * r + 1] = fa_exp2(s[j][2 * r + 1] - reference);
-                            rowSum[r] += s[j][2 * r] + s[j][2 * r + 1];
+                            s[m][j][2 * r] = fa_exp2(s[m][j][2 * r] - reference);
+                            s[m][j][2 * r + 1] = fa_exp2(s[m][j][2 * r + 1] - reference);
+                            rowSum[i] += s[m][j][2 * r] + s[m][j][2 * r + 1];
                         }
                     }
 
-                    // O += P V, P from the S fragments (an accumulator pair is an A operand pair).
+                    // O += P V, P from the S fragments (an accumulator pair is an A operand pair); each V fragment
+                    // serves all M tiles.
                     #pragma unroll
                     for (int kk = 0; kk < 4; ++kk) {
-                        const fa_u32 a[4] = {fa_pack(s[2 * kk][0], s[2 * kk][1]), fa_pack(s[2 * kk][2], s[2 * kk][3]),
-                                             fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                             fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+                        fa_u32 a[M][4];
+                        #pragma unroll
+                        for (int m = 0; m < M; ++m) {
+                            a[m][0] = fa_pack(s[m][2 * kk][0], s[m][2 * kk][1]);
+                            a[m][1] = fa_pack(s[m][2 * kk][2], s[m][2 * kk][3]);
+                            a[m][2] = fa_pack(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+                            a[m][3] = fa_pack(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+                        }
                         #pragma unroll
                         for (int n = 0; n < DV / 16; ++n) {
                             fa_u32 bv[4];
                             fa_ldmatrix_x4_trans(bv, sV + (kk * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DVP + n * 16 + 8 * (lane / 16));
-                            fa_mma(o[2 * n], a, bv[0], bv[1]);
-                            fa_mma(o[2 * n + 1], a, bv[2], bv[3]);
+                            #pragma unroll
+                            for (int m = 0; m < M; ++m) {
+                                fa_mma(o[m][2 * n], a[m], bv[0], bv[1]);
+                                fa_mma(o[m][2 * n + 1], a[m], bv[2], bv[3]);
+                            }
                         }
                     }
                 }
+                asm volatile("cp.async.wait_all;" ::: "memory");  // a row with no key blocks never waited for Q
 
                 #pragma unroll
-                for (int r = 0; r < 2; ++r) {
-                    float sum = rowSum[r];
+                for (int i = 0; i < 2 * M; ++i) {
+                    const int m = i / 2, r = i % 2;
+                    float sum = rowSum[i];
                     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
                     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                    const int query = rows[r];
+                    const int query = rows[i];
                     if (query >= Sq) continue;
                     const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
                     fa_u16* out = O + b * os0 + h * os1 + query * os2;
                     #pragma unroll
                     for (int j = 0; j < DV / 8; ++j) {
                         const int column = 8 * j + 2 * (lane % 4);
-                        out[column * os3] = \(dtype.cudaFromFloat("o[j][2 * r] * inverse"));
-                        out[(column + 1) * os3] = \(dtype.cudaFromFloat("o[j][2 * r + 1] * inverse"));
+                        out[column * os3] = \(dtype.cudaFromFloat("o[m][j][2 * r] * inverse"));
+                        out[(column + 1) * os3] = \(dtype.cudaFromFloat("o[m][j][2 * r + 1] * inverse"));
                     }
                     if (lane % 4 == 0) {
                         LSE[((long long)b * Hq + h) * Sq + query] =
-                            sum > 0.0f ? (rowMax[r] + log2f(sum)) * LN2 : fa_negative_infinity();
+                            sum > 0.0f ? (rowMax[i] + log2f(sum)) * LN2 : fa_negative_infinity();
                     }
                 }
             }

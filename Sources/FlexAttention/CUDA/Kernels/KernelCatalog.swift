@@ -19,7 +19,8 @@ public enum KernelCatalog {
         return grids + conversions + forwardKernels + [SharedMemoryProbeKernel()]
     }
 
-    /// Forward kernels of each dtype over the head dims, plain, causal, and with a sliding window and soft-capping.
+    /// Forward kernels of each dtype over the head dims, plain, causal, and with a sliding window and soft-capping,
+    /// and the single-stage kernel that devices with less shared memory get at D = Dv = 256.
     static var forwardKernels: [any GeneratedKernel] {
         let mods: [(mask: MaskMod?, scoreMod: ScoreMod?)] = [
             (nil, nil), (.causal, nil), (.causal && .slidingWindow(256), .softCap(30)),
@@ -32,7 +33,7 @@ public enum KernelCatalog {
                         scoreMod: scoreMod.map { CUDAModFunction(scoreMod: $0) })
                 }
             }
-        }
+        } + [ForwardKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil, stages: 1)]
     }
 
     /// The architectures CI compiles for: Hopper with its specific features, and Ampere.
