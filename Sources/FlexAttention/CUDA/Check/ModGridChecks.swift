@@ -35,8 +35,10 @@ extension CUDAConformance {
 
     /// Runs the grid kernel on random scores and compares every element with the CPU evaluator: masks exactly,
     /// score values and slopes to 1e-4 relative (`expf`, `tanhf` and the CPU's vector exponential differ by ulps),
-    /// slopes of composed score mods to 1e-3: their derivative chains terms such as 1 − tanh², which turn an ulp
-    /// of difference near saturation into a larger relative one.
+    /// slopes of random compositions to 1e-2: there the outer mod's derivative is taken at the inner mod's value,
+    /// and derivatives such as that of `sqrt(abs(x))` near 0 or 1 − tanh² near saturation turn an ulp of
+    /// difference in that value into an unbounded relative one. (The CPU derivatives themselves are checked
+    /// against Float64 finite differences in the test suite.)
     private func evaluateGrid(
         _ kernel: ModGridKernel, shape: (b: Int, h: Int, q: Int, kv: Int), _ random: inout SplitMix64
     ) throws -> (failure: String?, origin: KernelOrigin) {
@@ -63,7 +65,7 @@ extension CUDAConformance {
         let gpuSlopes: [Float] = try download(slopes, count: count)
         let expected = try ModGridReference(kernel: kernel, shape: shape, scores: scores)
         let exact = kernel.mod.kind == .mask
-        let slopeTolerance: Float = kernel.label.hasPrefix("composed") ? 1e-3 : 1e-4
+        let slopeTolerance: Float = kernel.label.hasPrefix("composed") ? 1e-2 : 1e-4
         for element in 0..<count {
             let checks = exact
                 ? [("value", values[element], expected.values[element], Float(0))]
