@@ -18,9 +18,7 @@ struct BackwardTests {
     func matchesReference(_ c: Case) throws {
         let seed = freshSeed()
         var rng = SeededRandom(seed: seed)
-        let q = try randomTensor([c.b, c.hq, c.sq, c.d], dtype: c.dtype, layout: c.layout, rng: &rng)
-        let k = try randomTensor([c.b, c.hkv, c.skv, c.d], dtype: c.dtype, layout: c.layout, rng: &rng)
-        let v = try randomTensor([c.b, c.hkv, c.skv, c.dv], dtype: c.dtype, layout: c.layout, rng: &rng)
+        let (q, k, v) = try c.inputs(&rng)
         let dO = try randomTensor([c.b, c.hq, c.sq, c.dv], dtype: .float32, rng: &rng)
         let attention = Attention()
         let options = AttentionOptions(isCausal: c.causal)

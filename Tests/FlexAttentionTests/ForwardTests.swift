@@ -8,6 +8,13 @@ struct ForwardTests {
         var causal = false
         var dtype = DType.float32
         var layout = TensorLayout.bhsd
+        /// Fresh random Q, K, V of this case's shapes, dtype and layout.
+        func inputs(_ rng: inout SeededRandom) throws -> (q: Tensor, k: Tensor, v: Tensor) {
+            (try randomTensor([b, hq, sq, d], dtype: dtype, layout: layout, rng: &rng),
+             try randomTensor([b, hkv, skv, d], dtype: dtype, layout: layout, rng: &rng),
+             try randomTensor([b, hkv, skv, dv], dtype: dtype, layout: layout, rng: &rng))
+        }
+
         var testDescription: String {
             "B\(b) Hq\(hq) Hkv\(hkv) Sq\(sq) Skv\(skv) D\(d) Dv\(dv) \(causal ? "causal " : "")\(dtype) \(layout)"
         }
@@ -28,9 +35,7 @@ struct ForwardTests {
     func matchesReference(_ c: Case) throws {
         let seed = freshSeed()
         var rng = SeededRandom(seed: seed)
-        let q = try randomTensor([c.b, c.hq, c.sq, c.d], dtype: c.dtype, layout: c.layout, rng: &rng)
-        let k = try randomTensor([c.b, c.hkv, c.skv, c.d], dtype: c.dtype, layout: c.layout, rng: &rng)
-        let v = try randomTensor([c.b, c.hkv, c.skv, c.dv], dtype: c.dtype, layout: c.layout, rng: &rng)
+        let (q, k, v) = try c.inputs(&rng)
         let result = try Attention().forward(
             query: q, key: k, value: v, options: .init(isCausal: c.causal), outputDType: .float32)
         let reference = ReferenceAttention(query: q, key: k, value: v, keep: { _, _, i, j in !c.causal || i >= j })
