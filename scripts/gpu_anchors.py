@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Times PyTorch's attention on the GPU on the shapes `flexattn cuda-bench` times, for ratios in BENCHMARKS.md.
-
-SDPA with its FlashAttention-2 and cuDNN backends, bf16, forward, median of CUDA-event timings after warm-up.
-Shapes follow the FlashAttention papers: hidden H·D = 2048, B·S = 16384.  Usage: python3 scripts/gpu_anchors.py
+"""Times PyTorch's attention on the GPU on the rows `flexattn bench --device cuda` times, for ratios in
+BENCHMARKS.md: SDPA with its FlashAttention-2 and cuDNN backends and torch.compile(flex_attention), bf16,
+forward, median of CUDA-event timings after warm-up. TFLOP/s count 4·B·H·D per kept score, as ours do.
+Standard rows follow the FlashAttention papers (H·D = 2048, B·S = 16384); the patterns use B=2, H=16, S=8192,
+D=128.  Usage: python3 scripts/gpu_anchors.py
 """
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
-SHAPES = [(8, 16, 2048, 128), (2, 16, 8192, 128), (1, 16, 16384, 128), (2, 32, 8192, 64)]
-BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
+# Every shape and mod is a new compilation for torch.compile; past the default limit of 8 it silently falls back
+# to eager execution, which would time something else.
+torch._dynamo.config.recompile_limit = 64
+torch._dynamo.config.cache_size_limit = 64
+flex = torch.compile(flex_attention)
+SDPA = {"sdpa-flash": SDPBackend.FLASH_ATTENTION, "sdpa-cudnn": SDPBackend.CUDNN_ATTENTION}
 
 
 def median_ms(run, repeats=20):
@@ -27,11 +33,41 @@ def median_ms(run, repeats=20):
     return sorted(times)[len(times) // 2]
 
 
-for b, h, s, d in SHAPES:
+def report(name, label, b, h, s, d, kept, ms):
+    tflops = 4 * b * h * d * kept / ms / 1e9
+    print(f"{name:11s} {label:22s} B={b} H={h} S={s} D={d}: {ms:.3f} ms {tflops:.1f} TFLOP/s")
+
+
+def causal(b, h, q, kv):
+    return q >= kv
+
+
+for s, d in [(2048, 64), (8192, 64), (16384, 64), (2048, 128), (8192, 128), (16384, 128)]:
+    b, h = 16384 // s, 2048 // d
     q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-    for causal in (False, True):
-        flop = 4 * b * h * s * s * d * (0.5 if causal else 1)
-        for name, backend in BACKENDS.items():
+    for is_causal in (False, True):
+        label, kept = ("causal", s * s / 2) if is_causal else ("dense", s * s)
+        for name, backend in SDPA.items():
             with sdpa_kernel(backend):
-                ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
-            print(f"sdpa-{name:5s} B={b} H={h} S={s} D={d} causal={causal}: {ms:.3f} ms {flop / ms / 1e9:.1f} TFLOP/s")
+                ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=is_causal))
+            report(name, label, b, h, s, d, kept, ms)
+        mask = create_block_mask(causal, None, None, s, s) if is_causal else None
+        report("flex", label, b, h, s, d, kept, median_ms(lambda: flex(q, k, v, block_mask=mask)))
+
+b, h, s, d = 2, 16, 8192, 128
+q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+window, documents = 1024, 16
+doc = torch.arange(s, device="cuda") // (s // documents)
+slopes = torch.tensor([2 ** (-8 * (i + 1) / h) for i in range(h)], device="cuda")
+patterns = [
+    ("sliding window 1024", lambda b, h, q, kv: (q >= kv) & (q - kv < window), None,
+     window * (window + 1) / 2 + (s - window) * window),
+    ("16 documents, causal", lambda b, h, q, kv: (doc[q] == doc[kv]) & (q >= kv), None,
+     documents * (s // documents) * (s // documents + 1) / 2),
+    ("tanh soft-cap 30", None, lambda score, b, h, q, kv: 30 * torch.tanh(score / 30), s * s),
+    ("ALiBi, causal", causal, lambda score, b, h, q, kv: score + slopes[h] * (kv - q), s * (s + 1) / 2),
+]
+for label, mask_mod, score_mod, kept in patterns:
+    mask = create_block_mask(mask_mod, None, None, s, s) if mask_mod else None
+    ms = median_ms(lambda: flex(q, k, v, score_mod=score_mod, block_mask=mask))
+    report("flex", label, b, h, s, d, kept, ms)

@@ -7,7 +7,7 @@ import Glibc
 /// `flexattn bench`: times the CPU forward and backward passes on the standard shapes (B=1, H=8,
 /// S ∈ {1024, 4096}, D ∈ {64, 128}, causal or not, Float32) and prints a table; `--json` prints one JSON object.
 /// `--sequence N` and `--head-dim N` (repeatable) choose other shapes; `--mods` times masks, score mods and block
-/// masks instead (see ``ModsBenchmark``).
+/// masks instead (see ``ModsBenchmark``). With `--device cuda` it times the GPU instead (see ``GPUBenchmark``).
 struct BenchCommand {
     let json: Bool
     let device: Device
@@ -37,6 +37,10 @@ struct BenchCommand {
     }
 
     func execute() throws {
+        if case let .cuda(ordinal) = device {
+            print(try GPUBenchmark(ordinal: ordinal).execute())
+            return
+        }
         let attention = Attention(device: device)
         if mods { return try executeMods(attention) }
         var rows: [Row] = []

@@ -25,7 +25,7 @@ func runCUDABench(arguments: [String]) throws -> Int32 {
     let cache = KernelCache(compiler: try NVRTC())
     let result = try CUDAForwardTiming.measure(
         device: device, cache: cache, batch: sizes[0], heads: sizes[1], length: sizes[2], headDim: sizes[3],
-        dtype: dtype, isCausal: isCausal)
+        dtype: dtype, options: AttentionOptions(isCausal: isCausal))
     let milliseconds = (result.milliseconds * 1000).rounded() / 1000
     let teraflops = (result.teraflops * 10).rounded() / 10
     let problem = "B=\(sizes[0]) H=\(sizes[1]) S=\(sizes[2]) D=\(sizes[3]) \(dtype)\(isCausal ? " causal" : "")"

@@ -5,7 +5,7 @@ public enum CUDAForwardTiming {
     public struct Measurement: Sendable {
         /// Median milliseconds per forward pass.
         public var milliseconds: Double
-        /// `4 · B · H · Sq · Skv · D` (halved under causal) over the median time.
+        /// `4 · B · H · D` times the scores counted (all, half under causal, or as given) over the median time.
         public var teraflops: Double
         public var kernelName: String
         public var registers: Int
@@ -14,9 +14,11 @@ public enum CUDAForwardTiming {
     }
 
     /// Random BHSD inputs of `[batch, heads, length, headDim]`; `iterations` timed runs after one warm-up.
+    /// `keptScores` is the number of scores per (batch, head) the FLOP count credits: `S²`, halved under causal,
+    /// when `nil` (give the kept count for other masks, so that sparsity is not free credit).
     public static func measure(
         device: CUDADevice, cache: KernelCache, batch: Int, heads: Int, length: Int, headDim: Int, dtype: DType,
-        isCausal: Bool, iterations: Int = 20
+        options: AttentionOptions, keptScores: Double? = nil, iterations: Int = 20
     ) throws -> Measurement {
         let dims = [batch, heads, length, headDim]
         let values = (0..<dims.reduce(1, *)).map { Float(($0 * 7919) % 2001) / 1000 - 1 }
@@ -24,7 +26,7 @@ public enum CUDAForwardTiming {
         let tensor = try DeviceTensor(copying: host, to: device)
         let shape = try AttentionShape(query: host, key: host, value: host)
         let launch = try CUDAForward(device: device, cache: cache).prepare(
-            shape: shape, query: tensor, key: tensor, value: tensor, options: .init(isCausal: isCausal))
+            shape: shape, query: tensor, key: tensor, value: tensor, options: options)
         let stream = try CUDAStream(device: device)
         let (start, end) = (try CUDAEvent(device: device), try CUDAEvent(device: device))
         try launch.enqueue(on: stream)
@@ -38,7 +40,8 @@ public enum CUDAForwardTiming {
         }
         withExtendedLifetime(launch) {}
         let median = times.sorted()[times.count / 2]
-        let flops = 4 * Double(batch * heads) * Double(length) * Double(length) * Double(headDim) * (isCausal ? 0.5 : 1)
+        let scores = keptScores ?? Double(length) * Double(length) * (options.isCausal ? 0.5 : 1)
+        let flops = 4 * Double(batch * heads * headDim) * scores
         return Measurement(
             milliseconds: median, teraflops: flops / (median * 1e-3) / 1e12, kernelName: launch.function.name,
             registers: try launch.function.registerCount(), localMemory: try launch.function.localMemory())

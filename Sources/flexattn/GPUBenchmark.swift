@@ -1,0 +1,67 @@
+import FlexAttention
+
+/// `flexattn bench --device cuda`: the CUDA forward pass on the FlashAttention papers' shapes (hidden H·D = 2048,
+/// B·S = 16384, S ∈ {2048, 8192, 16384}, D ∈ {64, 128}, causal or not) and on patterns only FlexAttention
+/// expresses (B=2, H=16, S=8192, D=128), bf16. TFLOP/s count 4·B·H·D per kept score, so sparsity is no free
+/// credit. `scripts/gpu_anchors.py` times PyTorch on the same rows.
+struct GPUBenchmark {
+    let ordinal: Int
+
+    struct Row {
+        let name: String, batch: Int, heads: Int, length: Int, headDim: Int
+        let options: AttentionOptions
+        /// Scores kept per (batch, head); `nil` for all, or half under causal.
+        var keptScores: Double?
+    }
+
+    static func rows() throws -> [Row] {
+        var rows: [Row] = []
+        for (length, headDim) in [(2048, 64), (8192, 64), (16384, 64), (2048, 128), (8192, 128), (16384, 128)] {
+            for isCausal in [false, true] {
+                rows.append(Row(
+                    name: isCausal ? "causal" : "dense", batch: 16384 / length, heads: 2048 / headDim,
+                    length: length, headDim: headDim, options: AttentionOptions(isCausal: isCausal)))
+            }
+        }
+        let n = 8192
+        let window = 1024
+        let documents = 16
+        let documentLength = n / documents
+        let ids = (0..<n).map { $0 / documentLength }
+        let patterns: [(String, AttentionOptions, Double)] = [
+            ("sliding window 1024", AttentionOptions(mask: .slidingWindow(window)),
+             Double(window * (window + 1) / 2 + (n - window) * window)),
+            ("16 documents, causal", AttentionOptions(mask: try .documentCausal(ids: ids)),
+             Double(documents * documentLength * (documentLength + 1) / 2)),
+            ("tanh soft-cap 30", AttentionOptions(scoreMod: .softCap(30)), Double(n) * Double(n)),
+            ("ALiBi, causal", AttentionOptions(isCausal: true, scoreMod: try .alibi(heads: 16)),
+             Double(n * (n + 1) / 2)),
+        ]
+        for (name, options, kept) in patterns {
+            rows.append(Row(name: name, batch: 2, heads: 16, length: n, headDim: 128, options: options,
+                            keptScores: kept))
+        }
+        return rows
+    }
+
+    func execute() throws -> String {
+        let device = try CUDADevice.open(ordinal)
+        let cache = KernelCache(compiler: try NVRTC())
+        var lines = [
+            "flexattn bench: \(device.name), forward, bf16",
+            "pattern                   B   H      S    D  kept %       ms   TFLOP/s",
+        ]
+        for row in try Self.rows() {
+            let result = try CUDAForwardTiming.measure(
+                device: device, cache: cache, batch: row.batch, heads: row.heads, length: row.length,
+                headDim: row.headDim, dtype: .bfloat16, options: row.options, keptScores: row.keptScores)
+            let all = Double(row.length) * Double(row.length)
+            let kept = (row.keptScores ?? all * (row.options.isCausal ? 0.5 : 1)) / all
+            lines.append(
+                row.name.padding(22) + pad(row.batch, 5) + pad(row.heads, 4) + pad(row.length, 7)
+                    + pad(row.headDim, 5) + pad(fixed(kept * 100, 1), 8) + pad(fixed(result.milliseconds, 3), 9)
+                    + pad(fixed(result.teraflops, 1), 10))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
