@@ -189,18 +189,19 @@ private struct BackwardPlan: @unchecked Sendable {
             queryGradient.initialize(repeating: 0, count: neededQueries.count * dPadded)
             let queryGradientBase = neededQueries.lowerBound
             for (block, queryBlocks) in visits where !queryBlocks.isEmpty {
-                for (i, k) in block.enumerated() {
-                    key.read(b, kvHead, k, into: keyRows.pointer + i * dPadded)
-                    value.read(b, kvHead, k, into: valueRows.pointer + i * dvDim)
-                }
+                // K serves as a B operand too (dQ += dS·K), so in place only with contiguous, unpadded rows.
+                let (keyPointer, keyRowStride, keyColumnStride) = key.operand(
+                    b, kvHead, rows: block, scratch: keyRows.pointer, ld: dPadded, contiguousLanes: dPadded)
+                let (valuePointer, valueRowStride, valueColumnStride) = value.operand(
+                    b, kvHead, rows: block, scratch: valueRows.pointer, ld: dvDim)
                 let local = block.lowerBound - keys.lowerBound
                 for queryBlock in queryBlocks {
                     let q0 = queryBlock.range.lowerBound
                     let depth = queryBlock.range.count
                     // Sᵀ = K Qᵀ, modified, in base-2 units, masked, then P = 2^(S − LSE).
                     K.gemm(GemmOperands(
-                        rows: block.count, lanes: tileLanes, depth: d, a: keyRows.pointer, aRowStride: dPadded,
-                        aDepthStride: 1, b: packed.queryT + q0, ldb: paddedQueries, c: probabilities.pointer,
+                        rows: block.count, lanes: tileLanes, depth: d, a: keyPointer, aRowStride: keyRowStride,
+                        aDepthStride: keyColumnStride, b: packed.queryT + q0, ldb: paddedQueries, c: probabilities.pointer,
                         ldc: tileLanes, accumulate: false))
                     let tile = ScoreTile(
                         values: probabilities.pointer, stride: tileLanes, batch: b, head: h,
@@ -218,8 +219,8 @@ private struct BackwardPlan: @unchecked Sendable {
                         lse2: packed.lse2 + q0)
                     // dPᵀ = V dOᵀ.
                     K.gemm(GemmOperands(
-                        rows: block.count, lanes: tileLanes, depth: dvDim, a: valueRows.pointer,
-                        aRowStride: dvDim, aDepthStride: 1, b: packed.outputGradientT + q0, ldb: paddedQueries,
+                        rows: block.count, lanes: tileLanes, depth: dvDim, a: valuePointer,
+                        aRowStride: valueRowStride, aDepthStride: valueColumnStride, b: packed.outputGradientT + q0, ldb: paddedQueries,
                         c: scoreGradients.pointer, ldc: tileLanes, accumulate: false))
                     // dV += Pᵀ-rows · dO.
                     K.gemm(GemmOperands(
@@ -248,7 +249,7 @@ private struct BackwardPlan: @unchecked Sendable {
                     // dQ += dS · K.
                     K.gemm(GemmOperands(
                         rows: depth, lanes: dPadded, depth: block.count, a: scoreGradients.pointer,
-                        aRowStride: 1, aDepthStride: tileLanes, b: keyRows.pointer, ldb: dPadded,
+                        aRowStride: 1, aDepthStride: tileLanes, b: keyPointer, ldb: keyRowStride,
                         c: queryGradient + (q0 - queryGradientBase) * dPadded, ldc: dPadded, accumulate: true))
                 }
             }

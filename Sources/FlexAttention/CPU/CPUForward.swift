@@ -85,8 +85,7 @@ private struct ForwardPlan: @unchecked Sendable {
             batch: b, head: h, queries: queries, keyCount: shape.keyLength, blockSize: keyTile)
         for block in blocks {
             let keys = block.range
-            let (kPointer, kRow, kColumn) = operand(
-                key, b, kvHead, keys, scratch: keyRows.pointer, columns: d)
+            let (kPointer, kRow, kColumn) = key.operand(b, kvHead, rows: keys, scratch: keyRows.pointer, ld: d)
             K.gemm(GemmOperands(
                 rows: keys.count, lanes: lanes, depth: d, a: kPointer, aRowStride: kRow, aDepthStride: kColumn,
                 b: queryT.pointer, ldb: lanes, c: scores.pointer, ldc: lanes, accumulate: false))
@@ -100,8 +99,7 @@ private struct ForwardPlan: @unchecked Sendable {
                 tile: scores.pointer, rows: keys.count, lanes: lanes, ld: lanes, runningMax: runningMax,
                 runningSum: runningSum, correction: correction)
             K.scaleColumns(c: accumulator.pointer, rows: dv, lanes: lanes, ldc: lanes, factor: correction)
-            let (vPointer, vRow, vColumn) = operand(
-                value, b, kvHead, keys, scratch: valueRows.pointer, columns: dv)
+            let (vPointer, vRow, vColumn) = value.operand(b, kvHead, rows: keys, scratch: valueRows.pointer, ld: dv)
             // Oᵀ[dv][q] += Σ_k V[k][dv] · P[k][q]: V read transposed, its columns as GEMM rows.
             K.gemm(GemmOperands(
                 rows: dv, lanes: lanes, depth: keys.count, a: vPointer, aRowStride: vColumn, aDepthStride: vRow,
@@ -109,18 +107,6 @@ private struct ForwardPlan: @unchecked Sendable {
         }
         finish(batch: b, head: h, queries: queries, accumulator: accumulator.pointer, lanes: lanes,
                runningMax: runningMax, runningSum: runningSum, rowBuffer: scores.pointer)
-    }
-
-    /// The rows `keys` of `tensor` as a GEMM A operand: read in place when Float32, else converted to `scratch`.
-    private func operand(
-        _ rows: StridedRows, _ b: Int, _ h: Int, _ keys: Range<Int>, scratch: UnsafeMutablePointer<Float>,
-        columns: Int
-    ) -> (UnsafePointer<Float>, row: Int, column: Int) {
-        if let first = rows.floatRow(b, h, keys.lowerBound) {
-            return (first, rows.strides.sequence, rows.strides.column)
-        }
-        for (i, k) in keys.enumerated() { rows.read(b, h, k, into: scratch + i * columns) }
-        return (UnsafePointer(scratch), columns, 1)
     }
 
     /// Normalises the accumulated output, writes it and the natural-log log-sum-exp.

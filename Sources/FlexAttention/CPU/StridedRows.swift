@@ -66,6 +66,23 @@ struct StridedRows: @unchecked Sendable {
     }
 }
 
+extension StridedRows {
+    /// Rows `rows` of (b, h) as a GEMM operand: `(pointer, row stride, column stride)`. Read in place when the
+    /// tensor is Float32 — and, with `contiguousLanes`, only when its columns are contiguous and exactly that
+    /// many, as a B operand needs; otherwise converted to `scratch`, rows `ld` apart (padding left as it was).
+    func operand(
+        _ b: Int, _ h: Int, rows: Range<Int>, scratch: UnsafeMutablePointer<Float>, ld: Int,
+        contiguousLanes: Int? = nil
+    ) -> (UnsafePointer<Float>, row: Int, column: Int) {
+        let inPlaceLayout = contiguousLanes.map { strides.column == 1 && columns == $0 } ?? true
+        if inPlaceLayout, let first = floatRow(b, h, rows.lowerBound) {
+            return (first, strides.sequence, strides.column)
+        }
+        for (i, row) in rows.enumerated() { read(b, h, row, into: scratch + i * ld) }
+        return (UnsafePointer(scratch), ld, 1)
+    }
+}
+
 /// Rounds `count` up to a multiple of 16, the lane quantum of ``TileKernels``.
 @inline(__always)
 func paddedToLanes(_ count: Int) -> Int { (count + 15) & ~15 }
