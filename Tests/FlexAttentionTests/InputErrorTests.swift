@@ -67,14 +67,14 @@ struct InputErrorTests {
         #expect(throws: FlexAttentionError.nonPositiveDimension(tensor: "tensor", shape: [1, 0, 4, 8])) {
             try Tensor(zeros: [1, 0, 4, 8])
         }
-        let storage = TensorStorage(zeroedByteCount: 64)
+        let storage = try #require(TensorStorage(zeroedByteCount: 64))
         #expect(throws: FlexAttentionError.self) {
             try Tensor(storage: storage, dtype: .float32, shape: [1, 1, 0, 4], strides: [16, 16, 4, 1])
         }
     }
 
     @Test func stridesLeavingTheBuffer() throws {
-        let storage = TensorStorage(zeroedByteCount: 4 * 64)
+        let storage = try #require(TensorStorage(zeroedByteCount: 4 * 64))
         #expect(throws: FlexAttentionError.self) {
             try Tensor(storage: storage, dtype: .float32, shape: [1, 2, 4, 8], strides: [64, 40, 8, 1])
         }

@@ -42,7 +42,9 @@ public struct DeviceTensor: Sendable {
     public func copyToHost() throws -> Tensor {
         let span = try elementSpan(shape: shape, strides: strides, offset: offset)
         let size = dtype.byteSize
-        let storage = TensorStorage(zeroedByteCount: span.count * size)
+        guard let storage = TensorStorage(zeroedByteCount: span.count * size) else {
+            throw CUDAError.outOfMemory(call: "calloc (host copy)", bytes: span.count * size)
+        }
         try buffer.copy(
             to: UnsafeMutableRawBufferPointer(start: storage.baseAddress, count: storage.byteCount),
             fromOffset: span.lowerBound * size)

@@ -74,7 +74,9 @@ public struct Tensor: Sendable {
             }
             count = product
         }
-        let storage = TensorStorage(zeroedByteCount: count * dtype.byteSize)
+        guard let storage = TensorStorage(zeroedByteCount: count * dtype.byteSize) else {
+            throw FlexAttentionError.invalidArgument("cannot allocate \(count * dtype.byteSize) bytes for shape \(shape)")
+        }
         var strides = Tensor.contiguousStrides(shape)
         if layout == .bshd {
             let (s, h, d) = (shape[2], shape[1], shape[3])

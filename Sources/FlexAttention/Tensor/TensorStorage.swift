@@ -1,6 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Bytes behind one or more ``Tensor`` views.
 ///
-/// Storage made by the library owns its memory (64-byte aligned, freed with the last reference). Storage that
+/// Storage made by the library owns its memory (16-byte aligned, freed with the last reference). Storage that
 /// wraps memory another library owns leaves it alone. Views share storage: writing through one view is seen by
 /// every other, and the library never writes a tensor the caller handed in as an input. Concurrent writes to the
 /// same bytes from several threads are the caller's to avoid.
@@ -11,11 +15,13 @@ public final class TensorStorage: @unchecked Sendable {
     public let byteCount: Int
     private let ownsMemory: Bool
 
-    /// Allocates `byteCount` zeroed bytes.
-    public init(zeroedByteCount byteCount: Int) {
+    /// Allocates `byteCount` zeroed bytes. Large buffers come straight from the kernel's zeroed pages (calloc),
+    /// so they are not cleared twice.
+    /// - Returns: `nil` when the memory cannot be had.
+    public init?(zeroedByteCount byteCount: Int) {
+        guard let memory = calloc(max(byteCount, 1), 1) else { return nil }
         self.byteCount = byteCount
-        baseAddress = .allocate(byteCount: max(byteCount, 1), alignment: 64)
-        baseAddress.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+        baseAddress = memory
         ownsMemory = true
     }
 
@@ -27,6 +33,6 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        if ownsMemory { baseAddress.deallocate() }
+        if ownsMemory { free(baseAddress) }
     }
 }
