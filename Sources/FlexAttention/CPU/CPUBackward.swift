@@ -164,8 +164,6 @@ private struct BackwardPlan: @unchecked Sendable {
         let modifier = mods.scoreModifier
         let rawScores = Scratch(modifier == nil ? 0 : CPUTile.keys * tileLanes)
         let slopes = Scratch(modifier == nil ? 0 : CPUTile.keys * tileLanes)
-        let log2e = Scratch(tileLanes)
-        log2e.pointer.update(repeating: .log2e, count: tileLanes)
         var tableBuffers: [UnsafeMutablePointer<Float>] = []
         var nextTable = tableGradients
         for size in tableSizes {
@@ -208,10 +206,7 @@ private struct BackwardPlan: @unchecked Sendable {
                         queries: queryBlock.range, keys: block)
                     if let modifier {
                         rawScores.pointer.update(from: probabilities.pointer, count: block.count * tileLanes)
-                        modifier.modify(tile, derivative: slopes.pointer)
-                        K.scaleColumns(
-                            c: probabilities.pointer, rows: block.count, lanes: tileLanes, ldc: tileLanes,
-                            factor: log2e.pointer)
+                        modifier.modify(tile, derivative: slopes.pointer, valueScale: .log2e)
                     }
                     if queryBlock.needsMask { mods.masking.mask(tile) }
                     K.probabilities(

@@ -69,11 +69,9 @@ private struct ForwardPlan: @unchecked Sendable {
         let queryT = Scratch(d * lanes)
         let scores = Scratch(keyTile * lanes)
         let accumulator = Scratch(dv * lanes)
-        let stats = Scratch(4 * lanes)
+        let stats = Scratch(3 * lanes)
         let (runningMax, runningSum, correction) = (stats.pointer, stats.pointer + lanes, stats.pointer + 2 * lanes)
-        let log2e = stats.pointer + 3 * lanes
         runningMax.update(repeating: -.infinity, count: lanes)
-        log2e.update(repeating: .log2e, count: lanes)
         let needsConversion = key.dtype != .float32
         let keyRows = Scratch(needsConversion ? keyTile * d : 0)
         let valueRows = Scratch(needsConversion ? keyTile * dv : 0)
@@ -90,10 +88,7 @@ private struct ForwardPlan: @unchecked Sendable {
                 rows: keys.count, lanes: lanes, depth: d, a: kPointer, aRowStride: kRow, aDepthStride: kColumn,
                 b: queryT.pointer, ldb: lanes, c: scores.pointer, ldc: lanes, accumulate: false))
             let tile = ScoreTile(values: scores.pointer, stride: lanes, batch: b, head: h, queries: queries, keys: keys)
-            if let modifier = mods.scoreModifier {
-                modifier.modify(tile, derivative: nil)
-                K.scaleColumns(c: scores.pointer, rows: keys.count, lanes: lanes, ldc: lanes, factor: log2e)
-            }
+            mods.scoreModifier?.modify(tile, derivative: nil, valueScale: .log2e)
             if block.needsMask { mods.masking.mask(tile) }
             K.softmaxStep(
                 tile: scores.pointer, rows: keys.count, lanes: lanes, ld: lanes, runningMax: runningMax,

@@ -74,9 +74,10 @@ struct CausalMasking: TileMasking {
 
 /// A score modification applied a tile at a time, in natural units (`scale · q·k`, before the mask).
 protocol TileScoreModifying: Sendable {
-    /// Replaces every score of `tile` by its modified value; when `derivative` is given, also writes
-    /// ∂score′/∂score for each element there, with the tile's layout and stride.
-    func modify(_ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?)
+    /// Replaces every score of `tile` by its modified value times `valueScale` (the loops' change of units, done
+    /// in the same pass); when `derivative` is given, also writes ∂score′/∂score (unscaled) for each element
+    /// there, with the tile's layout and stride.
+    func modify(_ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?, valueScale: Float)
 }
 
 /// The CPU loops' tile: queries are a score tile's vector lanes (a multiple of the 64-lane micro-kernel block),

@@ -39,9 +39,9 @@ struct ScoreModTileEvaluator: Sendable {
         self.keyLength = keyLength
     }
 
-    /// Replaces every score of `tile` by its modified value and, when `derivative` is given, writes
-    /// ∂score′/∂score there with the tile's layout.
-    func modify(_ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?) {
+    /// Replaces every score of `tile` by its modified value times `valueScale` and, when `derivative` is given,
+    /// writes ∂score′/∂score (unscaled) there with the tile's layout.
+    func modify(_ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?, valueScale: Float = 1) {
         let program = derivative == nil ? valueProgram : program
         let chunks = tile.chunks(queryLength: queryLength, keyLength: keyLength)
         var machine = ModTileMachine(program, chunkCount: chunks.count)
@@ -53,7 +53,7 @@ struct ScoreModTileEvaluator: Sendable {
             }
             machine.run(piece)
             tile.forEachLaneRun(of: piece) { chunk, count, offset in
-                storeLanes(value[chunk], to: tile.values + offset, count: count)
+                storeLanes(value[chunk] * valueScale, to: tile.values + offset, count: count)
                 if let derivative, let slope { storeLanes(slope[chunk], to: derivative + offset, count: count) }
             }
         }
