@@ -68,16 +68,11 @@ public struct DeviceTensor: Sendable {
 
 /// The lowest and highest element index a view reaches.
 func elementSpan(shape: [Int], strides: [Int], offset: Int) throws -> ClosedRange<Int> {
-    guard shape.count == strides.count, shape.allSatisfy({ $0 > 0 }) else {
-        throw CUDAError.invalidArgument("shape \(shape) and strides \(strides) do not describe a view")
-    }
-    var span = offset...offset
-    for (extent, stride) in zip(shape, strides) {
-        let (reach, overflow) = (extent - 1).multipliedReportingOverflow(by: stride)
-        guard !overflow, reach.magnitude < Int.max / 4 else {
-            throw CUDAError.invalidArgument("strides \(strides) overflow for shape \(shape)")
-        }
-        span = min(span.lowerBound, span.lowerBound + reach)...max(span.upperBound, span.upperBound + reach)
+    guard shape.count == strides.count, shape.allSatisfy({ $0 > 0 }),
+          let span = stridedSpan(shape: shape, strides: strides, offset: offset)
+    else {
+        throw CUDAError.invalidArgument(
+            "shape \(shape) and strides \(strides) do not describe a view (ranks, empty axes or overflow)")
     }
     return span
 }

@@ -35,20 +35,14 @@ public struct Tensor: Sendable {
             throw FlexAttentionError.nonPositiveDimension(tensor: "tensor", shape: shape)
         }
         let capacity = storage.byteCount / dtype.byteSize
-        var lowest = offset
-        var highest = offset
-        for (extent, stride) in zip(shape, strides) {
-            let (reach, overflow) = (extent - 1).multipliedReportingOverflow(by: stride)
-            guard !overflow else {
-                throw FlexAttentionError.viewOutOfBounds(tensor: "tensor", detail: "strides \(strides) overflow")
-            }
-            if reach < 0 { lowest += reach } else { highest += reach }
+        guard let span = stridedSpan(shape: shape, strides: strides, offset: offset) else {
+            throw FlexAttentionError.viewOutOfBounds(tensor: "tensor", detail: "strides \(strides) overflow")
         }
-        guard lowest >= 0, highest < capacity else {
+        guard span.lowerBound >= 0, span.upperBound < capacity else {
             throw FlexAttentionError.viewOutOfBounds(
                 tensor: "tensor",
-                detail: "shape \(shape), strides \(strides), offset \(offset) reach elements \(lowest)...\(highest)"
-                    + " of a buffer of \(capacity)")
+                detail: "shape \(shape), strides \(strides), offset \(offset) reach elements \(span.lowerBound)..."
+                    + "\(span.upperBound) of a buffer of \(capacity)")
         }
         self.storage = storage
         self.dtype = dtype
@@ -176,4 +170,17 @@ public struct Tensor: Sendable {
             base.storeBytes(of: BFloat16(value).bitPattern, toByteOffset: elementOffset * 2, as: UInt16.self)
         }
     }
+}
+
+/// The lowest and highest storage index a strided view reaches, or `nil` when that arithmetic overflows.
+func stridedSpan(shape: [Int], strides: [Int], offset: Int) -> ClosedRange<Int>? {
+    var (lowest, highest) = (offset, offset)
+    for (extent, stride) in zip(shape, strides) {
+        let (reach, overflow) = (extent - 1).multipliedReportingOverflow(by: stride)
+        guard !overflow else { return nil }
+        let (moved, movedOverflow) = (reach < 0 ? lowest : highest).addingReportingOverflow(reach)
+        guard !movedOverflow else { return nil }
+        if reach < 0 { lowest = moved } else { highest = moved }
+    }
+    return lowest...highest
 }

@@ -80,6 +80,8 @@ struct ModTileMachine: ~Copyable {
     /// `watchingFaults` it records the first fault among the chunks' queries.
     mutating func run(_ chunks: ModChunks, watchingFaults: Bool = false) {
         let n = chunks.count
+        // Callers pass pieces cut by `ModChunks.forEachPiece(capacity:)`; no user input reaches this count. A
+        // violation would be a library bug that writes past the registers, so it stops here instead.
         precondition(n <= capacity, "more chunks than the machine holds")
         faultChunk = fault == nil ? Int.max : -1
         for instruction in instructions {
