@@ -60,7 +60,7 @@ struct CUDAForward {
         let blocks = try mask.map {
             try CUDABlockList(
                 BlockMask($0, batch: b, heads: hq, queryLength: sq, keyLength: shape.keyLength,
-                          queryBlockSize: kernel.queryBlock, keyBlockSize: ForwardKernel.keyBlock), device: device)
+                          queryBlockSize: kernel.queryBlock, keyBlockSize: kernel.keyBlock), device: device)
         }
         let maskArguments = try mask.map { try CUDAModArguments($0.expression.arguments, device: device) }
         let scoreArguments = try options.scoreMod.map { try CUDAModArguments($0.expression.arguments, device: device) }
@@ -76,7 +76,7 @@ struct CUDAForward {
         arguments += (maskArguments?.kernelArguments ?? []) + (scoreArguments?.kernelArguments ?? [])
         let queryBlocks = (sq + kernel.queryBlock - 1) / kernel.queryBlock
         return ForwardLaunch(
-            function: function, grid: (queryBlocks, b * hq, 1), sharedMemory: kernel.sharedMemoryBytes,
+            function: function, grid: (queryBlocks, b * hq, 1), block: kernel.threads, sharedMemory: kernel.sharedMemoryBytes,
             arguments: arguments, output: output, logSumExp: logSumExp,
             retained: [query.buffer, key.buffer, value.buffer, blocks as Any, maskArguments as Any, scoreArguments as Any])
     }
@@ -92,6 +92,7 @@ struct CUDAForward {
 struct ForwardLaunch {
     let function: CUDAFunction
     let grid: (x: Int, y: Int, z: Int)
+    let block: Int
     let sharedMemory: Int
     let arguments: [KernelArgument]
     let output: DeviceTensor
@@ -101,7 +102,7 @@ struct ForwardLaunch {
 
     func enqueue(on stream: CUDAStream? = nil) throws {
         try function.launch(
-            grid: grid, block: (ForwardKernel.threads, 1, 1), sharedMemory: sharedMemory, stream: stream,
+            grid: grid, block: (block, 1, 1), sharedMemory: sharedMemory, stream: stream,
             arguments: arguments)
     }
 }

@@ -12,7 +12,7 @@
 /// Head dims D and Dv are compile-time constants: multiples of 16 from 16 to 256. Rows and keys past the
 /// sequence ends are loaded as zeros and never written; any strides work (rows are copied 16 bytes at a time
 /// with `cp.async` when the last dim is contiguous and aligned, element by element and synchronously otherwise).
-struct ForwardKernel: GeneratedKernel {
+struct ForwardKernel: AttentionKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -24,8 +24,8 @@ struct ForwardKernel: GeneratedKernel {
     /// memory (``fitting(maxSharedMemory:)``).
     var stages = 2
 
-    static let keyBlock = 64
-    static let threads = 128
+    var keyBlock: Int { 64 }
+    var threads: Int { 128 }
     static let supportedHeadDims = Array(stride(from: 16, through: 256, by: 16))
 
     /// 16-row query tiles per warp. Two let each K and V fragment that `ldmatrix` brings from shared memory feed
@@ -46,7 +46,7 @@ struct ForwardKernel: GeneratedKernel {
     /// elements; the 8 extra columns shift each row by 16 bytes, so `ldmatrix`'s eight row addresses fall in
     /// different banks.
     var sharedMemoryBytes: Int {
-        2 * (queryBlock * (headDim + 8) + stages * Self.keyBlock * (headDim + 8 + valueDim + 8))
+        2 * (queryBlock * (headDim + 8) + stages * keyBlock * (headDim + 8 + valueDim + 8))
     }
 
     /// This kernel with as many stages (at most 2) as `maxSharedMemory` bytes per block allow; an A100 fits
@@ -105,7 +105,7 @@ struct ForwardKernel: GeneratedKernel {
                             if (partial) keep = keep && fa_mask(b, h, query, key, Sq, Skv, mask_mod);
             """
         return """
-            extern "C" __global__ void __launch_bounds__(\(Self.threads))
+            extern "C" __global__ void __launch_bounds__(\(threads))
             \(name)(
                 const fa_u16* __restrict__ Q, const fa_u16* __restrict__ K, const fa_u16* __restrict__ V,
                 fa_u16* __restrict__ O, float* __restrict__ LSE, int Hq, int Hkv, int Sq, int Skv, float scale,
