@@ -86,8 +86,16 @@ public struct Attention: Sendable {
                 value: value, output: forward.output, logSumExp: forward.logSumExp, outputGradient: outputGradient,
                 gradientDType: gradientDType ?? shape.dtype
             ).run()
-        case .cuda:
-            throw FlexAttentionError.invalidArgument("the backward pass on \(device) is not available yet")
+        case let .cuda(ordinal):
+            let result = try CUDABackward(device: CUDADevice.open(ordinal), cache: Self.kernelCache.get()).run(
+                query: query, key: key, value: value, forward: forward, outputGradient: outputGradient, options: options)
+            guard let gradientDType, gradientDType != shape.dtype else { return result }
+            func converted(_ tensor: Tensor) throws -> Tensor {
+                try Tensor(tensor.floats(), shape: tensor.shape, dtype: gradientDType)
+            }
+            return AttentionGradients(
+                query: try converted(result.query), key: try converted(result.key), value: try converted(result.value),
+                tableGradients: result.tableGradients)
         }
     }
 }

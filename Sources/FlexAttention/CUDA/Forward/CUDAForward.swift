@@ -82,7 +82,7 @@ struct CUDAForward {
     }
 
     /// Whether rows can be copied 16 bytes at a time: contiguous last dim, 8-element-aligned strides and base.
-    private static func rowsAreVectorLoadable(_ tensor: DeviceTensor) -> Bool {
+    static func rowsAreVectorLoadable(_ tensor: DeviceTensor) -> Bool {
         tensor.strides[3] == 1 && tensor.strides.dropLast().allSatisfy { $0 % 8 == 0 } && tensor.address % 16 == 0
     }
 }

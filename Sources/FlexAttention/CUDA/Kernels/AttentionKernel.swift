@@ -14,3 +14,13 @@ protocol AttentionKernel: GeneratedKernel {
     /// Keys per block-mask block.
     var keyBlock: Int { get }
 }
+
+/// The part of a kernel's name that tells its mods apart: a hash of each one's emitted definition.
+enum ModTags {
+    static func suffix(mask: CUDAModFunction?, scoreMod: CUDAModFunction?) -> String {
+        func tag(_ mod: CUDAModFunction?, _ letter: String) -> String {
+            mod.map { "_\(letter)" + hexString(SHA256.hash(Array($0.definition.utf8))).prefix(12) } ?? ""
+        }
+        return tag(mask, "m") + tag(scoreMod, "s")
+    }
+}

@@ -16,7 +16,7 @@ public enum KernelCatalog {
         var generator = SplitMix64(seed: 1)
         let grids: [any GeneratedKernel] = try ModSamples.gridKernels(compositions: 3, using: &generator)
         let conversions: [any GeneratedKernel] = [DType.float16, .bfloat16].map { ConversionKernel(dtype: $0) }
-        return grids + conversions + forwardKernels + [SharedMemoryProbeKernel()]
+        return grids + conversions + forwardKernels + backwardKernels + [SharedMemoryProbeKernel()]
     }
 
     /// Forward kernels of each dtype over the head dims, plain, causal, and with a sliding window and soft-capping,
@@ -34,6 +34,24 @@ public enum KernelCatalog {
                 }
             }
         } + [ForwardKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil, stages: 1)]
+    }
+
+    /// Delta, dK/dV and dQ kernels: each dtype at D = 64 plain and causal with soft-capping, D = 80, D = 128 with
+    /// Dv = 64, D = 256 and a learnable bias table (which the dQ kernel differentiates), and single-stage versions.
+    static var backwardKernels: [any GeneratedKernel] {
+        let bias = try? ScoreMod.relativePositionBias(Array(repeating: 0.5, count: 2 * 63), heads: 2, maxDistance: 31)
+        let mods: [(mask: MaskMod?, scoreMod: ScoreMod?)] = [(nil, nil), (.causal, .softCap(30)), (.slidingWindow(100), bias)]
+        return [DType.float16, .bfloat16].flatMap { dtype -> [any GeneratedKernel] in
+            [DeltaKernel(dtype: dtype)] + [(64, 64), (80, 80), (128, 64), (256, 256)].flatMap { d, dv in
+                mods.flatMap { mask, scoreMod -> [any GeneratedKernel] in
+                    let (maskFunction, scoreFunction) = (mask.map { CUDAModFunction(mask: $0) }, scoreMod.map { CUDAModFunction(scoreMod: $0) })
+                    return [1, 2].flatMap { stages -> [any GeneratedKernel] in
+                        [KeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages),
+                         QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages)]
+                    }
+                }
+            }
+        }
     }
 
     /// The architectures CI compiles for: Hopper with its specific features, and Ampere.

@@ -18,6 +18,10 @@ struct CUDAModFunction: Sendable {
     let definition: String
     /// The values to upload: ``ModArguments`` of the mod.
     let arguments: ModArguments
+    /// For a score mod that reads Float tables: `void NAME_table_gradients(float score, indices…,
+    /// fa_mod_arguments m, float upstream, const fa_u64* gradients)`, which adds `upstream · ∂value/∂table[i]` to
+    /// `((float*)gradients[slot])[i]` for every Float lookup (atomically: many scores read one entry). Nil otherwise.
+    let tableGradientDefinition: String?
 
     init(mask: MaskMod, name: String = "fa_mask") {
         self.init(kind: .mask, expression: mask.expression, name: name)
@@ -36,6 +40,9 @@ struct CUDAModFunction: Sendable {
         var emitter = CUDAModStatements(tables: arguments.tables, tableExtents: lifter.intCount)
         let result = emitter.emit(value)
         let indices = "long long b, long long h, long long q, long long kv, long long q_len, long long kv_len"
+        tableGradientDefinition = kind == .score && !value.floatLookups.isEmpty
+            ? Self.tableGradients(of: value, name: name, indices: indices, tables: arguments.tables, tableExtents: lifter.intCount)
+            : nil
         switch kind {
         case .mask:
             definition = """
@@ -54,6 +61,29 @@ struct CUDAModFunction: Sendable {
 
                 """
         }
+    }
+}
+
+extension CUDAModFunction {
+    private static func tableGradients(
+        of value: ModNode, name: String, indices: String, tables: [ModTable], tableExtents: Int
+    ) -> String {
+        var emitter = CUDAModStatements(tables: tables, tableExtents: tableExtents)
+        var updates = ""
+        for lookup in value.floatLookups {
+            guard case .lookup(let table, let lookupIndices) = lookup else { continue }
+            let slope = emitter.emit(value.derivative(withRespectTo: lookup).node)
+            let offset = emitter.offset(in: table, lookupIndices.map { emitter.emit($0) })
+            let slot = tables.firstIndex(of: table) ?? 0
+            updates += "    atomicAdd((float*)gradients[\(slot)] + \(offset), upstream * \(slope));\n"
+        }
+        return """
+            FA_INLINE void \(name)_table_gradients(float score, \(indices), fa_mod_arguments m, float upstream,
+                                                   const fa_u64* gradients) {
+                if (upstream == 0.0f) return;
+            \(emitter.body)\(updates)}
+
+            """
     }
 }
 
@@ -159,15 +189,21 @@ private struct CUDAModStatements {
     /// rank) needs no new kernel.
     private func lookup(_ table: ModTable, _ indices: [String]) -> String {
         let slot = tables.firstIndex(of: table) ?? 0
+        let element = table.elementType == .int ? "int" : "float"
+        let read = "((const \(element)*)m.tables[\(slot)])[\(offset(in: table, indices))]"
+        return table.elementType == .int ? "(long long)\(read)" : read
+    }
+
+    /// The row-major element offset of `indices` (each clamped to its axis) in `table`.
+    func offset(in table: ModTable, _ indices: [String]) -> String {
+        let slot = tables.firstIndex(of: table) ?? 0
         var offset = ""
         for (axis, index) in indices.enumerated() {
             let extent = "m.ints[\(tableExtents + 3 * slot + axis)]"
             let clamped = "fa_clamp_index(\(index), \(extent))"
             offset = offset.isEmpty ? clamped : "(\(offset)) * \(extent) + \(clamped)"
         }
-        let element = table.elementType == .int ? "int" : "float"
-        let read = "((const \(element)*)m.tables[\(slot)])[\(offset)]"
-        return table.elementType == .int ? "(long long)\(read)" : read
+        return offset
     }
 }
 

@@ -1,0 +1,32 @@
+/// The backward pass's preprocessing: `Delta[b, h, q] = Σ_c dO[b, h, q, c] · O[b, h, q, c]` in Float32, one warp
+/// per row, for any dtype (O and dO share it), value dim and strides. Delta is the row's `Σ_k P dP`, which every
+/// dS needs.
+struct DeltaKernel: GeneratedKernel {
+    let dtype: DType
+
+    static let threads = 128
+    static let rowsPerBlock = threads / 32
+
+    var name: String { "fa_backward_delta_\(dtype)" }
+
+    var source: String {
+        CUDAPrelude.source + """
+            extern "C" __global__ void __launch_bounds__(\(Self.threads))
+            \(name)(const \(dtype.cudaStorageType)* __restrict__ O, const \(dtype.cudaStorageType)* __restrict__ dO,
+                    float* __restrict__ Delta, int Hq, int Sq, int Dv, long long os0, long long os1, long long os2,
+                    long long os3, long long ds0, long long ds1, long long ds2, long long ds3, long long rowCount) {
+                const long long row = (long long)blockIdx.x * \(Self.rowsPerBlock) + threadIdx.x / 32;
+                if (row >= rowCount) return;
+                const long long b = row / ((long long)Hq * Sq), h = row / Sq % Hq, q = row % Sq;
+                const \(dtype.cudaStorageType)* o = O + b * os0 + h * os1 + q * os2;
+                const \(dtype.cudaStorageType)* d = dO + b * ds0 + h * ds1 + q * ds2;
+                float sum = 0.0f;
+                for (int c = threadIdx.x % 32; c < Dv; c += 32) sum += \(dtype.cudaToFloat("o[c * os3]")) * \(dtype.cudaToFloat("d[c * ds3]"));
+                #pragma unroll
+                for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+                if (threadIdx.x % 32 == 0) Delta[row] = sum;
+            }
+
+            """
+    }
+}

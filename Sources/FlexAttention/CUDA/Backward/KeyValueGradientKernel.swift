@@ -1,0 +1,217 @@
+/// The backward kernel that computes dK and dV on tensor cores (`mma.sync` m16n8k16), FlashAttention-2 style.
+///
+/// A CTA owns 64 keys of one key/value head (each of its 4 warps 16 of them, K and V resident in shared memory)
+/// and walks, for every query head of the group in turn, the query blocks of the transposed block list: Q, dO,
+/// LSE and Delta of the next block are prefetched with `cp.async` while this one is processed. Per block a warp
+/// recomputes Pᵀ = exp2(K Qᵀ …) and dPᵀ = V dOᵀ for its keys, then dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score and
+/// accumulates dV += Pᵀ dO and dK += dSᵀ Q in registers (Pᵀ and dSᵀ rounded to the input dtype as MMA operands).
+/// Every warp works on its own keys, so the sums run in a fixed order and each gradient row is written once.
+struct KeyValueGradientKernel: AttentionKernel {
+    let dtype: DType
+    let headDim: Int
+    let valueDim: Int
+    let mask: CUDAModFunction?
+    let scoreMod: CUDAModFunction?
+    var stages = 2
+
+    var threads: Int { 128 }
+    var queryBlock: Int { 64 }
+    var keyBlock: Int { 64 }
+
+    var name: String {
+        "fa_backward_dkdv_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
+    }
+
+    /// K and V tiles, and per stage a Q tile, a dO tile (rows padded by 8 elements, as in ``ForwardKernel``) and 64
+    /// LSE and Delta values.
+    var sharedMemoryBytes: Int {
+        2 * 64 * (headDim + 8 + valueDim + 8) * (1 + stages) + stages * 2 * 64 * 4
+    }
+
+    func fitting(maxSharedMemory: Int) -> KeyValueGradientKernel {
+        var kernel = self
+        kernel.stages = 2
+        while kernel.stages > 1 && kernel.sharedMemoryBytes > maxSharedMemory { kernel.stages -= 1 }
+        return kernel
+    }
+
+    var source: String {
+        CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
+            + (scoreMod?.definition ?? "") + SharedTileLoader.source + kernel
+    }
+
+    private var kernel: String {
+        """
+        extern "C" __global__ void __launch_bounds__(\(threads))
+        \(name)(
+            \(BackwardKernelSource.parameters(outputs: ["dK", "dV"]))\(BackwardKernelSource.modParameters(mask: mask, scoreMod: scoreMod, tableGradients: false))) {
+            constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
+            constexpr float LOG2E = 1.4426950408889634f;
+            extern __shared__ __align__(16) fa_u16 shared[];
+            fa_u16* const sK = shared;
+            fa_u16* const sV = sK + 64 * DP;
+            fa_u16* const sStages = sV + 64 * DVP;  // stage i: Q, then dO, then 64 LSE · log2 e and 64 Delta floats
+            constexpr int STAGE = 64 * (DP + DVP) + 2 * 64 * 2;
+            \(BackwardKernelSource.modArguments(mask: mask, scoreMod: scoreMod))
+            const int keyBlocks = (Skv + 63) / 64, queryBlocks = (Sq + 63) / 64;
+            const int keyBlock = blockIdx.x;
+            const int b = blockIdx.y / Hkv, hkv = blockIdx.y % Hkv, group = Hq / Hkv;
+            const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+            const int k0 = keyBlock * 64;
+            fa_load_tile<64, D>(sK, K + b * ks0 + hkv * ks1, ks2, ks3, k0, Skv, vectorLoads);
+            fa_load_tile<64, DV>(sV, V + b * vs0 + hkv * vs1, vs2, vs3, k0, Skv, vectorLoads);
+
+            // The walk: query heads of the group in order, each through its line of the transposed list.
+            struct Cursor { int head, step, end; };
+            const auto lineOf = [&](int g) { return (b * maskBatchStride + (hkv * group + g) * maskHeadStride) * keyBlocks + keyBlock; };
+            const auto settle = [&](Cursor c) {
+                while (c.step >= c.end && c.head + 1 < group) {
+                    ++c.head;
+                    c.step = blockList ? blockStarts[lineOf(c.head)] : 0;
+                    c.end = blockList ? blockStarts[lineOf(c.head) + 1] : queryBlocks;
+                }
+                return c;
+            };
+            const auto entryAt = [&](Cursor c) { return blockList ? blockList[c.step] : c.step * 2; };
+            // Starts loading the Q, dO, LSE and Delta rows of c's query block into stage `slot`; LSE is kept in
+            // base 2, +inf for rows past the end or keeping nothing, so that their probabilities come out 0.
+            const auto load = [&](Cursor c, int slot) {
+                if (c.step >= c.end) return;
+                const int h = hkv * group + c.head, q0 = (entryAt(c) >> 1) * 64;
+                fa_u16* stage = sStages + slot * STAGE;
+                fa_load_tile<64, D>(stage, Q + b * qs0 + h * qs1, qs2, qs3, q0, Sq, vectorLoads);
+                fa_load_tile<64, DV>(stage + 64 * DP, dO + b * ds0 + h * ds1, ds2, ds3, q0, Sq, vectorLoads);
+                float* rowsOut = (float*)(stage + 64 * (DP + DVP));
+                for (int i = threadIdx.x; i < 64; i += blockDim.x) {
+                    const int query = q0 + i;
+                    const long long row = ((long long)b * Hq + h) * Sq + query;
+                    const float lse = query < Sq ? LSE[row] : fa_negative_infinity();
+                    rowsOut[i] = lse == fa_negative_infinity() ? __int_as_float(0x7f800000) : lse * LOG2E;
+                    rowsOut[64 + i] = query < Sq ? Delta[row] : 0.0f;
+                }
+            };
+
+            float dk[D / 8][4], dv[DV / 8][4];
+            #pragma unroll
+            for (int j = 0; j < D / 8; ++j) dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = 0.0f;
+            #pragma unroll
+            for (int j = 0; j < DV / 8; ++j) dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
+
+            Cursor current = settle(Cursor{0, blockList ? blockStarts[lineOf(0)] : 0, blockList ? blockStarts[lineOf(0) + 1] : queryBlocks});
+            if (AHEAD) load(current, 0);
+            fa_cp_async_commit();  // K and V join the first group
+            for (int iteration = 0; current.step < current.end; ++iteration) {
+                const Cursor next = settle(Cursor{current.head, current.step + 1, current.end});
+                __syncthreads();  // every warp is done with the stage the load below overwrites
+                load(AHEAD ? next : current, (iteration + AHEAD) % (AHEAD + 1));
+                fa_cp_async_commit();
+                fa_cp_async_wait<AHEAD>();
+                __syncthreads();
+
+                const int entry = entryAt(current);
+                const int h = hkv * group + current.head, q0 = (entry >> 1) * 64;
+                const bool partial = (entry & 1) != 0;
+                const fa_u16* sQ = sStages + iteration % (AHEAD + 1) * STAGE;
+                const fa_u16* sdO = sQ + 64 * DP;
+                const float* sLse = (const float*)(sdO + 64 * DVP);
+                const float* sDelta = sLse + 64;
+
+                // St = K Qt and dPt = V dOt for this warp's 16 keys: [j][e] holds key row lane / 4 (+8 for e >= 2)
+                // and query 8j + 2 (lane % 4) + e % 2.
+                float st[8][4], dpt[8][4];
+                #pragma unroll
+                for (int j = 0; j < 8; ++j)
+                    st[j][0] = st[j][1] = st[j][2] = st[j][3] = dpt[j][0] = dpt[j][1] = dpt[j][2] = dpt[j][3] = 0.0f;
+                #pragma unroll
+                for (int kk = 0; kk < D / 16; ++kk) {
+                    fa_u32 a[4];
+                    fa_ldmatrix_x4(a, sK + (warp * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DP + kk * 16 + 8 * (lane / 16));
+                    #pragma unroll
+                    for (int n = 0; n < 4; ++n) {
+                        fa_u32 bq[4];
+                        fa_ldmatrix_x4(bq, sQ + (n * 16 + lane % 8 + 8 * (lane / 16)) * DP + kk * 16 + 8 * (lane / 8 % 2));
+                        fa_mma(st[2 * n], a, bq[0], bq[1]);
+                        fa_mma(st[2 * n + 1], a, bq[2], bq[3]);
+                    }
+                }
+                #pragma unroll
+                for (int kk = 0; kk < DV / 16; ++kk) {
+                    fa_u32 a[4];
+                    fa_ldmatrix_x4(a, sV + (warp * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DVP + kk * 16 + 8 * (lane / 16));
+                    #pragma unroll
+                    for (int n = 0; n < 4; ++n) {
+                        fa_u32 bo[4];
+                        fa_ldmatrix_x4(bo, sdO + (n * 16 + lane % 8 + 8 * (lane / 16)) * DVP + kk * 16 + 8 * (lane / 8 % 2));
+                        fa_mma(dpt[2 * n], a, bo[0], bo[1]);
+                        fa_mma(dpt[2 * n + 1], a, bo[2], bo[3]);
+                    }
+                }
+
+                // Pt into st, dSt into dpt.
+                #pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    #pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int column = 8 * j + 2 * (lane % 4) + e % 2;
+                        const int query = q0 + column, key = k0 + warp * 16 + lane / 4 + 8 * (e / 2);
+                        \(BackwardKernelSource.probability(score: "st[j][e]", lse2: "sLse[column]", mask: mask, scoreMod: scoreMod, indent: 24))
+                        st[j][e] = p;
+                        dpt[j][e] = p == 0.0f ? 0.0f : p * (dpt[j][e] - sDelta[column]) * slope;
+                    }
+                }
+
+                // dV += Pt dO and dK += dSt Q, over the block's 64 queries.
+                #pragma unroll
+                for (int kk = 0; kk < 4; ++kk) {
+                    fa_u32 ap[4], as[4];
+                    ap[0] = fa_pack(st[2 * kk][0], st[2 * kk][1]);
+                    ap[1] = fa_pack(st[2 * kk][2], st[2 * kk][3]);
+                    ap[2] = fa_pack(st[2 * kk + 1][0], st[2 * kk + 1][1]);
+                    ap[3] = fa_pack(st[2 * kk + 1][2], st[2 * kk + 1][3]);
+                    as[0] = fa_pack(dpt[2 * kk][0], dpt[2 * kk][1]);
+                    as[1] = fa_pack(dpt[2 * kk][2], dpt[2 * kk][3]);
+                    as[2] = fa_pack(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]);
+                    as[3] = fa_pack(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3]);
+                    #pragma unroll
+                    for (int n = 0; n < DV / 16; ++n) {
+                        fa_u32 bo[4];
+                        fa_ldmatrix_x4_trans(bo, sdO + (kk * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DVP + n * 16 + 8 * (lane / 16));
+                        fa_mma(dv[2 * n], ap, bo[0], bo[1]);
+                        fa_mma(dv[2 * n + 1], ap, bo[2], bo[3]);
+                    }
+                    #pragma unroll
+                    for (int n = 0; n < D / 16; ++n) {
+                        fa_u32 bq[4];
+                        fa_ldmatrix_x4_trans(bq, sQ + (kk * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DP + n * 16 + 8 * (lane / 16));
+                        fa_mma(dk[2 * n], as, bq[0], bq[1]);
+                        fa_mma(dk[2 * n + 1], as, bq[2], bq[3]);
+                    }
+                }
+                current = next;
+            }
+            asm volatile("cp.async.wait_all;" ::: "memory");  // a key block no query sees never waited for K and V
+
+            #pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int key = k0 + warp * 16 + lane / 4 + 8 * r;
+                if (key >= Skv) continue;
+                fa_u16* dkRow = dK + (((long long)b * Hkv + hkv) * Skv + key) * D;
+                fa_u16* dvRow = dV + (((long long)b * Hkv + hkv) * Skv + key) * DV;
+                #pragma unroll
+                for (int j = 0; j < D / 8; ++j) {
+                    const int column = 8 * j + 2 * (lane % 4);
+                    dkRow[column] = \(dtype.cudaFromFloat("dk[j][2 * r] * scale"));
+                    dkRow[column + 1] = \(dtype.cudaFromFloat("dk[j][2 * r + 1] * scale"));
+                }
+                #pragma unroll
+                for (int j = 0; j < DV / 8; ++j) {
+                    const int column = 8 * j + 2 * (lane % 4);
+                    dvRow[column] = \(dtype.cudaFromFloat("dv[j][2 * r]"));
+                    dvRow[column + 1] = \(dtype.cudaFromFloat("dv[j][2 * r + 1]"));
+                }
+            }
+        }
+
+        """
+    }
+}

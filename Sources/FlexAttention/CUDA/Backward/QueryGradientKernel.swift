@@ -1,0 +1,187 @@
+/// The backward kernel that computes dQ (and the gradients of the Float tables a score mod reads) on tensor cores.
+///
+/// A CTA owns 64 query rows of one head (each of its 4 warps 16 rows; Q and dO resident in shared memory) and
+/// walks the forward block list's key blocks, prefetching K and V with `cp.async`. Per block a warp recomputes
+/// P = exp2(Q Kᵀ …) and dP = dO Vᵀ, forms dS = P (dP − Delta) ∂score′/∂score and accumulates dQ += dS K in
+/// registers. Only this CTA writes its rows, in key order: dQ is deterministic without atomics. Table gradients
+/// are added with atomics as each score's ∂L/∂score′ appears.
+struct QueryGradientKernel: AttentionKernel {
+    let dtype: DType
+    let headDim: Int
+    let valueDim: Int
+    let mask: CUDAModFunction?
+    let scoreMod: CUDAModFunction?
+    var stages = 2
+
+    var threads: Int { 128 }
+    var queryBlock: Int { 64 }
+    var keyBlock: Int { 64 }
+    /// Whether the kernel takes `table_gradients` (the score mod reads Float tables).
+    var computesTableGradients: Bool { scoreMod?.tableGradientDefinition != nil }
+
+    var name: String {
+        "fa_backward_dq_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
+    }
+
+    /// Q and dO tiles, and per stage a K and a V tile (rows padded by 8 elements).
+    var sharedMemoryBytes: Int {
+        2 * 64 * (headDim + 8 + valueDim + 8) * (1 + stages)
+    }
+
+    func fitting(maxSharedMemory: Int) -> QueryGradientKernel {
+        var kernel = self
+        kernel.stages = 2
+        while kernel.stages > 1 && kernel.sharedMemoryBytes > maxSharedMemory { kernel.stages -= 1 }
+        return kernel
+    }
+
+    var source: String {
+        CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
+            + (scoreMod?.definition ?? "") + (scoreMod?.tableGradientDefinition ?? "") + SharedTileLoader.source + kernel
+    }
+
+    private var kernel: String {
+        let tableGradients = !computesTableGradients ? "" : """
+                                if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients);
+            """
+        return """
+            extern "C" __global__ void __launch_bounds__(\(threads))
+            \(name)(
+                \(BackwardKernelSource.parameters(outputs: ["dQ"]))\(BackwardKernelSource.modParameters(mask: mask, scoreMod: scoreMod, tableGradients: computesTableGradients))) {
+                constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
+                constexpr float LOG2E = 1.4426950408889634f;
+                extern __shared__ __align__(16) fa_u16 shared[];
+                fa_u16* const sQ = shared;
+                fa_u16* const sdO = sQ + 64 * DP;
+                fa_u16* const sKV = sdO + 64 * DVP;  // stage i: K at sKV + i * STAGE, V 64 * DP further
+                constexpr int STAGE = 64 * (DP + DVP);
+                \(BackwardKernelSource.modArguments(mask: mask, scoreMod: scoreMod))
+                const int queryBlocks = (Sq + 63) / 64;
+                const int queryBlock = queryBlocks - 1 - (int)blockIdx.x;  // later rows see more keys under causal
+                const int b = blockIdx.y / Hq, h = blockIdx.y % Hq, hkv = h / (Hq / Hkv);
+                const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+                const int q0 = queryBlock * 64;
+                fa_load_tile<64, D>(sQ, Q + b * qs0 + h * qs1, qs2, qs3, q0, Sq, vectorLoads);
+                fa_load_tile<64, DV>(sdO, dO + b * ds0 + h * ds1, ds2, ds3, q0, Sq, vectorLoads);
+                const fa_u16* keys = K + b * ks0 + hkv * ks1;
+                const fa_u16* values = V + b * vs0 + hkv * vs1;
+
+                // This thread's rows: r = 0, 1 are rows lane / 4 and lane / 4 + 8 of the warp's 16.
+                float lse2[2], delta[2];
+                int rows[2];
+                #pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    rows[r] = q0 + warp * 16 + lane / 4 + 8 * r;
+                    const long long row = ((long long)b * Hq + h) * Sq + rows[r];
+                    const float lse = rows[r] < Sq ? LSE[row] : fa_negative_infinity();
+                    lse2[r] = lse == fa_negative_infinity() ? __int_as_float(0x7f800000) : lse * LOG2E;
+                    delta[r] = rows[r] < Sq ? Delta[row] : 0.0f;
+                }
+                float dq[D / 8][4];
+                #pragma unroll
+                for (int j = 0; j < D / 8; ++j) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
+
+                const int line = (b * maskBatchStride + h * maskHeadStride) * queryBlocks + queryBlock;
+                const int begin = blockList ? blockStarts[line] : 0;
+                const int end = blockList ? blockStarts[line + 1] : (Skv + 63) / 64;
+                const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
+                const auto prefetch = [&](int step) {
+                    if (step < end) {
+                        const int k0 = (entryAt(step) >> 1) * 64;
+                        fa_u16* stage = sKV + (step - begin) % (AHEAD + 1) * STAGE;
+                        fa_load_tile<64, D>(stage, keys, ks2, ks3, k0, Skv, vectorLoads);
+                        fa_load_tile<64, DV>(stage + 64 * DP, values, vs2, vs3, k0, Skv, vectorLoads);
+                    }
+                    fa_cp_async_commit();
+                };
+                for (int step = begin; step < begin + AHEAD; ++step) prefetch(step);  // Q and dO join the first group
+                for (int step = begin; step < end; ++step) {
+                    const int entry = entryAt(step);
+                    const int k0 = (entry >> 1) * 64;
+                    const bool partial = (entry & 1) != 0;
+                    const fa_u16* sK = sKV + (step - begin) % (AHEAD + 1) * STAGE;
+                    const fa_u16* sV = sK + 64 * DP;
+                    __syncthreads();
+                    prefetch(step + AHEAD);
+                    fa_cp_async_wait<AHEAD>();
+                    __syncthreads();
+
+                    // S = Q Kt and dP = dO Vt for the warp's 16 rows: [j][e] holds row lane / 4 (+8 for e >= 2)
+                    // and key 8j + 2 (lane % 4) + e % 2.
+                    float s[8][4], dp[8][4];
+                    #pragma unroll
+                    for (int j = 0; j < 8; ++j)
+                        s[j][0] = s[j][1] = s[j][2] = s[j][3] = dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.0f;
+                    #pragma unroll
+                    for (int kk = 0; kk < D / 16; ++kk) {
+                        fa_u32 a[4];
+                        fa_ldmatrix_x4(a, sQ + (warp * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DP + kk * 16 + 8 * (lane / 16));
+                        #pragma unroll
+                        for (int n = 0; n < 4; ++n) {
+                            fa_u32 bk[4];
+                            fa_ldmatrix_x4(bk, sK + (n * 16 + lane % 8 + 8 * (lane / 16)) * DP + kk * 16 + 8 * (lane / 8 % 2));
+                            fa_mma(s[2 * n], a, bk[0], bk[1]);
+                            fa_mma(s[2 * n + 1], a, bk[2], bk[3]);
+                        }
+                    }
+                    #pragma unroll
+                    for (int kk = 0; kk < DV / 16; ++kk) {
+                        fa_u32 a[4];
+                        fa_ldmatrix_x4(a, sdO + (warp * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DVP + kk * 16 + 8 * (lane / 16));
+                        #pragma unroll
+                        for (int n = 0; n < 4; ++n) {
+                            fa_u32 bv[4];
+                            fa_ldmatrix_x4(bv, sV + (n * 16 + lane % 8 + 8 * (lane / 16)) * DVP + kk * 16 + 8 * (lane / 8 % 2));
+                            fa_mma(dp[2 * n], a, bv[0], bv[1]);
+                            fa_mma(dp[2 * n + 1], a, bv[2], bv[3]);
+                        }
+                    }
+
+                    // dS into s.
+                    #pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+                        #pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const int query = rows[e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
+                            \(BackwardKernelSource.probability(score: "s[j][e]", lse2: "lse2[e / 2]", mask: mask, scoreMod: scoreMod, indent: 28))
+                            const float upstream = p == 0.0f ? 0.0f : p * (dp[j][e] - delta[e / 2]);
+            \(tableGradients)
+                            s[j][e] = upstream * slope;
+                        }
+                    }
+
+                    // dQ += dS K over the block's 64 keys.
+                    #pragma unroll
+                    for (int kk = 0; kk < 4; ++kk) {
+                        fa_u32 a[4];
+                        a[0] = fa_pack(s[2 * kk][0], s[2 * kk][1]);
+                        a[1] = fa_pack(s[2 * kk][2], s[2 * kk][3]);
+                        a[2] = fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                        a[3] = fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                        #pragma unroll
+                        for (int n = 0; n < D / 16; ++n) {
+                            fa_u32 bk[4];
+                            fa_ldmatrix_x4_trans(bk, sK + (kk * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DP + n * 16 + 8 * (lane / 16));
+                            fa_mma(dq[2 * n], a, bk[0], bk[1]);
+                            fa_mma(dq[2 * n + 1], a, bk[2], bk[3]);
+                        }
+                    }
+                }
+                asm volatile("cp.async.wait_all;" ::: "memory");
+
+                #pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    if (rows[r] >= Sq) continue;
+                    fa_u16* out = dQ + (((long long)b * Hq + h) * Sq + rows[r]) * D;
+                    #pragma unroll
+                    for (int j = 0; j < D / 8; ++j) {
+                        const int column = 8 * j + 2 * (lane % 4);
+                        out[column] = \(dtype.cudaFromFloat("dq[j][2 * r] * scale"));
+                        out[column + 1] = \(dtype.cudaFromFloat("dq[j][2 * r + 1] * scale"));
+                    }
+                }
+            }
+
+            """
+    }
+}
