@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Times PyTorch's attention on the GPU on the rows `flexattn bench --device cuda` times, for ratios in
 BENCHMARKS.md: SDPA with its FlashAttention-2 and cuDNN backends and torch.compile(flex_attention), bf16,
-forward, median of CUDA-event timings after warm-up. TFLOP/s count 4·B·H·D per kept score, as ours do.
+forward and forward+backward, median of CUDA-event timings after warm-up. TFLOP/s count 4·B·H·D per kept score
+(3.5 times that for forward+backward), as ours do.
 Standard rows follow the FlashAttention papers (H·D = 2048, B·S = 16384); the patterns use B=2, H=16, S=8192,
 D=128.  Usage: python3 scripts/gpu_anchors.py
 """
@@ -33,9 +34,20 @@ def median_ms(run, repeats=20):
     return sorted(times)[len(times) // 2]
 
 
-def report(name, label, b, h, s, d, kept, ms):
-    tflops = 4 * b * h * d * kept / ms / 1e9
-    print(f"{name:11s} {label:22s} B={b} H={h} S={s} D={d}: {ms:.3f} ms {tflops:.1f} TFLOP/s")
+def report(name, label, b, h, s, d, kept, attend, inputs):
+    """Times `attend()` forward, then forward+backward with a fixed upstream gradient."""
+    ms = median_ms(attend)
+    grad = torch.randn_like(inputs[0])
+
+    def train():
+        for x in inputs:
+            x.grad = None
+        attend().backward(grad)
+
+    train_ms = median_ms(train)
+    flops = 4 * b * h * d * kept
+    print(f"{name:11s} {label:22s} B={b} H={h} S={s} D={d}: {ms:.3f} ms {flops / ms / 1e9:.1f} TFLOP/s, "
+          f"fwd+bwd {train_ms:.3f} ms {3.5 * flops / train_ms / 1e9:.1f} TFLOP/s")
 
 
 def causal(b, h, q, kv):
@@ -44,18 +56,18 @@ def causal(b, h, q, kv):
 
 for s, d in [(2048, 64), (8192, 64), (16384, 64), (2048, 128), (8192, 128), (16384, 128)]:
     b, h = 16384 // s, 2048 // d
-    q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
     for is_causal in (False, True):
         label, kept = ("causal", s * s / 2) if is_causal else ("dense", s * s)
         for name, backend in SDPA.items():
             with sdpa_kernel(backend):
-                ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=is_causal))
-            report(name, label, b, h, s, d, kept, ms)
+                report(name, label, b, h, s, d, kept,
+                       lambda: F.scaled_dot_product_attention(q, k, v, is_causal=is_causal), (q, k, v))
         mask = create_block_mask(causal, None, None, s, s) if is_causal else None
-        report("flex", label, b, h, s, d, kept, median_ms(lambda: flex(q, k, v, block_mask=mask)))
+        report("flex", label, b, h, s, d, kept, lambda: flex(q, k, v, block_mask=mask), (q, k, v))
 
 b, h, s, d = 2, 16, 8192, 128
-q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
 window, documents = 1024, 16
 doc = torch.arange(s, device="cuda") // (s // documents)
 slopes = torch.tensor([2 ** (-8 * (i + 1) / h) for i in range(h)], device="cuda")
@@ -69,5 +81,4 @@ patterns = [
 ]
 for label, mask_mod, score_mod, kept in patterns:
     mask = create_block_mask(mask_mod, None, None, s, s) if mask_mod else None
-    ms = median_ms(lambda: flex(q, k, v, score_mod=score_mod, block_mask=mask))
-    report("flex", label, b, h, s, d, kept, ms)
+    report("flex", label, b, h, s, d, kept, lambda: flex(q, k, v, score_mod=score_mod, block_mask=mask), (q, k, v))

@@ -1,6 +1,6 @@
 import FlexAttention
 
-/// `flexattn bench --device cuda`: the CUDA forward pass on the FlashAttention papers' shapes (hidden H·D = 2048,
+/// `flexattn bench --device cuda`: the CUDA forward pass, and forward + backward, on the FlashAttention papers' shapes (hidden H·D = 2048,
 /// B·S = 16384, S ∈ {2048, 8192, 16384}, D ∈ {64, 128}, causal or not) and on patterns only FlexAttention
 /// expresses (B=2, H=16, S=8192, D=128), bf16. TFLOP/s count 4·B·H·D per kept score, so sparsity is no free
 /// credit. `scripts/gpu_anchors.py` times PyTorch on the same rows.
@@ -48,19 +48,24 @@ struct GPUBenchmark {
         let device = try CUDADevice.open(ordinal)
         let cache = KernelCache(compiler: try NVRTC())
         var lines = [
-            "flexattn bench: \(device.name), forward, bf16",
-            "pattern                   B   H      S    D  kept %       ms   TFLOP/s",
+            "flexattn bench: \(device.name), bf16; fwd+bwd credits 3.5× the forward's FLOPs",
+            "pattern                   B   H      S    D  kept %   fwd ms  TFLOP/s  fwd+bwd ms  TFLOP/s",
         ]
         for row in try Self.rows() {
-            let result = try CUDAForwardTiming.measure(
-                device: device, cache: cache, batch: row.batch, heads: row.heads, length: row.length,
-                headDim: row.headDim, dtype: .bfloat16, options: row.options, keptScores: row.keptScores)
+            let timed = try [false, true].map { backward in
+                try CUDAForwardTiming.measure(
+                    device: device, cache: cache, batch: row.batch, heads: row.heads, length: row.length,
+                    headDim: row.headDim, dtype: .bfloat16, options: row.options, keptScores: row.keptScores,
+                    backward: backward)
+            }
+            let (forward, training) = (timed[0], timed[1])
             let all = Double(row.length) * Double(row.length)
             let kept = (row.keptScores ?? all * (row.options.isCausal ? 0.5 : 1)) / all
             lines.append(
                 row.name.padding(22) + pad(row.batch, 5) + pad(row.heads, 4) + pad(row.length, 7)
-                    + pad(row.headDim, 5) + pad(fixed(kept * 100, 1), 8) + pad(fixed(result.milliseconds, 3), 9)
-                    + pad(fixed(result.teraflops, 1), 10))
+                    + pad(row.headDim, 5) + pad(fixed(kept * 100, 1), 8) + pad(fixed(forward.milliseconds, 3), 9)
+                    + pad(fixed(forward.teraflops, 1), 9) + pad(fixed(training.milliseconds, 3), 12)
+                    + pad(fixed(training.teraflops, 1), 9))
         }
         return lines.joined(separator: "\n")
     }

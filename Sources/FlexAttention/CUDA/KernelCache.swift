@@ -101,6 +101,9 @@ public final class KernelCache: Sendable {
         return try kept.function(named: name)
     }
 
+    /// Modules loaded so far (one per kernel and device): what a check counts to prove that new values reuse kernels.
+    public var loadedModuleCount: Int { modules.withLock { $0.count } }
+
     private func remember(_ cubin: [UInt8], key: String) {
         memory.withLock { $0[key] = cubin }
     }

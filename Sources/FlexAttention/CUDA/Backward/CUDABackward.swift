@@ -2,8 +2,8 @@
 ///
 /// Three kernels: Delta (`Σ dO · O` per row), dK/dV (one CTA per key block and key/value head, walking the
 /// transposed block list over the group's query heads) and dQ (one CTA per query block, walking the forward
-/// block list). Both gradient kernels sum in a fixed order, so every gradient is deterministic; Float tables' gradients
-/// are summed with atomics.
+/// block list). Both gradient kernels sum in a fixed order, so dQ, dK and dV are deterministic; Float tables'
+/// gradients are summed with atomics.
 struct CUDABackward {
     let device: CUDADevice
     let cache: KernelCache
@@ -14,50 +14,73 @@ struct CUDABackward {
         options: AttentionOptions
     ) throws -> AttentionGradients {
         let shape = try AttentionShape(query: query, key: key, value: value)
-        guard shape.dtype != .float32,
-              [shape.headDim, shape.valueDim].allSatisfy(ForwardKernel.supportedHeadDims.contains) else {
-            throw FlexAttentionError.invalidArgument(
-                "the CUDA backward pass takes Float16 or BFloat16 inputs with head dims 16, 32, …, 256")
-        }
         // The kernels read O and dO in the inputs' dtype and the LSE as contiguous Float32.
         func matching(_ tensor: Tensor, _ dtype: DType) throws -> Tensor {
             tensor.dtype == dtype ? tensor : try Tensor(tensor.floats(), shape: tensor.shape, dtype: dtype)
         }
         let upload = { (tensor: Tensor) in try DeviceTensor(copying: tensor, to: device) }
+        let launch = try prepare(
+            shape: shape, query: upload(query), key: upload(key), value: upload(value),
+            output: upload(matching(forward.output, shape.dtype)),
+            logSumExp: upload(Tensor(forward.logSumExp.floats(), shape: forward.logSumExp.shape)),
+            outputGradient: upload(matching(outputGradient, shape.dtype)), options: options)
+        try launch.enqueue()
+        try device.synchronize()
+        var tables: [String: Tensor] = [:]
+        for (table, buffer) in launch.tableGradients {
+            var values = [Float](repeating: 0, count: table.shape.reduce(1, *))
+            try values.withUnsafeMutableBytes { try buffer.copy(to: $0) }
+            tables[table.name] = try Tensor(values, shape: table.shape)
+        }
+        return AttentionGradients(
+            query: try launch.queryGradient.copyToHost(), key: try launch.keyGradient.copyToHost(),
+            value: try launch.valueGradient.copyToHost(), tableGradients: tables)
+    }
+
+    /// Compiles (or finds) the kernels, allocates the gradients and uploads the block lists and mod arguments.
+    /// `output` and `outputGradient` have the inputs' dtype; `logSumExp` is contiguous Float32.
+    func prepare(
+        shape: AttentionShape, query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, output: DeviceTensor,
+        logSumExp: DeviceTensor, outputGradient: DeviceTensor, options: AttentionOptions
+    ) throws -> BackwardLaunch {
+        guard shape.dtype != .float32,
+              [shape.headDim, shape.valueDim].allSatisfy(ForwardKernel.supportedHeadDims.contains) else {
+            throw FlexAttentionError.invalidArgument(
+                "the CUDA backward pass takes Float16 or BFloat16 inputs with head dims 16, 32, …, 256")
+        }
         let mods = try CUDAAttentionMods(options, device: device)
         let scale = try shape.resolvedScale(options.scale)
-        let (q, k, v) = (try upload(query), try upload(key), try upload(value))
-        let (output, gradient) = (try upload(matching(forward.output, shape.dtype)), try upload(matching(outputGradient, shape.dtype)))
-        let logSumExp = try upload(Tensor(forward.logSumExp.floats(), shape: forward.logSumExp.shape))
         let (b, hq, hkv, sq, skv) = (shape.batch, shape.queryHeads, shape.keyValueHeads, shape.queryLength, shape.keyLength)
 
         let delta = try DeviceBuffer(device: device, byteCount: max(1, b * hq * sq) * 4)
         let deltaKernel = DeltaKernel(dtype: shape.dtype)
-        try cache.function(deltaKernel.name, source: deltaKernel.source, on: device).launch(
-            grid: (max(1, (b * hq * sq + DeltaKernel.rowsPerBlock - 1) / DeltaKernel.rowsPerBlock), 1, 1),
-            block: (DeltaKernel.threads, 1, 1),
-            arguments: [.pointer(output.address), .pointer(gradient.address), .buffer(delta)]
+        let deltaLaunch = KernelLaunch(
+            function: try cache.function(deltaKernel.name, source: deltaKernel.source, on: device),
+            grid: ((b * hq * sq + DeltaKernel.rowsPerBlock - 1) / DeltaKernel.rowsPerBlock, 1, 1),
+            block: DeltaKernel.threads,
+            arguments: [.pointer(output.address), .pointer(outputGradient.address), .buffer(delta)]
                 + [hq, sq, shape.valueDim].map { .int32(Int32($0)) }
-                + (output.strides + gradient.strides).map { .int64(Int64($0)) } + [.int64(Int64(b * hq * sq))])
+                + (output.strides + outputGradient.strides).map { .int64(Int64($0)) } + [.int64(Int64(b * hq * sq))])
 
         let keyGradient = try Self.allocate([b, hkv, skv, shape.headDim], shape.dtype, device)
         let valueGradient = try Self.allocate([b, hkv, skv, shape.valueDim], shape.dtype, device)
         let queryGradient = try Self.allocate([b, hq, sq, shape.headDim], shape.dtype, device)
-        let floatTables = mods.scoreFunction?.arguments.tables.map { $0.elementType == .float ? $0 : nil } ?? []
-        let tableGradients = try floatTables.map { table in
-            try table.map { table in
-                let buffer = try DeviceBuffer(device: device, byteCount: table.shape.reduce(1, *) * 4)
-                try buffer.fill(0)
-                return buffer
-            }
+        // One zeroed Float32 buffer per Float table of the score mod; the dQ kernel gets a pointer per table slot.
+        let slots = mods.scoreFunction?.arguments.tables ?? []
+        let tableGradients = try slots.map { table -> DeviceBuffer? in
+            guard table.elementType == .float else { return nil }
+            let buffer = try DeviceBuffer(device: device, byteCount: table.shape.reduce(1, *) * 4)
+            try buffer.fill(0)
+            return buffer
         }
         let tablePointers = try DeviceBuffer(device: device, copying: tableGradients.map { $0?.address ?? 0 } + [0])
 
-        let vectorLoads = [q, k, v, gradient].allSatisfy(CUDAForward.rowsAreVectorLoadable)
-        let common: [KernelArgument] = [q, k, v, gradient, logSumExp].map { .pointer($0.address) } + [.buffer(delta)]
+        let inputs = [query, key, value, outputGradient]
+        let vectorLoads = inputs.allSatisfy(CUDAForward.rowsAreVectorLoadable)
+        let common: [KernelArgument] = (inputs + [logSumExp]).map { .pointer($0.address) } + [.buffer(delta)]
         func tail(_ blocks: CUDABlockList?) -> [KernelArgument] {
             [hq, hkv, sq, skv].map { .int32(Int32($0)) } + [.float32(scale)]
-                + [q, k, v, gradient].flatMap { $0.strides.map { .int64(Int64($0)) } } + [.int32(vectorLoads ? 1 : 0)]
+                + inputs.flatMap { $0.strides.map { .int64(Int64($0)) } } + [.int32(vectorLoads ? 1 : 0)]
                 + CUDAAttentionMods.blockArguments(blocks) + mods.kernelArguments
         }
 
@@ -66,43 +89,48 @@ struct CUDABackward {
             scoreMod: mods.scoreFunction
         ).fitting(maxSharedMemory: device.maxSharedMemoryPerBlockOptIn)
         let keyBlocks = try mods.blockList(for: keyValueKernel, shape: shape, transposed: true, device: device)
-        try launch(keyValueKernel, grid: ((skv + keyValueKernel.keyBlock - 1) / keyValueKernel.keyBlock, b * hkv),
-                   arguments: common + [.pointer(keyGradient.address), .pointer(valueGradient.address)] + tail(keyBlocks))
+        let keyValueLaunch = try KernelLaunch(
+            keyValueKernel, grid: ((skv + keyValueKernel.keyBlock - 1) / keyValueKernel.keyBlock, b * hkv),
+            arguments: common + [.pointer(keyGradient.address), .pointer(valueGradient.address)] + tail(keyBlocks),
+            cache: cache, device: device)
 
         let queryKernel = QueryGradientKernel(
             dtype: shape.dtype, headDim: shape.headDim, valueDim: shape.valueDim, mask: mods.maskFunction,
             scoreMod: mods.scoreFunction
         ).fitting(maxSharedMemory: device.maxSharedMemoryPerBlockOptIn)
         let queryBlocks = try mods.blockList(for: queryKernel, shape: shape, device: device)
-        try launch(queryKernel, grid: ((sq + queryKernel.queryBlock - 1) / queryKernel.queryBlock, b * hq),
-                   arguments: common + [.pointer(queryGradient.address)] + tail(queryBlocks)
-                       + (queryKernel.computesTableGradients ? [.buffer(tablePointers)] : []))
-        try device.synchronize()
+        let queryLaunch = try KernelLaunch(
+            queryKernel, grid: ((sq + queryKernel.queryBlock - 1) / queryKernel.queryBlock, b * hq),
+            arguments: common + [.pointer(queryGradient.address)] + tail(queryBlocks)
+                + (queryKernel.computesTableGradients ? [.buffer(tablePointers)] : []),
+            cache: cache, device: device)
 
-        var tables: [String: Tensor] = [:]
-        for case let (table?, buffer?) in zip(floatTables, tableGradients) {
-            var values = [Float](repeating: 0, count: table.shape.reduce(1, *))
-            try values.withUnsafeMutableBytes { try buffer.copy(to: $0) }
-            tables[table.name] = try Tensor(values, shape: table.shape)
-        }
-        withExtendedLifetime((q, k, v, output, gradient, logSumExp, keyBlocks, queryBlocks, tablePointers, mods)) {}
-        return AttentionGradients(
-            query: try queryGradient.copyToHost(), key: try keyGradient.copyToHost(),
-            value: try valueGradient.copyToHost(), tableGradients: tables)
-    }
-
-    private func launch(_ kernel: some AttentionKernel, grid: (Int, Int), arguments: [KernelArgument]) throws {
-        guard grid.0 > 0, grid.1 > 0 else { return }
-        let function = try cache.function(kernel.name, source: kernel.source, on: device)
-        try function.setMaxDynamicSharedMemory(kernel.sharedMemoryBytes)
-        try function.launch(
-            grid: (grid.0, grid.1, 1), block: (kernel.threads, 1, 1), sharedMemory: kernel.sharedMemoryBytes,
-            arguments: arguments)
+        return BackwardLaunch(
+            launches: [deltaLaunch, keyValueLaunch, queryLaunch], queryGradient: queryGradient, keyGradient: keyGradient,
+            valueGradient: valueGradient,
+            tableGradients: zip(slots, tableGradients).compactMap { table, buffer in buffer.map { (table, $0) } },
+            retained: [inputs, output, logSumExp, delta, keyBlocks as Any, queryBlocks as Any, tablePointers, mods])
     }
 
     private static func allocate(_ shape: [Int], _ dtype: DType, _ device: CUDADevice) throws -> DeviceTensor {
         try DeviceTensor(
             buffer: DeviceBuffer(device: device, byteCount: max(1, shape.reduce(1, *)) * dtype.byteSize), dtype: dtype,
             shape: shape, strides: Tensor.contiguousStrides(shape))
+    }
+}
+
+/// One backward pass ready to queue: its kernels in order and the gradients they write (contiguous, the inputs'
+/// dtype; table gradients Float32 and zeroed once, so a repeated launch adds to them).
+struct BackwardLaunch {
+    let launches: [KernelLaunch]
+    let queryGradient: DeviceTensor
+    let keyGradient: DeviceTensor
+    let valueGradient: DeviceTensor
+    let tableGradients: [(table: ModTable, buffer: DeviceBuffer)]
+    /// Device buffers the arguments point at; the caller keeps the launch until the device is done.
+    let retained: [Any]
+
+    func enqueue(on stream: CUDAStream? = nil) throws {
+        for launch in launches { try launch.enqueue(on: stream) }
     }
 }

@@ -23,7 +23,7 @@ public struct CUDAConformance: Sendable {
         var generator = SplitMix64(seed: seed)
         var results = [Result]()
         let checks: [(String, (inout SplitMix64) throws -> String?)] =
-            memoryChecks() + kernelChecks() + modGridChecks() + forwardChecks()
+            memoryChecks() + kernelChecks() + modGridChecks() + forwardChecks() + backwardChecks() + attentionModChecks()
         for (name, check) in checks {
             let result: Result
             do {

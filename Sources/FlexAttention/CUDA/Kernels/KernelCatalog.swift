@@ -36,22 +36,21 @@ public enum KernelCatalog {
         } + [ForwardKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil, stages: 1)]
     }
 
-    /// Delta, dK/dV and dQ kernels: each dtype at D = 64 plain and causal with soft-capping, D = 80, D = 128 with
-    /// Dv = 64, D = 256 and a learnable bias table (which the dQ kernel differentiates), and single-stage versions.
+    /// Delta, dK/dV and dQ kernels: bf16 at D = 64, 80, 128 (Dv = 64) and 256, fp16 at D = 64, each plain, causal
+    /// with soft-capping, and a sliding window with a learnable bias table (which the dQ kernel differentiates); and
+    /// the single-stage pair that devices with less shared memory get at D = Dv = 256.
     static var backwardKernels: [any GeneratedKernel] {
         let bias = try? ScoreMod.relativePositionBias(Array(repeating: 0.5, count: 2 * 63), heads: 2, maxDistance: 31)
         let mods: [(mask: MaskMod?, scoreMod: ScoreMod?)] = [(nil, nil), (.causal, .softCap(30)), (.slidingWindow(100), bias)]
-        return [DType.float16, .bfloat16].flatMap { dtype -> [any GeneratedKernel] in
-            [DeltaKernel(dtype: dtype)] + [(64, 64), (80, 80), (128, 64), (256, 256)].flatMap { d, dv in
-                mods.flatMap { mask, scoreMod -> [any GeneratedKernel] in
-                    let (maskFunction, scoreFunction) = (mask.map { CUDAModFunction(mask: $0) }, scoreMod.map { CUDAModFunction(scoreMod: $0) })
-                    return [1, 2].flatMap { stages -> [any GeneratedKernel] in
-                        [KeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages),
-                         QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages)]
-                    }
-                }
-            }
+        let variants = [(DType.bfloat16, 64, 64), (.bfloat16, 80, 80), (.bfloat16, 128, 64), (.bfloat16, 256, 256), (.float16, 64, 64)]
+        func pair(_ dtype: DType, _ d: Int, _ dv: Int, _ mask: MaskMod?, _ scoreMod: ScoreMod?, stages: Int) -> [any GeneratedKernel] {
+            let (maskFunction, scoreFunction) = (mask.map { CUDAModFunction(mask: $0) }, scoreMod.map { CUDAModFunction(scoreMod: $0) })
+            return [KeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages),
+                    QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages)]
         }
+        return [DeltaKernel(dtype: .bfloat16), DeltaKernel(dtype: .float16)]
+            + variants.flatMap { dtype, d, dv in mods.flatMap { pair(dtype, d, dv, $0.mask, $0.scoreMod, stages: 2) } }
+            + pair(.bfloat16, 256, 256, nil, nil, stages: 1)
     }
 
     /// The architectures CI compiles for: Hopper with its specific features, and Ampere.

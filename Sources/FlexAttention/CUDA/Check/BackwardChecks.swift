@@ -1,0 +1,108 @@
+/// The GPU backward pass against the CPU's, both given the same forward result (the CPU's) and the same dO.
+/// Gradients are compared by ‖GPU − CPU‖ / ‖CPU‖: P and dS are rounded to the input dtype before their MMAs on the
+/// GPU (as in FlashAttention), so fp16 allows 5e-3 and bf16 2e-2. Table gradients get twice that.
+extension CUDAConformance {
+    struct AttentionCase {
+        var label: String
+        var dtype: DType
+        var shape: (b: Int, hq: Int, hkv: Int, sq: Int, skv: Int, d: Int, dv: Int)
+        var layout: TensorLayout = .bhsd
+        var options = AttentionOptions()
+    }
+
+    func backwardChecks() -> [Check] {
+        let documents = (0..<200).map { $0 / 45 }
+        let bias = (0..<2 * 41).map { Float($0 % 13) * 0.2 - 1.2 }
+        var cases: [AttentionCase] = [
+            AttentionCase(label: "fp16 D=64", dtype: .float16, shape: (1, 2, 2, 128, 128, 64, 64)),
+            AttentionCase(label: "bf16 D=64 Sq<Skv", dtype: .bfloat16, shape: (2, 2, 2, 64, 192, 64, 64)),
+            AttentionCase(label: "fp16 D=80 odd lengths", dtype: .float16, shape: (1, 2, 2, 77, 131, 80, 80)),
+            AttentionCase(label: "bf16 D=96 Sq>Skv", dtype: .bfloat16, shape: (1, 3, 3, 129, 65, 96, 96)),
+            AttentionCase(label: "bf16 D=128 causal", dtype: .bfloat16, shape: (2, 1, 1, 150, 150, 128, 128),
+                          options: .init(isCausal: true)),
+            AttentionCase(label: "fp16 D=128 Dv=64 GQA 4:2 causal Sq<Skv", dtype: .float16,
+                          shape: (1, 4, 2, 130, 257, 128, 64), options: .init(isCausal: true)),
+            AttentionCase(label: "bf16 D=64 MQA 6:1 BSHD", dtype: .bfloat16, shape: (2, 6, 1, 100, 100, 64, 64), layout: .bshd),
+            AttentionCase(label: "fp16 D=192", dtype: .float16, shape: (1, 2, 1, 90, 70, 192, 192)),
+            AttentionCase(label: "bf16 D=256 causal", dtype: .bfloat16, shape: (1, 2, 2, 100, 100, 256, 256),
+                          options: .init(isCausal: true)),
+            AttentionCase(label: "fp16 D=16 Dv=32", dtype: .float16, shape: (1, 1, 1, 33, 47, 16, 32)),
+            AttentionCase(label: "bf16 D=64 sliding window 40, BSHD", dtype: .bfloat16, shape: (1, 2, 1, 190, 190, 64, 64),
+                          layout: .bshd, options: .init(mask: .slidingWindow(40))),
+            AttentionCase(label: "fp16 D=128 soft-cap 20, causal", dtype: .float16, shape: (1, 2, 2, 140, 140, 128, 128),
+                          options: .init(isCausal: true, scoreMod: .softCap(20))),
+            AttentionCase(label: "fp16 D=64 bottom-right causal Sq>Skv (empty rows)", dtype: .float16,
+                          shape: (1, 2, 2, 100, 37, 64, 64), options: .init(mask: .causalBottomRight)),
+        ]
+        if let document = try? MaskMod.document(ids: documents), let alibi = try? ScoreMod.alibi(heads: 4),
+           let relative = try? ScoreMod.relativePositionBias(bias, heads: 2, maxDistance: 20) {
+            cases.append(AttentionCase(label: "bf16 D=128 document mask + ALiBi (slope gradients)", dtype: .bfloat16,
+                                       shape: (1, 4, 4, 200, 200, 128, 128), options: .init(mask: document, scoreMod: alibi)))
+            cases.append(AttentionCase(label: "fp16 D=64 relative position bias (table gradients), causal",
+                                       dtype: .float16, shape: (2, 2, 2, 150, 150, 64, 64),
+                                       options: .init(isCausal: true, scoreMod: relative)))
+        }
+        return cases.map { testCase in ("backward: \(testCase.label)", { try self.backward(testCase, &$0) }) }
+            + [("backward: the same bits on a second run", determinism)]
+    }
+
+    /// Random inputs of a case's shapes: Q, K, V and dO.
+    func inputs(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> [Tensor] {
+        let s = testCase.shape
+        return try [[s.b, s.hq, s.sq, s.d], [s.b, s.hkv, s.skv, s.d], [s.b, s.hkv, s.skv, s.dv], [s.b, s.hq, s.sq, s.dv]]
+            .map { shape in
+                let values = (0..<shape.reduce(1, *)).map { _ in Float.random(in: -2...2, using: &random) }
+                return try Tensor(values, shape: shape, dtype: testCase.dtype, layout: testCase.layout)
+            }
+    }
+
+    func backward(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> String? {
+        let tensors = try inputs(testCase, &random)
+        let (query, key, value, outputGradient) = (tensors[0], tensors[1], tensors[2], tensors[3])
+        let cpu = Attention(device: .cpu)
+        let forward = try cpu.forward(query: query, key: key, value: value, options: testCase.options)
+        let want = try cpu.backward(
+            query: query, key: key, value: value, forward: forward, outputGradient: outputGradient,
+            options: testCase.options, gradientDType: .float32)
+        let got = try CUDABackward(device: device, cache: cache).run(
+            query: query, key: key, value: value, forward: forward, outputGradient: outputGradient, options: testCase.options)
+        let tolerance: Float = testCase.dtype == .bfloat16 ? 2e-2 : 5e-3
+        for (name, gpu, reference) in [("dQ", got.query, want.query), ("dK", got.key, want.key), ("dV", got.value, want.value)] {
+            if let failure = compare(name, gpu.floats(), reference.floats(), tolerance: tolerance) { return failure }
+        }
+        guard got.tableGradients.keys.sorted() == want.tableGradients.keys.sorted() else {
+            return "table gradients for \(got.tableGradients.keys.sorted()), expected \(want.tableGradients.keys.sorted())"
+        }
+        for (name, reference) in want.tableGradients {
+            guard let gpu = got.tableGradients[name] else { continue }
+            if let failure = compare("∂/∂\(name)", gpu.floats(), reference.floats(), tolerance: 2 * tolerance) { return failure }
+        }
+        return nil
+    }
+
+    /// ‖got − want‖ / ‖want‖ within `tolerance`, and nothing that is not finite.
+    func compare(_ name: String, _ got: [Float], _ want: [Float], tolerance: Float) -> String? {
+        guard got.count == want.count else { return "\(name): \(got.count) values, expected \(want.count)" }
+        if let bad = got.firstIndex(where: { !$0.isFinite }) { return "\(name)[\(bad)] is \(got[bad])" }
+        let difference = zip(got, want).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+        let norm = want.reduce(0.0) { $0 + Double($1) * Double($1) }
+        let error = norm > 0 ? (difference / norm).squareRoot() : difference.squareRoot()
+        return error <= Double(tolerance) ? nil : "\(name): relative error \(error) > \(tolerance)"
+    }
+
+    /// dQ, dK and dV are summed in a fixed order: a second run gives the same bits.
+    private func determinism(_ random: inout SplitMix64) throws -> String? {
+        let testCase = AttentionCase(label: "", dtype: .bfloat16, shape: (1, 4, 2, 300, 300, 64, 64),
+                                     options: .init(isCausal: true))
+        let tensors = try inputs(testCase, &random)
+        let forward = try Attention(device: .cpu).forward(
+            query: tensors[0], key: tensors[1], value: tensors[2], options: testCase.options)
+        let runs = try (0..<2).map { _ in
+            try CUDABackward(device: device, cache: cache).run(
+                query: tensors[0], key: tensors[1], value: tensors[2], forward: forward, outputGradient: tensors[3],
+                options: testCase.options)
+        }
+        let bits = runs.map { [$0.query, $0.key, $0.value].flatMap { $0.floats().map(\.bitPattern) } }
+        return bits[0] == bits[1] ? nil : "two runs differ"
+    }
+}
