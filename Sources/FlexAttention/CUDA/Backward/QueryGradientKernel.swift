@@ -42,7 +42,7 @@ struct QueryGradientKernel: AttentionKernel {
 
     private var kernel: String {
         let tableGradients = !computesTableGradients ? "" : """
-                                if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients);
+                                if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients, pending);
             """
         return """
             extern "C" __global__ void __launch_bounds__(\(threads))
@@ -78,6 +78,7 @@ struct QueryGradientKernel: AttentionKernel {
                     delta[r] = rows[r] < Sq ? Delta[row] : 0.0f;
                 }
                 float dq[D / 8][4];
+                \(computesTableGradients ? "fa_score_mod_table_pending pending = fa_score_mod_table_pending_start();" : "")
                 #pragma unroll
                 for (int j = 0; j < D / 8; ++j) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
 
@@ -146,7 +147,7 @@ struct QueryGradientKernel: AttentionKernel {
                             \(BackwardKernelSource.probability(score: "s[j][e]", lse2: "lse2[e / 2]", mask: mask, scoreMod: scoreMod, indent: 28))
                             const float upstream = p == 0.0f ? 0.0f : p * (dp[j][e] - delta[e / 2]);
             \(tableGradients)
-                            s[j][e] = upstream * slope;
+                            s[j][e] = upstream == 0.0f ? 0.0f : upstream * slope;  // slope may be inf where p = 0
                         }
                     }
 
@@ -168,6 +169,7 @@ struct QueryGradientKernel: AttentionKernel {
                     }
                 }
                 asm volatile("cp.async.wait_all;" ::: "memory");
+                \(computesTableGradients ? "fa_score_mod_table_gradients_flush(table_gradients, pending);" : "")
 
                 #pragma unroll
                 for (int r = 0; r < 2; ++r) {

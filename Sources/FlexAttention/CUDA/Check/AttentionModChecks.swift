@@ -19,9 +19,32 @@ extension CUDAConformance {
         }
         return (maskCases + scoreCases).map { testCase in
             ("attention with \(testCase.label)", { random in
-                try self.forwardMatches(testCase, &random) ?? self.backward(testCase, &random)
+                try self.rejectedAlike(testCase, &random) ?? self.forwardMatches(testCase, &random)
+                    ?? self.backward(testCase, &random)
             })
         } + [("attention kernels: new values, lengths and batch sizes compile nothing", noRecompilation)]
+    }
+
+    /// Nil when the CPU accepts the mods for this shape; else whether the GPU rejects them with the same error (a
+    /// mask that divides by zero somewhere is refused on both devices before anything runs).
+    private func rejectedAlike(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> String?? {
+        let tensors = try inputs(testCase, &random)
+        func failure(_ attend: () throws -> AttentionOutput) -> String? {
+            do {
+                _ = try attend()
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        guard let cpu = failure({
+            try Attention(device: .cpu).forward(query: tensors[0], key: tensors[1], value: tensors[2], options: testCase.options)
+        }) else { return nil }
+        let gpu = failure {
+            try CUDAForward(device: device, cache: cache).run(
+                query: tensors[0], key: tensors[1], value: tensors[2], options: testCase.options)
+        }
+        return .some(gpu == cpu ? nil : "the CPU refused it (\(cpu)), the GPU \(gpu.map { "refused it (\($0))" } ?? "ran it")")
     }
 
     /// The GPU forward's O (relative norm error) and LSE (element by element, −∞ exactly) against the CPU's.

@@ -18,9 +18,13 @@ struct CUDAModFunction: Sendable {
     let definition: String
     /// The values to upload: ``ModArguments`` of the mod.
     let arguments: ModArguments
-    /// For a score mod that reads Float tables: `void NAME_table_gradients(float score, indices…,
-    /// fa_mod_arguments m, float upstream, const fa_u64* gradients)`, which adds `upstream · ∂value/∂table[i]` to
-    /// `((float*)gradients[slot])[i]` for every Float lookup (atomically: many scores read one entry). Nil otherwise.
+    /// For a score mod that reads Float tables, three definitions: `struct NAME_table_pending` (per lookup, the
+    /// element and the sum not yet added; start it with `NAME_table_pending_start()`), `void NAME_table_gradients(float
+    /// score, indices…, fa_mod_arguments m, float upstream, const fa_u64* gradients, NAME_table_pending& pending)`,
+    /// which adds `upstream · ∂value/∂table[i]` for every Float lookup, and `NAME_table_gradients_flush(gradients,
+    /// pending)`. A lookup's sum goes to `((float*)gradients[slot])[i]` with an atomic only when its element changes
+    /// (and at the flush): a table read at one element by a whole tile, such as ALiBi's slope per head, costs one
+    /// atomic per thread instead of one per score. Nil for other mods.
     let tableGradientDefinition: String?
 
     init(mask: MaskMod, name: String = "fa_mask") {
@@ -69,19 +73,38 @@ extension CUDAModFunction {
         of value: ModNode, name: String, indices: String, tables: [ModTable], tableExtents: Int
     ) -> String {
         var emitter = CUDAModStatements(tables: tables, tableExtents: tableExtents)
-        var updates = ""
-        for lookup in value.floatLookups {
+        var updates = "", flushes = ""
+        let lookups = value.floatLookups
+        for (index, lookup) in lookups.enumerated() {
             guard case .lookup(let table, let lookupIndices) = lookup else { continue }
             let slope = emitter.emit(value.derivative(withRespectTo: lookup).node)
             let offset = emitter.offset(in: table, lookupIndices.map { emitter.emit($0) })
-            let slot = tables.firstIndex(of: table) ?? 0
-            updates += "    atomicAdd((float*)gradients[\(slot)] + \(offset), upstream * \(slope));\n"
+            let target = "(float*)gradients[\(tables.firstIndex(of: table) ?? 0)] + pending.element[\(index)]"
+            updates += """
+                    const long long element\(index) = \(offset);
+                    if (element\(index) != pending.element[\(index)]) {
+                        if (pending.element[\(index)] >= 0) atomicAdd(\(target), pending.sum[\(index)]);
+                        pending.element[\(index)] = element\(index);
+                        pending.sum[\(index)] = 0.0f;
+                    }
+                    pending.sum[\(index)] += upstream * \(slope);
+
+                """
+            flushes += "    if (pending.element[\(index)] >= 0) atomicAdd(\(target), pending.sum[\(index)]);\n"
         }
         return """
+            struct \(name)_table_pending { long long element[\(lookups.count)]; float sum[\(lookups.count)]; };
+            FA_INLINE \(name)_table_pending \(name)_table_pending_start() {
+                \(name)_table_pending pending;
+                for (int i = 0; i < \(lookups.count); ++i) { pending.element[i] = -1; pending.sum[i] = 0.0f; }
+                return pending;
+            }
             FA_INLINE void \(name)_table_gradients(float score, \(indices), fa_mod_arguments m, float upstream,
-                                                   const fa_u64* gradients) {
+                                                   const fa_u64* gradients, \(name)_table_pending& pending) {
                 if (upstream == 0.0f) return;
             \(emitter.body)\(updates)}
+            FA_INLINE void \(name)_table_gradients_flush(const fa_u64* gradients, \(name)_table_pending& pending) {
+            \(flushes)}
 
             """
     }
