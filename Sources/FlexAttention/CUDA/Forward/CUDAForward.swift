@@ -1,9 +1,10 @@
 /// Attention's forward pass on a CUDA device: the entry point behind `Attention(device: .cuda(n)).forward`.
 ///
-/// Inputs are Float16 or BFloat16 with head dims that are multiples of 16 from 16 to 256 (D and Dv may differ),
-/// any strides, GQA by head index mapping. Causal and the mask are one mask (`causal && mask`) whose block list
-/// skips empty blocks; the score mod and mask are emitted into the kernel with their constants and tables as
-/// arguments, so new values reuse the compiled kernel.
+/// Inputs of any dtype and head dims (D and Dv may differ, up to what the CUDA-core kernel fits in shared memory),
+/// any strides, GQA by head index mapping: 16-bit inputs with head dims that are multiples of 16 up to 256 run on
+/// tensor cores (``ForwardKernel``), the rest on CUDA cores in Float32 (``ScalarForwardKernel``). Causal and the
+/// mask are one mask (`causal && mask`) whose block list skips empty blocks; the score mod and mask are emitted into
+/// the kernel with their constants and tables as arguments, so new values reuse the compiled kernel.
 struct CUDAForward {
     let device: CUDADevice
     let cache: KernelCache
@@ -33,18 +34,11 @@ struct CUDAForward {
     func prepare(
         shape: AttentionShape, query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, options: AttentionOptions
     ) throws -> ForwardLaunch {
-        guard shape.dtype != .float32 else {
-            throw FlexAttentionError.invalidArgument("the CUDA forward pass takes Float16 or BFloat16 inputs, not Float32")
-        }
-        for dim in [shape.headDim, shape.valueDim] where !ForwardKernel.supportedHeadDims.contains(dim) {
-            throw FlexAttentionError.invalidArgument("the CUDA forward pass supports head dims 16, 32, …, 256, not \(dim)")
-        }
         let scale = try shape.resolvedScale(options.scale)
         let mask = options.isCausal ? options.mask.map { .causal && $0 } ?? .causal : options.mask
-        let kernel = ForwardKernel(
-            dtype: shape.dtype, headDim: shape.headDim, valueDim: shape.valueDim,
-            mask: mask.map { CUDAModFunction(mask: $0) }, scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) }
-        ).fitting(maxSharedMemory: device.maxSharedMemoryPerBlockOptIn)
+        let kernel = try self.kernel(
+            shape: shape, mask: mask.map { CUDAModFunction(mask: $0) },
+            scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) })
         let function = try cache.function(kernel.name, source: kernel.source, on: device)
         try function.setMaxDynamicSharedMemory(kernel.sharedMemoryBytes)
 
@@ -79,6 +73,27 @@ struct CUDAForward {
             function: function, grid: (queryBlocks, b * hq, 1), block: kernel.threads, sharedMemory: kernel.sharedMemoryBytes,
             arguments: arguments, output: output, logSumExp: logSumExp,
             retained: [query.buffer, key.buffer, value.buffer, blocks as Any, maskArguments as Any, scoreArguments as Any])
+    }
+
+    /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes, CUDA cores otherwise; both read the same
+    /// arguments.
+    /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernel's tiles do
+    ///   not fit the device's shared memory.
+    private func kernel(
+        shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?
+    ) throws -> any AttentionKernel {
+        let (d, dv) = (shape.headDim, shape.valueDim)
+        let sharedMemory = device.maxSharedMemoryPerBlockOptIn
+        if shape.dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains) {
+            return ForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                .fitting(maxSharedMemory: sharedMemory)
+        }
+        let kernel = ScalarForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+        guard kernel.sharedMemoryBytes <= sharedMemory else {
+            throw FlexAttentionError.unsupportedHeadDimension(
+                max(d, dv), supported: 1...ScalarForwardKernel.largestHeadDim(sharedMemory: sharedMemory))
+        }
+        return kernel
     }
 
     /// Whether rows can be copied 16 bytes at a time: contiguous last dim, 8-element-aligned strides and base.

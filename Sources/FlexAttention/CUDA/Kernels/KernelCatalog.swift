@@ -16,7 +16,8 @@ public enum KernelCatalog {
         var generator = SplitMix64(seed: 1)
         let grids: [any GeneratedKernel] = try ModSamples.gridKernels(compositions: 3, using: &generator)
         let conversions: [any GeneratedKernel] = [DType.float16, .bfloat16].map { ConversionKernel(dtype: $0) }
-        return grids + conversions + forwardKernels + backwardKernels + [SharedMemoryProbeKernel()]
+        let attention: [any GeneratedKernel] = forwardKernels + backwardKernels + (try scalarKernels())
+        return grids + conversions + attention + [SharedMemoryProbeKernel()]
     }
 
     /// Forward kernels of each dtype over the head dims, plain, causal, and with a sliding window and soft-capping,
@@ -51,6 +52,26 @@ public enum KernelCatalog {
         return [DeltaKernel(dtype: .bfloat16), DeltaKernel(dtype: .float16)]
             + variants.flatMap { dtype, d, dv in mods.flatMap { pair(dtype, d, dv, $0.mask, $0.scoreMod, stages: 2) } }
             + pair(.bfloat16, 256, 256, nil, nil, stages: 1)
+    }
+
+    /// The CUDA-core family (forward, dK/dV, dQ) on representative cases: Float32 plain, causal with soft-capping,
+    /// and with a Float-table score mod (relative-position bias); head dims the tensor cores do not take in each
+    /// dtype; Float32 at D = 192 (8 warps in the backward) and 16-bit at D = Dv = 512.
+    static func scalarKernels() throws -> [any GeneratedKernel] {
+        let bias = try ScoreMod.relativePositionBias([Float](repeating: 0, count: 2 * 9), heads: 2, maxDistance: 4)
+        let cases: [(dtype: DType, d: Int, dv: Int, mask: MaskMod?, scoreMod: ScoreMod?)] = [
+            (.float32, 64, 64, nil, nil), (.float32, 64, 64, .causal, .softCap(30)), (.float32, 64, 64, .causal, bias),
+            (.float16, 72, 72, .causal, nil), (.bfloat16, 8, 24, nil, nil), (.float32, 192, 192, .causal, nil),
+            (.bfloat16, 512, 512, nil, nil),
+        ]
+        return cases.flatMap { dtype, d, dv, mask, scoreMod -> [any GeneratedKernel] in
+            let (mask, scoreMod) = (mask.map { CUDAModFunction(mask: $0) }, scoreMod.map { CUDAModFunction(scoreMod: $0) })
+            return [
+                ScalarForwardKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod),
+                ScalarKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod),
+                ScalarQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod),
+            ]
+        }
     }
 
     /// The architectures CI compiles for: Hopper with its specific features, and Ampere.
