@@ -43,11 +43,6 @@ struct CUDABackward {
         shape: AttentionShape, query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, output: DeviceTensor,
         logSumExp: DeviceTensor, outputGradient: DeviceTensor, options: AttentionOptions
     ) throws -> BackwardLaunch {
-        guard shape.dtype != .float32,
-              [shape.headDim, shape.valueDim].allSatisfy(ForwardKernel.supportedHeadDims.contains) else {
-            throw FlexAttentionError.invalidArgument(
-                "the CUDA backward pass takes Float16 or BFloat16 inputs with head dims 16, 32, …, 256")
-        }
         let mods = try CUDAAttentionMods(options, device: device)
         let scale = try shape.resolvedScale(options.scale)
         let (b, hq, hkv, sq, skv) = (shape.batch, shape.queryHeads, shape.keyValueHeads, shape.queryLength, shape.keyLength)
@@ -84,25 +79,18 @@ struct CUDABackward {
                 + CUDAAttentionMods.blockArguments(blocks) + mods.kernelArguments
         }
 
-        let keyValueKernel = KeyValueGradientKernel(
-            dtype: shape.dtype, headDim: shape.headDim, valueDim: shape.valueDim, mask: mods.maskFunction,
-            scoreMod: mods.scoreFunction
-        ).fitting(maxSharedMemory: device.maxSharedMemoryPerBlockOptIn)
+        let (keyValueKernel, queryKernel) = try kernels(shape: shape, mods: mods)
         let keyBlocks = try mods.blockList(for: keyValueKernel, shape: shape, transposed: true, device: device)
         let keyValueLaunch = try KernelLaunch(
             keyValueKernel, grid: ((skv + keyValueKernel.keyBlock - 1) / keyValueKernel.keyBlock, b * hkv),
             arguments: common + [.pointer(keyGradient.address), .pointer(valueGradient.address)] + tail(keyBlocks),
             cache: cache, device: device)
 
-        let queryKernel = QueryGradientKernel(
-            dtype: shape.dtype, headDim: shape.headDim, valueDim: shape.valueDim, mask: mods.maskFunction,
-            scoreMod: mods.scoreFunction
-        ).fitting(maxSharedMemory: device.maxSharedMemoryPerBlockOptIn)
         let queryBlocks = try mods.blockList(for: queryKernel, shape: shape, device: device)
         let queryLaunch = try KernelLaunch(
             queryKernel, grid: ((sq + queryKernel.queryBlock - 1) / queryKernel.queryBlock, b * hq),
             arguments: common + [.pointer(queryGradient.address)] + tail(queryBlocks)
-                + (queryKernel.computesTableGradients ? [.buffer(tablePointers)] : []),
+                + (mods.scoreFunction?.tableGradientDefinition == nil ? [] : [.buffer(tablePointers)]),
             cache: cache, device: device)
 
         return BackwardLaunch(
@@ -110,6 +98,34 @@ struct CUDABackward {
             valueGradient: valueGradient,
             tableGradients: zip(slots, tableGradients).compactMap { table, buffer in buffer.map { (table, $0) } },
             retained: [inputs, output, logSumExp, delta, keyBlocks as Any, queryBlocks as Any, tablePointers, mods])
+    }
+
+    /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes, CUDA cores otherwise (the same
+    /// parameters either way).
+    /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernels' tiles do
+    ///   not fit the device's shared memory.
+    private func kernels(
+        shape: AttentionShape, mods: CUDAAttentionMods
+    ) throws -> (keyValue: any AttentionKernel, query: any AttentionKernel) {
+        let (d, dv, dtype) = (shape.headDim, shape.valueDim, shape.dtype)
+        let (mask, scoreMod) = (mods.maskFunction, mods.scoreFunction)
+        let sharedMemory = device.maxSharedMemoryPerBlockOptIn
+        if dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains) {
+            return (
+                KeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                    .fitting(maxSharedMemory: sharedMemory),
+                QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                    .fitting(maxSharedMemory: sharedMemory))
+        }
+        let keyValue = ScalarKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+        let query = ScalarQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+        guard max(keyValue.sharedMemoryBytes, query.sharedMemoryBytes) <= sharedMemory else {
+            let largest = (1...max(d, dv)).last {
+                ScalarBackwardTile(headDim: $0, valueDim: $0).sharedMemoryBytes <= sharedMemory
+            } ?? 0
+            throw FlexAttentionError.unsupportedHeadDimension(max(d, dv), supported: 1...max(1, largest))
+        }
+        return (keyValue, query)
     }
 
     private static func allocate(_ shape: [Int], _ dtype: DType, _ device: CUDADevice) throws -> DeviceTensor {

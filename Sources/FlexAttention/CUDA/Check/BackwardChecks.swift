@@ -1,6 +1,7 @@
 /// The GPU backward pass against the CPU's, both given the same forward result (the CPU's) and the same dO.
 /// Gradients are compared by ‖GPU − CPU‖ / ‖CPU‖: P and dS are rounded to the input dtype before their MMAs on the
-/// GPU (as in FlashAttention), so fp16 allows 5e-3 and bf16 2e-2. Table gradients get twice that.
+/// GPU (as in FlashAttention), so fp16 allows 5e-3 and bf16 2e-2; Float32 runs in Float32 throughout and allows
+/// 1e-4. Table gradients get twice that.
 extension CUDAConformance {
     struct AttentionCase {
         var label: String
@@ -41,7 +42,25 @@ extension CUDAConformance {
             cases.append(AttentionCase(label: "fp16 D=64 relative position bias (table gradients), causal",
                                        dtype: .float16, shape: (2, 2, 2, 150, 150, 64, 64),
                                        options: .init(isCausal: true, scoreMod: relative)))
+            cases.append(AttentionCase(label: "fp32 D=48 document mask + ALiBi, BSHD (CUDA cores)", dtype: .float32,
+                                       shape: (1, 4, 2, 200, 200, 48, 48), layout: .bshd,
+                                       options: .init(mask: document, scoreMod: alibi)))
+            cases.append(AttentionCase(label: "fp32 D=64 relative position bias (CUDA cores)", dtype: .float32,
+                                       shape: (2, 2, 2, 150, 150, 64, 64), options: .init(isCausal: true, scoreMod: relative)))
         }
+        cases += [
+            AttentionCase(label: "fp32 D=64 odd lengths (CUDA cores)", dtype: .float32, shape: (1, 2, 2, 77, 131, 64, 64)),
+            AttentionCase(label: "fp32 D=64 soft-cap, causal (CUDA cores)", dtype: .float32, shape: (2, 2, 1, 100, 100, 64, 64),
+                          options: .init(isCausal: true, scoreMod: .softCap(20))),
+            AttentionCase(label: "fp32 D=40 bottom-right causal Sq>Skv (CUDA cores)", dtype: .float32,
+                          shape: (1, 2, 2, 90, 41, 40, 40), options: .init(mask: .causalBottomRight)),
+            AttentionCase(label: "fp16 D=72 causal (CUDA cores)", dtype: .float16, shape: (1, 2, 2, 100, 100, 72, 72),
+                          options: .init(isCausal: true)),
+            AttentionCase(label: "bf16 D=8 Dv=24 GQA 4:2 BSHD (CUDA cores)", dtype: .bfloat16, shape: (2, 4, 2, 70, 90, 8, 24),
+                          layout: .bshd),
+            AttentionCase(label: "fp32 D=192 GQA 4:2 causal Sq<Skv (CUDA cores)", dtype: .float32,
+                          shape: (1, 4, 2, 60, 130, 192, 192), options: .init(isCausal: true)),
+        ]
         return cases.map { testCase in ("backward: \(testCase.label)", { try self.backward(testCase, &$0) }) }
             + [("backward: the same bits on a second run", determinism)]
     }
@@ -66,7 +85,11 @@ extension CUDAConformance {
             options: testCase.options, gradientDType: .float32)
         let got = try CUDABackward(device: device, cache: cache).run(
             query: query, key: key, value: value, forward: forward, outputGradient: outputGradient, options: testCase.options)
-        let tolerance: Float = testCase.dtype == .bfloat16 ? 2e-2 : 5e-3
+        let tolerance: Float = switch testCase.dtype {
+        case .float32: 1e-4
+        case .float16: 5e-3
+        case .bfloat16: 2e-2
+        }
         for (name, gpu, reference) in [("dQ", got.query, want.query), ("dK", got.key, want.key), ("dV", got.value, want.value)] {
             if let failure = compare(name, gpu.floats(), reference.floats(), tolerance: tolerance) { return failure }
         }

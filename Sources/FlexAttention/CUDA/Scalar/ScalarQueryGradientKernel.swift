@@ -44,7 +44,7 @@ struct ScalarQueryGradientKernel: AttentionKernel {
                 long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long dos0, long long dos1,
                 long long dos2, long long dos3, int vectorLoads, const int* __restrict__ blockStarts,
                 const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(
-                    ScalarKernelSource.modParameters(mask: mask, scoreMod: scoreMod, tableGradients: true))) {
+                    ScalarKernelSource.modParameters(mask: mask, scoreMod: scoreMod, tableGradients: tableGradients))) {
             \(tile.declarations)
                 \(ScalarKernelSource.modArguments(mask: mask, scoreMod: scoreMod))
                 constexpr int RW = BM / WARPS;  // rows per warp: w · RW ..< +RW, as in the recomputation
@@ -59,6 +59,7 @@ struct ScalarQueryGradientKernel: AttentionKernel {
                     #pragma unroll
                     for (int j = 0; j < DJ; ++j) dq[r][j] = 0.0f;
                 }
+                \(tableGradients ? "fa_score_mod_table_pending pending = fa_score_mod_table_pending_start();" : "")
 
                 const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
                 const int begin = blockList ? blockStarts[line] : 0;
@@ -87,6 +88,7 @@ struct ScalarQueryGradientKernel: AttentionKernel {
                         }
                     }
                 }
+                \(tableGradients ? "fa_score_mod_table_gradients_flush(score_table_gradients, pending);" : "")
 
                 #pragma unroll
                 for (int r = 0; r < RW; ++r) {
