@@ -79,7 +79,9 @@ struct CUDABackward {
                 + CUDAAttentionMods.blockArguments(blocks) + mods.kernelArguments
         }
 
-        let (keyValueKernel, queryKernel) = try kernels(shape: shape, mods: mods)
+        let (keyValueKernel, queryKernel) = try Self.kernels(
+            shape: shape, mask: mods.maskFunction, scoreMod: mods.scoreFunction,
+            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn)
         let keyBlocks = try mods.blockList(for: keyValueKernel, shape: shape, transposed: true, device: device)
         let keyValueLaunch = try KernelLaunch(
             keyValueKernel, grid: ((skv + keyValueKernel.keyBlock - 1) / keyValueKernel.keyBlock, b * hkv),
@@ -104,12 +106,10 @@ struct CUDABackward {
     /// parameters either way).
     /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernels' tiles do
     ///   not fit the device's shared memory.
-    private func kernels(
-        shape: AttentionShape, mods: CUDAAttentionMods
+    static func kernels(
+        shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, maxSharedMemory sharedMemory: Int
     ) throws -> (keyValue: any AttentionKernel, query: any AttentionKernel) {
         let (d, dv, dtype) = (shape.headDim, shape.valueDim, shape.dtype)
-        let (mask, scoreMod) = (mods.maskFunction, mods.scoreFunction)
-        let sharedMemory = device.maxSharedMemoryPerBlockOptIn
         if dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains) {
             return (
                 KeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)

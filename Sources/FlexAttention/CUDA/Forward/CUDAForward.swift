@@ -36,9 +36,10 @@ struct CUDAForward {
     ) throws -> ForwardLaunch {
         let scale = try shape.resolvedScale(options.scale)
         let mask = options.isCausal ? options.mask.map { .causal && $0 } ?? .causal : options.mask
-        let kernel = try self.kernel(
+        let kernel = try Self.kernel(
             shape: shape, mask: mask.map { CUDAModFunction(mask: $0) },
-            scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) })
+            scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) },
+            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn)
         let function = try cache.function(kernel.name, source: kernel.source, on: device)
         try function.setMaxDynamicSharedMemory(kernel.sharedMemoryBytes)
 
@@ -79,11 +80,10 @@ struct CUDAForward {
     /// arguments.
     /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernel's tiles do
     ///   not fit the device's shared memory.
-    private func kernel(
-        shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?
+    static func kernel(
+        shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, maxSharedMemory sharedMemory: Int
     ) throws -> any AttentionKernel {
         let (d, dv) = (shape.headDim, shape.valueDim)
-        let sharedMemory = device.maxSharedMemoryPerBlockOptIn
         if shape.dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains) {
             return ForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                 .fitting(maxSharedMemory: sharedMemory)
