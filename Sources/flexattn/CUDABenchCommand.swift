@@ -1,16 +1,19 @@
 import FlexAttention
 
-/// `flexattn cuda-bench [--device cuda:N] [--causal] B H S D [bf16|fp16]`: times the CUDA forward kernel and prints
-/// milliseconds and TFLOP/s (4·B·H·S²·D, halved under causal).
+/// `flexattn cuda-bench [--device cuda:N] [--causal] [--backward] B H S D [bf16|fp16]`: times the CUDA forward kernel
+/// (with `--backward`, forward and backward) and prints milliseconds, TFLOP/s (4·B·H·S²·D, halved under causal,
+/// times 3.5 with the backward) and each kernel's registers and spills.
 func runCUDABench(arguments: [String]) throws -> Int32 {
-    let usage = "usage: flexattn cuda-bench [--device cuda:N] [--causal] B H S D [bf16|fp16]"
+    let usage = "usage: flexattn cuda-bench [--device cuda:N] [--causal] [--backward] B H S D [bf16|fp16]"
     var ordinal = 0
     var isCausal = false
+    var backward = false
     var positional: [String] = []
     var remaining = arguments[...]
     while let argument = remaining.popFirst() {
         switch argument {
         case "--causal": isCausal = true
+        case "--backward": backward = true
         case "--device":
             guard let value = remaining.popFirst(), value.hasPrefix("cuda"), let parsed = value == "cuda" ? 0 : Int(value.dropFirst(5))
             else { throw CUDAError.invalidArgument(usage) }
@@ -25,11 +28,13 @@ func runCUDABench(arguments: [String]) throws -> Int32 {
     let cache = KernelCache(compiler: try NVRTC())
     let result = try CUDAForwardTiming.measure(
         device: device, cache: cache, batch: sizes[0], heads: sizes[1], length: sizes[2], headDim: sizes[3],
-        dtype: dtype, options: AttentionOptions(isCausal: isCausal))
+        dtype: dtype, options: AttentionOptions(isCausal: isCausal), backward: backward)
     let milliseconds = (result.milliseconds * 1000).rounded() / 1000
     let teraflops = (result.teraflops * 10).rounded() / 10
     let problem = "B=\(sizes[0]) H=\(sizes[1]) S=\(sizes[2]) D=\(sizes[3]) \(dtype)\(isCausal ? " causal" : "")"
-    print("\(result.kernelName): \(problem)  \(milliseconds) ms  \(teraflops) TFLOP/s"
-          + "  (\(result.registers) registers, \(result.localMemory) B local)")
+    print("\(backward ? "forward + backward" : "forward"): \(problem)  \(milliseconds) ms  \(teraflops) TFLOP/s")
+    for kernel in result.kernels {
+        print("  \(kernel.name): \(kernel.registers) registers, \(kernel.localMemory) B local")
+    }
     return 0
 }

@@ -3,11 +3,17 @@
 public enum CUDAForwardTiming {
     /// What one measurement found.
     public struct Measurement: Sendable {
-        /// Median milliseconds per forward pass.
+        /// Median milliseconds per forward pass (or forward and backward).
         public var milliseconds: Double
         /// `4 · B · H · D` times the scores counted (all, half under causal, or as given) over the median time.
         public var teraflops: Double
-        public var kernelName: String
+        /// The kernels timed, in launch order.
+        public var kernels: [KernelResources]
+    }
+
+    /// A kernel's name and per-thread resources.
+    public struct KernelResources: Sendable {
+        public var name: String
         public var registers: Int
         /// Bytes of local memory per thread: non-zero means registers spilled.
         public var localMemory: Int
@@ -49,8 +55,11 @@ public enum CUDAForwardTiming {
         let median = times.sorted()[times.count / 2]
         let scores = keptScores ?? Double(length) * Double(length) * (options.isCausal ? 0.5 : 1)
         let flops = 4 * Double(batch * heads * headDim) * scores * (backward ? 3.5 : 1)
+        let functions = [launch.function] + (backwardLaunch?.launches.map(\.function) ?? [])
         return Measurement(
-            milliseconds: median, teraflops: flops / (median * 1e-3) / 1e12, kernelName: launch.function.name,
-            registers: try launch.function.registerCount(), localMemory: try launch.function.localMemory())
+            milliseconds: median, teraflops: flops / (median * 1e-3) / 1e12,
+            kernels: try functions.map {
+                KernelResources(name: $0.name, registers: try $0.registerCount(), localMemory: try $0.localMemory())
+            })
     }
 }
