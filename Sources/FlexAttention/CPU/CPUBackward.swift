@@ -234,7 +234,8 @@ private struct BackwardPlan: @unchecked Sendable {
                         modifier.accumulateTableGradients(
                             scores: raw, outputGradient: scoreGradients.pointer, into: tableBuffers)
                         let count = block.count * tileLanes
-                        for i in 0..<count { scoreGradients.pointer[i] *= slopes.pointer[i] }
+                        // Where nothing flows back (masked scores) the slope may be undefined: leave those 0.
+                        for i in 0..<count where scoreGradients.pointer[i] != 0 { scoreGradients.pointer[i] *= slopes.pointer[i] }
                     }
                     // dK += dSᵀ-rows · Q.
                     K.gemm(GemmOperands(
