@@ -63,9 +63,10 @@ struct ForwardKernel: AttentionKernel {
     private var kernel: String {
         let modParameters = (mask == nil ? "" : ",\n    const long long* mask_ints, const float* mask_floats, const fa_u64* mask_tables")
             + (scoreMod == nil ? "" : ",\n    const long long* score_ints, const float* score_floats, const fa_u64* score_tables")
-        let modifyScore = scoreMod == nil ? "" : """
-                            x = fa_score_mod(x, b, h, query, key, Sq, Skv, score_mod, nullptr);
-            """
+        // Without a score mod the scale and log2(e) are one multiplication.
+        let score = scoreMod == nil
+            ? "s[m][j][e] * scaleLog2"
+            : "fa_score_mod(s[m][j][e] * scale, b, h, query, key, Sq, Skv, score_mod, nullptr) * LOG2E"
         let applyMask = mask == nil ? "" : """
                             if (partial) keep = keep && fa_mask(b, h, query, key, Sq, Skv, mask_mod);
             """
@@ -81,6 +82,7 @@ struct ForwardKernel: AttentionKernel {
                 constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
                 constexpr int M = \(rowTiles), BM = 64 * M;  // row tiles per warp, query rows per CTA
                 constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+                const float scaleLog2 = scale * LOG2E;
                 extern __shared__ __align__(16) fa_u16 shared[];
                 fa_u16* sQ = shared;
                 fa_u16* const sKV = sQ + BM * DP;  // stage i: K at sKV + i * STAGE, V 64 * DP further
@@ -162,10 +164,9 @@ struct ForwardKernel: AttentionKernel {
                         }
                     }
 
-                    // Mods, mask and the online softmax, in base 2.
-                    float blockMax[2 * M];
-                    #pragma unroll
-                    for (int i = 0; i < 2 * M; ++i) blockMax[i] = rowMax[i];
+                    // Mods, mask and the online softmax, in base 2. Row maxima and sums are reduced as trees, not
+                    // chains: with two warps per scheduler, a serial chain of 16 dependent operations per row would
+                    // leave the tensor cores idle.
                     #pragma unroll
                     for (int m = 0; m < M; ++m)
                         #pragma unroll
@@ -173,25 +174,29 @@ struct ForwardKernel: AttentionKernel {
                             #pragma unroll
                             for (int e = 0; e < 4; ++e) {
                                 const int query = rows[2 * m + e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
-                                float x = s[m][j][e] * scale;
-            \(modifyScore)
+                                const float x = \(score);
                                 bool keep = key < Skv;
             \(applyMask)
-                                x = keep ? x * LOG2E : fa_negative_infinity();
-                                s[m][j][e] = x;
-                                blockMax[2 * m + e / 2] = fmaxf(blockMax[2 * m + e / 2], x);
+                                s[m][j][e] = keep ? x : fa_negative_infinity();
                             }
                         }
                     #pragma unroll
                     for (int i = 0; i < 2 * M; ++i) {
                         const int m = i / 2, r = i % 2;
-                        blockMax[i] = fmaxf(blockMax[i], __shfl_xor_sync(0xffffffffu, blockMax[i], 1));
-                        blockMax[i] = fmaxf(blockMax[i], __shfl_xor_sync(0xffffffffu, blockMax[i], 2));
+                        float t[8];
+                        #pragma unroll
+                        for (int j = 0; j < 8; ++j) t[j] = fmaxf(s[m][j][2 * r], s[m][j][2 * r + 1]);
+                        #pragma unroll
+                        for (int w = 4; w > 0; w /= 2)
+                            #pragma unroll
+                            for (int j = 0; j < w; ++j) t[j] = fmaxf(t[j], t[j + w]);
+                        float blockMax = fmaxf(rowMax[i], t[0]);
+                        blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 1));
+                        blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 2));
                         // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.
-                        const float reference = blockMax[i] == fa_negative_infinity() ? 0.0f : blockMax[i];
+                        const float reference = blockMax == fa_negative_infinity() ? 0.0f : blockMax;
                         const float correction = fa_exp2(rowMax[i] - reference);
-                        rowMax[i] = blockMax[i];
-                        rowSum[i] *= correction;
+                        rowMax[i] = blockMax;
                         #pragma unroll
                         for (int j = 0; j < DV / 8; ++j) {
                             o[m][j][2 * r] *= correction;
@@ -201,8 +206,13 @@ struct ForwardKernel: AttentionKernel {
                         for (int j = 0; j < 8; ++j) {
                             s[m][j][2 * r] = fa_exp2(s[m][j][2 * r] - reference);
                             s[m][j][2 * r + 1] = fa_exp2(s[m][j][2 * r + 1] - reference);
-                            rowSum[i] += s[m][j][2 * r] + s[m][j][2 * r + 1];
+                            t[j] = s[m][j][2 * r] + s[m][j][2 * r + 1];
                         }
+                        #pragma unroll
+                        for (int w = 4; w > 0; w /= 2)
+                            #pragma unroll
+                            for (int j = 0; j < w; ++j) t[j] += t[j + w];
+                        rowSum[i] = rowSum[i] * correction + t[0];
                     }
 
                     // O += P V, P from the S fragments (an accumulator pair is an A operand pair); each V fragment
