@@ -206,7 +206,7 @@ private struct BackwardPlan: @unchecked Sendable {
                         queries: queryBlock.range, keys: block)
                     if let modifier {
                         rawScores.pointer.update(from: probabilities.pointer, count: block.count * tileLanes)
-                        modifier.modify(tile, derivative: slopes.pointer, valueScale: .log2e)
+                        modifier.modify(tile, derivative: slopes.pointer, valueScale: .log2e, kernels: K.self)
                     }
                     if queryBlock.needsMask { mods.masking.mask(tile) }
                     K.probabilities(
