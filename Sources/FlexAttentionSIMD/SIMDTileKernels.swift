@@ -85,6 +85,8 @@ public enum SIMDTileKernels<Wide: AccumulatorRow, Half: AccumulatorRow, Quarter:
             probabilities(tile: tile, rows: rows, lanes: lanes, ld: ld, lse2: lse2)
         case let .scoreGradient(p, dp, rows, lanes, ld, delta):
             scoreGradient(p: p, dp: dp, rows: rows, lanes: lanes, ld: ld, delta: delta)
+        case let .scaledTanh(o):
+            scaledTanh(o)
         }
     }
 
@@ -187,6 +189,25 @@ public enum SIMDTileKernels<Wide: AccumulatorRow, Half: AccumulatorRow, Quarter:
                 let offset = row * ld + column
                 store(load(p + offset, as: Lanes.self) * (load(dp + offset, as: Lanes.self) - d), to: dp + offset)
             }
+        }
+    }
+
+    @inlinable
+    static func scaledTanh(_ o: ScaledTanhOperands) {
+        let (inputScale, outputScale) = (Lanes(repeating: o.inputScale), Lanes(repeating: o.outputScale))
+        let slopeScale = Lanes(repeating: o.slopeScale)
+        // One vector: the scaled tanh written to the tile, its slope (1 − t² with one rounding) to `slope`.
+        @inline(__always) func run(_ offset: Int, _ count: Int) {
+            let t = tanhLanes(loadLanes(o.tile + offset, count: count) * inputScale)
+            storeLanes(t * outputScale, to: o.tile + offset, count: count)
+            if let slope = o.slope {
+                storeLanes(slopeScale * Lanes(repeating: 1).addingProduct(-t, t), to: slope + offset, count: count)
+            }
+        }
+        let whole = o.columns / 16 * 16
+        for row in 0..<o.rows {
+            for column in stride(from: 0, to: whole, by: 16) { run(row * o.ld + column, 16) }
+            if whole < o.columns { run(row * o.ld + whole, o.columns - whole) }
         }
     }
 }

@@ -22,6 +22,24 @@ public enum TileOperation {
     case scoreGradient(
         p: UnsafePointer<Float>, dp: UnsafeMutablePointer<Float>, rows: Int, lanes: Int, ld: Int,
         delta: UnsafePointer<Float>)
+    case scaledTanh(ScaledTanhOperands)
+}
+
+/// `t = tanh(inputScale · x)` for each `x = tile[i*ld + j]`, i < rows, j < columns (any count): the tile gets
+/// `outputScale · t` and, when `slope` is given, `slope[i*ld + j] = slopeScale · (1 − t²)`.
+public struct ScaledTanhOperands {
+    public var tile: UnsafeMutablePointer<Float>, rows: Int, columns: Int, ld: Int
+    public var inputScale: Float, outputScale: Float
+    public var slope: UnsafeMutablePointer<Float>?, slopeScale: Float
+
+    @inlinable
+    public init(
+        tile: UnsafeMutablePointer<Float>, rows: Int, columns: Int, ld: Int, inputScale: Float, outputScale: Float,
+        slope: UnsafeMutablePointer<Float>?, slopeScale: Float
+    ) {
+        (self.tile, self.rows, self.columns, self.ld) = (tile, rows, columns, ld)
+        (self.inputScale, self.outputScale, self.slope, self.slopeScale) = (inputScale, outputScale, slope, slopeScale)
+    }
 }
 
 /// `c[i*ldc + j] (+)= Σ_p a[i*aRowStride + p*aDepthStride] · b[p*ldb + j]` for i < rows, j < lanes, p < depth.
@@ -83,4 +101,8 @@ extension TileKernels {
     ) {
         perform(.scoreGradient(p: p, dp: dp, rows: rows, lanes: lanes, ld: ld, delta: delta))
     }
+
+    /// A scaled tanh and its derivative in one pass, as described by ``ScaledTanhOperands``: soft-capping
+    /// `cap · tanh(score / cap)` without running a mod program.
+    @inlinable public static func scaledTanh(_ operands: ScaledTanhOperands) { perform(.scaledTanh(operands)) }
 }

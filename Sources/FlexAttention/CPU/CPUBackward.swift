@@ -126,14 +126,17 @@ private struct BackwardPlan: @unchecked Sendable {
             }
             guard let first = visited.map(\.queries.lowerBound).min(),
                   let end = visited.map(\.queries.upperBound).max() else { return }
-            let total = Scratch((end - first) * dPadded)
-            for part in visited {
-                let target = total.pointer + (part.queries.lowerBound - first) * dPadded
-                for i in 0..<part.queries.count * dPadded { target[i] += part.rows[i] }
-                part.rows.deallocate()
+            // Row by row, so the sum stays in cache: 0, then each part holding the row, in chunk order.
+            let row = Scratch(dPadded)
+            for q in first..<end {
+                row.pointer.update(repeating: 0, count: dPadded)
+                for part in visited where part.queries.contains(q) {
+                    let source = part.rows + (q - part.queries.lowerBound) * dPadded
+                    for c in 0..<dPadded { row.pointer[c] += source[c] }
+                }
+                writeQueryGradient(row.pointer, queries: q..<q + 1, batch: head / shape.queryHeads, head: head % shape.queryHeads)
             }
-            writeQueryGradient(
-                total.pointer, queries: first..<end, batch: head / shape.queryHeads, head: head % shape.queryHeads)
+            for part in visited { part.rows.deallocate() }
         }
     }
 
@@ -162,7 +165,8 @@ private struct BackwardPlan: @unchecked Sendable {
         let probabilities = Scratch(CPUTile.keys * tileLanes)
         let scoreGradients = Scratch(CPUTile.keys * tileLanes)
         let modifier = mods.scoreModifier
-        let rawScores = Scratch(modifier == nil ? 0 : CPUTile.keys * tileLanes)
+        // Unmodified scores are kept only for the table gradients.
+        let rawScores = Scratch(tableSizes.isEmpty ? 0 : CPUTile.keys * tileLanes)
         let slopes = Scratch(modifier == nil ? 0 : CPUTile.keys * tileLanes)
         var tableBuffers: [UnsafeMutablePointer<Float>] = []
         var nextTable = tableGradients
@@ -177,11 +181,12 @@ private struct BackwardPlan: @unchecked Sendable {
                 return (keys: block, queryBlocks: mods.masking.queryBlocks(
                     batch: b, head: h, keys: block, queryCount: shape.queryLength, blockSize: tileLanes))
             }
-            // Only the queries some key block of the chunk attends to need packing (few, for a window mask).
             let visited = visits.flatMap(\.queryBlocks)
             let neededQueries = (visited.map(\.range.lowerBound).min() ?? 0)..<(visited.map(\.range.upperBound).max() ?? 0)
-            pack(batch: b, head: h, queries: neededQueries, into: packed)
             guard !neededQueries.isEmpty else { continue }
+            // A query block is packed when first visited, so only visited ones are (few, for a window mask) and
+            // its packed rows are still in cache for the key blocks that follow.
+            var packedBlocks = [Bool](repeating: false, count: paddedQueries / tileLanes)
             // dQ of the visited queries, row q at (q − first visited) · dPadded.
             let queryGradient = UnsafeMutablePointer<Float>.allocate(capacity: neededQueries.count * dPadded)
             queryGradient.initialize(repeating: 0, count: neededQueries.count * dPadded)
@@ -196,6 +201,11 @@ private struct BackwardPlan: @unchecked Sendable {
                 for queryBlock in queryBlocks {
                     let q0 = queryBlock.range.lowerBound
                     let depth = queryBlock.range.count
+                    for first in stride(from: q0 / tileLanes * tileLanes, to: queryBlock.range.upperBound, by: tileLanes)
+                    where !packedBlocks[first / tileLanes] {
+                        pack(batch: b, head: h, queries: first..<min(first + tileLanes, shape.queryLength), into: packed)
+                        packedBlocks[first / tileLanes] = true
+                    }
                     // Sᵀ = K Qᵀ, modified, in base-2 units, masked, then P = 2^(S − LSE).
                     K.gemm(GemmOperands(
                         rows: block.count, lanes: tileLanes, depth: d, a: keyPointer, aRowStride: keyRowStride,
@@ -205,8 +215,10 @@ private struct BackwardPlan: @unchecked Sendable {
                         values: probabilities.pointer, stride: tileLanes, batch: b, head: h,
                         queries: queryBlock.range, keys: block)
                     if let modifier {
-                        rawScores.pointer.update(from: probabilities.pointer, count: block.count * tileLanes)
-                        modifier.modify(tile, derivative: slopes.pointer, valueScale: .log2e)
+                        if !tableSizes.isEmpty {
+                            rawScores.pointer.update(from: probabilities.pointer, count: block.count * tileLanes)
+                        }
+                        modifier.modify(tile, derivative: slopes.pointer, valueScale: .log2e, kernels: K.self)
                     }
                     if queryBlock.needsMask { mods.masking.mask(tile) }
                     K.probabilities(

@@ -88,7 +88,7 @@ private struct ForwardPlan: @unchecked Sendable {
                 rows: keys.count, lanes: lanes, depth: d, a: kPointer, aRowStride: kRow, aDepthStride: kColumn,
                 b: queryT.pointer, ldb: lanes, c: scores.pointer, ldc: lanes, accumulate: false))
             let tile = ScoreTile(values: scores.pointer, stride: lanes, batch: b, head: h, queries: queries, keys: keys)
-            mods.scoreModifier?.modify(tile, derivative: nil, valueScale: .log2e)
+            mods.scoreModifier?.modify(tile, derivative: nil, valueScale: .log2e, kernels: K.self)
             if block.needsMask { mods.masking.mask(tile) }
             K.softmaxStep(
                 tile: scores.pointer, rows: keys.count, lanes: lanes, ld: lanes, runningMax: runningMax,

@@ -35,7 +35,12 @@ struct StridedRows: @unchecked Sendable {
         switch dtype {
         case .float32:
             let source = base.assumingMemoryBound(to: Float.self) + start
-            for c in 0..<columns { destination[c * step] = source[c * stride] * factor }
+            // Contiguous on both sides: a loop the compiler vectorises.
+            if stride == 1 && step == 1 {
+                for c in 0..<columns { destination[c] = source[c] * factor }
+            } else {
+                for c in 0..<columns { destination[c * step] = source[c * stride] * factor }
+            }
         case .float16:
             let source = base.assumingMemoryBound(to: Float16.self) + start
             for c in 0..<columns { destination[c * step] = Float(source[c * stride]) * factor }
@@ -55,7 +60,11 @@ struct StridedRows: @unchecked Sendable {
         switch dtype {
         case .float32:
             let target = base.assumingMemoryBound(to: Float.self) + start
-            for c in 0..<columns { target[c * stride] = source[c * step] }
+            if stride == 1 && step == 1 {
+                target.update(from: source, count: columns)
+            } else {
+                for c in 0..<columns { target[c * stride] = source[c * step] }
+            }
         case .float16:
             let target = base.assumingMemoryBound(to: Float16.self) + start
             for c in 0..<columns { target[c * stride] = Float16(source[c * step]) }

@@ -1,3 +1,5 @@
+import FlexAttentionSIMD
+
 /// A block of the score matrix that attention must visit: the range of keys (forward) or queries (backward) it
 /// covers, and whether the mask must be evaluated inside it. Blocks not listed are empty and never touched.
 struct VisitedBlock: Equatable, Sendable {
@@ -76,8 +78,9 @@ struct CausalMasking: TileMasking {
 protocol TileScoreModifying: Sendable {
     /// Replaces every score of `tile` by its modified value times `valueScale` (the loops' change of units, done
     /// in the same pass); when `derivative` is given, also writes ∂score′/∂score (unscaled) for each element
-    /// there, with the tile's layout and stride.
-    func modify(_ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?, valueScale: Float)
+    /// there, with the tile's layout and stride. Vector work with a tile kernel runs on `kernels`.
+    func modify<K: TileKernels>(
+        _ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?, valueScale: Float, kernels: K.Type)
 }
 
 /// The CPU loops' tile: queries are a score tile's vector lanes (a multiple of the 64-lane micro-kernel block),

@@ -1,3 +1,5 @@
+import FlexAttentionSIMD
+
 /// A mask compiled for one pair of sequence lengths, evaluated over tiles and rectangles of the score matrix.
 struct MaskTileEvaluator: Sendable {
     let program: ModProgram

@@ -144,7 +144,7 @@ struct ModTileMachine: ~Copyable {
         case (.negate, _): map(floats(x), into: floats(r), n) { -$0 }
         case (.abs, _): map(floats(x), into: floats(r), n) { $0.replacing(with: -$0, where: $0 .< 0) }
         case (.exp, _): map(floats(x), into: floats(r), n) { exp2Lanes($0 * Float.log2e) }
-        case (.tanh, _): map(floats(x), into: floats(r), n, Self.tanh)
+        case (.tanh, _): map(floats(x), into: floats(r), n) { tanhLanes($0) }
         case (.sqrt, _): map(floats(x), into: floats(r), n) { $0.squareRoot() }
         case (.log, _):
             map(floats(x), into: floats(r), n) {
@@ -153,23 +153,6 @@ struct ModTileMachine: ~Copyable {
                 return result
             }
         }
-    }
-
-    /// tanh from one vector exponential: tanh|x| = (1 − e^(−2|x|)) / (1 + e^(−2|x|)), with an odd Taylor
-    /// polynomial near 0, where that quotient loses relative precision. Each lane takes one of the two, so a
-    /// branch that no lane takes is skipped (scaled scores, as in soft-capping, are mostly near 0).
-    private static func tanh(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let magnitude = x.replacing(with: -x, where: x .< 0)
-        let small = magnitude .< 0.125
-        let x2 = x * x
-        var series = x2 * SIMD16(repeating: -17.0 / 315) + SIMD16(repeating: 2.0 / 15)
-        series = x2 * series + SIMD16(repeating: -1.0 / 3)
-        series = x * (x2 * series + SIMD16(repeating: 1))
-        if all(small) { return series }
-        let e = exp2Lanes(magnitude * (-2 * Float.log2e))
-        var result = (1 - e) / (1 + e)
-        result = result.replacing(with: -result, where: x .< 0)
-        return result.replacing(with: series, where: small)
     }
 
     private mutating func intBinary(

@@ -1,3 +1,5 @@
+import FlexAttentionSIMD
+
 /// A score mod compiled for one pair of sequence lengths: its value, its derivative ∂score′/∂score, and the
 /// gradient of each Float table it reads, a tile at a time.
 struct ScoreModTileEvaluator: Sendable {
@@ -5,6 +7,8 @@ struct ScoreModTileEvaluator: Sendable {
     private let program: ModProgram
     /// value alone, for tiles whose derivative is not asked for.
     private let valueProgram: ModProgram
+    /// The mod as a scaled tanh, which a tile kernel runs instead of the programs.
+    private let scaledTanh: ScaledTanhPattern?
     /// For each Float table lookup: ∂value/∂lookup, then the lookup's index expressions.
     private let gradientProgram: ModProgram
     /// The lookups of `gradientProgram`: the table's slot in ``gradientTables`` and its index count.
@@ -21,6 +25,7 @@ struct ScoreModTileEvaluator: Sendable {
         let node = scoreMod.expression.node
         program = ModProgram([node, node.derivative(withRespectTo: .variable(.score)).node])
         valueProgram = ModProgram([node])
+        scaledTanh = ScaledTanhPattern(node)
         var tables: [ModTable] = []
         var lookups: [(slot: Int, table: ModTable)] = []
         var outputs: [ModNode] = []
@@ -40,8 +45,18 @@ struct ScoreModTileEvaluator: Sendable {
     }
 
     /// Replaces every score of `tile` by its modified value times `valueScale` and, when `derivative` is given,
-    /// writes ∂score′/∂score (unscaled) there with the tile's layout.
-    func modify(_ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?, valueScale: Float = 1) {
+    /// writes ∂score′/∂score (unscaled) there with the tile's layout; vector work that has a tile kernel runs on
+    /// `kernels`.
+    func modify<K: TileKernels>(
+        _ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?, valueScale: Float = 1, kernels: K.Type
+    ) {
+        if let scaledTanh {
+            K.scaledTanh(ScaledTanhOperands(
+                tile: tile.values, rows: tile.keys.count, columns: tile.queries.count, ld: tile.stride,
+                inputScale: scaledTanh.inputScale, outputScale: scaledTanh.outputScale * valueScale,
+                slope: derivative, slopeScale: scaledTanh.outputScale * scaledTanh.inputScale))
+            return
+        }
         let program = derivative == nil ? valueProgram : program
         let chunks = tile.chunks(queryLength: queryLength, keyLength: keyLength)
         var machine = ModTileMachine(program, chunkCount: chunks.count)
@@ -57,6 +72,11 @@ struct ScoreModTileEvaluator: Sendable {
                 if let derivative, let slope { storeLanes(slope[chunk], to: derivative + offset, count: count) }
             }
         }
+    }
+
+    /// ``modify(_:derivative:valueScale:kernels:)`` with the kernels of ``InstructionSet/current``.
+    func modify(_ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?) {
+        InstructionSet.current.withKernels { modify(tile, derivative: derivative, kernels: $0) }
     }
 
     /// Adds ∂L/∂table to one buffer per table of ``gradientTables`` (row-major, the table's element count),

@@ -15,20 +15,3 @@ extension ScoreTile {
         }
     }
 }
-
-/// Reads `count` (at most 16) floats; lanes past `count` are 0.
-func loadLanes(_ pointer: UnsafePointer<Float>, count: Int) -> SIMD16<Float> {
-    if count == 16 { return UnsafeRawPointer(pointer).loadUnaligned(as: SIMD16<Float>.self) }
-    var lanes = SIMD16<Float>.zero
-    for lane in 0..<count { lanes[lane] = pointer[lane] }
-    return lanes
-}
-
-/// Writes the first `count` (at most 16) lanes.
-func storeLanes(_ lanes: SIMD16<Float>, to pointer: UnsafeMutablePointer<Float>, count: Int) {
-    if count == 16 {
-        UnsafeMutableRawPointer(pointer).storeBytes(of: lanes, as: SIMD16<Float>.self)
-    } else {
-        for lane in 0..<count { pointer[lane] = lanes[lane] }
-    }
-}
