@@ -32,7 +32,9 @@ struct NumericsTests {
         let result = try Attention().forward(query: q, key: k, value: v, options: .init(scale: 1, isCausal: true))
         let reference = ReferenceAttention(query: q, key: k, value: v, scale: 1, keep: { _, _, i, j in i >= j })
             .forward()
-        #expect(relativeError(result.output.floats(), reference.o) < 1e-5)
+        // A Float32 score of 1e4 is rounded by ~5e-4 before any attention arithmetic, which moves its probability
+        // by as much: 1e-4 over the output is what Float32 scores allow (an overflow or a lost maximum is far off).
+        #expect(relativeError(result.output.floats(), reference.o) < 1e-4)
         #expect(logSumExpError(result.logSumExp.floats(), reference.lse) < 1e-6)
         #expect(reference.lse.map(abs).max() ?? 0 > 1000)
     }

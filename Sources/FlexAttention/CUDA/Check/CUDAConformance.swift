@@ -19,12 +19,15 @@ public struct CUDAConformance: Sendable {
     }
 
     /// Runs every check, reporting each as it finishes.
-    public func run(report: (Result) -> Void = { _ in }) -> [Result] {
+    /// - Parameter filter: runs only the checks whose names contain it (all when nil), for a sanitizer run on a
+    ///   part of the suite.
+    public func run(filter: String? = nil, report: (Result) -> Void = { _ in }) -> [Result] {
         var generator = SplitMix64(seed: seed)
         var results = [Result]()
         let checks: [(String, (inout SplitMix64) throws -> String?)] =
             memoryChecks() + kernelChecks() + modGridChecks() + forwardChecks() + backwardChecks() + attentionModChecks()
         for (name, check) in checks {
+            if let filter, !name.contains(filter) { continue }
             let result: Result
             do {
                 result = Result(name: name, failure: try check(&generator))

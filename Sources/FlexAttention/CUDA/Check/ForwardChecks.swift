@@ -35,6 +35,11 @@ extension CUDAConformance {
                         shape: (1, 2, 2, 100, 37, 64, 64), options: .init(mask: .causalBottomRight)),
         ]
         cases += [
+            ForwardCase(label: "fp16 D=16 Dv=32", dtype: .float16, shape: (1, 1, 1, 33, 47, 16, 32)),
+            ForwardCase(label: "bf16 D=96 Sq>Skv", dtype: .bfloat16, shape: (1, 3, 3, 129, 65, 96, 96)),
+            ForwardCase(label: "fp16 D=192 MQA", dtype: .float16, shape: (1, 2, 1, 90, 70, 192, 192)),
+            ForwardCase(label: "bf16 D=256 causal", dtype: .bfloat16, shape: (1, 2, 2, 100, 100, 256, 256),
+                        options: .init(isCausal: true)),
             ForwardCase(label: "fp32 D=64 odd lengths", dtype: .float32, shape: (1, 2, 2, 100, 130, 64, 64)),
             ForwardCase(label: "fp32 D=64 soft-cap 20, causal", dtype: .float32, shape: (1, 2, 2, 140, 140, 64, 64),
                         options: .init(isCausal: true, scoreMod: .softCap(20))),
