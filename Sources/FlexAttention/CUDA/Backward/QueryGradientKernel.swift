@@ -36,7 +36,7 @@ struct QueryGradientKernel: AttentionKernel {
     }
 
     var source: String {
-        CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
+        CUDAModPrelude.fastModsDefine + CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
             + (scoreMod?.definition ?? "") + (scoreMod?.tableGradientDefinition ?? "") + SharedTileLoader.source + kernel
     }
 

@@ -56,7 +56,7 @@ struct ForwardKernel: AttentionKernel {
     }
 
     var source: String {
-        CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
+        CUDAModPrelude.fastModsDefine + CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
             + (scoreMod?.definition ?? "") + SharedTileLoader.source + kernel
     }
 

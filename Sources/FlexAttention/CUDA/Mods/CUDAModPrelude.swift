@@ -2,7 +2,15 @@
 /// Int arithmetic wraps (done on unsigned values, where C++ defines it), Int `/` and `%` round toward −∞ with 0 for
 /// a zero divisor, Float arithmetic is rounded per operation (`__f*_rn` forbids fusing into an fma, which the CPU
 /// does not do), min and max pick the second operand when the first is NaN, table indices are clamped.
+///
+/// Float `/`, exp, log and tanh are correctly rounded library calls, except in kernels that define
+/// `FA_FAST_MODS` first (``fastModsDefine``): the 16-bit tensor-core kernels, whose P is rounded to 8 or 11 bits
+/// anyway. There they are the hardware's approximations (a few ulp; tanh from `ex2`, within 2e-7 absolute), which
+/// cost a fraction of the library versions: the soft-capping forward runs half again as fast.
 enum CUDAModPrelude {
+    /// Put before ``source`` to select the fast transcendentals.
+    static let fastModsDefine = "#define FA_FAST_MODS\n"
+
     static let source = """
         // Mods: run-time values of one mod. Extents of table t are ints[table_extents + 3t ...].
         struct fa_mod_arguments { const long long* ints; const float* floats; const fa_u64* tables; };
@@ -29,6 +37,27 @@ enum CUDAModPrelude {
         FA_INLINE float fa_fmax(float x, float y) { return x >= y ? x : y; }
         FA_INLINE float fa_fabs(float x) { return x < 0.0f ? -x : x; }
         FA_INLINE float fa_fmod(float x, float y) { return __fsub_rn(x, __fmul_rn(floorf(__fdiv_rn(x, y)), y)); }
+        // The same value as (float)x; a 32-bit conversion, four times the rate of a 64-bit one, when x fits.
+        FA_INLINE float fa_itof(long long x) { const int low = (int)x; return low == x ? (float)low : (float)x; }
+        #ifdef FA_FAST_MODS
+        FA_INLINE float fa_fdiv(float x, float y) { return __fdividef(x, y); }
+        FA_INLINE float fa_expf(float x) { return __expf(x); }
+        FA_INLINE float fa_logf(float x) { return __logf(x); }
+        // 1 - 2 / (e^2|x| + 1) with ex2, an odd polynomial below 0.125 where that form would cancel.
+        FA_INLINE float fa_tanhf(float x) {
+            const float a = fabsf(x), a2 = a * a;
+            float e;
+            asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(2.8853900817779268f * a));
+            const float t = a < 0.125f ? a * (1.0f + a2 * (-0.33333333f + a2 * 0.13333333f))
+                                       : 1.0f - __fdividef(2.0f, e + 1.0f);
+            return copysignf(t, x);
+        }
+        #else
+        FA_INLINE float fa_fdiv(float x, float y) { return __fdiv_rn(x, y); }
+        FA_INLINE float fa_expf(float x) { return expf(x); }
+        FA_INLINE float fa_logf(float x) { return logf(x); }
+        FA_INLINE float fa_tanhf(float x) { return tanhf(x); }
+        #endif
         FA_INLINE long long fa_clamp_index(long long index, long long extent) {
             return index < 0 ? 0 : (index >= extent ? extent - 1 : index);
         }
