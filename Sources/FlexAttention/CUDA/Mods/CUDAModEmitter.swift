@@ -184,7 +184,7 @@ private struct CUDAModStatements {
         case (.not, _): "!\(x)"
         case (.negate, .int): "fa_ineg(\(x))"
         case (.abs, .int): "fa_iabs(\(x))"
-        case (.float, _): "fa_itof(\(x))"
+        case (.float, _): "(float)\(x)"
         case (.negate, _): "-\(x)"
         case (.abs, _): "fa_fabs(\(x))"
         case (.exp, _): "fa_expf(\(x))"

@@ -37,8 +37,6 @@ enum CUDAModPrelude {
         FA_INLINE float fa_fmax(float x, float y) { return x >= y ? x : y; }
         FA_INLINE float fa_fabs(float x) { return x < 0.0f ? -x : x; }
         FA_INLINE float fa_fmod(float x, float y) { return __fsub_rn(x, __fmul_rn(floorf(__fdiv_rn(x, y)), y)); }
-        // The same value as (float)x; a 32-bit conversion, four times the rate of a 64-bit one, when x fits.
-        FA_INLINE float fa_itof(long long x) { const int low = (int)x; return low == x ? (float)low : (float)x; }
         #ifdef FA_FAST_MODS
         FA_INLINE float fa_fdiv(float x, float y) { return __fdividef(x, y); }
         FA_INLINE float fa_expf(float x) { return __expf(x); }
