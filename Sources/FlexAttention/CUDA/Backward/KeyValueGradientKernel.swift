@@ -6,7 +6,7 @@
 /// recomputes Pᵀ = exp2(K Qᵀ …) and dPᵀ = V dOᵀ for its keys, then dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score and
 /// accumulates dV += Pᵀ dO and dK += dSᵀ Q in registers (Pᵀ and dSᵀ rounded to the input dtype as MMA operands).
 /// Every warp works on its own keys, so the sums run in a fixed order and each gradient row is written once.
-struct KeyValueGradientKernel: AttentionKernel {
+struct KeyValueGradientKernel: TensorCoreAttentionKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -28,16 +28,8 @@ struct KeyValueGradientKernel: AttentionKernel {
         2 * 64 * (headDim + 8 + valueDim + 8) * (1 + stages) + stages * 2 * 64 * 4
     }
 
-    func fitting(maxSharedMemory: Int) -> KeyValueGradientKernel {
-        var kernel = self
-        kernel.stages = 2
-        while kernel.stages > 1 && kernel.sharedMemoryBytes > maxSharedMemory { kernel.stages -= 1 }
-        return kernel
-    }
-
     var source: String {
-        CUDAModPrelude.fastModsDefine + CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
-            + (scoreMod?.definition ?? "") + SharedTileLoader.source + kernel
+        prelude + kernel
     }
 
     private var kernel: String {
@@ -116,36 +108,10 @@ struct KeyValueGradientKernel: AttentionKernel {
                 const float* sLse = (const float*)(sdO + 64 * DVP);
                 const float* sDelta = sLse + 64;
 
-                // St = K Qt and dPt = V dOt for this warp's 16 keys: [j][e] holds key row lane / 4 (+8 for e >= 2)
-                // and query 8j + 2 (lane % 4) + e % 2.
+                // St = K Qt and dPt = V dOt for this warp's 16 keys (rows) and the block's 64 queries (columns).
                 float st[8][4], dpt[8][4];
-                #pragma unroll
-                for (int j = 0; j < 8; ++j)
-                    st[j][0] = st[j][1] = st[j][2] = st[j][3] = dpt[j][0] = dpt[j][1] = dpt[j][2] = dpt[j][3] = 0.0f;
-                #pragma unroll
-                for (int kk = 0; kk < D / 16; ++kk) {
-                    fa_u32 a[4];
-                    fa_ldmatrix_x4(a, sK + (warp * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DP + kk * 16 + 8 * (lane / 16));
-                    #pragma unroll
-                    for (int n = 0; n < 4; ++n) {
-                        fa_u32 bq[4];
-                        fa_ldmatrix_x4(bq, sQ + (n * 16 + lane % 8 + 8 * (lane / 16)) * DP + kk * 16 + 8 * (lane / 8 % 2));
-                        fa_mma(st[2 * n], a, bq[0], bq[1]);
-                        fa_mma(st[2 * n + 1], a, bq[2], bq[3]);
-                    }
-                }
-                #pragma unroll
-                for (int kk = 0; kk < DV / 16; ++kk) {
-                    fa_u32 a[4];
-                    fa_ldmatrix_x4(a, sV + (warp * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DVP + kk * 16 + 8 * (lane / 16));
-                    #pragma unroll
-                    for (int n = 0; n < 4; ++n) {
-                        fa_u32 bo[4];
-                        fa_ldmatrix_x4(bo, sdO + (n * 16 + lane % 8 + 8 * (lane / 16)) * DVP + kk * 16 + 8 * (lane / 8 % 2));
-                        fa_mma(dpt[2 * n], a, bo[0], bo[1]);
-                        fa_mma(dpt[2 * n + 1], a, bo[2], bo[3]);
-                    }
-                }
+                fa_warp_rows_times_rows<D>(st, sK + warp * 16 * DP, DP, sQ, DP);
+                fa_warp_rows_times_rows<DV>(dpt, sV + warp * 16 * DVP, DVP, sdO, DVP);
 
                 // Pt into st, dSt into dpt.
                 #pragma unroll
@@ -161,32 +127,8 @@ struct KeyValueGradientKernel: AttentionKernel {
                 }
 
                 // dV += Pt dO and dK += dSt Q, over the block's 64 queries.
-                #pragma unroll
-                for (int kk = 0; kk < 4; ++kk) {
-                    fa_u32 ap[4], as[4];
-                    ap[0] = fa_pack(st[2 * kk][0], st[2 * kk][1]);
-                    ap[1] = fa_pack(st[2 * kk][2], st[2 * kk][3]);
-                    ap[2] = fa_pack(st[2 * kk + 1][0], st[2 * kk + 1][1]);
-                    ap[3] = fa_pack(st[2 * kk + 1][2], st[2 * kk + 1][3]);
-                    as[0] = fa_pack(dpt[2 * kk][0], dpt[2 * kk][1]);
-                    as[1] = fa_pack(dpt[2 * kk][2], dpt[2 * kk][3]);
-                    as[2] = fa_pack(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]);
-                    as[3] = fa_pack(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3]);
-                    #pragma unroll
-                    for (int n = 0; n < DV / 16; ++n) {
-                        fa_u32 bo[4];
-                        fa_ldmatrix_x4_trans(bo, sdO + (kk * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DVP + n * 16 + 8 * (lane / 16));
-                        fa_mma(dv[2 * n], ap, bo[0], bo[1]);
-                        fa_mma(dv[2 * n + 1], ap, bo[2], bo[3]);
-                    }
-                    #pragma unroll
-                    for (int n = 0; n < D / 16; ++n) {
-                        fa_u32 bq[4];
-                        fa_ldmatrix_x4_trans(bq, sQ + (kk * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DP + n * 16 + 8 * (lane / 16));
-                        fa_mma(dk[2 * n], as, bq[0], bq[1]);
-                        fa_mma(dk[2 * n + 1], as, bq[2], bq[3]);
-                    }
-                }
+                fa_warp_tile_times_rows<DV>(dv, st, sdO, DVP);
+                fa_warp_tile_times_rows<D>(dk, dpt, sQ, DP);
                 current = next;
             }
             asm volatile("cp.async.wait_all;" ::: "memory");  // a key block no query sees never waited for K and V
@@ -195,20 +137,9 @@ struct KeyValueGradientKernel: AttentionKernel {
             for (int r = 0; r < 2; ++r) {
                 const int key = k0 + warp * 16 + lane / 4 + 8 * r;
                 if (key >= Skv) continue;
-                fa_u16* dkRow = dK + (((long long)b * Hkv + hkv) * Skv + key) * D;
-                fa_u16* dvRow = dV + (((long long)b * Hkv + hkv) * Skv + key) * DV;
-                #pragma unroll
-                for (int j = 0; j < D / 8; ++j) {
-                    const int column = 8 * j + 2 * (lane % 4);
-                    dkRow[column] = \(dtype.cudaFromFloat("dk[j][2 * r] * scale"));
-                    dkRow[column + 1] = \(dtype.cudaFromFloat("dk[j][2 * r + 1] * scale"));
-                }
-                #pragma unroll
-                for (int j = 0; j < DV / 8; ++j) {
-                    const int column = 8 * j + 2 * (lane % 4);
-                    dvRow[column] = \(dtype.cudaFromFloat("dv[j][2 * r]"));
-                    dvRow[column + 1] = \(dtype.cudaFromFloat("dv[j][2 * r + 1]"));
-                }
+                const long long row = ((long long)b * Hkv + hkv) * Skv + key;
+                fa_store_tile_row<D>(dK + row * D, dk, r, scale);
+                fa_store_tile_row<DV>(dV + row * DV, dv, r, 1.0f);
             }
         }
 

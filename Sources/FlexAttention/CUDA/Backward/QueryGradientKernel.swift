@@ -5,7 +5,7 @@
 /// P = exp2(Q Kᵀ …) and dP = dO Vᵀ, forms dS = P (dP − Delta) ∂score′/∂score and accumulates dQ += dS K in
 /// registers. Only this CTA writes its rows, in key order: dQ is deterministic without atomics. Table gradients
 /// are added with atomics as each score's ∂L/∂score′ appears.
-struct QueryGradientKernel: AttentionKernel {
+struct QueryGradientKernel: TensorCoreAttentionKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -28,16 +28,8 @@ struct QueryGradientKernel: AttentionKernel {
         2 * 64 * (headDim + 8 + valueDim + 8) * (1 + stages)
     }
 
-    func fitting(maxSharedMemory: Int) -> QueryGradientKernel {
-        var kernel = self
-        kernel.stages = 2
-        while kernel.stages > 1 && kernel.sharedMemoryBytes > maxSharedMemory { kernel.stages -= 1 }
-        return kernel
-    }
-
     var source: String {
-        CUDAModPrelude.fastModsDefine + CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
-            + (scoreMod?.definition ?? "") + (scoreMod?.tableGradientDefinition ?? "") + SharedTileLoader.source + kernel
+        prelude + (scoreMod?.tableGradientDefinition ?? "") + kernel
     }
 
     private var kernel: String {
@@ -107,36 +99,10 @@ struct QueryGradientKernel: AttentionKernel {
                     fa_cp_async_wait<AHEAD>();
                     __syncthreads();
 
-                    // S = Q Kt and dP = dO Vt for the warp's 16 rows: [j][e] holds row lane / 4 (+8 for e >= 2)
-                    // and key 8j + 2 (lane % 4) + e % 2.
+                    // S = Q Kt and dP = dO Vt for the warp's 16 rows and the block's 64 keys (columns).
                     float s[8][4], dp[8][4];
-                    #pragma unroll
-                    for (int j = 0; j < 8; ++j)
-                        s[j][0] = s[j][1] = s[j][2] = s[j][3] = dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.0f;
-                    #pragma unroll
-                    for (int kk = 0; kk < D / 16; ++kk) {
-                        fa_u32 a[4];
-                        fa_ldmatrix_x4(a, sQ + (warp * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DP + kk * 16 + 8 * (lane / 16));
-                        #pragma unroll
-                        for (int n = 0; n < 4; ++n) {
-                            fa_u32 bk[4];
-                            fa_ldmatrix_x4(bk, sK + (n * 16 + lane % 8 + 8 * (lane / 16)) * DP + kk * 16 + 8 * (lane / 8 % 2));
-                            fa_mma(s[2 * n], a, bk[0], bk[1]);
-                            fa_mma(s[2 * n + 1], a, bk[2], bk[3]);
-                        }
-                    }
-                    #pragma unroll
-                    for (int kk = 0; kk < DV / 16; ++kk) {
-                        fa_u32 a[4];
-                        fa_ldmatrix_x4(a, sdO + (warp * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DVP + kk * 16 + 8 * (lane / 16));
-                        #pragma unroll
-                        for (int n = 0; n < 4; ++n) {
-                            fa_u32 bv[4];
-                            fa_ldmatrix_x4(bv, sV + (n * 16 + lane % 8 + 8 * (lane / 16)) * DVP + kk * 16 + 8 * (lane / 8 % 2));
-                            fa_mma(dp[2 * n], a, bv[0], bv[1]);
-                            fa_mma(dp[2 * n + 1], a, bv[2], bv[3]);
-                        }
-                    }
+                    fa_warp_rows_times_rows<D>(s, sQ + warp * 16 * DP, DP, sK, DP);
+                    fa_warp_rows_times_rows<DV>(dp, sdO + warp * 16 * DVP, DVP, sV, DVP);
 
                     // dS into s.
                     #pragma unroll
@@ -152,21 +118,7 @@ struct QueryGradientKernel: AttentionKernel {
                     }
 
                     // dQ += dS K over the block's 64 keys.
-                    #pragma unroll
-                    for (int kk = 0; kk < 4; ++kk) {
-                        fa_u32 a[4];
-                        a[0] = fa_pack(s[2 * kk][0], s[2 * kk][1]);
-                        a[1] = fa_pack(s[2 * kk][2], s[2 * kk][3]);
-                        a[2] = fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                        a[3] = fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-                        #pragma unroll
-                        for (int n = 0; n < D / 16; ++n) {
-                            fa_u32 bk[4];
-                            fa_ldmatrix_x4_trans(bk, sK + (kk * 16 + lane % 8 + 8 * (lane / 8 % 2)) * DP + n * 16 + 8 * (lane / 16));
-                            fa_mma(dq[2 * n], a, bk[0], bk[1]);
-                            fa_mma(dq[2 * n + 1], a, bk[2], bk[3]);
-                        }
-                    }
+                    fa_warp_tile_times_rows<D>(dq, s, sK, DP);
                 }
                 asm volatile("cp.async.wait_all;" ::: "memory");
                 \(computesTableGradients ? "fa_score_mod_table_gradients_flush(table_gradients, pending);" : "")
@@ -174,13 +126,7 @@ struct QueryGradientKernel: AttentionKernel {
                 #pragma unroll
                 for (int r = 0; r < 2; ++r) {
                     if (rows[r] >= Sq) continue;
-                    fa_u16* out = dQ + (((long long)b * Hq + h) * Sq + rows[r]) * D;
-                    #pragma unroll
-                    for (int j = 0; j < D / 8; ++j) {
-                        const int column = 8 * j + 2 * (lane % 4);
-                        out[column] = \(dtype.cudaFromFloat("dq[j][2 * r] * scale"));
-                        out[column + 1] = \(dtype.cudaFromFloat("dq[j][2 * r + 1] * scale"));
-                    }
+                    fa_store_tile_row<D>(dQ + (((long long)b * Hq + h) * Sq + rows[r]) * D, dq, r, scale);
                 }
             }
 

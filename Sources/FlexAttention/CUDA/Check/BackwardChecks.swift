@@ -3,14 +3,6 @@
 /// GPU (as in FlashAttention), so fp16 allows 5e-3 and bf16 2e-2; Float32 runs in Float32 throughout and allows
 /// 1e-4. Table gradients get twice that.
 extension CUDAConformance {
-    struct AttentionCase {
-        var label: String
-        var dtype: DType
-        var shape: (b: Int, hq: Int, hkv: Int, sq: Int, skv: Int, d: Int, dv: Int)
-        var layout: TensorLayout = .bhsd
-        var options = AttentionOptions()
-    }
-
     func backwardChecks() -> [Check] {
         let documents = (0..<200).map { $0 / 45 }
         let bias = (0..<2 * 41).map { Float($0 % 13) * 0.2 - 1.2 }
@@ -63,16 +55,6 @@ extension CUDAConformance {
         ]
         return cases.map { testCase in ("backward: \(testCase.label)", { try self.backward(testCase, &$0) }) }
             + [("backward: the same bits on a second run", determinism)]
-    }
-
-    /// Random inputs of a case's shapes: Q, K, V and dO.
-    func inputs(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> [Tensor] {
-        let s = testCase.shape
-        return try [[s.b, s.hq, s.sq, s.d], [s.b, s.hkv, s.skv, s.d], [s.b, s.hkv, s.skv, s.dv], [s.b, s.hq, s.sq, s.dv]]
-            .map { shape in
-                let values = (0..<shape.reduce(1, *)).map { _ in Float.random(in: -2...2, using: &random) }
-                return try Tensor(values, shape: shape, dtype: testCase.dtype, layout: testCase.layout)
-            }
     }
 
     func backward(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> String? {

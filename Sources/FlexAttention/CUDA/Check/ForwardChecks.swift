@@ -3,74 +3,61 @@
 /// CUDA-core kernel, Float32 throughout like the CPU) both to 2e-5; rows that keep nothing must give O = 0 and
 /// LSE = −∞ exactly. Cases with Float32 or head dims the tensor cores do not take run the CUDA-core kernel.
 extension CUDAConformance {
-    private struct ForwardCase {
-        var label: String
-        var dtype: DType
-        var shape: (b: Int, hq: Int, hkv: Int, sq: Int, skv: Int, d: Int, dv: Int)
-        var layout: TensorLayout = .bhsd
-        var options = AttentionOptions()
-    }
-
     func forwardChecks() -> [Check] {
         let documents = (0..<200).map { $0 / 45 }
-        var cases: [ForwardCase] = [
-            ForwardCase(label: "fp16 D=64", dtype: .float16, shape: (1, 2, 2, 128, 128, 64, 64)),
-            ForwardCase(label: "bf16 D=64", dtype: .bfloat16, shape: (2, 2, 2, 64, 192, 64, 64)),
-            ForwardCase(label: "fp16 D=80 odd lengths", dtype: .float16, shape: (1, 2, 2, 77, 131, 80, 80)),
-            ForwardCase(label: "bf16 D=80 odd lengths", dtype: .bfloat16, shape: (1, 3, 3, 129, 65, 80, 80)),
-            ForwardCase(label: "fp16 D=128 causal", dtype: .float16, shape: (1, 2, 2, 200, 200, 128, 128),
+        var cases: [AttentionCase] = [
+            AttentionCase(label: "fp16 D=64", dtype: .float16, shape: (1, 2, 2, 128, 128, 64, 64)),
+            AttentionCase(label: "bf16 D=64", dtype: .bfloat16, shape: (2, 2, 2, 64, 192, 64, 64)),
+            AttentionCase(label: "fp16 D=80 odd lengths", dtype: .float16, shape: (1, 2, 2, 77, 131, 80, 80)),
+            AttentionCase(label: "bf16 D=80 odd lengths", dtype: .bfloat16, shape: (1, 3, 3, 129, 65, 80, 80)),
+            AttentionCase(label: "fp16 D=128 causal", dtype: .float16, shape: (1, 2, 2, 200, 200, 128, 128),
                         options: .init(isCausal: true)),
-            ForwardCase(label: "bf16 D=128 causal", dtype: .bfloat16, shape: (2, 1, 1, 150, 150, 128, 128),
+            AttentionCase(label: "bf16 D=128 causal", dtype: .bfloat16, shape: (2, 1, 1, 150, 150, 128, 128),
                         options: .init(isCausal: true)),
-            ForwardCase(label: "fp16 D=128 Dv=64 GQA 4:2 causal Sq<Skv", dtype: .float16,
+            AttentionCase(label: "fp16 D=128 Dv=64 GQA 4:2 causal Sq<Skv", dtype: .float16,
                         shape: (1, 4, 2, 130, 257, 128, 64), options: .init(isCausal: true)),
-            ForwardCase(label: "bf16 D=64 GQA 6:2 BSHD", dtype: .bfloat16, shape: (2, 6, 2, 100, 100, 64, 64), layout: .bshd),
-            ForwardCase(label: "bf16 D=64 sliding window 40, BSHD", dtype: .bfloat16, shape: (1, 2, 1, 190, 190, 64, 64),
+            AttentionCase(label: "bf16 D=64 GQA 6:2 BSHD", dtype: .bfloat16, shape: (2, 6, 2, 100, 100, 64, 64), layout: .bshd),
+            AttentionCase(label: "bf16 D=64 sliding window 40, BSHD", dtype: .bfloat16, shape: (1, 2, 1, 190, 190, 64, 64),
                         layout: .bshd, options: .init(mask: .slidingWindow(40))),
-            ForwardCase(label: "fp16 D=128 soft-cap 20, causal", dtype: .float16, shape: (1, 2, 2, 140, 140, 128, 128),
+            AttentionCase(label: "fp16 D=128 soft-cap 20, causal", dtype: .float16, shape: (1, 2, 2, 140, 140, 128, 128),
                         options: .init(isCausal: true, scoreMod: .softCap(20))),
-            ForwardCase(label: "bf16 D=80 soft-cap 5", dtype: .bfloat16, shape: (1, 2, 2, 70, 90, 80, 80),
+            AttentionCase(label: "bf16 D=80 soft-cap 5", dtype: .bfloat16, shape: (1, 2, 2, 70, 90, 80, 80),
                         options: .init(scoreMod: .softCap(5))),
-            ForwardCase(label: "fp16 D=64 bottom-right causal Sq>Skv (empty rows)", dtype: .float16,
+            AttentionCase(label: "fp16 D=64 bottom-right causal Sq>Skv (empty rows)", dtype: .float16,
                         shape: (1, 2, 2, 100, 37, 64, 64), options: .init(mask: .causalBottomRight)),
         ]
         cases += [
-            ForwardCase(label: "fp16 D=16 Dv=32", dtype: .float16, shape: (1, 1, 1, 33, 47, 16, 32)),
-            ForwardCase(label: "bf16 D=96 Sq>Skv", dtype: .bfloat16, shape: (1, 3, 3, 129, 65, 96, 96)),
-            ForwardCase(label: "fp16 D=192 MQA", dtype: .float16, shape: (1, 2, 1, 90, 70, 192, 192)),
-            ForwardCase(label: "bf16 D=256 causal", dtype: .bfloat16, shape: (1, 2, 2, 100, 100, 256, 256),
+            AttentionCase(label: "fp16 D=16 Dv=32", dtype: .float16, shape: (1, 1, 1, 33, 47, 16, 32)),
+            AttentionCase(label: "bf16 D=96 Sq>Skv", dtype: .bfloat16, shape: (1, 3, 3, 129, 65, 96, 96)),
+            AttentionCase(label: "fp16 D=192 MQA", dtype: .float16, shape: (1, 2, 1, 90, 70, 192, 192)),
+            AttentionCase(label: "bf16 D=256 causal", dtype: .bfloat16, shape: (1, 2, 2, 100, 100, 256, 256),
                         options: .init(isCausal: true)),
-            ForwardCase(label: "fp32 D=64 odd lengths", dtype: .float32, shape: (1, 2, 2, 100, 130, 64, 64)),
-            ForwardCase(label: "fp32 D=64 soft-cap 20, causal", dtype: .float32, shape: (1, 2, 2, 140, 140, 64, 64),
+            AttentionCase(label: "fp32 D=64 odd lengths", dtype: .float32, shape: (1, 2, 2, 100, 130, 64, 64)),
+            AttentionCase(label: "fp32 D=64 soft-cap 20, causal", dtype: .float32, shape: (1, 2, 2, 140, 140, 64, 64),
                         options: .init(isCausal: true, scoreMod: .softCap(20))),
-            ForwardCase(label: "fp32 D=40 bottom-right causal Sq>Skv (empty rows)", dtype: .float32,
+            AttentionCase(label: "fp32 D=40 bottom-right causal Sq>Skv (empty rows)", dtype: .float32,
                         shape: (1, 2, 2, 100, 37, 40, 40), options: .init(mask: .causalBottomRight)),
-            ForwardCase(label: "fp16 D=72 causal", dtype: .float16, shape: (1, 2, 2, 77, 131, 72, 72),
+            AttentionCase(label: "fp16 D=72 causal", dtype: .float16, shape: (1, 2, 2, 77, 131, 72, 72),
                         options: .init(isCausal: true)),
-            ForwardCase(label: "bf16 D=8 Dv=24 GQA 2:1 BSHD", dtype: .bfloat16, shape: (2, 2, 1, 65, 90, 8, 24),
+            AttentionCase(label: "bf16 D=8 Dv=24 GQA 2:1 BSHD", dtype: .bfloat16, shape: (2, 2, 1, 65, 90, 8, 24),
                         layout: .bshd),
-            ForwardCase(label: "fp32 D=192 GQA 4:2 causal Sq<Skv", dtype: .float32, shape: (1, 4, 2, 130, 257, 192, 192),
+            AttentionCase(label: "fp32 D=192 GQA 4:2 causal Sq<Skv", dtype: .float32, shape: (1, 4, 2, 130, 257, 192, 192),
                         options: .init(isCausal: true)),
         ]
         if let document = try? MaskMod.document(ids: documents), let alibi = try? ScoreMod.alibi(heads: 4) {
-            cases.append(ForwardCase(label: "bf16 D=128 document mask + ALiBi", dtype: .bfloat16,
+            cases.append(AttentionCase(label: "bf16 D=128 document mask + ALiBi", dtype: .bfloat16,
                                      shape: (1, 4, 4, 200, 200, 128, 128), options: .init(mask: document, scoreMod: alibi)))
-            cases.append(ForwardCase(label: "fp32 D=48 document mask + ALiBi, BSHD", dtype: .float32,
+            cases.append(AttentionCase(label: "fp32 D=48 document mask + ALiBi, BSHD", dtype: .float32,
                                      shape: (1, 4, 4, 200, 200, 48, 48), layout: .bshd,
                                      options: .init(mask: document, scoreMod: alibi)))
         }
         return cases.map { testCase in ("forward: \(testCase.label)", { try self.forward(testCase, &$0) }) }
     }
 
-    private func forward(_ testCase: ForwardCase, _ random: inout SplitMix64) throws -> String? {
+    private func forward(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> String? {
         let s = testCase.shape
-        func tensor(_ shape: [Int]) throws -> Tensor {
-            let values = (0..<shape.reduce(1, *)).map { _ in Float.random(in: -2...2, using: &random) }
-            return try Tensor(values, shape: shape, dtype: testCase.dtype, layout: testCase.layout)
-        }
-        let query = try tensor([s.b, s.hq, s.sq, s.d])
-        let key = try tensor([s.b, s.hkv, s.skv, s.d])
-        let value = try tensor([s.b, s.hkv, s.skv, s.dv])
+        let tensors = try inputs(testCase, &random)
+        let (query, key, value) = (tensors[0], tensors[1], tensors[2])
         let options = testCase.options
         let gpu = try CUDAForward(device: device, cache: cache).run(query: query, key: key, value: value, options: options)
         let cpu = try Attention(device: .cpu).forward(

@@ -12,7 +12,7 @@
 /// Head dims D and Dv are compile-time constants: multiples of 16 from 16 to 256. Rows and keys past the
 /// sequence ends are loaded as zeros and never written; any strides work (rows are copied 16 bytes at a time
 /// with `cp.async` when the last dim is contiguous and aligned, element by element and synchronously otherwise).
-struct ForwardKernel: AttentionKernel {
+struct ForwardKernel: TensorCoreAttentionKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -46,18 +46,8 @@ struct ForwardKernel: AttentionKernel {
         2 * (queryBlock * (headDim + 8) + stages * keyBlock * (headDim + 8 + valueDim + 8))
     }
 
-    /// This kernel with as many stages (at most 2) as `maxSharedMemory` bytes per block allow; an A100 fits
-    /// only one stage at D = Dv = 256.
-    func fitting(maxSharedMemory: Int) -> ForwardKernel {
-        var kernel = self
-        kernel.stages = 2
-        while kernel.stages > 1 && kernel.sharedMemoryBytes > maxSharedMemory { kernel.stages -= 1 }
-        return kernel
-    }
-
     var source: String {
-        CUDAModPrelude.fastModsDefine + CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype) + (mask?.definition ?? "")
-            + (scoreMod?.definition ?? "") + SharedTileLoader.source + kernel
+        prelude + kernel
     }
 
     private var kernel: String {

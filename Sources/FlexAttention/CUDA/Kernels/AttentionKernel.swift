@@ -15,6 +15,32 @@ protocol AttentionKernel: GeneratedKernel {
     var keyBlock: Int { get }
 }
 
+/// A tensor-core attention kernel: 16-bit inputs, its K/V (or Q/dO) tiles in `stages` shared buffers, mods
+/// emitted with the fast transcendentals.
+protocol TensorCoreAttentionKernel: AttentionKernel {
+    var dtype: DType { get }
+    var mask: CUDAModFunction? { get }
+    var scoreMod: CUDAModFunction? { get }
+    var stages: Int { get set }
+}
+
+extension TensorCoreAttentionKernel {
+    /// This kernel with as many stages (at most 2) as `maxSharedMemory` bytes per block allow; an A100 fits only
+    /// one at D = Dv = 256.
+    func fitting(maxSharedMemory: Int) -> Self {
+        var kernel = self
+        kernel.stages = 2
+        while kernel.stages > 1 && kernel.sharedMemoryBytes > maxSharedMemory { kernel.stages -= 1 }
+        return kernel
+    }
+
+    /// Everything a kernel body needs before it: the preludes, the tensor-core helpers, the mods, the tile loader.
+    var prelude: String {
+        CUDAModPrelude.fastModsDefine + CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype)
+            + (mask?.definition ?? "") + (scoreMod?.definition ?? "") + SharedTileLoader.source
+    }
+}
+
 /// The part of a kernel's name that tells its mods apart: a hash of each one's emitted definition.
 enum ModTags {
     static func suffix(mask: CUDAModFunction?, scoreMod: CUDAModFunction?) -> String {
