@@ -83,8 +83,8 @@ public enum SIMDTileKernels<Wide: AccumulatorRow, Half: AccumulatorRow, Quarter:
             scaleColumns(c: c, rows: rows, lanes: lanes, ldc: ldc, factor: factor)
         case let .probabilities(tile, rows, lanes, ld, lse2):
             probabilities(tile: tile, rows: rows, lanes: lanes, ld: ld, lse2: lse2)
-        case let .scoreGradient(p, dp, rows, lanes, ld, delta):
-            scoreGradient(p: p, dp: dp, rows: rows, lanes: lanes, ld: ld, delta: delta)
+        case let .scoreGradient(p, dp, rows, lanes, ld, delta, slope):
+            scoreGradient(p: p, dp: dp, rows: rows, lanes: lanes, ld: ld, delta: delta, slope: slope)
         case let .scaledTanh(o):
             scaledTanh(o)
         }
@@ -181,13 +181,19 @@ public enum SIMDTileKernels<Wide: AccumulatorRow, Half: AccumulatorRow, Quarter:
     @inlinable
     static func scoreGradient(
         p: UnsafePointer<Float>, dp: UnsafeMutablePointer<Float>, rows: Int, lanes: Int, ld: Int,
-        delta: UnsafePointer<Float>
+        delta: UnsafePointer<Float>, slope: UnsafePointer<Float>?
     ) {
         for column in stride(from: 0, to: lanes, by: 16) {
             let d = load(delta + column, as: Lanes.self)
             for row in 0..<rows {
                 let offset = row * ld + column
-                store(load(p + offset, as: Lanes.self) * (load(dp + offset, as: Lanes.self) - d), to: dp + offset)
+                let gradient = load(p + offset, as: Lanes.self) * (load(dp + offset, as: Lanes.self) - d)
+                guard let slope else {
+                    store(gradient, to: dp + offset)
+                    continue
+                }
+                let sloped = gradient * load(slope + offset, as: Lanes.self)
+                store(sloped.replacing(with: 0, where: gradient .== Lanes(repeating: 0)), to: dp + offset)
             }
         }
     }

@@ -21,7 +21,7 @@ public enum TileOperation {
     case probabilities(tile: UnsafeMutablePointer<Float>, rows: Int, lanes: Int, ld: Int, lse2: UnsafePointer<Float>)
     case scoreGradient(
         p: UnsafePointer<Float>, dp: UnsafeMutablePointer<Float>, rows: Int, lanes: Int, ld: Int,
-        delta: UnsafePointer<Float>)
+        delta: UnsafePointer<Float>, slope: UnsafePointer<Float>?)
     case scaledTanh(ScaledTanhOperands)
 }
 
@@ -94,12 +94,13 @@ extension TileKernels {
         perform(.probabilities(tile: tile, rows: rows, lanes: lanes, ld: ld, lse2: lse2))
     }
 
-    /// Score gradients in place: `dp[i*ld + j] = p[i*ld + j] · (dp[i*ld + j] − delta[j])`.
+    /// Score gradients in place: `dp[i*ld + j] = p[i*ld + j] · (dp[i*ld + j] − delta[j])`, then times
+    /// `slope[i*ld + j]` (a score mod's derivative) where that is not 0: a masked score's slope may be undefined.
     @inlinable public static func scoreGradient(
         p: UnsafePointer<Float>, dp: UnsafeMutablePointer<Float>, rows: Int, lanes: Int, ld: Int,
-        delta: UnsafePointer<Float>
+        delta: UnsafePointer<Float>, slope: UnsafePointer<Float>? = nil
     ) {
-        perform(.scoreGradient(p: p, dp: dp, rows: rows, lanes: lanes, ld: ld, delta: delta))
+        perform(.scoreGradient(p: p, dp: dp, rows: rows, lanes: lanes, ld: ld, delta: delta, slope: slope))
     }
 
     /// A scaled tanh and its derivative in one pass, as described by ``ScaledTanhOperands``: soft-capping

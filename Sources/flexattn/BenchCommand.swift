@@ -115,11 +115,6 @@ struct BenchCommand {
         report("block masks")
         let blockMasks = try benchmark.blockMasks()
         if progress { writeToStandardError("\r\u{1B}[K") }
-        let causal = comparisons[0]
-        let causalFlop = 4 * 8 * Double(causal.sequence * causal.sequence * 64) / 2
-        print(benchmark.render(
-            comparisons, window: window,
-            causalRate: (causalFlop / causal.baselineForward / 1e9, 2.5 * causalFlop / causal.baselineBackward / 1e9),
-            blockMasks: blockMasks))
+        print(benchmark.render(comparisons, window: window, blockMasks: blockMasks))
     }
 }

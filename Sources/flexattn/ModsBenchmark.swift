@@ -1,14 +1,15 @@
 import FlexAttention
 
 /// `flexattn bench --mods`: what masks and score mods cost on the CPU. Each mod is timed beside the same attention
-/// without it, in the same run (B=1, H=8, D=64, Float32); then block-mask construction at long lengths.
+/// without it (B=1, H=8, D=64, Float32), the two alternating pass by pass so that a slow moment of a shared machine
+/// slows both: costs are medians of the per-round ratios. Then block-mask construction at long lengths.
 struct ModsBenchmark {
     let attention: Attention
     let heads = 8, headDim = 64
 
     struct Comparison {
         let name: String, baselineName: String, sequence: Int
-        let forward: Double, backward: Double, baselineForward: Double, baselineBackward: Double
+        let forward: Alternation.Medians, backward: Alternation.Medians
     }
 
     struct BlockMaskRow {
@@ -34,16 +35,33 @@ struct ModsBenchmark {
         return [causal, softCap, document]
     }
 
-    /// Sliding window 256 at S=32768: GFLOP/s over the kept 64×64 blocks.
-    func slidingWindow() throws -> (forward: Double, backward: Double, keptFraction: Double) {
-        let n = 32768
+    /// Sliding window 256 at S=32768 against dense causal attention at S=4096, alternating: GFLOP/s over the kept
+    /// 64×64 blocks (half the scores for causal) and the median ratio of the two rates.
+    func slidingWindow() throws -> WindowRates {
+        let (n, causalLength) = (32768, 4096)
         let mask = MaskMod.slidingWindow(256)
         let blocks = try BlockMask(mask, queryLength: n, keyLength: n, queryBlockSize: 64, keyBlockSize: 64)
         let kept = blocks.keptBlockCounts
         let keptElements = Double((kept.full + kept.partial) * 64 * 64)
-        let (forward, backward) = try time(MaskOptions(AttentionOptions(mask: mask)), sequence: n)
+        let timed = try alternate(
+            PreparedRun(attention, MaskOptions(AttentionOptions(mask: mask)), sequence: n, heads: heads, headDim: headDim),
+            PreparedRun(attention, MaskOptions(AttentionOptions(isCausal: true)), sequence: causalLength, heads: heads,
+                        headDim: headDim))
         let flop = 4 * Double(heads * headDim) * keptElements
-        return (flop / forward / 1e9, 2.5 * flop / backward / 1e9, keptElements / Double(n * n))
+        let causalFlop = 4 * Double(heads * headDim) * Double(causalLength * causalLength) / 2
+        func rates(_ medians: Alternation.Medians, factor: Double) -> (window: Double, causal: Double, ratio: Double) {
+            (factor * flop / medians.first / 1e9, factor * causalFlop / medians.second / 1e9,
+             medians.ratio.map { flop / causalFlop / $0 } ?? 0)
+        }
+        return WindowRates(
+            forward: rates(timed.forward, factor: 1), backward: rates(timed.backward, factor: 2.5),
+            keptFraction: keptElements / Double(n * n))
+    }
+
+    struct WindowRates {
+        let forward: (window: Double, causal: Double, ratio: Double)
+        let backward: (window: Double, causal: Double, ratio: Double)
+        let keptFraction: Double
     }
 
     func blockMasks() throws -> [BlockMaskRow] {
@@ -83,42 +101,14 @@ struct ModsBenchmark {
     private func compare(
         _ name: String, _ mod: MaskOptions, against baselineName: String, _ baseline: MaskOptions, sequence: Int
     ) throws -> Comparison {
-        let timed = try time(mod, sequence: sequence)
-        let reference = try time(baseline, sequence: sequence)
+        let timed = try alternate(
+            PreparedRun(attention, mod, sequence: sequence, heads: heads, headDim: headDim),
+            PreparedRun(attention, baseline, sequence: sequence, heads: heads, headDim: headDim))
         return Comparison(
-            name: name, baselineName: baselineName, sequence: sequence, forward: timed.forward,
-            backward: timed.backward, baselineForward: reference.forward, baselineBackward: reference.backward)
+            name: name, baselineName: baselineName, sequence: sequence, forward: timed.forward, backward: timed.backward)
     }
 
-    /// Median forward and backward seconds.
-    private func time(_ run: MaskOptions, sequence: Int) throws -> (forward: Double, backward: Double) {
-        let length = sequence / run.pieces
-        let shape = [1, heads, length, headDim]
-        let inputs = try (0..<run.pieces).map { _ in
-            try (q: randomTensor(shape), k: randomTensor(shape), v: randomTensor(shape), dO: randomTensor(shape))
-        }
-        var outputs = try inputs.map {
-            try attention.forward(query: $0.q, key: $0.k, value: $0.v, options: run.options)
-        }
-        let forward = try medianSeconds {
-            outputs = try inputs.map {
-                try attention.forward(query: $0.q, key: $0.k, value: $0.v, options: run.options)
-            }
-        }
-        let backward = try medianSeconds {
-            for (input, output) in zip(inputs, outputs) {
-                _ = try attention.backward(
-                    query: input.q, key: input.k, value: input.v, forward: output, outputGradient: input.dO,
-                    options: run.options)
-            }
-        }
-        return (forward, backward)
-    }
-
-    func render(
-        _ comparisons: [Comparison], window: (forward: Double, backward: Double, keptFraction: Double),
-        causalRate: (forward: Double, backward: Double), blockMasks: [BlockMaskRow]
-    ) -> String {
+    func render(_ comparisons: [Comparison], window: WindowRates, blockMasks: [BlockMaskRow]) -> String {
         var lines = [
             "flexattn bench --mods: \(attention.device), \(InstructionSet.current) kernels, B=1 H=\(heads) D=\(headDim)"
                 + " Float32",
@@ -126,18 +116,18 @@ struct ModsBenchmark {
         ]
         for row in comparisons {
             lines.append(
-                row.name.padding(22) + pad(row.sequence, 6) + pad(fixed(row.forward * 1e3, 1), 9)
-                    + pad(fixed(row.backward * 1e3, 1), 9) + "  " + row.baselineName.padding(18)
-                    + pad(fixed(row.baselineForward * 1e3, 1), 9) + pad(fixed(row.baselineBackward * 1e3, 1), 9)
-                    + pad(percent(row.forward / row.baselineForward - 1), 10)
-                    + pad(percent(row.backward / row.baselineBackward - 1), 10))
+                row.name.padding(22) + pad(row.sequence, 6) + pad(fixed(row.forward.first * 1e3, 1), 9)
+                    + pad(fixed(row.backward.first * 1e3, 1), 9) + "  " + row.baselineName.padding(18)
+                    + pad(fixed(row.forward.second * 1e3, 1), 9) + pad(fixed(row.backward.second * 1e3, 1), 9)
+                    + pad(percent(row.forward.ratio.map { $0 - 1 } ?? 0), 10)
+                    + pad(percent(row.backward.ratio.map { $0 - 1 } ?? 0), 10))
         }
         lines.append("")
         lines.append(
-            "sliding window 256, S=32768 (\(fixed(window.keptFraction * 100, 2))% kept): GFLOP/s over kept blocks"
-                + " fwd \(fixed(window.forward, 1)), bwd \(fixed(window.backward, 1)); dense causal at S=4096:"
-                + " fwd \(fixed(causalRate.forward, 1)), bwd \(fixed(causalRate.backward, 1))"
-                + " → \(percent(window.forward / causalRate.forward)) / \(percent(window.backward / causalRate.backward))")
+            "sliding window 256, S=32768 (\(fixed(window.keptFraction * 100, 2))% kept) beside dense causal at S=4096,"
+                + " GFLOP/s over kept blocks: fwd \(fixed(window.forward.window, 1)) vs \(fixed(window.forward.causal, 1)),"
+                + " bwd \(fixed(window.backward.window, 1)) vs \(fixed(window.backward.causal, 1))"
+                + " → \(percent(window.forward.ratio)) / \(percent(window.backward.ratio))")
         lines.append("")
         lines.append("block mask (128×128 blocks)        S    kept / all blocks   build ms   extra MiB")
         for row in blockMasks {

@@ -237,10 +237,12 @@ private struct BackwardPlan: @unchecked Sendable {
                         accumulate: true))
                     // dS = P ∘ (dP − Delta), the gradient of the (modified) natural-unit scores; through a score
                     // mod it feeds the tables it reads and is multiplied by ∂score′/∂score.
+                    // The tables' gradients need dS before the slope; without tables, one pass applies it.
+                    let slopeNow = modifier != nil && tableSizes.isEmpty
                     K.scoreGradient(
                         p: probabilities.pointer, dp: scoreGradients.pointer, rows: block.count, lanes: tileLanes,
-                        ld: tileLanes, delta: packed.delta + q0)
-                    if let modifier {
+                        ld: tileLanes, delta: packed.delta + q0, slope: slopeNow ? UnsafePointer(slopes.pointer) : nil)
+                    if let modifier, !slopeNow {
                         var raw = tile
                         raw.values = rawScores.pointer
                         modifier.accumulateTableGradients(
