@@ -15,18 +15,6 @@ enum BackwardKernelSource {
         """
     }
 
-    /// The mod parameters after the common ones, and the `fa_mod_arguments` they make.
-    static func modParameters(mask: CUDAModFunction?, scoreMod: CUDAModFunction?, tableGradients: Bool) -> String {
-        (mask == nil ? "" : ",\n    const long long* mask_ints, const float* mask_floats, const fa_u64* mask_tables")
-            + (scoreMod == nil ? "" : ",\n    const long long* score_ints, const float* score_floats, const fa_u64* score_tables")
-            + (tableGradients ? ",\n    const fa_u64* table_gradients" : "")
-    }
-
-    static func modArguments(mask: CUDAModFunction?, scoreMod: CUDAModFunction?) -> String {
-        (mask == nil ? "" : "const fa_mod_arguments mask_mod = {mask_ints, mask_floats, mask_tables};\n")
-            + (scoreMod == nil ? "" : "const fa_mod_arguments score_mod = {score_ints, score_floats, score_tables};\n")
-    }
-
     /// Statements that turn the raw score `score` of (`query`, `key`) into `p` (the probability, 0 where masked) and
     /// `slope` (∂score′/∂score), given `lse2` (the row's LSE · log2 e, +∞ for rows that keep nothing) and `partial`.
     /// Leaves the scaled, unmodified score in `x` for the table gradients and `keep` for the mask's verdict.

@@ -36,7 +36,7 @@ struct KeyValueGradientKernel: TensorCoreAttentionKernel {
         """
         extern "C" __global__ void __launch_bounds__(\(threads))
         \(name)(
-            \(BackwardKernelSource.parameters(outputs: ["dK", "dV"]))\(BackwardKernelSource.modParameters(mask: mask, scoreMod: scoreMod, tableGradients: false))) {
+            \(BackwardKernelSource.parameters(outputs: ["dK", "dV"]))\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod, tableGradients: false))) {
             constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
             constexpr float LOG2E = 1.4426950408889634f;
             extern __shared__ __align__(16) fa_u16 shared[];
@@ -44,7 +44,7 @@ struct KeyValueGradientKernel: TensorCoreAttentionKernel {
             fa_u16* const sV = sK + 64 * DP;
             fa_u16* const sStages = sV + 64 * DVP;  // stage i: Q, then dO, then 64 LSE · log2 e and 64 Delta floats
             constexpr int STAGE = 64 * (DP + DVP) + 2 * 64 * 2;
-            \(BackwardKernelSource.modArguments(mask: mask, scoreMod: scoreMod))
+            \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
             const int keyBlocks = (Skv + 63) / 64, queryBlocks = (Sq + 63) / 64;
             const int keyBlock = blockIdx.x;
             const int b = blockIdx.y / Hkv, hkv = blockIdx.y % Hkv, group = Hq / Hkv;

@@ -39,7 +39,7 @@ struct QueryGradientKernel: TensorCoreAttentionKernel {
         return """
             extern "C" __global__ void __launch_bounds__(\(threads))
             \(name)(
-                \(BackwardKernelSource.parameters(outputs: ["dQ"]))\(BackwardKernelSource.modParameters(mask: mask, scoreMod: scoreMod, tableGradients: computesTableGradients))) {
+                \(BackwardKernelSource.parameters(outputs: ["dQ"]))\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod, tableGradients: computesTableGradients))) {
                 constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
                 constexpr float LOG2E = 1.4426950408889634f;
                 extern __shared__ __align__(16) fa_u16 shared[];
@@ -47,7 +47,7 @@ struct QueryGradientKernel: TensorCoreAttentionKernel {
                 fa_u16* const sdO = sQ + 64 * DP;
                 fa_u16* const sKV = sdO + 64 * DVP;  // stage i: K at sKV + i * STAGE, V 64 * DP further
                 constexpr int STAGE = 64 * (DP + DVP);
-                \(BackwardKernelSource.modArguments(mask: mask, scoreMod: scoreMod))
+                \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
                 const int queryBlocks = (Sq + 63) / 64;
                 const int queryBlock = queryBlocks - 1 - (int)blockIdx.x;  // later rows see more keys under causal
                 const int b = blockIdx.y / Hq, h = blockIdx.y % Hq, hkv = h / (Hq / Hkv);

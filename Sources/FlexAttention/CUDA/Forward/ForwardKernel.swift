@@ -51,8 +51,6 @@ struct ForwardKernel: TensorCoreAttentionKernel {
     }
 
     private var kernel: String {
-        let modParameters = (mask == nil ? "" : ",\n    const long long* mask_ints, const float* mask_floats, const fa_u64* mask_tables")
-            + (scoreMod == nil ? "" : ",\n    const long long* score_ints, const float* score_floats, const fa_u64* score_tables")
         // Without a score mod the scale and log2(e) are one multiplication.
         let score = scoreMod == nil
             ? "s[m][j][e] * scaleLog2"
@@ -68,7 +66,7 @@ struct ForwardKernel: TensorCoreAttentionKernel {
                 long long qs0, long long qs1, long long qs2, long long qs3, long long ks0, long long ks1, long long ks2,
                 long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long os0, long long os1,
                 long long os2, long long os3, int vectorLoads, const int* __restrict__ blockStarts,
-                const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(modParameters)) {
+                const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod))) {
                 constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
                 constexpr int M = \(rowTiles), BM = 64 * M;  // row tiles per warp, query rows per CTA
                 constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
@@ -77,8 +75,7 @@ struct ForwardKernel: TensorCoreAttentionKernel {
                 fa_u16* sQ = shared;
                 fa_u16* const sKV = sQ + BM * DP;  // stage i: K at sKV + i * STAGE, V 64 * DP further
                 constexpr int STAGE = 64 * (DP + DVP);
-                \(mask == nil ? "" : "const fa_mod_arguments mask_mod = {mask_ints, mask_floats, mask_tables};")
-                \(scoreMod == nil ? "" : "const fa_mod_arguments score_mod = {score_ints, score_floats, score_tables};")
+                \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
 
                 const int qBlocks = (Sq + BM - 1) / BM;
                 const int qBlock = qBlocks - 1 - (int)blockIdx.x;  // later rows see more keys under causal: start them first

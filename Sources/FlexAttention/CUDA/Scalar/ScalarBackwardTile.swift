@@ -64,14 +64,14 @@ struct ScalarBackwardTile {
     /// P and dS = ∂loss/∂(q · k) = scale · ∂loss/∂x of the block (query rows `q0 …`, keys `k0 …`, `partial` from its
     /// block list entry) into `sP` and `sDS`: warp w takes rows `w · BM / WARPS ..< +BM / WARPS`, lane j key `k0 + j`.
     /// Rows with LSE = −∞ (and rows past Sq) give 0. With `tableGradients`, kept scores also add their Float
-    /// tables' gradients (`score_table_gradients`, through the kernel's `pending` sums).
+    /// tables' gradients (`table_gradients`, through the kernel's `pending` sums).
     static func scores(mask: CUDAModFunction?, scoreMod: CUDAModFunction?, tableGradients: Bool) -> String {
         let modify = scoreMod == nil
             ? "const float modified = x;"
             : "const float modified = fa_score_mod(x, b, h, query, key, Sq, Skv, score_mod, &slope);"
         let applyMask = mask == nil ? "" : "if (partial) keep = keep && fa_mask(b, h, query, key, Sq, Skv, mask_mod);"
         let addTableGradients = scoreMod == nil || !tableGradients ? "" : """
-            if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, score_table_gradients, pending);
+            if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients, pending);
             """
         return """
                     {

@@ -54,7 +54,7 @@ struct ScalarForwardKernel: AttentionKernel {
                 long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long os0, long long os1,
                 long long os2, long long os3, int vectorLoads, const int* __restrict__ blockStarts,
                 const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(
-                    ScalarKernelSource.modParameters(mask: mask, scoreMod: scoreMod))) {
+                    ModKernelText.parameters(mask: mask, scoreMod: scoreMod))) {
                 constexpr int D = \(headDim), DV = \(valueDim), R = \(rowsPerWarp), BM = 4 * R, BN = 32;
                 constexpr int KP = D | 1, DVJ = (DV + 31) / 32;  // K's pitch; output columns per lane
                 constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
@@ -62,7 +62,7 @@ struct ScalarForwardKernel: AttentionKernel {
                 float* const sQ = shared;         // [BM][D]
                 float* const sK = sQ + BM * D;    // [BN][KP]
                 float* const sV = sK + BN * KP;   // [BN][DV]
-                \(ScalarKernelSource.modArguments(mask: mask, scoreMod: scoreMod))
+                \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
                 const int qBlocks = (Sq + BM - 1) / BM;
                 const int qBlock = qBlocks - 1 - (int)blockIdx.x;  // later rows see more keys under causal: start them first
                 const int b = blockIdx.y / Hq, h = blockIdx.y % Hq, hkv = h / (Hq / Hkv);

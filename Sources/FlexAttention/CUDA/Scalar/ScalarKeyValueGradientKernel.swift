@@ -40,9 +40,9 @@ struct ScalarKeyValueGradientKernel: AttentionKernel {
                 long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long dos0, long long dos1,
                 long long dos2, long long dos3, int vectorLoads, const int* __restrict__ blockStarts,
                 const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(
-                    ScalarKernelSource.modParameters(mask: mask, scoreMod: scoreMod))) {
+                    ModKernelText.parameters(mask: mask, scoreMod: scoreMod))) {
             \(tile.declarations)
-                \(ScalarKernelSource.modArguments(mask: mask, scoreMod: scoreMod))
+                \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
                 constexpr int KW = BN / WARPS;  // keys per warp: w · KW ..< +KW
                 const int keyBlock = blockIdx.x, keyBlocks = (Skv + BN - 1) / BN, qBlocks = (Sq + BM - 1) / BM;
                 const int b = blockIdx.y / Hkv, hkv = blockIdx.y % Hkv, group = Hq / Hkv;

@@ -44,9 +44,9 @@ struct ScalarQueryGradientKernel: AttentionKernel {
                 long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long dos0, long long dos1,
                 long long dos2, long long dos3, int vectorLoads, const int* __restrict__ blockStarts,
                 const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(
-                    ScalarKernelSource.modParameters(mask: mask, scoreMod: scoreMod, tableGradients: tableGradients))) {
+                    ModKernelText.parameters(mask: mask, scoreMod: scoreMod, tableGradients: tableGradients))) {
             \(tile.declarations)
-                \(ScalarKernelSource.modArguments(mask: mask, scoreMod: scoreMod))
+                \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
                 constexpr int RW = BM / WARPS;  // rows per warp: w · RW ..< +RW, as in the recomputation
                 const int qBlocks = (Sq + BM - 1) / BM;
                 const int qBlock = qBlocks - 1 - (int)blockIdx.x;  // later rows see more keys under causal: start them first
@@ -88,7 +88,7 @@ struct ScalarQueryGradientKernel: AttentionKernel {
                         }
                     }
                 }
-                \(tableGradients ? "fa_score_mod_table_gradients_flush(score_table_gradients, pending);" : "")
+                \(tableGradients ? "fa_score_mod_table_gradients_flush(table_gradients, pending);" : "")
 
                 #pragma unroll
                 for (int r = 0; r < RW; ++r) {
