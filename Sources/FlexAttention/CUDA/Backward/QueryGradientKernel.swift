@@ -74,30 +74,7 @@ struct QueryGradientKernel: TensorCoreAttentionKernel {
                 #pragma unroll
                 for (int j = 0; j < D / 8; ++j) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
 
-                const int line = (b * maskBatchStride + h * maskHeadStride) * queryBlocks + queryBlock;
-                const int begin = blockList ? blockStarts[line] : 0;
-                const int end = blockList ? blockStarts[line + 1] : (Skv + 63) / 64;
-                const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
-                const auto prefetch = [&](int step) {
-                    if (step < end) {
-                        const int k0 = (entryAt(step) >> 1) * 64;
-                        fa_u16* stage = sKV + (step - begin) % (AHEAD + 1) * STAGE;
-                        fa_load_tile<64, D>(stage, keys, ks2, ks3, k0, Skv, vectorLoads);
-                        fa_load_tile<64, DV>(stage + 64 * DP, values, vs2, vs3, k0, Skv, vectorLoads);
-                    }
-                    fa_cp_async_commit();
-                };
-                for (int step = begin; step < begin + AHEAD; ++step) prefetch(step);  // Q and dO join the first group
-                for (int step = begin; step < end; ++step) {
-                    const int entry = entryAt(step);
-                    const int k0 = (entry >> 1) * 64;
-                    const bool partial = (entry & 1) != 0;
-                    const fa_u16* sK = sKV + (step - begin) % (AHEAD + 1) * STAGE;
-                    const fa_u16* sV = sK + 64 * DP;
-                    __syncthreads();
-                    prefetch(step + AHEAD);
-                    fa_cp_async_wait<AHEAD>();
-                    __syncthreads();
+                \(SharedTileLoader.keyBlockLoop(queryBlocks: "queryBlocks", queryBlock: "queryBlock"))
 
                     // S = Q Kt and dP = dO Vt for the warp's 16 rows and the block's 64 keys (columns).
                     float s[8][4], dp[8][4];

@@ -99,32 +99,7 @@ struct ForwardKernel: TensorCoreAttentionKernel {
                     for (int j = 0; j < DV / 8; ++j) o[i / 2][j][2 * (i % 2)] = o[i / 2][j][2 * (i % 2) + 1] = 0.0f;
                 }
 
-                const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
-                const int begin = blockList ? blockStarts[line] : 0;
-                const int end = blockList ? blockStarts[line + 1] : (Skv + 63) / 64;
-                const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
-                // Starts loading step's K and V into its stage; one commit group per step, empty past the end, so
-                // that waiting for all but the AHEAD newest groups always means this step's tiles have landed.
-                const auto prefetch = [&](int step) {
-                    if (step < end) {
-                        const int k0 = (entryAt(step) >> 1) * 64;
-                        fa_u16* stage = sKV + (step - begin) % (AHEAD + 1) * STAGE;
-                        fa_load_tile<64, D>(stage, keys, ks2, ks3, k0, Skv, vectorLoads);
-                        fa_load_tile<64, DV>(stage + 64 * DP, values, vs2, vs3, k0, Skv, vectorLoads);
-                    }
-                    fa_cp_async_commit();
-                };
-                for (int step = begin; step < begin + AHEAD; ++step) prefetch(step);  // Q joins the first group
-                for (int step = begin; step < end; ++step) {
-                    const int entry = entryAt(step);
-                    const int k0 = (entry >> 1) * 64;
-                    const bool partial = (entry & 1) != 0;
-                    const fa_u16* sK = sKV + (step - begin) % (AHEAD + 1) * STAGE;
-                    const fa_u16* sV = sK + 64 * DP;
-                    __syncthreads();  // every warp is done with the stage the prefetch below overwrites
-                    prefetch(step + AHEAD);
-                    fa_cp_async_wait<AHEAD>();
-                    __syncthreads();  // every thread's copies of this step's tiles (and Q) are visible
+                \(SharedTileLoader.keyBlockLoop(queryBlocks: "qBlocks", queryBlock: "qBlock"))
 
                     // S = Q Kt: s[m][j] holds keys k0 + 8j + 2(lane % 4) + {0, 1} of tile m's rows ([0], [1] and
                     // [2], [3]); each K fragment serves all M tiles.

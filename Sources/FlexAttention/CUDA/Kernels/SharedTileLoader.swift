@@ -31,4 +31,38 @@ enum SharedTileLoader {
         FA_INLINE void fa_cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING) : "memory"); }
 
         """
+
+    /// The walk over one query block's key blocks that the forward and dQ kernels share, up to the start of a step's
+    /// work: the block list's line of `queryBlock` (of `queryBlocks`), K and V prefetched `AHEAD` steps ahead into
+    /// the ring of `sKV` stages (one commit group per step, empty past the end, so that waiting for all but the
+    /// `AHEAD` newest groups means this step's tiles have landed), and per step `k0`, `partial`, `sK`, `sV`. The
+    /// caller closes the loop's brace.
+    static func keyBlockLoop(queryBlocks: String, queryBlock: String) -> String {
+        [
+            "const int line = (b * maskBatchStride + h * maskHeadStride) * \(queryBlocks) + \(queryBlock);",
+            "const int begin = blockList ? blockStarts[line] : 0;",
+            "const int end = blockList ? blockStarts[line + 1] : (Skv + 63) / 64;",
+            "const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };",
+            "const auto prefetch = [&](int step) {",
+            "    if (step < end) {",
+            "        const int k0 = (entryAt(step) >> 1) * 64;",
+            "        fa_u16* stage = sKV + (step - begin) % (AHEAD + 1) * STAGE;",
+            "        fa_load_tile<64, D>(stage, keys, ks2, ks3, k0, Skv, vectorLoads);",
+            "        fa_load_tile<64, DV>(stage + 64 * DP, values, vs2, vs3, k0, Skv, vectorLoads);",
+            "    }",
+            "    fa_cp_async_commit();",
+            "};",
+            "for (int step = begin; step < begin + AHEAD; ++step) prefetch(step);  // the resident tiles join the first group",
+            "for (int step = begin; step < end; ++step) {",
+            "    const int entry = entryAt(step);",
+            "    const int k0 = (entry >> 1) * 64;",
+            "    const bool partial = (entry & 1) != 0;",
+            "    const fa_u16* sK = sKV + (step - begin) % (AHEAD + 1) * STAGE;",
+            "    const fa_u16* sV = sK + 64 * DP;",
+            "    __syncthreads();  // every warp is done with the stage the prefetch below overwrites",
+            "    prefetch(step + AHEAD);",
+            "    fa_cp_async_wait<AHEAD>();",
+            "    __syncthreads();  // every thread's copies of this step's tiles (and the resident ones) are visible",
+        ].joined(separator: "\n    ")
+    }
 }
