@@ -112,3 +112,17 @@ struct ScalarBackwardTile {
             """
     }
 }
+
+/// The two CUDA-core backward kernels: both run on one ``ScalarBackwardTile``, so their block lists agree.
+protocol ScalarBackwardKernel: AttentionKernel {
+    var headDim: Int { get }
+    var valueDim: Int { get }
+}
+
+extension ScalarBackwardKernel {
+    var tile: ScalarBackwardTile { ScalarBackwardTile(headDim: headDim, valueDim: valueDim) }
+    var threads: Int { tile.threads }
+    var queryBlock: Int { tile.queryBlock }
+    var keyBlock: Int { tile.keyBlock }
+    var sharedMemoryBytes: Int { tile.sharedMemoryBytes }
+}

@@ -6,7 +6,7 @@
 /// `32 / warps` keys and each lane columns `lane + 32j`. dK and dV are summed in a fixed order in registers and
 /// written once (contiguous `[B, Hkv, Skv, D | Dv]`, the inputs' dtype): deterministic, no atomics. Parameters
 /// as in notes/cuda-backward.md; `vectorLoads` is ignored.
-struct ScalarKeyValueGradientKernel: AttentionKernel {
+struct ScalarKeyValueGradientKernel: ScalarBackwardKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -14,12 +14,6 @@ struct ScalarKeyValueGradientKernel: AttentionKernel {
     let mask: CUDAModFunction?
     /// Emitted as `fa_score_mod`.
     let scoreMod: CUDAModFunction?
-
-    private var tile: ScalarBackwardTile { ScalarBackwardTile(headDim: headDim, valueDim: valueDim) }
-    var threads: Int { tile.threads }
-    var queryBlock: Int { tile.queryBlock }
-    var keyBlock: Int { tile.keyBlock }
-    var sharedMemoryBytes: Int { tile.sharedMemoryBytes }
 
     var name: String {
         ScalarKernelSource.name(

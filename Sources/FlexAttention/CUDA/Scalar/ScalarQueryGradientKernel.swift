@@ -6,7 +6,7 @@
 /// order in registers and written once (contiguous `[B, Hq, Sq, D]`, the inputs' dtype): deterministic. When the
 /// score mod reads Float tables it also adds their gradients, by atomics, through the mod emitter's
 /// `fa_score_mod_table_gradients`. Parameters as in notes/cuda-backward.md; `vectorLoads` is ignored.
-struct ScalarQueryGradientKernel: AttentionKernel {
+struct ScalarQueryGradientKernel: ScalarBackwardKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -14,12 +14,6 @@ struct ScalarQueryGradientKernel: AttentionKernel {
     let mask: CUDAModFunction?
     /// Emitted as `fa_score_mod`, with `fa_score_mod_table_gradients` when it reads Float tables.
     let scoreMod: CUDAModFunction?
-
-    private var tile: ScalarBackwardTile { ScalarBackwardTile(headDim: headDim, valueDim: valueDim) }
-    var threads: Int { tile.threads }
-    var queryBlock: Int { tile.queryBlock }
-    var keyBlock: Int { tile.keyBlock }
-    var sharedMemoryBytes: Int { tile.sharedMemoryBytes }
 
     var name: String {
         ScalarKernelSource.name(
