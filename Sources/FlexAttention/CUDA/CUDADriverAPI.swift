@@ -49,6 +49,11 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         -> CUresult
     let cuFuncGetAttribute: @convention(c) (UnsafeMutablePointer<Int32>, Int32, CUfunction?) -> CUresult
     let cuFuncSetAttribute: @convention(c) (CUfunction?, Int32, Int32) -> CUresult
+    /// Absent from drivers older than CUDA 12; only the Hopper kernels need it.
+    let cuTensorMapEncodeTiled: (@convention(c) (
+        UnsafeMutableRawPointer, UInt32, UInt32, UnsafeMutableRawPointer?, UnsafePointer<UInt64>, UnsafePointer<UInt64>,
+        UnsafePointer<UInt32>, UnsafePointer<UInt32>, UInt32, UInt32, UInt32, UInt32
+    ) -> CUresult)?
     let cuLaunchKernel: @convention(c) (
         CUfunction?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUstream?,
         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
@@ -93,6 +98,7 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         cuFuncGetAttribute = try library.function("cuFuncGetAttribute")
         cuFuncSetAttribute = try library.function("cuFuncSetAttribute")
         cuLaunchKernel = try library.function("cuLaunchKernel")
+        cuTensorMapEncodeTiled = try? library.function("cuTensorMapEncodeTiled")
     }
 
     /// Throws ``CUDAError`` for a failed call, with the driver's error name and text.

@@ -43,6 +43,14 @@ public enum KernelArgument: Sendable {
     case uint32(UInt32)
     case int64(Int64)
     case float32(Float)
+    /// A TMA descriptor, passed by value (a `const __grid_constant__` 128-byte parameter).
+    case tensorMap(CUDATensorMap)
+
+    /// Bytes and alignment of the parameter.
+    var layout: (size: Int, alignment: Int) {
+        if case .tensorMap = self { return (CUDATensorMap.byteCount, 64) }
+        return (8, 8)
+    }
 }
 
 /// A kernel in a loaded module.
@@ -93,12 +101,21 @@ public final class CUDAFunction: Sendable {
                 "cannot launch \(name) with grid \(grid), block \(block), \(sharedMemory) bytes of shared memory")
         }
         try device.bind()
-        // Each argument lives in its own 8-byte slot; the driver reads as many bytes as the parameter's type.
-        let slots = UnsafeMutableRawPointer.allocate(byteCount: 8 * max(arguments.count, 1), alignment: 8)
+        // Each argument lives in its own slot (8 bytes, or a tensor map's 128); the driver reads as many bytes as the
+        // parameter's type.
+        var offsets = [Int]()
+        var size = 0
+        for argument in arguments {
+            let (bytes, alignment) = argument.layout
+            size = (size + alignment - 1) / alignment * alignment
+            offsets.append(size)
+            size += bytes
+        }
+        let slots = UnsafeMutableRawPointer.allocate(byteCount: max(size, 8), alignment: 64)
         defer { slots.deallocate() }
         var pointers = [UnsafeMutableRawPointer?]()
-        for (index, argument) in arguments.enumerated() {
-            let slot = slots + 8 * index
+        for (argument, offset) in zip(arguments, offsets) {
+            let slot = slots + offset
             switch argument {
             case let .pointer(value): slot.storeBytes(of: value, as: UInt64.self)
             case let .buffer(buffer): slot.storeBytes(of: buffer.address, as: UInt64.self)
@@ -106,6 +123,8 @@ public final class CUDAFunction: Sendable {
             case let .uint32(value): slot.storeBytes(of: value, as: UInt32.self)
             case let .int64(value): slot.storeBytes(of: value, as: Int64.self)
             case let .float32(value): slot.storeBytes(of: value, as: Float.self)
+            case let .tensorMap(map):
+                for (index, word) in map.words.enumerated() { (slot + 8 * index).storeBytes(of: word, as: UInt64.self) }
             }
             pointers.append(slot)
         }

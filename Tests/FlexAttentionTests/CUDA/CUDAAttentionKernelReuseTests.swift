@@ -15,7 +15,8 @@ struct CUDAAttentionKernelReuseTests {
         let sharedMemory = 227 * 1024
         let backward = try CUDABackward.kernels(shape: shape, mask: mask, scoreMod: scoreMod, maxSharedMemory: sharedMemory)
         return [
-            try CUDAForward.kernel(shape: shape, mask: mask, scoreMod: scoreMod, maxSharedMemory: sharedMemory),
+            try CUDAForward.kernel(
+                shape: shape, mask: mask, scoreMod: scoreMod, maxSharedMemory: sharedMemory, tensorMaps: true),
             DeltaKernel(dtype: dtype), backward.keyValue, backward.query,
         ]
     }

@@ -36,10 +36,12 @@ struct CUDAForward {
     ) throws -> ForwardLaunch {
         let scale = try shape.resolvedScale(options.scale)
         let mask = options.isCausal ? options.mask.map { .causal && $0 } ?? .causal : options.mask
+        let tensorMaps = device.architecture == .sm90a && [query, key, value].allSatisfy(CUDATensorMap.canDescribe)
+            && device.api.cuTensorMapEncodeTiled != nil
         let kernel = try Self.kernel(
             shape: shape, mask: mask.map { CUDAModFunction(mask: $0) },
             scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) },
-            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn)
+            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
         let function = try cache.function(kernel.name, source: kernel.source, on: device)
         try function.setMaxDynamicSharedMemory(kernel.sharedMemoryBytes)
 
@@ -61,7 +63,13 @@ struct CUDAForward {
         let scoreArguments = try options.scoreMod.map { try CUDAModArguments($0.expression.arguments, device: device) }
         let vectorLoads = [query, key, value].allSatisfy(Self.rowsAreVectorLoadable)
 
-        var arguments: [KernelArgument] = [query, key, value, output].map { .pointer($0.address) }
+        var arguments: [KernelArgument] = []
+        if kernel is HopperForwardKernel {
+            arguments = try [(query, kernel.queryBlock), (key, kernel.keyBlock), (value, kernel.keyBlock)].map {
+                .tensorMap(try CUDATensorMap($0, boxRows: $1, device: device))
+            }
+        }
+        arguments += [query, key, value, output].map { .pointer($0.address) }
         arguments += [.pointer(logSumExp.address)]
         arguments += [hq, shape.keyValueHeads, sq, shape.keyLength].map { .int32(Int32($0)) } + [.float32(scale)]
         arguments += [query, key, value, output].flatMap { $0.strides.map { .int64(Int64($0)) } }
@@ -76,15 +84,23 @@ struct CUDAForward {
             retained: [query.buffer, key.buffer, value.buffer, blocks as Any, maskArguments as Any, scoreArguments as Any])
     }
 
-    /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes, CUDA cores otherwise; both read the same
-    /// arguments.
+    /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes (with `wgmma` and TMA where the device is
+    /// a Hopper and TMA can read the inputs, `tensorMaps`), CUDA cores otherwise; all read the same arguments, the
+    /// Hopper kernel after three tensor maps.
     /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernel's tiles do
     ///   not fit the device's shared memory.
     static func kernel(
-        shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, maxSharedMemory sharedMemory: Int
+        shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, maxSharedMemory sharedMemory: Int,
+        tensorMaps: Bool
     ) throws -> any AttentionKernel {
         let (d, dv) = (shape.headDim, shape.valueDim)
-        if shape.dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains) {
+        let tensorCores = shape.dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains)
+        if tensorCores && tensorMaps {
+            let kernel = HopperForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                .fitting(maxSharedMemory: sharedMemory)
+            if kernel.sharedMemoryBytes <= sharedMemory { return kernel }
+        }
+        if tensorCores {
             return ForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                 .fitting(maxSharedMemory: sharedMemory)
         }

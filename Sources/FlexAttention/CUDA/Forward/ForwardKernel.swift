@@ -51,14 +51,7 @@ struct ForwardKernel: TensorCoreAttentionKernel {
     }
 
     private var kernel: String {
-        // Without a score mod the scale and log2(e) are one multiplication.
-        let score = scoreMod == nil
-            ? "s[m][j][e] * scaleLog2"
-            : "fa_score_mod(s[m][j][e] * scale, b, h, query, key, Sq, Skv, score_mod, nullptr) * LOG2E"
-        let applyMask = mask == nil ? "" : """
-                            if (partial) keep = keep && fa_mask(b, h, query, key, Sq, Skv, mask_mod);
-            """
-        return """
+        """
             extern "C" __global__ void __launch_bounds__(\(threads))
             \(name)(
                 const fa_u16* __restrict__ Q, const fa_u16* __restrict__ K, const fa_u16* __restrict__ V,
@@ -136,9 +129,9 @@ struct ForwardKernel: TensorCoreAttentionKernel {
                             #pragma unroll
                             for (int e = 0; e < 4; ++e) {
                                 const int query = rows[2 * m + e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
-                                const float x = \(score);
+                                const float x = \(forwardScore("s[m][j][e]"));
                                 bool keep = key < Skv;
-            \(applyMask)
+            \(forwardMask)
                                 s[m][j][e] = keep ? x : fa_negative_infinity();
                             }
                         }

@@ -34,6 +34,19 @@ extension TensorCoreAttentionKernel {
         return kernel
     }
 
+    /// A forward kernel's score in base 2 from `raw` (the unscaled q·k of `query`, `key`): without a score mod the
+    /// scale and log2(e) are one multiplication.
+    func forwardScore(_ raw: String) -> String {
+        scoreMod == nil
+            ? "\(raw) * scaleLog2"
+            : "fa_score_mod(\(raw) * scale, b, h, query, key, Sq, Skv, score_mod, nullptr) * LOG2E"
+    }
+
+    /// The statement that applies the mask to `keep` in blocks the block list marks partial.
+    var forwardMask: String {
+        mask == nil ? "" : "                if (partial) keep = keep && fa_mask(b, h, query, key, Sq, Skv, mask_mod);"
+    }
+
     /// Everything a kernel body needs before it: the preludes, the tensor-core helpers, the mods, the tile loader.
     var prelude: String {
         CUDAModPrelude.fastModsDefine + CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype)

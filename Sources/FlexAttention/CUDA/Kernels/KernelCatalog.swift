@@ -3,6 +3,12 @@
 public protocol GeneratedKernel: Sendable {
     var name: String { get }
     var source: String { get }
+    /// Whether the kernel is meant for `architecture` (Hopper kernels use sm_90a's own instructions).
+    func compiles(for architecture: GPUArchitecture) -> Bool
+}
+
+extension GeneratedKernel {
+    public func compiles(for architecture: GPUArchitecture) -> Bool { true }
 }
 
 extension ConversionKernel: GeneratedKernel {}
@@ -35,6 +41,18 @@ public enum KernelCatalog {
                 }
             }
         } + [ForwardKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil, stages: 1)]
+            + hopperForwardKernels
+    }
+
+    /// Hopper's wgmma/TMA forward kernels over head dims that exercise padding (80, Dv ≠ D) and both key blocks.
+    static var hopperForwardKernels: [any GeneratedKernel] {
+        [(DType.bfloat16, 64, 64, false), (.bfloat16, 128, 128, false), (.bfloat16, 128, 128, true), (.float16, 80, 80, true),
+         (.bfloat16, 128, 64, false), (.bfloat16, 256, 256, false)].map { dtype, d, dv, modded in
+            HopperForwardKernel(
+                dtype: dtype, headDim: d, valueDim: dv, mask: modded ? CUDAModFunction(mask: .causal && .slidingWindow(256)) : nil,
+                scoreMod: modded ? CUDAModFunction(scoreMod: .softCap(30)) : nil
+            ).fitting(maxSharedMemory: 227 * 1024)
+        }
     }
 
     /// Delta, dK/dV and dQ kernels: bf16 at D = 64, 80, 128 (Dv = 64) and 256, fp16 at D = 64, each plain, causal

@@ -1,0 +1,225 @@
+/// The forward kernel for Hopper (sm_90a): `wgmma` matrix products on tiles that TMA copies into shared memory.
+///
+/// A CTA has `consumerGroups` warpgroups of 4 warps, each owning 64 query rows, and a producer warpgroup. The producer
+/// copies the Q tile once and then the K and V tiles of each key block on the block list into a ring of `stages`
+/// shared buffers: one thread issues the TMA copies, an `mbarrier` per stage says when they have landed ("full")
+/// and another when every consumer warp is done with it ("empty"). Consumer warpgroups never wait for each other,
+/// so one group's softmax overlaps the other's matrix products.
+///
+/// Per key block a warpgroup computes S = Q Kᵀ with `wgmma` from shared memory (both operands K-major), applies the
+/// score mod, the mask on partial blocks and the online softmax in base 2 on the accumulators in registers, and
+/// adds P V with P from registers and V MN-major. Rows past `Sq` and keys past `Skv` arrive as zeros; the same
+/// parameters as ``ForwardKernel`` follow the three tensor maps (Q, K, V as 4-D `[B, H, S, D]` views, boxes of
+/// 64 columns), so one launcher drives both.
+///
+/// Head dims are multiples of 16 up to 256; tiles are padded to whole 64-column blocks, which TMA fills with zeros.
+struct HopperForwardKernel: TensorCoreAttentionKernel {
+    let dtype: DType
+    let headDim: Int
+    let valueDim: Int
+    let mask: CUDAModFunction?
+    let scoreMod: CUDAModFunction?
+    var stages = 2
+
+    static let supportedHeadDims = ForwardKernel.supportedHeadDims
+
+    /// Warpgroups that compute, 64 query rows each.
+    var consumerGroups: Int { 2 }
+    var queryBlock: Int { 64 * consumerGroups }
+    /// 128 keys per block while S (64 floats per thread at 128 keys) and O fit the registers together.
+    var keyBlock: Int { paddedValueDim <= 128 ? 128 : 64 }
+    /// The consumer warpgroups and a producer warpgroup (one thread of it issues the copies): registers are
+    /// handed out per warpgroup, and `setmaxnreg` moves the producer's to the consumers.
+    var threads: Int { 128 * (consumerGroups + 1) }
+    /// Registers per thread after `setmaxnreg`: the consumers' 240 hold S, O and P at 128 keys and Dv = 128.
+    var producerRegisters: Int { 24 }
+    var consumerRegisters: Int { 240 }
+
+    /// 64-column blocks of Q and K, and of V.
+    var keyColumnBlocks: Int { (headDim + 63) / 64 }
+    var valueColumnBlocks: Int { (valueDim + 63) / 64 }
+    /// The N of the P V product: Dv rounded up to a whole column block (the padding columns of V are zeros).
+    var paddedValueDim: Int { 64 * valueColumnBlocks }
+
+    var name: String {
+        "fa_hopper_forward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
+    }
+
+    /// The Q tile, `stages` K and V tiles (128 bytes per row per column block), the barriers, and 1024 bytes to
+    /// align the tiles for the 128-byte swizzle.
+    var sharedMemoryBytes: Int {
+        1024 + 128 * (queryBlock * keyColumnBlocks + stages * keyBlock * (keyColumnBlocks + valueColumnBlocks))
+            + 8 * (1 + 2 * stages)
+    }
+
+    func compiles(for architecture: GPUArchitecture) -> Bool { architecture == .sm90a }
+
+    var source: String {
+        prelude
+            + HopperHelpers.source(dtype, wgmmaShapes: [
+                WGMMAShape(n: keyBlock, aFromRegisters: false), WGMMAShape(n: paddedValueDim, aFromRegisters: true),
+            ])
+            + OnlineSoftmax.source + kernel
+    }
+
+    private var kernel: String {
+        """
+        extern "C" __global__ void __launch_bounds__(\(threads), 1)
+        \(name)(
+            const __grid_constant__ fa_tensor_map qMap, const __grid_constant__ fa_tensor_map kMap,
+            const __grid_constant__ fa_tensor_map vMap,
+            const fa_u16* __restrict__ Q, const fa_u16* __restrict__ K, const fa_u16* __restrict__ V,
+            fa_u16* __restrict__ O, float* __restrict__ LSE, int Hq, int Hkv, int Sq, int Skv, float scale,
+            long long qs0, long long qs1, long long qs2, long long qs3, long long ks0, long long ks1, long long ks2,
+            long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long os0, long long os1,
+            long long os2, long long os3, int vectorLoads, const int* __restrict__ blockStarts,
+            const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod))) {
+            constexpr int D = \(headDim), DV = \(valueDim), NV = \(paddedValueDim), STAGES = \(stages);
+            constexpr int GROUPS = \(consumerGroups), BM = 64 * GROUPS, BN = \(keyBlock);
+            constexpr int DC = \(keyColumnBlocks), VC = \(valueColumnBlocks);
+            constexpr int K_BYTES = BN * DC * 128, STAGE_BYTES = K_BYTES + BN * VC * 128;
+            constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+            const float scaleLog2 = scale * LOG2E;
+            extern __shared__ __align__(16) unsigned char sharedBytes[];
+            unsigned char* const sQ = sharedBytes + ((1024 - (fa_shared_address(sharedBytes) & 1023)) & 1023);
+            unsigned char* const sKV = sQ + BM * DC * 128;  // stage i: K at sKV + i * STAGE_BYTES, V K_BYTES further
+            fa_u64* const queryLoaded = (fa_u64*)(sKV + STAGES * STAGE_BYTES);
+            fa_u64* const full = queryLoaded + 1;
+            fa_u64* const empty = full + STAGES;
+            \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
+            const int qBlocks = (Sq + BM - 1) / BM;
+            const int qBlock = qBlocks - 1 - (int)blockIdx.x;  // later rows see more keys under causal: start them first
+            const int b = blockIdx.y / Hq, h = blockIdx.y % Hq, hkv = h / (Hq / Hkv);
+            const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+            const int q0 = qBlock * BM;
+            const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
+            const int begin = blockList ? blockStarts[line] : 0;
+            const int end = blockList ? blockStarts[line + 1] : (Skv + BN - 1) / BN;
+            const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
+
+            if (threadIdx.x == 0) {
+                fa_mbarrier_init(queryLoaded, 1);
+                for (int i = 0; i < STAGES; ++i) {
+                    fa_mbarrier_init(&full[i], 1);
+                    fa_mbarrier_init(&empty[i], 4 * GROUPS);  // one arrival per consumer warp
+                }
+                asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+            }
+            __syncthreads();
+
+            if (warp >= 4 * GROUPS) {  // the producer warpgroup: one thread issues every copy
+                asm volatile("setmaxnreg.dec.sync.aligned.u32 \(producerRegisters);");
+                if (warp == 4 * GROUPS && lane == 0) {
+                    fa_mbarrier_expect_bytes(queryLoaded, BM * DC * 128);
+                    for (int c = 0; c < DC; ++c) fa_tma_load(sQ + c * BM * 128, &qMap, 64 * c, q0, h, b, queryLoaded);
+                    for (int step = begin; step < end; ++step) {
+                        const int i = step - begin, stage = i % STAGES;
+                        unsigned char* const sK = sKV + stage * STAGE_BYTES;
+                        const int k0 = (entryAt(step) >> 1) * BN;
+                        fa_mbarrier_wait(&empty[stage], (i / STAGES + 1) & 1);
+                        fa_mbarrier_expect_bytes(&full[stage], STAGE_BYTES);
+                        for (int c = 0; c < DC; ++c) fa_tma_load(sK + c * BN * 128, &kMap, 64 * c, k0, hkv, b, &full[stage]);
+                        for (int c = 0; c < VC; ++c)
+                            fa_tma_load(sK + K_BYTES + c * BN * 128, &vMap, 64 * c, k0, hkv, b, &full[stage]);
+                    }
+                }
+            } else {
+            asm volatile("setmaxnreg.inc.sync.aligned.u32 \(consumerRegisters);");
+            // Consumer warpgroup `group`; this thread holds rows lane / 4 and lane / 4 + 8 of its warp's 16.
+            const int group = warp / 4;
+            float o[NV / 8][4], rowMax[2], rowSum[2];  // rowMax in base 2; rowSum this thread's part
+            int rows[2];
+            #pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                rowMax[r] = fa_negative_infinity();
+                rowSum[r] = 0.0f;
+                rows[r] = q0 + 16 * warp + lane / 4 + 8 * r;
+            }
+            #pragma unroll
+            for (int j = 0; j < NV / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+            fa_mbarrier_wait(queryLoaded, 0);
+            const unsigned char* const groupQ = sQ + group * 64 * 128;
+
+            for (int step = begin; step < end; ++step) {
+                const int i = step - begin, stage = i % STAGES;
+                const unsigned char* const sK = sKV + stage * STAGE_BYTES;
+                const unsigned char* const sV = sK + K_BYTES;
+                const int entry = entryAt(step);
+                const int k0 = (entry >> 1) * BN;
+                const bool partial = (entry & 1) != 0;
+                fa_mbarrier_wait(&full[stage], (i / STAGES) & 1);
+
+                // S = Q Kt: 16 columns of D per wgmma, 4 per 64-column block (32 bytes apart in a swizzled row).
+                float s[BN / 8][4];
+                fa_wgmma_fence();
+                #pragma unroll
+                for (int kk = 0; kk < D / 16; ++kk) {
+                    fa_wgmma_ss_\(keyBlock)(s, fa_wgmma_descriptor(groupQ + kk / 4 * BM * 128 + kk % 4 * 32, 16, 1024),
+                                      fa_wgmma_descriptor(sK + kk / 4 * BN * 128 + kk % 4 * 32, 16, 1024), kk);
+                }
+                fa_wgmma_commit();
+                fa_wgmma_wait_all();
+                fa_wgmma_pin(s);
+
+                #pragma unroll
+                for (int j = 0; j < BN / 8; ++j) {
+                    #pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int query = rows[e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
+                        const float x = \(forwardScore("s[j][e]"));
+                        bool keep = key < Skv;
+        \(forwardMask)
+                        s[j][e] = keep ? x : fa_negative_infinity();
+                    }
+                }
+                #pragma unroll
+                for (int r = 0; r < 2; ++r) fa_online_softmax(s, o, r, rowMax[r], rowSum[r]);
+
+                // O += P V: P from the accumulators (a pair of them is an A register), 16 keys per wgmma, all of it
+                // rounded before the fence so no register changes under the asynchronous products; V is read
+                // MN-major, its 64-column blocks BN * 128 bytes apart and 8-key groups 1024.
+                fa_u32 p[BN / 16][4];
+                #pragma unroll
+                for (int kk = 0; kk < BN / 16; ++kk) {
+                    p[kk][0] = fa_pack(s[2 * kk][0], s[2 * kk][1]);
+                    p[kk][1] = fa_pack(s[2 * kk][2], s[2 * kk][3]);
+                    p[kk][2] = fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                    p[kk][3] = fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                }
+                fa_wgmma_fence();
+                #pragma unroll
+                for (int kk = 0; kk < BN / 16; ++kk)
+                    fa_wgmma_rs_\(paddedValueDim)(o, p[kk], fa_wgmma_descriptor(sV + kk * 16 * 128, BN * 128, 1024));
+                fa_wgmma_commit();
+                fa_wgmma_wait_all();
+                fa_wgmma_pin(o);
+                __syncwarp();
+                if (lane == 0) fa_mbarrier_arrive(&empty[stage]);
+            }
+
+            #pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                float sum = rowSum[r];
+                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+                const int query = rows[r];
+                if (query >= Sq) continue;
+                const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
+                fa_u16* out = O + b * os0 + h * os1 + query * os2;
+                #pragma unroll
+                for (int j = 0; j < DV / 8; ++j) {
+                    const int column = 8 * j + 2 * (lane % 4);
+                    out[column * os3] = \(dtype.cudaFromFloat("o[j][2 * r] * inverse"));
+                    out[(column + 1) * os3] = \(dtype.cudaFromFloat("o[j][2 * r + 1] * inverse"));
+                }
+                if (lane % 4 == 0) {
+                    LSE[((long long)b * Hq + h) * Sq + query] =
+                        sum > 0.0f ? (rowMax[r] + log2f(sum)) * LN2 : fa_negative_infinity();
+                }
+            }
+            }
+        }
+
+        """
+    }
+}

@@ -1,0 +1,102 @@
+/// Device helpers for Hopper's asynchronous units (sm_90a): `mbarrier`s, tensor-memory-accelerator (TMA) tile
+/// copies, and warpgroup matrix products (`wgmma`) with operands in 128-byte-swizzled shared memory.
+///
+/// Shared tiles use one layout throughout: a `[rows, cols]` tile of 16-bit elements is cut into column blocks of
+/// 64 elements (128 bytes per row); a column block is `rows × 128` contiguous bytes, and within each group of 8
+/// rows the 16-byte chunk `c` of row `r` sits at chunk `c ^ (r % 8)`. This is what a TMA copy with
+/// `CU_TENSOR_MAP_SWIZZLE_128B` and a `[64, rows]` box writes, and what `wgmma` reads through a descriptor with
+/// 128-byte swizzling, both as a K-major operand (rows are M or N, columns K) and as an MN-major one (rows are K).
+/// Every column block starts on a 1024-byte boundary, so descriptors need no base offset.
+enum HopperHelpers {
+    static func source(_ dtype: DType, wgmmaShapes: [WGMMAShape]) -> String {
+        fixed + Set(wgmmaShapes).sorted { ($0.n, $0.aFromRegisters ? 1 : 0) < ($1.n, $1.aFromRegisters ? 1 : 0) }
+            .map { $0.source(TensorCoreHelpers.ptxType(dtype)) }.joined()
+    }
+
+    private static let fixed = """
+        struct __align__(64) fa_tensor_map { fa_u64 words[16]; };  // a CUtensorMap, passed by value
+        FA_INLINE fa_u32 fa_shared_address(const void* pointer) { return (fa_u32)__cvta_generic_to_shared(pointer); }
+
+        FA_INLINE void fa_mbarrier_init(fa_u64* barrier, int count) {
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(fa_shared_address(barrier)), "r"(count) : "memory");
+        }
+        // Arrives once and tells the barrier to wait for `bytes` more from asynchronous copies.
+        FA_INLINE void fa_mbarrier_expect_bytes(fa_u64* barrier, int bytes) {
+            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
+                         :: "r"(fa_shared_address(barrier)), "r"(bytes) : "memory");
+        }
+        FA_INLINE void fa_mbarrier_arrive(fa_u64* barrier) {
+            asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(fa_shared_address(barrier)) : "memory");
+        }
+        // Waits until the barrier's phase of this parity has completed (a new barrier counts parity 1 as completed).
+        FA_INLINE void fa_mbarrier_wait(fa_u64* barrier, int parity) {
+            fa_u32 done;
+            do {
+                asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                             : "=r"(done) : "r"(fa_shared_address(barrier)), "r"(parity) : "memory");
+            } while (!done);
+        }
+        // Copies the box at coordinates (c0 innermost .. c3) of a 4-D tensor map into shared memory; the barrier
+        // counts its bytes (elements outside the tensor arrive as zeros).
+        FA_INLINE void fa_tma_load(void* target, const fa_tensor_map* map, int c0, int c1, int c2, int c3, fa_u64* barrier) {
+            asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
+                         :: "r"(fa_shared_address(target)), "l"((fa_u64)map), "r"(c0), "r"(c1), "r"(c2), "r"(c3),
+                            "r"(fa_shared_address(barrier)) : "memory");
+        }
+
+        // A wgmma operand descriptor for a 128-byte-swizzled tile (see HopperHelpers): `leading` and `stride` in bytes.
+        FA_INLINE fa_u64 fa_wgmma_descriptor(const void* start, fa_u32 leading, fa_u32 stride) {
+            return (fa_u64)((fa_shared_address(start) & 0x3FFFF) >> 4) | (fa_u64)(leading >> 4) << 16
+                | (fa_u64)(stride >> 4) << 32 | 1ull << 62;
+        }
+        FA_INLINE void fa_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+        FA_INLINE void fa_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+        FA_INLINE void fa_wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+        // Keeps the compiler from moving reads or writes of accumulators across an asynchronous wgmma.
+        template <int N>
+        FA_INLINE void fa_wgmma_pin(float (&d)[N][4]) {
+            #pragma unroll
+            for (int j = 0; j < N; ++j)
+                asm volatile("" : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3]) :: "memory");
+        }
+
+        """
+}
+
+/// One `wgmma.mma_async` form a kernel uses: `m64nNk16` with Float32 accumulators, B from shared memory, A from
+/// shared memory (K-major, both descriptors) or from registers (then B is MN-major: `V` stored key by key).
+struct WGMMAShape: Hashable {
+    let n: Int
+    let aFromRegisters: Bool
+
+    /// `fa_wgmma_ss_N(d, a, b, accumulate)` or `fa_wgmma_rs_N(d, a, b)`: `d[j][e]` is the accumulator layout of
+    /// `mma.sync` m16n8 tiles, one per 8 columns, for this thread's warp's 16 rows of the warpgroup's 64.
+    func source(_ type: String) -> String {
+        let count = n / 2
+        let accumulators = (0..<count).map { "%\($0)" }.joined(separator: ", ")
+        let operands = (0..<n / 8).map { j in (0..<4).map { "\"+f\"(d[\(j)][\($0)])" }.joined(separator: ", ") }
+            .joined(separator: ",\n        ")
+        let instruction = "wgmma.mma_async.sync.aligned.m64n\(n)k16.f32.\(type).\(type)"
+        if aFromRegisters {
+            let a = (count..<count + 4).map { "%\($0)" }.joined(separator: ", ")
+            return """
+                FA_INLINE void fa_wgmma_rs_\(n)(float (&d)[\(n / 8)][4], const fa_u32 (&a)[4], fa_u64 b) {
+                    asm volatile("{ .reg .pred p; setp.ne.b32 p, %\(count + 5), 0;\\n"
+                                 "\(instruction) {\(accumulators)}, {\(a)}, %\(count + 4), p, 1, 1, 1; }"
+                        : \(operands)
+                        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+                }
+
+                """
+        }
+        return """
+            FA_INLINE void fa_wgmma_ss_\(n)(float (&d)[\(n / 8)][4], fa_u64 a, fa_u64 b, int accumulate) {
+                asm volatile("{ .reg .pred p; setp.ne.b32 p, %\(count + 2), 0;\\n"
+                             "\(instruction) {\(accumulators)}, %\(count), %\(count + 1), p, 1, 1, 0, 0; }"
+                    : \(operands)
+                    : "l"(a), "l"(b), "r"(accumulate));
+            }
+
+            """
+    }
+}

@@ -1,0 +1,51 @@
+/// The online softmax step of the forward kernels, in base 2, as a device function over one row of a warp's
+/// accumulator tiles (the `mma.sync` m16n8 layout, which `wgmma` accumulators share).
+enum OnlineSoftmax {
+    /// `fa_online_softmax(s, o, r, rowMax, rowSum)`: row `r` (0: lane / 4, 1: lane / 4 + 8) of the scores `s`
+    /// (base 2, −∞ where masked) becomes exp2(s − max); `o`'s row is rescaled to the new max and `rowSum` (this
+    /// thread's part) updated. Maxima and sums are trees, not chains, so the tensor cores wait less on them.
+    static let source = """
+        // t[0] = t[0] + ... + t[2W - 1] (or the maximum) as a tree; one template level per step, so every loop has
+        // a constant trip count, unrolls, and t stays in registers.
+        template <int W, bool MAX>
+        struct fa_tree {
+            static FA_INLINE void reduce(float* t) {
+                #pragma unroll
+                for (int j = 0; j < W; ++j) t[j] = MAX ? fmaxf(t[j], t[j + W]) : t[j] + t[j + W];
+                fa_tree<W / 2, MAX>::reduce(t);
+            }
+        };
+        template <bool MAX>
+        struct fa_tree<0, MAX> {
+            static FA_INLINE void reduce(float*) {}
+        };
+        template <int J, int JO>
+        FA_INLINE void fa_online_softmax(float (&s)[J][4], float (&o)[JO][4], int r, float& rowMax, float& rowSum) {
+            float t[J];
+            #pragma unroll
+            for (int j = 0; j < J; ++j) t[j] = fmaxf(s[j][2 * r], s[j][2 * r + 1]);
+            fa_tree<J / 2, true>::reduce(t);
+            float blockMax = fmaxf(rowMax, t[0]);
+            blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 1));
+            blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 2));
+            // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.
+            const float reference = blockMax == fa_negative_infinity() ? 0.0f : blockMax;
+            const float correction = fa_exp2(rowMax - reference);
+            rowMax = blockMax;
+            #pragma unroll
+            for (int j = 0; j < JO; ++j) {
+                o[j][2 * r] *= correction;
+                o[j][2 * r + 1] *= correction;
+            }
+            #pragma unroll
+            for (int j = 0; j < J; ++j) {
+                s[j][2 * r] = fa_exp2(s[j][2 * r] - reference);
+                s[j][2 * r + 1] = fa_exp2(s[j][2 * r + 1] - reference);
+                t[j] = s[j][2 * r] + s[j][2 * r + 1];
+            }
+            fa_tree<J / 2, false>::reduce(t);
+            rowSum = rowSum * correction + t[0];
+        }
+
+        """
+}
