@@ -79,7 +79,9 @@ struct CUDAForward {
         arguments += (maskArguments?.kernelArguments ?? []) + (scoreArguments?.kernelArguments ?? [])
         let queryBlocks = (sq + kernel.queryBlock - 1) / kernel.queryBlock
         return ForwardLaunch(
-            function: function, grid: (queryBlocks, b * hq, 1), block: kernel.threads, sharedMemory: kernel.sharedMemoryBytes,
+            // Heads along x: CTAs start in x order, so every head's longest query blocks (the last, under causal)
+            // go first and the short ones fill the tail.
+            function: function, grid: (b * hq, queryBlocks, 1), block: kernel.threads, sharedMemory: kernel.sharedMemoryBytes,
             arguments: arguments, output: output, logSumExp: logSumExp,
             retained: [query.buffer, key.buffer, value.buffer, blocks as Any, maskArguments as Any, scoreArguments as Any])
     }

@@ -19,7 +19,9 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
     let valueDim: Int
     let mask: CUDAModFunction?
     let scoreMod: CUDAModFunction?
-    var stages = 2
+    var stages = 3
+    /// Three K/V stages give the copies a step and a half of slack; they fit at D = Dv = 128.
+    var maxStages: Int { 3 }
 
     static let supportedHeadDims = ForwardKernel.supportedHeadDims
 
@@ -62,6 +64,27 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
             + OnlineSoftmax.source + kernel
     }
 
+    /// The loop that turns the raw products `s` into base-2 scores, with the bounds check and mask or without.
+    private func scores(checked: Bool) -> String {
+        """
+        #pragma unroll
+                    for (int j = 0; j < BN / 8; ++j) {
+                        #pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const int query = rows[e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
+                            \(checked ? "const float x = " : "s[j][e] = ")\(forwardScore("s[j][e]"));
+        """ + (checked ? """
+
+                            bool keep = key < Skv;
+            \(forwardMask)
+                            s[j][e] = keep ? x : fa_negative_infinity();
+        """ : "") + """
+
+                        }
+                    }
+        """
+    }
+
     private var kernel: String {
         """
         extern "C" __global__ void __launch_bounds__(\(threads), 1)
@@ -88,8 +111,8 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
             fa_u64* const empty = full + STAGES;
             \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
             const int qBlocks = (Sq + BM - 1) / BM;
-            const int qBlock = qBlocks - 1 - (int)blockIdx.x;  // later rows see more keys under causal: start them first
-            const int b = blockIdx.y / Hq, h = blockIdx.y % Hq, hkv = h / (Hq / Hkv);
+            const int qBlock = qBlocks - 1 - (int)blockIdx.y;  // later rows see more keys under causal: start them first
+            const int b = blockIdx.x / Hq, h = blockIdx.x % Hq, hkv = h / (Hq / Hkv);
             const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
             const int q0 = qBlock * BM;
             const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
@@ -115,7 +138,7 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
                     for (int step = begin; step < end; ++step) {
                         const int i = step - begin, stage = i % STAGES;
                         unsigned char* const sK = sKV + stage * STAGE_BYTES;
-                        const int k0 = (entryAt(step) >> 1) * BN;
+                        const int k0 = (entryAt(step) >> 1) * BN;  // read before the wait, which would serialise it
                         fa_mbarrier_wait(&empty[stage], (i / STAGES + 1) & 1);
                         fa_mbarrier_expect_bytes(&full[stage], STAGE_BYTES);
                         for (int c = 0; c < DC; ++c) fa_tma_load(sK + c * BN * 128, &kMap, 64 * c, k0, hkv, b, &full[stage]);
@@ -161,16 +184,11 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
                 fa_wgmma_wait_all();
                 fa_wgmma_pin(s);
 
-                #pragma unroll
-                for (int j = 0; j < BN / 8; ++j) {
-                    #pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int query = rows[e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
-                        const float x = \(forwardScore("s[j][e]"));
-                        bool keep = key < Skv;
-        \(forwardMask)
-                        s[j][e] = keep ? x : fa_negative_infinity();
-                    }
+                // Blocks the mask keeps whole and that end inside the keys skip the per-score checks.
+                if (partial || k0 + BN > Skv) {
+                    \(scores(checked: true))
+                } else {
+                    \(scores(checked: false))
                 }
                 #pragma unroll
                 for (int r = 0; r < 2; ++r) fa_online_softmax(s, o, r, rowMax[r], rowSum[r]);

@@ -22,14 +22,18 @@ protocol TensorCoreAttentionKernel: AttentionKernel {
     var mask: CUDAModFunction? { get }
     var scoreMod: CUDAModFunction? { get }
     var stages: Int { get set }
+    var maxStages: Int { get }
 }
 
 extension TensorCoreAttentionKernel {
-    /// This kernel with as many stages (at most 2) as `maxSharedMemory` bytes per block allow; an A100 fits only
-    /// one at D = Dv = 256.
+    /// The most shared buffers the kernel's pipeline uses.
+    var maxStages: Int { 2 }
+
+    /// This kernel with as many stages (at most ``maxStages``) as `maxSharedMemory` bytes per block allow; an A100
+    /// fits only one at D = Dv = 256.
     func fitting(maxSharedMemory: Int) -> Self {
         var kernel = self
-        kernel.stages = 2
+        kernel.stages = maxStages
         while kernel.stages > 1 && kernel.sharedMemoryBytes > maxSharedMemory { kernel.stages -= 1 }
         return kernel
     }
