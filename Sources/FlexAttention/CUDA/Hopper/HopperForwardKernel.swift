@@ -47,12 +47,16 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
         "fa_hopper_forward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }
 
-    /// The Q tile, `stages` K and V tiles (128 bytes per row per column block), the barriers, and 1024 bytes to
-    /// align the tiles for the 128-byte swizzle.
-    var sharedMemoryBytes: Int {
-        1024 + 128 * (queryBlock * keyColumnBlocks + stages * keyBlock * (keyColumnBlocks + valueColumnBlocks))
-            + 8 * (1 + 2 * stages)
+    /// Q resident; K and V streamed through `stages` buffers.
+    var pipeline: HopperPipeline {
+        HopperPipeline(
+            resident: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks)],
+            streamed: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
+                       HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)],
+            stages: stages, consumerWarps: 4 * consumerGroups)
     }
+
+    var sharedMemoryBytes: Int { pipeline.sharedMemoryBytes }
 
     func compiles(for architecture: GPUArchitecture) -> Bool { architecture == .sm90a }
 
@@ -97,18 +101,11 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
             long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long os0, long long os1,
             long long os2, long long os3, int vectorLoads, const int* __restrict__ blockStarts,
             const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod))) {
-            constexpr int D = \(headDim), DV = \(valueDim), NV = \(paddedValueDim), STAGES = \(stages);
+            constexpr int D = \(headDim), DV = \(valueDim), NV = \(paddedValueDim);
             constexpr int GROUPS = \(consumerGroups), BM = 64 * GROUPS, BN = \(keyBlock);
-            constexpr int DC = \(keyColumnBlocks), VC = \(valueColumnBlocks);
-            constexpr int K_BYTES = BN * DC * 128, STAGE_BYTES = K_BYTES + BN * VC * 128;
             constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
             const float scaleLog2 = scale * LOG2E;
-            extern __shared__ __align__(16) unsigned char sharedBytes[];
-            unsigned char* const sQ = sharedBytes + ((1024 - (fa_shared_address(sharedBytes) & 1023)) & 1023);
-            unsigned char* const sKV = sQ + BM * DC * 128;  // stage i: K at sKV + i * STAGE_BYTES, V K_BYTES further
-            fa_u64* const queryLoaded = (fa_u64*)(sKV + STAGES * STAGE_BYTES);
-            fa_u64* const full = queryLoaded + 1;
-            fa_u64* const empty = full + STAGES;
+            \(pipeline.layout)
             \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
             const int qBlocks = (Sq + BM - 1) / BM;
             const int qBlock = qBlocks - 1 - (int)blockIdx.y;  // later rows see more keys under causal: start them first
@@ -120,32 +117,9 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
             const int end = blockList ? blockStarts[line + 1] : (Skv + BN - 1) / BN;
             const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
 
-            if (threadIdx.x == 0) {
-                fa_mbarrier_init(queryLoaded, 1);
-                for (int i = 0; i < STAGES; ++i) {
-                    fa_mbarrier_init(&full[i], 1);
-                    fa_mbarrier_init(&empty[i], 4 * GROUPS);  // one arrival per consumer warp
-                }
-                asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-            }
-            __syncthreads();
-
-            if (warp >= 4 * GROUPS) {  // the producer warpgroup: one thread issues every copy
-                asm volatile("setmaxnreg.dec.sync.aligned.u32 \(producerRegisters);");
-                if (warp == 4 * GROUPS && lane == 0) {
-                    fa_mbarrier_expect_bytes(queryLoaded, BM * DC * 128);
-                    for (int c = 0; c < DC; ++c) fa_tma_load(sQ + c * BM * 128, &qMap, 64 * c, q0, h, b, queryLoaded);
-                    for (int step = begin; step < end; ++step) {
-                        const int i = step - begin, stage = i % STAGES;
-                        unsigned char* const sK = sKV + stage * STAGE_BYTES;
-                        const int k0 = (entryAt(step) >> 1) * BN;  // read before the wait, which would serialise it
-                        fa_mbarrier_wait(&empty[stage], (i / STAGES + 1) & 1);
-                        fa_mbarrier_expect_bytes(&full[stage], STAGE_BYTES);
-                        for (int c = 0; c < DC; ++c) fa_tma_load(sK + c * BN * 128, &kMap, 64 * c, k0, hkv, b, &full[stage]);
-                        for (int c = 0; c < VC; ++c)
-                            fa_tma_load(sK + K_BYTES + c * BN * 128, &vMap, 64 * c, k0, hkv, b, &full[stage]);
-                    }
-                }
+            if (warp >= 4 * GROUPS) {  // the producer warpgroup
+                \(pipeline.producer(residentAt: ("q0", "h"), streamedAt: ("k0", "hkv"),
+                                    stepSetup: "const int k0 = (entryAt(step) >> 1) * BN;", registers: producerRegisters))
             } else {
             asm volatile("setmaxnreg.inc.sync.aligned.u32 \(consumerRegisters);");
             // Consumer warpgroup `group`; this thread holds rows lane / 4 and lane / 4 + 8 of its warp's 16.
@@ -160,17 +134,17 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
             }
             #pragma unroll
             for (int j = 0; j < NV / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-            fa_mbarrier_wait(queryLoaded, 0);
+            fa_mbarrier_wait(residentLoaded, 0);
             const unsigned char* const groupQ = sQ + group * 64 * 128;
 
             for (int step = begin; step < end; ++step) {
-                const int i = step - begin, stage = i % STAGES;
-                const unsigned char* const sK = sKV + stage * STAGE_BYTES;
-                const unsigned char* const sV = sK + K_BYTES;
+                const int i = step - begin, stage = i % \(stages);
+                const unsigned char* const sK = \(pipeline.pointer(pipeline.streamed[0], stage: "stage"));
+                const unsigned char* const sV = \(pipeline.pointer(pipeline.streamed[1], stage: "stage"));
                 const int entry = entryAt(step);
                 const int k0 = (entry >> 1) * BN;
                 const bool partial = (entry & 1) != 0;
-                fa_mbarrier_wait(&full[stage], (i / STAGES) & 1);
+                \(pipeline.waitFull(step: "i"))
 
                 // S = Q Kt: 16 columns of D per wgmma, 4 per 64-column block (32 bytes apart in a swizzled row).
                 float s[BN / 8][4];
@@ -211,8 +185,7 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
                 fa_wgmma_commit();
                 fa_wgmma_wait_all();
                 fa_wgmma_pin(o);
-                __syncwarp();
-                if (lane == 0) fa_mbarrier_arrive(&empty[stage]);
+                \(pipeline.release(step: "i"))
             }
 
             #pragma unroll
