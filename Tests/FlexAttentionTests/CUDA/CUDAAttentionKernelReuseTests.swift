@@ -13,7 +13,8 @@ struct CUDAAttentionKernelReuseTests {
         let mask = options.mask.map { CUDAModFunction(mask: $0) }
         let scoreMod = options.scoreMod.map { CUDAModFunction(scoreMod: $0) }
         let sharedMemory = 227 * 1024
-        let backward = try CUDABackward.kernels(shape: shape, mask: mask, scoreMod: scoreMod, maxSharedMemory: sharedMemory)
+        let backward = try CUDABackward.kernels(
+            shape: shape, mask: mask, scoreMod: scoreMod, maxSharedMemory: sharedMemory, tensorMaps: true)
         return [
             try CUDAForward.kernel(
                 shape: shape, mask: mask, scoreMod: scoreMod, maxSharedMemory: sharedMemory, tensorMaps: true),

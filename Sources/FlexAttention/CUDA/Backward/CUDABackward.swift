@@ -79,9 +79,17 @@ struct CUDABackward {
                 + CUDAAttentionMods.blockArguments(blocks) + mods.kernelArguments
         }
 
+        let tensorMaps = device.architecture == .sm90a && device.api.cuTensorMapEncodeTiled != nil
+            && inputs.allSatisfy(CUDATensorMap.canDescribe)
         let (keyValueKernel, queryKernel) = try Self.kernels(
             shape: shape, mask: mods.maskFunction, scoreMod: mods.scoreFunction,
-            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn)
+            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
+        // The Hopper kernels read Q, K, V and dO through tensor maps first.
+        func maps(_ kernel: any AttentionKernel) throws -> [KernelArgument] {
+            guard kernel is HopperQueryGradientKernel else { return [] }
+            return try [(query, kernel.queryBlock), (key, kernel.keyBlock), (value, kernel.keyBlock),
+                        (outputGradient, kernel.queryBlock)].map { .tensorMap(try CUDATensorMap($0, boxRows: $1, device: device)) }
+        }
         let keyBlocks = try mods.blockList(for: keyValueKernel, shape: shape, transposed: true, device: device)
         let keyValueLaunch = try KernelLaunch(
             keyValueKernel, grid: ((skv + keyValueKernel.keyBlock - 1) / keyValueKernel.keyBlock, b * hkv),
@@ -91,7 +99,7 @@ struct CUDABackward {
         let queryBlocks = try mods.blockList(for: queryKernel, shape: shape, device: device)
         let queryLaunch = try KernelLaunch(
             queryKernel, grid: ((sq + queryKernel.queryBlock - 1) / queryKernel.queryBlock, b * hq),
-            arguments: common + [.pointer(queryGradient.address)] + tail(queryBlocks)
+            arguments: try maps(queryKernel) + common + [.pointer(queryGradient.address)] + tail(queryBlocks)
                 + (mods.scoreFunction?.tableGradientDefinition == nil ? [] : [.buffer(tablePointers)]),
             cache: cache, device: device)
 
@@ -102,20 +110,27 @@ struct CUDABackward {
             retained: [inputs, output, logSumExp, delta, keyBlocks as Any, queryBlocks as Any, tablePointers, mods])
     }
 
-    /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes, CUDA cores otherwise (the same
-    /// parameters either way).
+    /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes (the dQ kernel with `wgmma` and TMA
+    /// where the device is a Hopper and TMA can read the inputs, `tensorMaps`), CUDA cores otherwise (the same
+    /// parameters either way, after the tensor maps).
     /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernels' tiles do
     ///   not fit the device's shared memory.
     static func kernels(
-        shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, maxSharedMemory sharedMemory: Int
+        shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, maxSharedMemory sharedMemory: Int,
+        tensorMaps: Bool
     ) throws -> (keyValue: any AttentionKernel, query: any AttentionKernel) {
         let (d, dv, dtype) = (shape.headDim, shape.valueDim, shape.dtype)
         if dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains) {
+            let hopperQuery = HopperQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                .fitting(maxSharedMemory: sharedMemory)
+            let query: any AttentionKernel = tensorMaps && hopperQuery.sharedMemoryBytes <= sharedMemory
+                ? hopperQuery
+                : QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                    .fitting(maxSharedMemory: sharedMemory)
             return (
                 KeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                     .fitting(maxSharedMemory: sharedMemory),
-                QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
-                    .fitting(maxSharedMemory: sharedMemory))
+                query)
         }
         let keyValue = ScalarKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
         let query = ScalarQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)

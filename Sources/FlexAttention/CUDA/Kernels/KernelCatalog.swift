@@ -41,17 +41,25 @@ public enum KernelCatalog {
                 }
             }
         } + [ForwardKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil, stages: 1)]
-            + hopperForwardKernels
+            + hopperKernels
     }
 
-    /// Hopper's wgmma/TMA forward kernels over head dims that exercise padding (80, Dv ≠ D) and both key blocks.
-    static var hopperForwardKernels: [any GeneratedKernel] {
-        [(DType.bfloat16, 64, 64, false), (.bfloat16, 128, 128, false), (.bfloat16, 128, 128, true), (.float16, 80, 80, true),
-         (.bfloat16, 128, 64, false), (.bfloat16, 256, 256, false)].map { dtype, d, dv, modded in
-            HopperForwardKernel(
-                dtype: dtype, headDim: d, valueDim: dv, mask: modded ? CUDAModFunction(mask: .causal && .slidingWindow(256)) : nil,
-                scoreMod: modded ? CUDAModFunction(scoreMod: .softCap(30)) : nil
-            ).fitting(maxSharedMemory: 227 * 1024)
+    /// Hopper's wgmma/TMA forward and dQ kernels over head dims that exercise padding (80, Dv ≠ D) and both key
+    /// blocks, plain and with mods (the dQ kernel's with a Float table, whose gradient it sums).
+    static var hopperKernels: [any GeneratedKernel] {
+        let bias = try? ScoreMod.relativePositionBias(Array(repeating: 0.5, count: 2 * 63), heads: 2, maxDistance: 31)
+        let cases = [(DType.bfloat16, 64, 64, false), (.bfloat16, 128, 128, false), (.bfloat16, 128, 128, true),
+                     (.float16, 80, 80, true), (.bfloat16, 128, 64, false), (.bfloat16, 256, 256, false)]
+        return cases.flatMap { dtype, d, dv, modded -> [any GeneratedKernel] in
+            let mask = modded ? CUDAModFunction(mask: .causal && .slidingWindow(256)) : nil
+            return [
+                HopperForwardKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
+                                    scoreMod: modded ? CUDAModFunction(scoreMod: .softCap(30)) : nil)
+                    .fitting(maxSharedMemory: 227 * 1024),
+                HopperQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
+                                          scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
+                    .fitting(maxSharedMemory: 227 * 1024),
+            ]
         }
     }
 

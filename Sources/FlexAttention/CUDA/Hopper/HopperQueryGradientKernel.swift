@@ -1,0 +1,177 @@
+/// The dQ kernel for Hopper (sm_90a): ``QueryGradientKernel``'s work on `wgmma`, with TMA copies.
+///
+/// A CTA owns 128 query rows of one head (two consumer warpgroups of 64; Q and dO resident) and walks the forward
+/// block list's 64-key blocks, K and V streamed through ``HopperPipeline``. Per block a warpgroup computes S = Q Kᵀ
+/// and dP = dO Vᵀ from shared memory, forms dS = P (dP − Delta) ∂score′/∂score in registers, and adds dS K with
+/// dS from registers and K read MN-major. Only this CTA writes its rows, in key order: dQ is deterministic.
+/// Table gradients are added with atomics as each score's ∂L/∂score′ appears. The tensor maps of Q, K, V and dO
+/// come before ``QueryGradientKernel``'s parameters.
+struct HopperQueryGradientKernel: TensorCoreAttentionKernel {
+    let dtype: DType
+    let headDim: Int
+    let valueDim: Int
+    let mask: CUDAModFunction?
+    let scoreMod: CUDAModFunction?
+    var stages = 3
+    var maxStages: Int { 3 }
+
+    var consumerGroups: Int { 2 }
+    var queryBlock: Int { 64 * consumerGroups }
+    var keyBlock: Int { 64 }
+    var threads: Int { 128 * (consumerGroups + 1) }
+    var computesTableGradients: Bool { scoreMod?.tableGradientDefinition != nil }
+
+    var keyColumnBlocks: Int { (headDim + 63) / 64 }
+    var valueColumnBlocks: Int { (valueDim + 63) / 64 }
+    /// The N of the dS K product: D rounded up to whole column blocks (K's padding columns are zeros).
+    var paddedHeadDim: Int { 64 * keyColumnBlocks }
+
+    var name: String {
+        "fa_hopper_backward_dq_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
+    }
+
+    /// Q and dO resident; K and V streamed.
+    var pipeline: HopperPipeline {
+        HopperPipeline(
+            resident: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks),
+                       HopperTile(pointer: "sdO", map: "dOMap", rows: queryBlock, columnBlocks: valueColumnBlocks)],
+            streamed: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
+                       HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)],
+            stages: stages, consumerWarps: 4 * consumerGroups)
+    }
+
+    var sharedMemoryBytes: Int { pipeline.sharedMemoryBytes }
+
+    func compiles(for architecture: GPUArchitecture) -> Bool { architecture == .sm90a }
+
+    var source: String {
+        prelude
+            + HopperHelpers.source(dtype, wgmmaShapes: [
+                WGMMAShape(n: keyBlock, aFromRegisters: false), WGMMAShape(n: paddedHeadDim, aFromRegisters: true),
+            ])
+            + (scoreMod?.tableGradientDefinition ?? "") + kernel
+    }
+
+    private var kernel: String {
+        let tableGradients = !computesTableGradients ? "" : """
+                                if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients, pending);
+            """
+        return """
+            extern "C" __global__ void __launch_bounds__(\(threads), 1)
+            \(name)(
+                const __grid_constant__ fa_tensor_map qMap, const __grid_constant__ fa_tensor_map kMap,
+                const __grid_constant__ fa_tensor_map vMap, const __grid_constant__ fa_tensor_map dOMap,
+                \(BackwardKernelSource.parameters(outputs: ["dQ"]))\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod, tableGradients: computesTableGradients))) {
+                constexpr int D = \(headDim), PD = \(paddedHeadDim), BM = \(queryBlock), BN = \(keyBlock);
+                constexpr float LOG2E = 1.4426950408889634f;
+                \(pipeline.layout)
+                \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
+                const int queryBlocks = (Sq + BM - 1) / BM;
+                const int queryBlock = queryBlocks - 1 - (int)blockIdx.x;  // later rows see more keys under causal
+                const int b = blockIdx.y / Hq, h = blockIdx.y % Hq, hkv = h / (Hq / Hkv);
+                const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+                const int q0 = queryBlock * BM;
+                const int line = (b * maskBatchStride + h * maskHeadStride) * queryBlocks + queryBlock;
+                const int begin = blockList ? blockStarts[line] : 0;
+                const int end = blockList ? blockStarts[line + 1] : (Skv + BN - 1) / BN;
+                const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
+
+                if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
+                    \(pipeline.producer(residentAt: ("q0", "h"), streamedAt: ("k0", "hkv"),
+                                        stepSetup: "const int k0 = (entryAt(step) >> 1) * BN;", registers: 24))
+                } else {
+                asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+                // Consumer warpgroup `group`; this thread holds rows lane / 4 and lane / 4 + 8 of its warp's 16.
+                const int group = warp / 4;
+                float lse2[2], delta[2];
+                int rows[2];
+                #pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    rows[r] = q0 + 16 * warp + lane / 4 + 8 * r;
+                    const long long row = ((long long)b * Hq + h) * Sq + rows[r];
+                    const float lse = rows[r] < Sq ? LSE[row] : fa_negative_infinity();
+                    lse2[r] = lse == fa_negative_infinity() ? __int_as_float(0x7f800000) : lse * LOG2E;
+                    delta[r] = rows[r] < Sq ? Delta[row] : 0.0f;
+                }
+                float dq[PD / 8][4];
+                #pragma unroll
+                for (int j = 0; j < PD / 8; ++j) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
+                \(computesTableGradients ? "fa_score_mod_table_pending pending = fa_score_mod_table_pending_start();" : "")
+                fa_mbarrier_wait(residentLoaded, 0);
+                const unsigned char* const groupQ = sQ + group * 64 * 128;
+                const unsigned char* const groupdO = sdO + group * 64 * 128;
+
+                for (int step = begin; step < end; ++step) {
+                    const int i = step - begin, stage = i % \(stages);
+                    const unsigned char* const sK = \(pipeline.pointer(pipeline.streamed[0], stage: "stage"));
+                    const unsigned char* const sV = \(pipeline.pointer(pipeline.streamed[1], stage: "stage"));
+                    const int entry = entryAt(step);
+                    const int k0 = (entry >> 1) * BN;
+                    const bool partial = (entry & 1) != 0;
+                    \(pipeline.waitFull(step: "i"))
+
+                    // S = Q Kt and dP = dO Vt, both operands K-major in shared memory.
+                    float s[BN / 8][4], dp[BN / 8][4];
+                    fa_wgmma_fence();
+                    #pragma unroll
+                    for (int kk = 0; kk < D / 16; ++kk)
+                        fa_wgmma_ss_\(keyBlock)(s, fa_wgmma_descriptor(groupQ + kk / 4 * BM * 128 + kk % 4 * 32, 16, 1024),
+                                          fa_wgmma_descriptor(sK + kk / 4 * BN * 128 + kk % 4 * 32, 16, 1024), kk);
+                    #pragma unroll
+                    for (int kk = 0; kk < \(valueDim) / 16; ++kk)
+                        fa_wgmma_ss_\(keyBlock)(dp, fa_wgmma_descriptor(groupdO + kk / 4 * BM * 128 + kk % 4 * 32, 16, 1024),
+                                          fa_wgmma_descriptor(sV + kk / 4 * BN * 128 + kk % 4 * 32, 16, 1024), kk);
+                    fa_wgmma_commit();
+                    fa_wgmma_wait_all();
+                    fa_wgmma_pin(s);
+                    fa_wgmma_pin(dp);
+
+                    // dS, rounded to 16 bits as the A operand of dS K.
+                    fa_u32 ds[BN / 16][4];
+                    #pragma unroll
+                    for (int j = 0; j < BN / 8; ++j) {
+                        #pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const int query = rows[e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
+                            \(BackwardKernelSource.probability(score: "s[j][e]", lse2: "lse2[e / 2]", mask: mask, scoreMod: scoreMod, indent: 28))
+                            const float upstream = p == 0.0f ? 0.0f : p * (dp[j][e] - delta[e / 2]);
+            \(tableGradients)
+                            s[j][e] = upstream == 0.0f ? 0.0f : upstream * slope;  // slope may be inf where p = 0
+                        }
+                    }
+                    #pragma unroll
+                    for (int kk = 0; kk < BN / 16; ++kk) {
+                        ds[kk][0] = fa_pack(s[2 * kk][0], s[2 * kk][1]);
+                        ds[kk][1] = fa_pack(s[2 * kk][2], s[2 * kk][3]);
+                        ds[kk][2] = fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                        ds[kk][3] = fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                    }
+
+                    // dQ += dS K: K read MN-major, its 64-column blocks BN * 128 bytes apart, 8-key groups 1024.
+                    fa_wgmma_fence();
+                    #pragma unroll
+                    for (int kk = 0; kk < BN / 16; ++kk)
+                        fa_wgmma_rs_\(paddedHeadDim)(dq, ds[kk], fa_wgmma_descriptor(sK + kk * 16 * 128, BN * 128, 1024));
+                    fa_wgmma_commit();
+                    fa_wgmma_wait_all();
+                    fa_wgmma_pin(dq);
+                    \(pipeline.release(step: "i"))
+                }
+                \(computesTableGradients ? "fa_score_mod_table_gradients_flush(table_gradients, pending);" : "")
+
+                #pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    if (rows[r] >= Sq) continue;
+                    fa_u16* const row = dQ + (((long long)b * Hq + h) * Sq + rows[r]) * D;
+                    #pragma unroll
+                    for (int j = 0; j < D / 8; ++j) {
+                        row[8 * j + 2 * (lane % 4)] = \(dtype.cudaFromFloat("dq[j][2 * r] * scale"));
+                        row[8 * j + 2 * (lane % 4) + 1] = \(dtype.cudaFromFloat("dq[j][2 * r + 1] * scale"));
+                    }
+                }
+                }
+            }
+
+            """
+    }
+}
