@@ -62,10 +62,11 @@ struct HopperPipeline {
     }
 
     /// The producer warpgroup's branch: loads the resident tiles at (row, head) coordinates `residentAt`, then for
-    /// each step of `begin ..< end` waits for its stage to be free and loads the streamed tiles at `streamedAt`
-    /// (statements in `stepSetup` run first and may read the block list: before the wait, which would delay them).
-    func producer(residentAt: (row: String, head: String), streamedAt: (row: String, head: String), stepSetup: String,
-                  registers: Int) -> String {
+    /// each step of the kernel's walk waits for its stage to be free and loads the streamed tiles at `streamedAt`.
+    /// `walk.open` opens the loops and defines the running step index `i` and the coordinates (it may read the block
+    /// list: before the wait, which would delay the read); `walk.close` closes them.
+    func producer(residentAt: (row: String, head: String), streamedAt: (row: String, head: String),
+                  walk: (open: String, close: String), registers: Int) -> String {
         func loads(_ tiles: [HopperTile], at: (row: String, head: String), stage: String?, barrier: String) -> [String] {
             tiles.map { tile in
                 let target = stage.map { pointer(tile, stage: $0) } ?? tile.pointer
@@ -79,15 +80,24 @@ struct HopperPipeline {
             "if (warp == \(consumerWarps) && lane == 0) {",
             "    fa_mbarrier_expect_bytes(residentLoaded, \(resident.map(\.bytes).reduce(0, +)));",
         ] + loads(resident, at: residentAt, stage: nil, barrier: "residentLoaded").map { "    " + $0 } + [
-            "    for (int step = begin; step < end; ++step) {",
-            "        const int i = step - begin, stage = i % \(stages);",
-            "        " + stepSetup,
+            "    " + walk.open,
+            "        const int stage = i % \(stages);",
             "        fa_mbarrier_wait(&empty[stage], (i / \(stages) + 1) & 1);",
             "        fa_mbarrier_expect_bytes(&full[stage], \(stageBytes));",
         ] + loads(streamed, at: streamedAt, stage: "stage", barrier: "&full[stage]").map { "        " + $0 } + [
-            "    }",
+            "    " + walk.close,
             "}",
         ]).joined(separator: "\n        ")
+    }
+
+    /// The forward and dQ kernels' walk: the block list's line of key blocks (`begin ..< end`, `entryAt`), with the
+    /// step's first key `k0` (blocks of `keyBlock`) and whether the mask must be applied, `partial`.
+    static func keyBlockWalk(keyBlock: String) -> (open: String, close: String) {
+        ("""
+        for (int step = begin; step < end; ++step) {
+                    const int i = step - begin, entry = entryAt(step), k0 = (entry >> 1) * \(keyBlock);
+                    const bool partial = (entry & 1) != 0;
+        """, "}")
     }
 
     /// Consumer statements: wait for step `i`'s tiles, and hand its stage back (after the last wgmma reading it).

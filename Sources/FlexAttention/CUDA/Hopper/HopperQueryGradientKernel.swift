@@ -42,6 +42,8 @@ struct HopperQueryGradientKernel: TensorCoreAttentionKernel {
 
     var sharedMemoryBytes: Int { pipeline.sharedMemoryBytes }
 
+    private var walk: (open: String, close: String) { HopperPipeline.keyBlockWalk(keyBlock: "BN") }
+
     func compiles(for architecture: GPUArchitecture) -> Bool { architecture == .sm90a }
 
     var source: String {
@@ -77,8 +79,7 @@ struct HopperQueryGradientKernel: TensorCoreAttentionKernel {
                 const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
 
                 if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
-                    \(pipeline.producer(residentAt: ("q0", "h"), streamedAt: ("k0", "hkv"),
-                                        stepSetup: "const int k0 = (entryAt(step) >> 1) * BN;", registers: 24))
+                    \(pipeline.producer(residentAt: ("q0", "h"), streamedAt: ("k0", "hkv"), walk: walk, registers: 24))
                 } else {
                 asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
                 // Consumer warpgroup `group`; this thread holds rows lane / 4 and lane / 4 + 8 of its warp's 16.
@@ -101,13 +102,9 @@ struct HopperQueryGradientKernel: TensorCoreAttentionKernel {
                 const unsigned char* const groupQ = sQ + group * 64 * 128;
                 const unsigned char* const groupdO = sdO + group * 64 * 128;
 
-                for (int step = begin; step < end; ++step) {
-                    const int i = step - begin, stage = i % \(stages);
-                    const unsigned char* const sK = \(pipeline.pointer(pipeline.streamed[0], stage: "stage"));
-                    const unsigned char* const sV = \(pipeline.pointer(pipeline.streamed[1], stage: "stage"));
-                    const int entry = entryAt(step);
-                    const int k0 = (entry >> 1) * BN;
-                    const bool partial = (entry & 1) != 0;
+                \(walk.open)
+                    const unsigned char* const sK = \(pipeline.pointer(pipeline.streamed[0], stage: "i % \(stages)"));
+                    const unsigned char* const sV = \(pipeline.pointer(pipeline.streamed[1], stage: "i % \(stages)"));
                     \(pipeline.waitFull(step: "i"))
 
                     // S = Q Kt and dP = dO Vt, both operands K-major in shared memory.
