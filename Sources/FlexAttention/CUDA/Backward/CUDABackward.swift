@@ -86,19 +86,21 @@ struct CUDABackward {
             maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
         // The Hopper kernels read Q, K, V and dO through tensor maps first.
         func maps(_ kernel: any AttentionKernel) throws -> [KernelArgument] {
-            guard kernel is HopperQueryGradientKernel else { return [] }
+            guard kernel is HopperQueryGradientKernel || kernel is HopperKeyValueGradientKernel else { return [] }
             return try [(query, kernel.queryBlock), (key, kernel.keyBlock), (value, kernel.keyBlock),
                         (outputGradient, kernel.queryBlock)].map { .tensorMap(try CUDATensorMap($0, boxRows: $1, device: device)) }
         }
         let keyBlocks = try mods.blockList(for: keyValueKernel, shape: shape, transposed: true, device: device)
         let keyValueLaunch = try KernelLaunch(
-            keyValueKernel, grid: ((skv + keyValueKernel.keyBlock - 1) / keyValueKernel.keyBlock, b * hkv),
-            arguments: common + [.pointer(keyGradient.address), .pointer(valueGradient.address)] + tail(keyBlocks),
+            // Heads along x, as in the forward: every head's busiest blocks start first.
+            keyValueKernel, grid: (b * hkv, (skv + keyValueKernel.keyBlock - 1) / keyValueKernel.keyBlock),
+            arguments: try maps(keyValueKernel) + common + [.pointer(keyGradient.address), .pointer(valueGradient.address)]
+                + tail(keyBlocks),
             cache: cache, device: device)
 
         let queryBlocks = try mods.blockList(for: queryKernel, shape: shape, device: device)
         let queryLaunch = try KernelLaunch(
-            queryKernel, grid: ((sq + queryKernel.queryBlock - 1) / queryKernel.queryBlock, b * hq),
+            queryKernel, grid: (b * hq, (sq + queryKernel.queryBlock - 1) / queryKernel.queryBlock),
             arguments: try maps(queryKernel) + common + [.pointer(queryGradient.address)] + tail(queryBlocks)
                 + (mods.scoreFunction?.tableGradientDefinition == nil ? [] : [.buffer(tablePointers)]),
             cache: cache, device: device)
@@ -110,7 +112,7 @@ struct CUDABackward {
             retained: [inputs, output, logSumExp, delta, keyBlocks as Any, queryBlocks as Any, tablePointers, mods])
     }
 
-    /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes (the dQ kernel with `wgmma` and TMA
+    /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes (both kernels with `wgmma` and TMA
     /// where the device is a Hopper and TMA can read the inputs, `tensorMaps`), CUDA cores otherwise (the same
     /// parameters either way, after the tensor maps).
     /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernels' tiles do
@@ -121,16 +123,20 @@ struct CUDABackward {
     ) throws -> (keyValue: any AttentionKernel, query: any AttentionKernel) {
         let (d, dv, dtype) = (shape.headDim, shape.valueDim, shape.dtype)
         if dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains) {
+            let hopperKeyValue = HopperKeyValueGradientKernel(
+                dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod
+            ).fitting(maxSharedMemory: sharedMemory)
             let hopperQuery = HopperQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                 .fitting(maxSharedMemory: sharedMemory)
-            let query: any AttentionKernel = tensorMaps && hopperQuery.sharedMemoryBytes <= sharedMemory
-                ? hopperQuery
-                : QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
-                    .fitting(maxSharedMemory: sharedMemory)
+            if tensorMaps && HopperKeyValueGradientKernel.supports(headDim: d, valueDim: dv)
+                && max(hopperKeyValue.sharedMemoryBytes, hopperQuery.sharedMemoryBytes) <= sharedMemory {
+                return (hopperKeyValue, hopperQuery)
+            }
             return (
                 KeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                     .fitting(maxSharedMemory: sharedMemory),
-                query)
+                QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                    .fitting(maxSharedMemory: sharedMemory))
         }
         let keyValue = ScalarKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
         let query = ScalarQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)

@@ -46,8 +46,8 @@ struct KeyValueGradientKernel: TensorCoreAttentionKernel {
             constexpr int STAGE = 64 * (DP + DVP) + 2 * 64 * 2;
             \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
             const int keyBlocks = (Skv + 63) / 64, queryBlocks = (Sq + 63) / 64;
-            const int keyBlock = blockIdx.x;
-            const int b = blockIdx.y / Hkv, hkv = blockIdx.y % Hkv, group = Hq / Hkv;
+            const int keyBlock = blockIdx.y;
+            const int b = blockIdx.x / Hkv, hkv = blockIdx.x % Hkv, group = Hq / Hkv;
             const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
             const int k0 = keyBlock * 64;
             fa_load_tile<64, D>(sK, K + b * ks0 + hkv * ks1, ks2, ks3, k0, Skv, vectorLoads);

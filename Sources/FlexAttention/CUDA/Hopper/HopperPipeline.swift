@@ -18,10 +18,13 @@ struct HopperPipeline {
     let streamed: [HopperTile]
     let stages: Int
     let consumerWarps: Int
+    /// Bytes for the kernel's own use after the barriers, at `scratch`.
+    var scratchBytes = 0
 
-    /// The tiles, barriers, and 1024 bytes to align the tiles for the 128-byte swizzle.
+    /// The tiles, barriers, scratch, and 1024 bytes to align the tiles for the 128-byte swizzle.
     var sharedMemoryBytes: Int {
         1024 + resident.map(\.bytes).reduce(0, +) + stages * streamed.map(\.bytes).reduce(0, +) + 8 * (1 + 2 * stages)
+            + scratchBytes
     }
 
     /// Carves shared memory (resident tiles by name; `stageBase(stage)` for the ring) and initialises the barriers.
@@ -42,6 +45,7 @@ struct HopperPipeline {
             "fa_u64* const residentLoaded = (fa_u64*)(sRing + \(stages * stageBytes));",
             "fa_u64* const full = residentLoaded + 1;",
             "fa_u64* const empty = full + \(stages);",
+            "unsigned char* const scratch = (unsigned char*)(empty + \(stages));",
             "if (threadIdx.x == 0) {",
             "    fa_mbarrier_init(residentLoaded, 1);",
             "    for (int i = 0; i < \(stages); ++i) {",

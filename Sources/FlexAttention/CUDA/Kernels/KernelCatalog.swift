@@ -44,8 +44,8 @@ public enum KernelCatalog {
             + hopperKernels
     }
 
-    /// Hopper's wgmma/TMA forward and dQ kernels over head dims that exercise padding (80, Dv ≠ D) and both key
-    /// blocks, plain and with mods (the dQ kernel's with a Float table, whose gradient it sums).
+    /// Hopper's wgmma/TMA forward, dQ and dK/dV kernels over head dims that exercise padding (80, Dv ≠ D) and both key
+    /// blocks, plain and with mods (the backward kernels' with a Float table, whose gradient dQ sums).
     static var hopperKernels: [any GeneratedKernel] {
         let bias = try? ScoreMod.relativePositionBias(Array(repeating: 0.5, count: 2 * 63), heads: 2, maxDistance: 31)
         let cases = [(DType.bfloat16, 64, 64, false), (.bfloat16, 128, 128, false), (.bfloat16, 128, 128, true),
@@ -59,7 +59,11 @@ public enum KernelCatalog {
                 HopperQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
                                           scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
                     .fitting(maxSharedMemory: 227 * 1024),
-            ]
+            ] + (HopperKeyValueGradientKernel.supports(headDim: d, valueDim: dv) ? [
+                HopperKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
+                                             scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
+                    .fitting(maxSharedMemory: 227 * 1024),
+            ] : [])
         }
     }
 

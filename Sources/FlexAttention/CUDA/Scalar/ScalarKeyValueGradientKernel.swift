@@ -38,8 +38,8 @@ struct ScalarKeyValueGradientKernel: ScalarBackwardKernel {
             \(tile.declarations)
                 \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
                 constexpr int KW = BN / WARPS;  // keys per warp: w · KW ..< +KW
-                const int keyBlock = blockIdx.x, keyBlocks = (Skv + BN - 1) / BN, qBlocks = (Sq + BM - 1) / BM;
-                const int b = blockIdx.y / Hkv, hkv = blockIdx.y % Hkv, group = Hq / Hkv;
+                const int keyBlock = blockIdx.y, keyBlocks = (Skv + BN - 1) / BN, qBlocks = (Sq + BM - 1) / BM;
+                const int b = blockIdx.x / Hkv, hkv = blockIdx.x % Hkv, group = Hq / Hkv;
                 const int k0 = keyBlock * BN;
             \(ScalarBackwardTile.loadKeys)
                 float dk[KW][DJ], dv[KW][DVJ];  // columns lane + 32j

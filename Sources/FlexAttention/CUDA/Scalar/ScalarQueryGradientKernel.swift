@@ -43,8 +43,8 @@ struct ScalarQueryGradientKernel: ScalarBackwardKernel {
                 \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
                 constexpr int RW = BM / WARPS;  // rows per warp: w · RW ..< +RW, as in the recomputation
                 const int qBlocks = (Sq + BM - 1) / BM;
-                const int qBlock = qBlocks - 1 - (int)blockIdx.x;  // later rows see more keys under causal: start them first
-                const int b = blockIdx.y / Hq, h = blockIdx.y % Hq, hkv = h / (Hq / Hkv);
+                const int qBlock = qBlocks - 1 - (int)blockIdx.y;  // later rows see more keys under causal: start them first
+                const int b = blockIdx.x / Hq, h = blockIdx.x % Hq, hkv = h / (Hq / Hkv);
                 const int q0 = qBlock * BM;
             \(ScalarBackwardTile.loadQueries)
                 float dq[RW][DJ];  // columns lane + 32j

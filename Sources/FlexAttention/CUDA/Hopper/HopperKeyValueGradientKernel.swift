@@ -1,0 +1,204 @@
+/// The dK/dV kernel for Hopper (sm_90a): ``KeyValueGradientKernel``'s work on `wgmma`, with TMA copies.
+///
+/// A CTA owns 128 keys of one key/value head (two consumer warpgroups of 64; K and V resident) and walks, for each
+/// query head of the group in turn, the transposed block list's 64-query blocks, Q and dO streamed through
+/// ``HopperPipeline``. Per block a warpgroup computes Sᵀ = K Qᵀ and dPᵀ = V dOᵀ from shared memory, forms Pᵀ and
+/// dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score in registers (LSE and Delta of the block's queries read from global
+/// memory before the products, so their latency hides behind them), and adds Pᵀ dO to dV and dSᵀ Q to dK with the
+/// A operands from registers and dO, Q read MN-major. Every warpgroup owns its keys: the sums run in a fixed order
+/// and each row is written once. The tensor maps of Q, K, V and dO come before ``KeyValueGradientKernel``'s
+/// parameters.
+struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
+    let dtype: DType
+    let headDim: Int
+    let valueDim: Int
+    let mask: CUDAModFunction?
+    let scoreMod: CUDAModFunction?
+    var stages = 2
+    var maxStages: Int { 3 }
+
+    var consumerGroups: Int { 2 }
+    var queryBlock: Int { 64 }
+    var keyBlock: Int { 64 * consumerGroups }
+    var threads: Int { 128 * (consumerGroups + 1) }
+
+    var keyColumnBlocks: Int { (headDim + 63) / 64 }
+    var valueColumnBlocks: Int { (valueDim + 63) / 64 }
+
+    var name: String {
+        "fa_hopper_backward_dkdv_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
+    }
+
+    /// K and V resident; Q and dO streamed; the LSE and Delta double buffers of each warpgroup as scratch.
+    var pipeline: HopperPipeline {
+        HopperPipeline(
+            resident: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
+                       HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)],
+            streamed: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks),
+                       HopperTile(pointer: "sdO", map: "dOMap", rows: queryBlock, columnBlocks: valueColumnBlocks)],
+            stages: stages, consumerWarps: 4 * consumerGroups, scratchBytes: 2 * consumerGroups * 2 * queryBlock * 4)
+    }
+
+    var sharedMemoryBytes: Int { pipeline.sharedMemoryBytes }
+    /// Registers bound the head dims: dK and dV accumulators for 64 keys take 64 per thread each at D = Dv = 128.
+    static func supports(headDim: Int, valueDim: Int) -> Bool { headDim <= 128 && valueDim <= 128 }
+
+    func compiles(for architecture: GPUArchitecture) -> Bool { architecture == .sm90a }
+
+    var source: String {
+        prelude
+            + HopperHelpers.source(dtype, wgmmaShapes: [
+                WGMMAShape(n: queryBlock, aFromRegisters: false), WGMMAShape(n: 64 * keyColumnBlocks, aFromRegisters: true),
+                WGMMAShape(n: 64 * valueColumnBlocks, aFromRegisters: true),
+            ])
+            + kernel
+    }
+
+    /// The query heads of the group in order, each through its line of the transposed list; `i` counts steps
+    /// across heads, `q0` is the block's first query.
+    private var walk: (open: String, close: String) {
+        ("""
+        int i = 0;
+                for (int g = 0; g < group; ++g) {
+                    const int h = hkv * group + g;
+                    const int line = (b * maskBatchStride + h * maskHeadStride) * keyBlocks + keyBlock;
+                    const int begin = blockList ? blockStarts[line] : 0;
+                    const int end = blockList ? blockStarts[line + 1] : queryBlocks;
+                    for (int step = begin; step < end; ++step, ++i) {
+                        const int entry = blockList ? blockList[step] : step * 2, q0 = (entry >> 1) * BQ;
+                        const bool partial = (entry & 1) != 0;
+        """, "}}")
+    }
+
+    private var kernel: String {
+        """
+        extern "C" __global__ void __launch_bounds__(\(threads), 1)
+        \(name)(
+            const __grid_constant__ fa_tensor_map qMap, const __grid_constant__ fa_tensor_map kMap,
+            const __grid_constant__ fa_tensor_map vMap, const __grid_constant__ fa_tensor_map dOMap,
+            \(BackwardKernelSource.parameters(outputs: ["dK", "dV"]))\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod, tableGradients: false))) {
+            constexpr int D = \(headDim), DV = \(valueDim), PD = \(64 * keyColumnBlocks), PDV = \(64 * valueColumnBlocks);
+            constexpr int BQ = \(queryBlock), BK = \(keyBlock), GROUPS = \(consumerGroups);
+            constexpr float LOG2E = 1.4426950408889634f;
+            \(pipeline.layout)
+            \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
+            const int keyBlocks = (Skv + BK - 1) / BK, queryBlocks = (Sq + BQ - 1) / BQ;
+            const int keyBlock = blockIdx.y;
+            const int b = blockIdx.x / Hkv, hkv = blockIdx.x % Hkv, group = Hq / Hkv;
+            const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+            const int k0 = keyBlock * BK;
+            float* const sRows = (float*)scratch;  // [step % 2][warpgroup]: BQ LSE · log2 e, then BQ Delta
+
+            if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
+                \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk, registers: 24))
+            } else {
+            asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+            // Consumer warpgroup `g0`; this thread holds keys lane / 4 and lane / 4 + 8 of its warp's 16.
+            const int g0 = warp / 4;
+            float dk[PD / 8][4], dv[PDV / 8][4];
+            #pragma unroll
+            for (int j = 0; j < PD / 8; ++j) dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = 0.0f;
+            #pragma unroll
+            for (int j = 0; j < PDV / 8; ++j) dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
+            fa_mbarrier_wait(residentLoaded, 0);
+            const unsigned char* const groupK = sK + g0 * 64 * 128;
+            const unsigned char* const groupV = sV + g0 * 64 * 128;
+
+            \(walk.open)
+                const unsigned char* const sQ = \(pipeline.pointer(pipeline.streamed[0], stage: "i % \(stages)"));
+                const unsigned char* const sdO = \(pipeline.pointer(pipeline.streamed[1], stage: "i % \(stages)"));
+                // The block's LSE in base 2 (+inf past the end or for rows that keep nothing, so their probabilities
+                // are 0) and Delta, copied by the warpgroup into its half of a double buffer before the products, so
+                // the loads' latency hides behind them; one warpgroup barrier per step orders the buffer's reuse.
+                {
+                    const int t = threadIdx.x % 128, query = q0 + t % BQ;
+                    const long long row = ((long long)b * Hq + h) * Sq + query;
+                    float* const rowsOut = sRows + ((i % 2) * GROUPS + g0) * 2 * BQ;
+                    if (t < BQ) {
+                        const float lse = query < Sq ? LSE[row] : fa_negative_infinity();
+                        rowsOut[t] = lse == fa_negative_infinity() ? __int_as_float(0x7f800000) : lse * LOG2E;
+                    } else {
+                        rowsOut[t] = query < Sq ? Delta[row] : 0.0f;
+                    }
+                    asm volatile("bar.sync %0, 128;" :: "r"(1 + g0) : "memory");
+                }
+                const float* const lse2 = sRows + ((i % 2) * GROUPS + g0) * 2 * BQ;
+                const float* const delta = lse2 + BQ;
+                \(pipeline.waitFull(step: "i"))
+
+                // St = K Qt and dPt = V dOt, both operands K-major in shared memory.
+                float st[BQ / 8][4], dpt[BQ / 8][4];
+                fa_wgmma_fence();
+                #pragma unroll
+                for (int kk = 0; kk < D / 16; ++kk)
+                    fa_wgmma_ss_\(queryBlock)(st, fa_wgmma_descriptor(groupK + kk / 4 * BK * 128 + kk % 4 * 32, 16, 1024),
+                                      fa_wgmma_descriptor(sQ + kk / 4 * BQ * 128 + kk % 4 * 32, 16, 1024), kk);
+                #pragma unroll
+                for (int kk = 0; kk < DV / 16; ++kk)
+                    fa_wgmma_ss_\(queryBlock)(dpt, fa_wgmma_descriptor(groupV + kk / 4 * BK * 128 + kk % 4 * 32, 16, 1024),
+                                      fa_wgmma_descriptor(sdO + kk / 4 * BQ * 128 + kk % 4 * 32, 16, 1024), kk);
+                fa_wgmma_commit();
+                fa_wgmma_wait_all();
+                fa_wgmma_pin(st);
+                fa_wgmma_pin(dpt);
+
+                // Pt and dSt, rounded to 16 bits as the A operands of Pt dO and dSt Q.
+                #pragma unroll
+                for (int j = 0; j < BQ / 8; ++j) {
+                    #pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int query = q0 + 8 * j + 2 * (lane % 4) + e % 2, key = k0 + 16 * warp + lane / 4 + 8 * (e / 2);
+                        \(BackwardKernelSource.probability(score: "st[j][e]", lse2: "lse2[query - q0]", mask: mask, scoreMod: scoreMod, indent: 24))
+                        st[j][e] = p;
+                        dpt[j][e] = p == 0.0f ? 0.0f : p * (dpt[j][e] - delta[query - q0]) * slope;
+                    }
+                }
+                fa_u32 pt[BQ / 16][4], dst[BQ / 16][4];
+                #pragma unroll
+                for (int kk = 0; kk < BQ / 16; ++kk) {
+                    pt[kk][0] = fa_pack(st[2 * kk][0], st[2 * kk][1]);
+                    pt[kk][1] = fa_pack(st[2 * kk][2], st[2 * kk][3]);
+                    pt[kk][2] = fa_pack(st[2 * kk + 1][0], st[2 * kk + 1][1]);
+                    pt[kk][3] = fa_pack(st[2 * kk + 1][2], st[2 * kk + 1][3]);
+                    dst[kk][0] = fa_pack(dpt[2 * kk][0], dpt[2 * kk][1]);
+                    dst[kk][1] = fa_pack(dpt[2 * kk][2], dpt[2 * kk][3]);
+                    dst[kk][2] = fa_pack(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]);
+                    dst[kk][3] = fa_pack(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3]);
+                }
+
+                // dV += Pt dO and dK += dSt Q: dO and Q read MN-major, 64-column blocks BQ * 128 bytes apart.
+                fa_wgmma_fence();
+                #pragma unroll
+                for (int kk = 0; kk < BQ / 16; ++kk) {
+                    fa_wgmma_rs_\(64 * valueColumnBlocks)(dv, pt[kk], fa_wgmma_descriptor(sdO + kk * 16 * 128, BQ * 128, 1024));
+                    fa_wgmma_rs_\(64 * keyColumnBlocks)(dk, dst[kk], fa_wgmma_descriptor(sQ + kk * 16 * 128, BQ * 128, 1024));
+                }
+                fa_wgmma_commit();
+                fa_wgmma_wait_all();
+                fa_wgmma_pin(dv);
+                fa_wgmma_pin(dk);
+                \(pipeline.release(step: "i"))
+            \(walk.close)
+
+            #pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int key = k0 + 16 * warp + lane / 4 + 8 * r;
+                if (key >= Skv) continue;
+                const long long row = ((long long)b * Hkv + hkv) * Skv + key;
+                #pragma unroll
+                for (int j = 0; j < D / 8; ++j) {
+                    dK[row * D + 8 * j + 2 * (lane % 4)] = \(dtype.cudaFromFloat("dk[j][2 * r] * scale"));
+                    dK[row * D + 8 * j + 2 * (lane % 4) + 1] = \(dtype.cudaFromFloat("dk[j][2 * r + 1] * scale"));
+                }
+                #pragma unroll
+                for (int j = 0; j < DV / 8; ++j) {
+                    dV[row * DV + 8 * j + 2 * (lane % 4)] = \(dtype.cudaFromFloat("dv[j][2 * r]"));
+                    dV[row * DV + 8 * j + 2 * (lane % 4) + 1] = \(dtype.cudaFromFloat("dv[j][2 * r + 1]"));
+                }
+            }
+            }
+        }
+
+        """
+    }
+}
