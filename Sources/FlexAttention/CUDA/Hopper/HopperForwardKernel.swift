@@ -168,13 +168,7 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
                 // rounded before the fence so no register changes under the asynchronous products; V is read
                 // MN-major, its 64-column blocks BN * 128 bytes apart and 8-key groups 1024.
                 fa_u32 p[BN / 16][4];
-                #pragma unroll
-                for (int kk = 0; kk < BN / 16; ++kk) {
-                    p[kk][0] = fa_pack(s[2 * kk][0], s[2 * kk][1]);
-                    p[kk][1] = fa_pack(s[2 * kk][2], s[2 * kk][3]);
-                    p[kk][2] = fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                    p[kk][3] = fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-                }
+                fa_pack_operands(s, p);
                 fa_wgmma_fence();
                 #pragma unroll
                 for (int kk = 0; kk < BN / 16; ++kk)

@@ -52,6 +52,17 @@ enum HopperHelpers {
         FA_INLINE void fa_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
         FA_INLINE void fa_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
         FA_INLINE void fa_wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+        // Accumulators (the m16n8 layout, J tiles of 8 columns) rounded to 16 bits as J / 2 A operands of 16 columns.
+        template <int J>
+        FA_INLINE void fa_pack_operands(const float (&s)[J][4], fa_u32 (&a)[J / 2][4]) {
+            #pragma unroll
+            for (int k = 0; k < J / 2; ++k) {
+                a[k][0] = fa_pack(s[2 * k][0], s[2 * k][1]);
+                a[k][1] = fa_pack(s[2 * k][2], s[2 * k][3]);
+                a[k][2] = fa_pack(s[2 * k + 1][0], s[2 * k + 1][1]);
+                a[k][3] = fa_pack(s[2 * k + 1][2], s[2 * k + 1][3]);
+            }
+        }
         // Keeps the compiler from moving reads or writes of accumulators across an asynchronous wgmma.
         template <int N>
         FA_INLINE void fa_wgmma_pin(float (&d)[N][4]) {

@@ -154,17 +154,8 @@ struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
                     }
                 }
                 fa_u32 pt[BQ / 16][4], dst[BQ / 16][4];
-                #pragma unroll
-                for (int kk = 0; kk < BQ / 16; ++kk) {
-                    pt[kk][0] = fa_pack(st[2 * kk][0], st[2 * kk][1]);
-                    pt[kk][1] = fa_pack(st[2 * kk][2], st[2 * kk][3]);
-                    pt[kk][2] = fa_pack(st[2 * kk + 1][0], st[2 * kk + 1][1]);
-                    pt[kk][3] = fa_pack(st[2 * kk + 1][2], st[2 * kk + 1][3]);
-                    dst[kk][0] = fa_pack(dpt[2 * kk][0], dpt[2 * kk][1]);
-                    dst[kk][1] = fa_pack(dpt[2 * kk][2], dpt[2 * kk][3]);
-                    dst[kk][2] = fa_pack(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]);
-                    dst[kk][3] = fa_pack(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3]);
-                }
+                fa_pack_operands(st, pt);
+                fa_pack_operands(dpt, dst);
 
                 // dV += Pt dO and dK += dSt Q: dO and Q read MN-major, 64-column blocks BQ * 128 bytes apart.
                 fa_wgmma_fence();

@@ -124,7 +124,6 @@ struct HopperQueryGradientKernel: TensorCoreAttentionKernel {
                     fa_wgmma_pin(dp);
 
                     // dS, rounded to 16 bits as the A operand of dS K.
-                    fa_u32 ds[BN / 16][4];
                     #pragma unroll
                     for (int j = 0; j < BN / 8; ++j) {
                         #pragma unroll
@@ -136,13 +135,8 @@ struct HopperQueryGradientKernel: TensorCoreAttentionKernel {
                             s[j][e] = upstream == 0.0f ? 0.0f : upstream * slope;  // slope may be inf where p = 0
                         }
                     }
-                    #pragma unroll
-                    for (int kk = 0; kk < BN / 16; ++kk) {
-                        ds[kk][0] = fa_pack(s[2 * kk][0], s[2 * kk][1]);
-                        ds[kk][1] = fa_pack(s[2 * kk][2], s[2 * kk][3]);
-                        ds[kk][2] = fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                        ds[kk][3] = fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-                    }
+                    fa_u32 ds[BN / 16][4];
+                    fa_pack_operands(s, ds);
 
                     // dQ += dS K: K read MN-major, its 64-column blocks BN * 128 bytes apart, 8-key groups 1024.
                     fa_wgmma_fence();
