@@ -52,17 +52,16 @@ enum HopperHelpers {
         FA_INLINE void fa_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
         FA_INLINE void fa_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
         FA_INLINE void fa_wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
-        // Two accumulator tiles (the m16n8 layout: columns 0-7 and 8-15) rounded to 16 bits as one A operand.
-        FA_INLINE void fa_pack_operand(const float (&low)[4], const float (&high)[4], fa_u32 (&a)[4]) {
-            a[0] = fa_pack(low[0], low[1]);
-            a[1] = fa_pack(low[2], low[3]);
-            a[2] = fa_pack(high[0], high[1]);
-            a[3] = fa_pack(high[2], high[3]);
-        }
+        // Accumulators (the m16n8 layout, J tiles of 8 columns) rounded to 16 bits as J / 2 A operands of 16 columns.
         template <int J>
         FA_INLINE void fa_pack_operands(const float (&s)[J][4], fa_u32 (&a)[J / 2][4]) {
             #pragma unroll
-            for (int k = 0; k < J / 2; ++k) fa_pack_operand(s[2 * k], s[2 * k + 1], a[k]);
+            for (int k = 0; k < J / 2; ++k) {
+                a[k][0] = fa_pack(s[2 * k][0], s[2 * k][1]);
+                a[k][1] = fa_pack(s[2 * k][2], s[2 * k][3]);
+                a[k][2] = fa_pack(s[2 * k + 1][0], s[2 * k + 1][1]);
+                a[k][3] = fa_pack(s[2 * k + 1][2], s[2 * k + 1][3]);
+            }
         }
         // Keeps the compiler from moving reads or writes of accumulators across an asynchronous wgmma.
         template <int N>

@@ -29,14 +29,14 @@ struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
         "fa_hopper_backward_dkdv_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }
 
-    /// K and V resident; Q and dO streamed, with the block's LSE and Delta beside them.
+    /// K and V resident; Q and dO streamed; the LSE and Delta double buffers of each warpgroup as scratch.
     var pipeline: HopperPipeline {
         HopperPipeline(
             resident: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
                        HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)],
             streamed: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks),
                        HopperTile(pointer: "sdO", map: "dOMap", rows: queryBlock, columnBlocks: valueColumnBlocks)],
-            stages: stages, consumerWarps: 4 * consumerGroups, stageValueBytes: 2 * queryBlock * 4)
+            stages: stages, consumerWarps: 4 * consumerGroups, scratchBytes: 2 * consumerGroups * 2 * queryBlock * 4)
     }
 
     var sharedMemoryBytes: Int { pipeline.sharedMemoryBytes }
@@ -70,20 +70,6 @@ struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
         """, "}}")
     }
 
-    /// The producer's helper warp: the block's LSE in base 2 (+inf past the end or for rows that keep nothing, so
-    /// their probabilities are 0), then its Delta, into the stage beside Q and dO.
-    private var rowValues: String {
-        """
-        for (int t = lane; t < BQ; t += 32) {
-                        const int query = q0 + t;
-                        const long long row = ((long long)b * Hq + h) * Sq + query;
-                        const float lse = query < Sq ? LSE[row] : fa_negative_infinity();
-                        stageValues(stage)[t] = lse == fa_negative_infinity() ? __int_as_float(0x7f800000) : lse * LOG2E;
-                        stageValues(stage)[BQ + t] = query < Sq ? Delta[row] : 0.0f;
-                    }
-        """
-    }
-
     private var kernel: String {
         """
         extern "C" __global__ void __launch_bounds__(\(threads), 1)
@@ -92,7 +78,7 @@ struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
             const __grid_constant__ fa_tensor_map vMap, const __grid_constant__ fa_tensor_map dOMap,
             \(BackwardKernelSource.parameters(outputs: ["dK", "dV"]))\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod, tableGradients: false))) {
             constexpr int D = \(headDim), DV = \(valueDim), PD = \(64 * keyColumnBlocks), PDV = \(64 * valueColumnBlocks);
-            constexpr int BQ = \(queryBlock), BK = \(keyBlock);
+            constexpr int BQ = \(queryBlock), BK = \(keyBlock), GROUPS = \(consumerGroups);
             constexpr float LOG2E = 1.4426950408889634f;
             \(pipeline.layout)
             \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
@@ -101,10 +87,10 @@ struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
             const int b = blockIdx.x / Hkv, hkv = blockIdx.x % Hkv, group = Hq / Hkv;
             const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
             const int k0 = keyBlock * BK;
+            float* const sRows = (float*)scratch;  // [step % 2][warpgroup]: BQ LSE · log2 e, then BQ Delta
 
             if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
-                \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk, registers: 24,
-                                    helper: rowValues))
+                \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk, registers: 24))
             } else {
             asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
             // Consumer warpgroup `g0`; this thread holds keys lane / 4 and lane / 4 + 8 of its warp's 16.
@@ -121,7 +107,22 @@ struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
             \(walk.open)
                 const unsigned char* const sQ = \(pipeline.pointer(pipeline.streamed[0], stage: "i % \(stages)"));
                 const unsigned char* const sdO = \(pipeline.pointer(pipeline.streamed[1], stage: "i % \(stages)"));
-                const float* const lse2 = stageValues(i % \(stages));
+                // The block's LSE in base 2 (+inf past the end or for rows that keep nothing, so their probabilities
+                // are 0) and Delta, copied by the warpgroup into its half of a double buffer before the products, so
+                // the loads' latency hides behind them; one warpgroup barrier per step orders the buffer's reuse.
+                {
+                    const int t = threadIdx.x % 128, query = q0 + t % BQ;
+                    const long long row = ((long long)b * Hq + h) * Sq + query;
+                    float* const rowsOut = sRows + ((i % 2) * GROUPS + g0) * 2 * BQ;
+                    if (t < BQ) {
+                        const float lse = query < Sq ? LSE[row] : fa_negative_infinity();
+                        rowsOut[t] = lse == fa_negative_infinity() ? __int_as_float(0x7f800000) : lse * LOG2E;
+                    } else {
+                        rowsOut[t] = query < Sq ? Delta[row] : 0.0f;
+                    }
+                    asm volatile("bar.sync %0, 128;" :: "r"(1 + g0) : "memory");
+                }
+                const float* const lse2 = sRows + ((i % 2) * GROUPS + g0) * 2 * BQ;
                 const float* const delta = lse2 + BQ;
                 \(pipeline.waitFull(step: "i"))
 
@@ -141,24 +142,20 @@ struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
                 fa_wgmma_pin(st);
                 fa_wgmma_pin(dpt);
 
-                // Pt and dSt, rounded to 16 bits as the A operands of Pt dO and dSt Q 16 queries at a time, so the
-                // Float32 tiles die as they are packed.
-                fa_u32 pt[BQ / 16][4], dst[BQ / 16][4];
+                // Pt and dSt, rounded to 16 bits as the A operands of Pt dO and dSt Q.
                 #pragma unroll
-                for (int kk = 0; kk < BQ / 16; ++kk) {
+                for (int j = 0; j < BQ / 8; ++j) {
                     #pragma unroll
-                    for (int j = 2 * kk; j < 2 * kk + 2; ++j) {
-                        #pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-                            const int query = q0 + 8 * j + 2 * (lane % 4) + e % 2, key = k0 + 16 * warp + lane / 4 + 8 * (e / 2);
-                            \(BackwardKernelSource.probability(score: "st[j][e]", lse2: "lse2[query - q0]", mask: mask, scoreMod: scoreMod, indent: 28))
-                            st[j][e] = p;
-                            dpt[j][e] = p == 0.0f ? 0.0f : p * (dpt[j][e] - delta[query - q0]) * slope;
-                        }
+                    for (int e = 0; e < 4; ++e) {
+                        const int query = q0 + 8 * j + 2 * (lane % 4) + e % 2, key = k0 + 16 * warp + lane / 4 + 8 * (e / 2);
+                        \(BackwardKernelSource.probability(score: "st[j][e]", lse2: "lse2[query - q0]", mask: mask, scoreMod: scoreMod, indent: 24))
+                        st[j][e] = p;
+                        dpt[j][e] = p == 0.0f ? 0.0f : p * (dpt[j][e] - delta[query - q0]) * slope;
                     }
-                    fa_pack_operand(st[2 * kk], st[2 * kk + 1], pt[kk]);
-                    fa_pack_operand(dpt[2 * kk], dpt[2 * kk + 1], dst[kk]);
                 }
+                fa_u32 pt[BQ / 16][4], dst[BQ / 16][4];
+                fa_pack_operands(st, pt);
+                fa_pack_operands(dpt, dst);
 
                 // dV += Pt dO and dK += dSt Q: dO and Q read MN-major, 64-column blocks BQ * 128 bytes apart.
                 fa_wgmma_fence();

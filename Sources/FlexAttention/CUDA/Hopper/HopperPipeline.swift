@@ -18,15 +18,13 @@ struct HopperPipeline {
     let streamed: [HopperTile]
     let stages: Int
     let consumerWarps: Int
-    /// Per stage, bytes after the tiles that a helper warp of the producer warpgroup fills with ordinary stores
-    /// (``producer(residentAt:streamedAt:walk:registers:helper:)``), at `stageValues(stage)`.
-    var stageValueBytes = 0
-
-    var stageBytes: Int { streamed.map(\.bytes).reduce(0, +) + stageValueBytes }
+    /// Bytes for the kernel's own use after the barriers, at `scratch`.
+    var scratchBytes = 0
 
     /// The tiles, barriers, scratch, and 1024 bytes to align the tiles for the 128-byte swizzle.
     var sharedMemoryBytes: Int {
-        1024 + resident.map(\.bytes).reduce(0, +) + stages * stageBytes + 8 * (1 + 2 * stages)
+        1024 + resident.map(\.bytes).reduce(0, +) + stages * streamed.map(\.bytes).reduce(0, +) + 8 * (1 + 2 * stages)
+            + scratchBytes
     }
 
     /// Carves shared memory (resident tiles by name; `stageBase(stage)` for the ring) and initialises the barriers.
@@ -40,17 +38,18 @@ struct HopperPipeline {
             lines.append("unsigned char* const \(tile.pointer) = sharedTiles + \(offset);")
             offset += tile.bytes
         }
+        let stageBytes = streamed.map(\.bytes).reduce(0, +)
         lines += [
             "unsigned char* const sRing = sharedTiles + \(offset);",
             "const auto stageBase = [&](int stage) { return sRing + stage * \(stageBytes); };",
-            "const auto stageValues = [&](int stage) { return (float*)(stageBase(stage) + \(stageBytes - stageValueBytes)); };",
             "fa_u64* const residentLoaded = (fa_u64*)(sRing + \(stages * stageBytes));",
             "fa_u64* const full = residentLoaded + 1;",
             "fa_u64* const empty = full + \(stages);",
+            "unsigned char* const scratch = (unsigned char*)(empty + \(stages));",
             "if (threadIdx.x == 0) {",
             "    fa_mbarrier_init(residentLoaded, 1);",
             "    for (int i = 0; i < \(stages); ++i) {",
-            "        fa_mbarrier_init(&full[i], \(stageValueBytes > 0 ? 33 : 1));  // the copies' thread (and the helper warp)",
+            "        fa_mbarrier_init(&full[i], 1);",
             "        fa_mbarrier_init(&empty[i], \(consumerWarps));  // one arrival per consumer warp",
             "    }",
             "    asm volatile(\"fence.mbarrier_init.release.cluster;\" ::: \"memory\");",
@@ -69,11 +68,9 @@ struct HopperPipeline {
     /// The producer warpgroup's branch: loads the resident tiles at (row, head) coordinates `residentAt`, then for
     /// each step of the kernel's walk waits for its stage to be free and loads the streamed tiles at `streamedAt`.
     /// `walk.open` opens the loops and defines the running step index `i` and the coordinates (it may read the block
-    /// list: before the wait, which would delay the read); `walk.close` closes them. With `helper`, the next warp
-    /// follows the same walk and runs it per step into `stageValues(stage)`, then all its lanes arrive on the stage's
-    /// "full" barrier (their stores are released to the consumers that wait on it).
+    /// list: before the wait, which would delay the read); `walk.close` closes them.
     func producer(residentAt: (row: String, head: String), streamedAt: (row: String, head: String),
-                  walk: (open: String, close: String), registers: Int, helper: String? = nil) -> String {
+                  walk: (open: String, close: String), registers: Int) -> String {
         func loads(_ tiles: [HopperTile], at: (row: String, head: String), stage: String?, barrier: String) -> [String] {
             tiles.map { tile in
                 let target = stage.map { pointer(tile, stage: $0) } ?? tile.pointer
@@ -81,16 +78,7 @@ struct HopperPipeline {
                     + "&\(tile.map), 64 * c, \(at.row), \(at.head), b, \(barrier));"
             }
         }
-        let tileBytes = streamed.map(\.bytes).reduce(0, +)
-        let helperBranch = helper.map { code in [
-            "} else if (warp == \(consumerWarps + 1)) {",
-            "    " + walk.open,
-            "        const int stage = i % \(stages);",
-            "        fa_mbarrier_wait(&empty[stage], (i / \(stages) + 1) & 1);",
-            "        " + code,
-            "        fa_mbarrier_arrive(&full[stage]);",
-            "    " + walk.close,
-        ] } ?? []
+        let stageBytes = streamed.map(\.bytes).reduce(0, +)
         return ([
             "asm volatile(\"setmaxnreg.dec.sync.aligned.u32 \(registers);\");",
             "if (warp == \(consumerWarps) && lane == 0) {",
@@ -99,10 +87,11 @@ struct HopperPipeline {
             "    " + walk.open,
             "        const int stage = i % \(stages);",
             "        fa_mbarrier_wait(&empty[stage], (i / \(stages) + 1) & 1);",
-            "        fa_mbarrier_expect_bytes(&full[stage], \(tileBytes));",
+            "        fa_mbarrier_expect_bytes(&full[stage], \(stageBytes));",
         ] + loads(streamed, at: streamedAt, stage: "stage", barrier: "&full[stage]").map { "        " + $0 } + [
             "    " + walk.close,
-        ] + helperBranch + ["}"]).joined(separator: "\n        ")
+            "}",
+        ]).joined(separator: "\n        ")
     }
 
     /// The forward and dQ kernels' walk: the block list's line of key blocks (`begin ..< end`, `entryAt`), with the
