@@ -33,7 +33,9 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
     /// The consumer warpgroups and a producer warpgroup (one thread of it issues the copies): registers are
     /// handed out per warpgroup, and `setmaxnreg` moves the producer's to the consumers.
     var threads: Int { 128 * (consumerGroups + 1) }
-    /// Registers per thread after `setmaxnreg`: the consumers' 240 hold S, O and P at 128 keys and Dv = 128.
+    /// Registers per thread after `setmaxnreg`: the consumers' 240 hold S, O and P at 128 keys and Dv = 128. The
+    /// two must leave room in the register file (128 · 24 + 256 · 240 = 64512 of 65536): `setmaxnreg.inc` waits
+    /// until the registers are free, and with 128 · 32 + 256 · 240 = 65536 it never returned.
     var producerRegisters: Int { 24 }
     var consumerRegisters: Int { 240 }
 
