@@ -8,8 +8,12 @@ public struct CUDATensorMap: Sendable {
     /// Whether TMA can read `tensor`: 16-bit, contiguous rows, 16-byte-aligned start and strides (axes of length
     /// 1 excepted, their stride is never used).
     static func canDescribe(_ tensor: DeviceTensor) -> Bool {
-        tensor.dtype.byteSize == 2 && tensor.shape.count == 4 && tensor.strides[3] == 1 && tensor.address % 16 == 0
-            && (0..<3).allSatisfy { tensor.shape[$0] == 1 || (tensor.strides[$0] > 0 && tensor.strides[$0] % 8 == 0) }
+        canDescribe(dtype: tensor.dtype, shape: tensor.shape, strides: tensor.strides, address: tensor.address)
+    }
+
+    static func canDescribe(dtype: DType, shape: [Int], strides: [Int], address: UInt64) -> Bool {
+        dtype.byteSize == 2 && shape.count == 4 && strides.count == 4 && strides[3] == 1 && address % 16 == 0
+            && (0..<3).allSatisfy { shape[$0] == 1 || (strides[$0] > 0 && strides[$0] % 8 == 0) }
     }
 
     /// - Throws: ``CUDAError/invalidArgument(_:)`` when TMA cannot read `tensor` or the driver has no TMA; the
