@@ -199,23 +199,7 @@ struct ForwardKernel: TensorCoreAttentionKernel {
                 #pragma unroll
                 for (int i = 0; i < 2 * M; ++i) {
                     const int m = i / 2, r = i % 2;
-                    float sum = rowSum[i];
-                    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-                    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                    const int query = rows[i];
-                    if (query >= Sq) continue;
-                    const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
-                    fa_u16* out = O + b * os0 + h * os1 + query * os2;
-                    #pragma unroll
-                    for (int j = 0; j < DV / 8; ++j) {
-                        const int column = 8 * j + 2 * (lane % 4);
-                        out[column * os3] = \(dtype.cudaFromFloat("o[m][j][2 * r] * inverse"));
-                        out[(column + 1) * os3] = \(dtype.cudaFromFloat("o[m][j][2 * r + 1] * inverse"));
-                    }
-                    if (lane % 4 == 0) {
-                        LSE[((long long)b * Hq + h) * Sq + query] =
-                            sum > 0.0f ? (rowMax[i] + log2f(sum)) * LN2 : fa_negative_infinity();
-                    }
+                    \(outputRow(sum: "rowSum[i]", maximum: "rowMax[i]", query: "rows[i]", accumulator: "o[m]"))
                 }
             }
 

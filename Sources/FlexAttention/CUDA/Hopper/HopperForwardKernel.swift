@@ -13,35 +13,17 @@
 /// 64 columns), so one launcher drives both.
 ///
 /// Head dims are multiples of 16 up to 256; tiles are padded to whole 64-column blocks, which TMA fills with zeros.
-struct HopperForwardKernel: TensorCoreAttentionKernel {
+struct HopperForwardKernel: HopperAttentionKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
     let mask: CUDAModFunction?
     let scoreMod: CUDAModFunction?
     var stages = 3
-    /// Three K/V stages give the copies a step and a half of slack; they fit at D = Dv = 128.
-    var maxStages: Int { 3 }
 
-    static let supportedHeadDims = ForwardKernel.supportedHeadDims
-
-    /// Warpgroups that compute, 64 query rows each.
-    var consumerGroups: Int { 2 }
     var queryBlock: Int { 64 * consumerGroups }
     /// 128 keys per block while S (64 floats per thread at 128 keys) and O fit the registers together.
     var keyBlock: Int { paddedValueDim <= 128 ? 128 : 64 }
-    /// The consumer warpgroups and a producer warpgroup (one thread of it issues the copies): registers are
-    /// handed out per warpgroup, and `setmaxnreg` moves the producer's to the consumers.
-    var threads: Int { 128 * (consumerGroups + 1) }
-    /// Registers per thread after `setmaxnreg`: the consumers' 240 hold S, O and P at 128 keys and Dv = 128. The
-    /// two must leave room in the register file (128 · 24 + 256 · 240 = 64512 of 65536): `setmaxnreg.inc` waits
-    /// until the registers are free, and with 128 · 32 + 256 · 240 = 65536 it never returned.
-    var producerRegisters: Int { 24 }
-    var consumerRegisters: Int { 240 }
-
-    /// 64-column blocks of Q and K, and of V.
-    var keyColumnBlocks: Int { (headDim + 63) / 64 }
-    var valueColumnBlocks: Int { (valueDim + 63) / 64 }
     /// The N of the P V product: Dv rounded up to a whole column block (the padding columns of V are zeros).
     var paddedValueDim: Int { 64 * valueColumnBlocks }
 
@@ -58,17 +40,12 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
             stages: stages, consumerWarps: 4 * consumerGroups)
     }
 
-    var sharedMemoryBytes: Int { pipeline.sharedMemoryBytes }
-
     private var walk: (open: String, close: String) { HopperPipeline.keyBlockWalk(keyBlock: "BN") }
 
-    func compiles(for architecture: GPUArchitecture) -> Bool { architecture == .sm90a }
-
     var source: String {
-        prelude
-            + HopperHelpers.source(dtype, wgmmaShapes: [
-                WGMMAShape(n: keyBlock, aFromRegisters: false), WGMMAShape(n: paddedValueDim, aFromRegisters: true),
-            ])
+        hopperPrelude([
+            WGMMAShape(n: keyBlock, aFromRegisters: false), WGMMAShape(n: paddedValueDim, aFromRegisters: true),
+        ])
             + OnlineSoftmax.source + kernel
     }
 
@@ -148,11 +125,7 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
                 // S = Q Kt: 16 columns of D per wgmma, 4 per 64-column block (32 bytes apart in a swizzled row).
                 float s[BN / 8][4];
                 fa_wgmma_fence();
-                #pragma unroll
-                for (int kk = 0; kk < D / 16; ++kk) {
-                    fa_wgmma_ss_\(keyBlock)(s, fa_wgmma_descriptor(groupQ + kk / 4 * BM * 128 + kk % 4 * 32, 16, 1024),
-                                      fa_wgmma_descriptor(sK + kk / 4 * BN * 128 + kk % 4 * 32, 16, 1024), kk);
-                }
+                \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: "sK", bRows: "BN", depth: "D"))
                 fa_wgmma_commit();
                 fa_wgmma_wait_all();
                 fa_wgmma_pin(s);
@@ -172,9 +145,7 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
                 fa_u32 p[BN / 16][4];
                 fa_pack_operands(s, p);
                 fa_wgmma_fence();
-                #pragma unroll
-                for (int kk = 0; kk < BN / 16; ++kk)
-                    fa_wgmma_rs_\(paddedValueDim)(o, p[kk], fa_wgmma_descriptor(sV + kk * 16 * 128, BN * 128, 1024));
+                \(HopperHelpers.mnMajorProducts(n: paddedValueDim, accumulator: "o", operands: "p", b: "sV", rows: "BN", depth: "BN"))
                 fa_wgmma_commit();
                 fa_wgmma_wait_all();
                 fa_wgmma_pin(o);
@@ -183,23 +154,7 @@ struct HopperForwardKernel: TensorCoreAttentionKernel {
 
             #pragma unroll
             for (int r = 0; r < 2; ++r) {
-                float sum = rowSum[r];
-                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-                const int query = rows[r];
-                if (query >= Sq) continue;
-                const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
-                fa_u16* out = O + b * os0 + h * os1 + query * os2;
-                #pragma unroll
-                for (int j = 0; j < DV / 8; ++j) {
-                    const int column = 8 * j + 2 * (lane % 4);
-                    out[column * os3] = \(dtype.cudaFromFloat("o[j][2 * r] * inverse"));
-                    out[(column + 1) * os3] = \(dtype.cudaFromFloat("o[j][2 * r + 1] * inverse"));
-                }
-                if (lane % 4 == 0) {
-                    LSE[((long long)b * Hq + h) * Sq + query] =
-                        sum > 0.0f ? (rowMax[r] + log2f(sum)) * LN2 : fa_negative_infinity();
-                }
+                \(outputRow(sum: "rowSum[r]", maximum: "rowMax[r]", query: "rows[r]", accumulator: "o"))
             }
             }
         }

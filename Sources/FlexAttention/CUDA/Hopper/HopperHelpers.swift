@@ -13,6 +13,31 @@ enum HopperHelpers {
             .map { $0.source(TensorCoreHelpers.ptxType(dtype)) }.joined()
     }
 
+    /// The loop that issues `accumulator = A Bᵀ` over `depth` columns (a C expression) with `fa_wgmma_ss_N`: A's 64
+    /// rows at `a` in a tile of `aRows` rows, B's N rows at `b` in a tile of `bRows`, both K-major; 16 columns per
+    /// wgmma, 4 per 64-column block, 32 bytes apart in a swizzled row.
+    static func kMajorProducts(
+        n: Int, accumulator: String, a: String, aRows: String, b: String, bRows: String, depth: String
+    ) -> String {
+        """
+        #pragma unroll
+        for (int kk = 0; kk < \(depth) / 16; ++kk)
+            fa_wgmma_ss_\(n)(\(accumulator), fa_wgmma_descriptor(\(a) + kk / 4 * \(aRows) * 128 + kk % 4 * 32, 16, 1024),
+                             fa_wgmma_descriptor(\(b) + kk / 4 * \(bRows) * 128 + kk % 4 * 32, 16, 1024), kk);
+        """
+    }
+
+    /// The loop that issues `accumulator += A B` over `depth` rows of B with `fa_wgmma_rs_N`: A in registers,
+    /// `operands[kk]` per 16 rows; B MN-major at `b`, a tile of `rows` rows whose 64-column blocks are
+    /// `rows · 128` bytes apart.
+    static func mnMajorProducts(n: Int, accumulator: String, operands: String, b: String, rows: String, depth: String) -> String {
+        """
+        #pragma unroll
+        for (int kk = 0; kk < \(depth) / 16; ++kk)
+            fa_wgmma_rs_\(n)(\(accumulator), \(operands)[kk], fa_wgmma_descriptor(\(b) + kk * 16 * 128, \(rows) * 128, 1024));
+        """
+    }
+
     private static let fixed = """
         struct __align__(64) fa_tensor_map { fa_u64 words[16]; };  // a CUtensorMap, passed by value
         FA_INLINE fa_u32 fa_shared_address(const void* pointer) { return (fa_u32)__cvta_generic_to_shared(pointer); }

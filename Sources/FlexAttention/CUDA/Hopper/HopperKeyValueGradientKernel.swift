@@ -8,22 +8,16 @@
 /// A operands from registers and dO, Q read MN-major. Every warpgroup owns its keys: the sums run in a fixed order
 /// and each row is written once. The tensor maps of Q, K, V and dO come before ``KeyValueGradientKernel``'s
 /// parameters.
-struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
+struct HopperKeyValueGradientKernel: HopperAttentionKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
     let mask: CUDAModFunction?
     let scoreMod: CUDAModFunction?
-    var stages = 2
-    var maxStages: Int { 3 }
+    var stages = 3
 
-    var consumerGroups: Int { 2 }
     var queryBlock: Int { 64 }
     var keyBlock: Int { 64 * consumerGroups }
-    var threads: Int { 128 * (consumerGroups + 1) }
-
-    var keyColumnBlocks: Int { (headDim + 63) / 64 }
-    var valueColumnBlocks: Int { (valueDim + 63) / 64 }
 
     var name: String {
         "fa_hopper_backward_dkdv_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
@@ -39,18 +33,14 @@ struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
             stages: stages, consumerWarps: 4 * consumerGroups, scratchBytes: 2 * consumerGroups * 2 * queryBlock * 4)
     }
 
-    var sharedMemoryBytes: Int { pipeline.sharedMemoryBytes }
     /// Registers bound the head dims: dK and dV accumulators for 64 keys take 64 per thread each at D = Dv = 128.
     static func supports(headDim: Int, valueDim: Int) -> Bool { headDim <= 128 && valueDim <= 128 }
 
-    func compiles(for architecture: GPUArchitecture) -> Bool { architecture == .sm90a }
-
     var source: String {
-        prelude
-            + HopperHelpers.source(dtype, wgmmaShapes: [
-                WGMMAShape(n: queryBlock, aFromRegisters: false), WGMMAShape(n: 64 * keyColumnBlocks, aFromRegisters: true),
-                WGMMAShape(n: 64 * valueColumnBlocks, aFromRegisters: true),
-            ])
+        hopperPrelude([
+            WGMMAShape(n: queryBlock, aFromRegisters: false), WGMMAShape(n: 64 * keyColumnBlocks, aFromRegisters: true),
+            WGMMAShape(n: 64 * valueColumnBlocks, aFromRegisters: true),
+        ])
             + kernel
     }
 
@@ -90,9 +80,9 @@ struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
             float* const sRows = (float*)scratch;  // [step % 2][warpgroup]: BQ LSE · log2 e, then BQ Delta
 
             if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
-                \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk, registers: 24))
+                \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk, registers: producerRegisters))
             } else {
-            asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+            asm volatile("setmaxnreg.inc.sync.aligned.u32 \(consumerRegisters);");
             // Consumer warpgroup `g0`; this thread holds keys lane / 4 and lane / 4 + 8 of its warp's 16.
             const int g0 = warp / 4;
             float dk[PD / 8][4], dv[PDV / 8][4];
@@ -129,14 +119,8 @@ struct HopperKeyValueGradientKernel: TensorCoreAttentionKernel {
                 // St = K Qt and dPt = V dOt, both operands K-major in shared memory.
                 float st[BQ / 8][4], dpt[BQ / 8][4];
                 fa_wgmma_fence();
-                #pragma unroll
-                for (int kk = 0; kk < D / 16; ++kk)
-                    fa_wgmma_ss_\(queryBlock)(st, fa_wgmma_descriptor(groupK + kk / 4 * BK * 128 + kk % 4 * 32, 16, 1024),
-                                      fa_wgmma_descriptor(sQ + kk / 4 * BQ * 128 + kk % 4 * 32, 16, 1024), kk);
-                #pragma unroll
-                for (int kk = 0; kk < DV / 16; ++kk)
-                    fa_wgmma_ss_\(queryBlock)(dpt, fa_wgmma_descriptor(groupV + kk / 4 * BK * 128 + kk % 4 * 32, 16, 1024),
-                                      fa_wgmma_descriptor(sdO + kk / 4 * BQ * 128 + kk % 4 * 32, 16, 1024), kk);
+                \(HopperHelpers.kMajorProducts(n: queryBlock, accumulator: "st", a: "groupK", aRows: "BK", b: "sQ", bRows: "BQ", depth: "D"))
+                \(HopperHelpers.kMajorProducts(n: queryBlock, accumulator: "dpt", a: "groupV", aRows: "BK", b: "sdO", bRows: "BQ", depth: "DV"))
                 fa_wgmma_commit();
                 fa_wgmma_wait_all();
                 fa_wgmma_pin(st);

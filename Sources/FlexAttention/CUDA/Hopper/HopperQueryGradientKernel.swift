@@ -6,23 +6,17 @@
 /// dS from registers and K read MN-major. Only this CTA writes its rows, in key order: dQ is deterministic.
 /// Table gradients are added with atomics as each score's ∂L/∂score′ appears. The tensor maps of Q, K, V and dO
 /// come before ``QueryGradientKernel``'s parameters.
-struct HopperQueryGradientKernel: TensorCoreAttentionKernel {
+struct HopperQueryGradientKernel: HopperAttentionKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
     let mask: CUDAModFunction?
     let scoreMod: CUDAModFunction?
     var stages = 3
-    var maxStages: Int { 3 }
 
-    var consumerGroups: Int { 2 }
     var queryBlock: Int { 64 * consumerGroups }
     var keyBlock: Int { 64 }
-    var threads: Int { 128 * (consumerGroups + 1) }
     var computesTableGradients: Bool { scoreMod?.tableGradientDefinition != nil }
-
-    var keyColumnBlocks: Int { (headDim + 63) / 64 }
-    var valueColumnBlocks: Int { (valueDim + 63) / 64 }
     /// The N of the dS K product: D rounded up to whole column blocks (K's padding columns are zeros).
     var paddedHeadDim: Int { 64 * keyColumnBlocks }
 
@@ -40,17 +34,12 @@ struct HopperQueryGradientKernel: TensorCoreAttentionKernel {
             stages: stages, consumerWarps: 4 * consumerGroups)
     }
 
-    var sharedMemoryBytes: Int { pipeline.sharedMemoryBytes }
-
     private var walk: (open: String, close: String) { HopperPipeline.keyBlockWalk(keyBlock: "BN") }
 
-    func compiles(for architecture: GPUArchitecture) -> Bool { architecture == .sm90a }
-
     var source: String {
-        prelude
-            + HopperHelpers.source(dtype, wgmmaShapes: [
-                WGMMAShape(n: keyBlock, aFromRegisters: false), WGMMAShape(n: paddedHeadDim, aFromRegisters: true),
-            ])
+        hopperPrelude([
+            WGMMAShape(n: keyBlock, aFromRegisters: false), WGMMAShape(n: paddedHeadDim, aFromRegisters: true),
+        ])
             + (scoreMod?.tableGradientDefinition ?? "") + kernel
     }
 
@@ -79,9 +68,9 @@ struct HopperQueryGradientKernel: TensorCoreAttentionKernel {
                 const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
 
                 if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
-                    \(pipeline.producer(residentAt: ("q0", "h"), streamedAt: ("k0", "hkv"), walk: walk, registers: 24))
+                    \(pipeline.producer(residentAt: ("q0", "h"), streamedAt: ("k0", "hkv"), walk: walk, registers: producerRegisters))
                 } else {
-                asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+                asm volatile("setmaxnreg.inc.sync.aligned.u32 \(consumerRegisters);");
                 // Consumer warpgroup `group`; this thread holds rows lane / 4 and lane / 4 + 8 of its warp's 16.
                 const int group = warp / 4;
                 float lse2[2], delta[2];
@@ -110,14 +99,8 @@ struct HopperQueryGradientKernel: TensorCoreAttentionKernel {
                     // S = Q Kt and dP = dO Vt, both operands K-major in shared memory.
                     float s[BN / 8][4], dp[BN / 8][4];
                     fa_wgmma_fence();
-                    #pragma unroll
-                    for (int kk = 0; kk < D / 16; ++kk)
-                        fa_wgmma_ss_\(keyBlock)(s, fa_wgmma_descriptor(groupQ + kk / 4 * BM * 128 + kk % 4 * 32, 16, 1024),
-                                          fa_wgmma_descriptor(sK + kk / 4 * BN * 128 + kk % 4 * 32, 16, 1024), kk);
-                    #pragma unroll
-                    for (int kk = 0; kk < \(valueDim) / 16; ++kk)
-                        fa_wgmma_ss_\(keyBlock)(dp, fa_wgmma_descriptor(groupdO + kk / 4 * BM * 128 + kk % 4 * 32, 16, 1024),
-                                          fa_wgmma_descriptor(sV + kk / 4 * BN * 128 + kk % 4 * 32, 16, 1024), kk);
+                    \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: "sK", bRows: "BN", depth: "D"))
+                    \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "dp", a: "groupdO", aRows: "BM", b: "sV", bRows: "BN", depth: "\(valueDim)"))
                     fa_wgmma_commit();
                     fa_wgmma_wait_all();
                     fa_wgmma_pin(s);
@@ -140,9 +123,7 @@ struct HopperQueryGradientKernel: TensorCoreAttentionKernel {
 
                     // dQ += dS K: K read MN-major, its 64-column blocks BN * 128 bytes apart, 8-key groups 1024.
                     fa_wgmma_fence();
-                    #pragma unroll
-                    for (int kk = 0; kk < BN / 16; ++kk)
-                        fa_wgmma_rs_\(paddedHeadDim)(dq, ds[kk], fa_wgmma_descriptor(sK + kk * 16 * 128, BN * 128, 1024));
+                    \(HopperHelpers.mnMajorProducts(n: paddedHeadDim, accumulator: "dq", operands: "ds", b: "sK", rows: "BN", depth: "BN"))
                     fa_wgmma_commit();
                     fa_wgmma_wait_all();
                     fa_wgmma_pin(dq);

@@ -51,6 +51,31 @@ extension TensorCoreAttentionKernel {
         mask == nil ? "" : "                if (partial) keep = keep && fa_mask(b, h, query, key, Sq, Skv, mask_mod);"
     }
 
+    /// A forward kernel's last statements for one of this thread's rows, inside a loop over them (`continue` skips
+    /// rows past `Sq`): the row's four partial sums added, O written from the accumulator tiles `accumulator`
+    /// (element pair `2 * r`) over the sum, and the natural-log LSE from the base-2 `maximum`.
+    func outputRow(sum: String, maximum: String, query: String, accumulator: String) -> String {
+        """
+        float sum = \(sum);
+                        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+                        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+                        const int query = \(query);
+                        if (query >= Sq) continue;
+                        const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
+                        fa_u16* out = O + b * os0 + h * os1 + query * os2;
+                        #pragma unroll
+                        for (int j = 0; j < DV / 8; ++j) {
+                            const int column = 8 * j + 2 * (lane % 4);
+                            out[column * os3] = \(dtype.cudaFromFloat("\(accumulator)[j][2 * r] * inverse"));
+                            out[(column + 1) * os3] = \(dtype.cudaFromFloat("\(accumulator)[j][2 * r + 1] * inverse"));
+                        }
+                        if (lane % 4 == 0) {
+                            LSE[((long long)b * Hq + h) * Sq + query] =
+                                sum > 0.0f ? (\(maximum) + log2f(sum)) * LN2 : fa_negative_infinity();
+                        }
+        """
+    }
+
     /// Everything a kernel body needs before it: the preludes, the tensor-core helpers, the mods, the tile loader.
     var prelude: String {
         CUDAModPrelude.fastModsDefine + CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype)
