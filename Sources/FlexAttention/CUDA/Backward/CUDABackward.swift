@@ -79,8 +79,7 @@ struct CUDABackward {
                 + CUDAAttentionMods.blockArguments(blocks) + mods.kernelArguments
         }
 
-        let tensorMaps = device.architecture == .sm90a && device.api.cuTensorMapEncodeTiled != nil
-            && inputs.allSatisfy(CUDATensorMap.canDescribe)
+        let tensorMaps = CUDATensorMap.usable(on: device, for: inputs)
         let (keyValueKernel, queryKernel) = try Self.kernels(
             shape: shape, mask: mods.maskFunction, scoreMod: mods.scoreFunction,
             maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)

@@ -36,8 +36,7 @@ struct CUDAForward {
     ) throws -> ForwardLaunch {
         let scale = try shape.resolvedScale(options.scale)
         let mask = options.isCausal ? options.mask.map { .causal && $0 } ?? .causal : options.mask
-        let tensorMaps = device.architecture == .sm90a && [query, key, value].allSatisfy(CUDATensorMap.canDescribe)
-            && device.api.cuTensorMapEncodeTiled != nil
+        let tensorMaps = CUDATensorMap.usable(on: device, for: [query, key, value])
         let kernel = try Self.kernel(
             shape: shape, mask: mask.map { CUDAModFunction(mask: $0) },
             scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) },

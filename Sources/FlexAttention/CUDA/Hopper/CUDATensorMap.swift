@@ -5,6 +5,12 @@ public struct CUDATensorMap: Sendable {
     static let byteCount = 128
     let words: [UInt64]
 
+    /// Whether the Hopper kernels can run on `device` with these inputs: an sm_90a target, a driver that encodes
+    /// tensor maps, and inputs TMA can read.
+    static func usable(on device: CUDADevice, for tensors: [DeviceTensor]) -> Bool {
+        device.architecture == .sm90a && device.api.cuTensorMapEncodeTiled != nil && tensors.allSatisfy(canDescribe)
+    }
+
     /// Whether TMA can read `tensor`: 16-bit, contiguous rows, 16-byte-aligned start and strides (axes of length
     /// 1 excepted, their stride is never used).
     static func canDescribe(_ tensor: DeviceTensor) -> Bool {
