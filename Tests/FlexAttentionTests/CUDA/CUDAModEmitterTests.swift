@@ -57,4 +57,21 @@ struct CUDAModEmitterTests {
         #expect(mod.definition.contains("m.floats[0]"))
         #expect(mod.definition.contains("__int_as_float(0x40000000)"))
     }
+
+    @Test("Int to Float converts in 32 bits exactly when every input keeps the value in Int32")
+    func narrowConversions() throws {
+        func narrowed(_ text: String) throws -> Bool {
+            let definition = CUDAModFunction(scoreMod: try parse(score: text)).definition
+            #expect(definition.contains("(float)"), "\(text)")
+            return definition.contains("(float)(int)")
+        }
+        // Differences, clamps, selects, quotients and remainders of indices stay within Int32.
+        #expect(try narrowed("score + float(kv - q)"))
+        #expect(try narrowed("score * float(abs(q - kv) / kv_len % b)"))
+        #expect(try narrowed("score + float(min(max(h, q), kv) - where(q > kv, kv, q))"))
+        // A product or sum of two indices can pass 2^31, and a literal is an argument of any size (lifted).
+        #expect(try !narrowed("score + float(q * kv)"))
+        #expect(try !narrowed("score + float(q + kv)"))
+        #expect(try !narrowed("score + float(kv - 3)"))
+    }
 }

@@ -166,6 +166,7 @@ private struct CUDAModStatements {
         case .unary(.float, .int(let slot)) where slot < 0: text = "m.floats[\(-1 - slot)]"
         case .float(let value): text = "__int_as_float(0x\(String(value.bitPattern, radix: 16)))"
         case .parameter(let parameter): text = "\(parameter.value)"  // unreachable: lifted to slots
+        case .unary(.float, let x) where x.type == .int && x.fitsInt32: text = "(float)(int)\(emit(x))"
         case .unary(let op, let x): text = unary(op, emit(x), type: x.type)
         case .binary(let op, let x, let y): text = binary(op, emit(x), emit(y), type: x.type)
         case .clamp(let x, let low, let high):
