@@ -16,7 +16,7 @@ struct DeltaKernel: GeneratedKernel {
 
     /// Rows the kernel walks: every (b, h)'s queries padded to a whole number of ``rowBlock``s.
     static func rowCount(batch: Int, heads: Int, queryLength: Int) -> Int {
-        batch * heads * (queryLength + rowBlock - 1) / rowBlock * rowBlock
+        batch * heads * ((queryLength + rowBlock - 1) / rowBlock * rowBlock)
     }
 
     var source: String {
