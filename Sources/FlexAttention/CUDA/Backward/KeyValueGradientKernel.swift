@@ -102,6 +102,7 @@ struct KeyValueGradientKernel: TensorCoreAttentionKernel {
 
                 const int entry = entryAt(current);
                 const int h = hkv * group + current.head, q0 = (entry >> 1) * 64;
+                \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
                 const bool partial = (entry & 1) != 0;
                 const fa_u16* sQ = sStages + iteration % (AHEAD + 1) * STAGE;
                 const fa_u16* sdO = sQ + 64 * DP;

@@ -51,6 +51,7 @@ struct QueryGradientKernel: TensorCoreAttentionKernel {
                 const int queryBlocks = (Sq + 63) / 64;
                 const int queryBlock = queryBlocks - 1 - (int)blockIdx.y;  // later rows see more keys under causal
                 const int b = blockIdx.x / Hq, h = blockIdx.x % Hq, hkv = h / (Hq / Hkv);
+                \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
                 const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
                 const int q0 = queryBlock * 64;
                 fa_load_tile<64, D>(sQ, Q + b * qs0 + h * qs1, qs2, qs3, q0, Sq, vectorLoads);

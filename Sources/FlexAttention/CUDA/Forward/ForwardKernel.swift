@@ -73,6 +73,7 @@ struct ForwardKernel: TensorCoreAttentionKernel {
                 const int qBlocks = (Sq + BM - 1) / BM;
                 const int qBlock = qBlocks - 1 - (int)blockIdx.y;  // later rows see more keys under causal: start them first
                 const int b = blockIdx.x / Hq, h = blockIdx.x % Hq, hkv = h / (Hq / Hkv);
+                \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
                 const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
                 const int q0 = qBlock * BM;
                 fa_load_tile<BM, D>(sQ, Q + b * qs0 + h * qs1, qs2, qs3, q0, Sq, vectorLoads);

@@ -91,6 +91,7 @@ struct HopperForwardKernel: HopperAttentionKernel {
             const int qBlocks = (Sq + BM - 1) / BM;
             const int qBlock = qBlocks - 1 - (int)blockIdx.y;  // later rows see more keys under causal: start them first
             const int b = blockIdx.x / Hq, h = blockIdx.x % Hq, hkv = h / (Hq / Hkv);
+            \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
             const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
             const int q0 = qBlock * BM;
             const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;

@@ -96,6 +96,7 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel {
             const unsigned char* const groupV = sV + g0 * 64 * 128;
 
             \(walk.open)
+            \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
                 const unsigned char* const sQ = \(pipeline.pointer(pipeline.streamed[0], stage: "i % \(stages)"));
                 const unsigned char* const sdO = \(pipeline.pointer(pipeline.streamed[1], stage: "i % \(stages)"));
                 // The block's LSE in base 2 (+inf past the end or for rows that keep nothing) and Delta.

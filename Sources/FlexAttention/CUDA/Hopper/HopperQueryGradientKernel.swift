@@ -60,6 +60,7 @@ struct HopperQueryGradientKernel: HopperAttentionKernel {
                 const int queryBlocks = (Sq + BM - 1) / BM;
                 const int queryBlock = queryBlocks - 1 - (int)blockIdx.y;  // later rows see more keys under causal
                 const int b = blockIdx.x / Hq, h = blockIdx.x % Hq, hkv = h / (Hq / Hkv);
+                \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
                 const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
                 const int q0 = queryBlock * BM;
                 const int line = (b * maskBatchStride + h * maskHeadStride) * queryBlocks + queryBlock;

@@ -47,7 +47,7 @@ struct ModGridKernel: GeneratedKernel {
                 const int h = (int)(row / Q % H);
                 const int b = (int)(row / ((long long)Q * H));
                 const long long element = row * KV + kv;
-                const fa_mod_arguments m = {ints, floats, tables};
+                const \(mod.name)_prepared m = \(mod.name)_prepare(b, h, Q, KV, {ints, floats, tables});
                 float slope = 0.0f;
                 out[element] = \(value);
                 slopes[element] = slope;

@@ -4,9 +4,15 @@
 /// them), so two mods with one ``ModExpression/structuralKey`` emit the same text: a new window size or a new
 /// table reuses the compiled kernel. Shared subexpressions are computed once, as in ``ModProgram``.
 ///
-/// - Mask: `bool NAME(long long b, h, q, kv, q_len, kv_len, fa_mod_arguments m)`.
-/// - Score mod: `float NAME(float score, long long b, h, q, kv, q_len, kv_len, fa_mod_arguments m, float* slope)`,
-///   which also writes ∂value/∂score to `*slope` when `slope` is not null.
+/// Everything that reads neither `q`, `kv` nor `score` (arguments, table extents and pointers, lookups at such
+/// indices such as ALiBi's slope per head, arithmetic on them) is computed once per head by
+/// `NAME_prepared NAME_prepare(long long b, h, q_len, kv_len, fa_mod_arguments m)`, and the per-score functions
+/// read it from that struct: in the kernels those reads were global loads repeated for every score, since the
+/// compiler may not keep them across the asynchronous and atomic instructions between scores.
+///
+/// - Mask: `bool NAME(long long b, h, q, kv, q_len, kv_len, const NAME_prepared& p)`.
+/// - Score mod: `float NAME(float score, long long b, h, q, kv, q_len, kv_len, const NAME_prepared& p, float*
+///   slope)`, which also writes ∂value/∂score to `*slope` when `slope` is not null.
 struct CUDAModFunction: Sendable {
     enum Kind: String, Sendable {
         case mask, score
@@ -14,13 +20,14 @@ struct CUDAModFunction: Sendable {
 
     let kind: Kind
     let name: String
-    /// The device function's definition (needs ``CUDAPrelude`` and ``CUDAModPrelude`` before it).
+    /// The prepared struct, its `NAME_prepare` and the device function (needs ``CUDAPrelude`` and ``CUDAModPrelude``
+    /// before it).
     let definition: String
     /// The values to upload: ``ModArguments`` of the mod.
     let arguments: ModArguments
     /// For a score mod that reads Float tables, three definitions: `struct NAME_table_pending` (per lookup, the
     /// element and the sum not yet added; start it with `NAME_table_pending_start()`), `void NAME_table_gradients(float
-    /// score, indices…, fa_mod_arguments m, float upstream, const fa_u64* gradients, NAME_table_pending& pending)`,
+    /// score, indices…, const NAME_prepared& p, float upstream, const fa_u64* gradients, NAME_table_pending& pending)`,
     /// which adds `upstream · ∂value/∂table[i]` for every Float lookup, and `NAME_table_gradients_flush(gradients,
     /// pending)`. A lookup's sum goes to `((float*)gradients[slot])[i]` with an atomic only when its element changes
     /// (and at the flush): a table read at one element by a whole tile, such as ALiBi's slope per head, costs one
@@ -44,35 +51,42 @@ struct CUDAModFunction: Sendable {
         var emitter = CUDAModStatements(tables: arguments.tables, tableExtents: lifter.intCount)
         let result = emitter.emit(value)
         let indices = "long long b, long long h, long long q, long long kv, long long q_len, long long kv_len"
-        tableGradientDefinition = kind == .score && !value.floatLookups.isEmpty
-            ? Self.tableGradients(of: value, name: name, indices: indices, tables: arguments.tables, tableExtents: lifter.intCount)
-            : nil
+        let function: String
         switch kind {
         case .mask:
-            definition = """
-                FA_INLINE bool \(name)(\(indices), fa_mod_arguments m) {
+            function = """
+                FA_INLINE bool \(name)(\(indices), const \(name)_prepared& p) {
                 \(emitter.body)    return \(result);
                 }
 
                 """
         case .score:
             let slope = emitter.emit(value.derivative(withRespectTo: .variable(.score)).node)
-            definition = """
-                FA_INLINE float \(name)(float score, \(indices), fa_mod_arguments m, float* slope) {
+            function = """
+                FA_INLINE float \(name)(float score, \(indices), const \(name)_prepared& p, float* slope) {
                 \(emitter.body)    if (slope) *slope = \(slope);
                     return \(result);
                 }
 
                 """
         }
+        var prepared = emitter.prepared
+        tableGradientDefinition = kind == .score && !value.floatLookups.isEmpty
+            ? Self.tableGradients(of: value, name: name, indices: indices, tables: arguments.tables,
+                                  tableExtents: lifter.intCount, prepared: &prepared)
+            : nil
+        definition = prepared.definition(name: name) + function
     }
 }
 
 extension CUDAModFunction {
+    /// The table gradients' definitions; the per-head values they need join `prepared`.
     private static func tableGradients(
-        of value: ModNode, name: String, indices: String, tables: [ModTable], tableExtents: Int
+        of value: ModNode, name: String, indices: String, tables: [ModTable], tableExtents: Int,
+        prepared: inout PreparedStatements
     ) -> String {
-        var emitter = CUDAModStatements(tables: tables, tableExtents: tableExtents)
+        var emitter = CUDAModStatements(tables: tables, tableExtents: tableExtents, prepared: prepared)
+        defer { prepared = emitter.prepared }
         var updates = "", flushes = ""
         let lookups = value.floatLookups
         for (index, lookup) in lookups.enumerated() {
@@ -99,7 +113,7 @@ extension CUDAModFunction {
                 for (int i = 0; i < \(lookups.count); ++i) { pending.element[i] = -1; pending.sum[i] = 0.0f; }
                 return pending;
             }
-            FA_INLINE void \(name)_table_gradients(float score, \(indices), fa_mod_arguments m, float upstream,
+            FA_INLINE void \(name)_table_gradients(float score, \(indices), const \(name)_prepared& p, float upstream,
                                                    const fa_u64* gradients, \(name)_table_pending& pending) {
                 if (upstream == 0.0f) return;
             \(emitter.body)\(updates)}
@@ -143,17 +157,49 @@ private struct ArgumentLifter {
     }
 }
 
-/// Emits lifted nodes as `const` statements, one per distinct subexpression.
+/// A mod's per-head values: the statements of `NAME_prepare`, each stored in a field of `NAME_prepared`.
+private struct PreparedStatements {
+    private var fields = ""
+    private var body = ""
+    private var names: [String: String] = [:]
+
+    /// The field holding `text` (of C type `type`), added on first use; `text` may read the prepare function's
+    /// parameters and earlier fields.
+    mutating func field(_ text: String, type: String) -> String {
+        if let known = names[text] { return known }
+        let field = "v\(names.count)"
+        fields += "    \(type) \(field);\n"
+        body += "    p.\(field) = \(text);\n"
+        names[text] = "p.\(field)"
+        return "p.\(field)"
+    }
+
+    func definition(name: String) -> String {
+        """
+        struct \(name)_prepared {
+        \(fields)};
+        FA_INLINE \(name)_prepared \(name)_prepare(long long b, long long h, long long q_len, long long kv_len, fa_mod_arguments m) {
+            \(name)_prepared p;
+        \(body)    return p;
+        }
+
+        """
+    }
+}
+
+/// Emits lifted nodes as `const` statements, one per distinct subexpression; per-head ones go to `prepared`.
 private struct CUDAModStatements {
     let tables: [ModTable]
     /// Where table extents start in `m.ints`: after the Int scalars.
     let tableExtents: Int
     private(set) var body = ""
+    private(set) var prepared: PreparedStatements
     private var names: [ModNode: String] = [:]
 
-    init(tables: [ModTable], tableExtents: Int) {
+    init(tables: [ModTable], tableExtents: Int, prepared: PreparedStatements = PreparedStatements()) {
         self.tables = tables
         self.tableExtents = tableExtents
+        self.prepared = prepared
     }
 
     /// The name of a value holding `node`, emitting the statements it needs.
@@ -162,20 +208,24 @@ private struct CUDAModStatements {
         let text: String
         switch node {
         case .variable(let variable): return variable.rawValue
+        case .float(let value): return "__int_as_float(0x\(String(value.bitPattern, radix: 16)))"
+        case .clamp(let x, let low, let high): return emit(.binary(.min, .binary(.max, x, low), high))
         case .int(let slot): text = "m.ints[\(slot)]"
         case .unary(.float, .int(let slot)) where slot < 0: text = "m.floats[\(-1 - slot)]"
-        case .float(let value): text = "__int_as_float(0x\(String(value.bitPattern, radix: 16)))"
         case .parameter(let parameter): text = "\(parameter.value)"  // unreachable: lifted to slots
         case .unary(.float, let x) where x.type == .int && x.fitsInt32: text = "(float)(int)\(emit(x))"
         case .unary(let op, let x): text = unary(op, emit(x), type: x.type)
         case .binary(let op, let x, let y): text = binary(op, emit(x), emit(y), type: x.type)
-        case .clamp(let x, let low, let high):
-            return emit(.binary(.min, .binary(.max, x, low), high))
         case .select(let c, let x, let y): text = "\(emit(c)) ? \(emit(x)) : \(emit(y))"
         case .lookup(let table, let indices): text = lookup(table, indices.map { emit($0) })
         }
-        let name = "v\(names.count)"
-        body += "    const \(node.type.cudaType) \(name) = \(text);\n"
+        let name: String
+        if node.isPerHead {
+            name = prepared.field(text, type: node.type.cudaType)
+        } else {
+            name = "v\(names.count)"
+            body += "    const \(node.type.cudaType) \(name) = \(text);\n"
+        }
         names[node] = name
         return name
     }
@@ -209,21 +259,22 @@ private struct CUDAModStatements {
         }
     }
 
-    /// Row-major offset of the clamped indices; extents come from `m.ints`, so a table of another shape (same
-    /// rank) needs no new kernel.
-    private func lookup(_ table: ModTable, _ indices: [String]) -> String {
+    /// Row-major offset of the clamped indices; the pointer and extents (from `m.ints`, so a table of another shape
+    /// and the same rank needs no new kernel) are per-head values.
+    private mutating func lookup(_ table: ModTable, _ indices: [String]) -> String {
         let slot = tables.firstIndex(of: table) ?? 0
         let element = table.elementType == .int ? "int" : "float"
-        let read = "((const \(element)*)m.tables[\(slot)])[\(offset(in: table, indices))]"
+        let pointer = prepared.field("m.tables[\(slot)]", type: "fa_u64")
+        let read = "((const \(element)*)\(pointer))[\(offset(in: table, indices))]"
         return table.elementType == .int ? "(long long)\(read)" : read
     }
 
     /// The row-major element offset of `indices` (each clamped to its axis) in `table`.
-    func offset(in table: ModTable, _ indices: [String]) -> String {
+    mutating func offset(in table: ModTable, _ indices: [String]) -> String {
         let slot = tables.firstIndex(of: table) ?? 0
         var offset = ""
         for (axis, index) in indices.enumerated() {
-            let extent = "m.ints[\(tableExtents + 3 * slot + axis)]"
+            let extent = prepared.field("m.ints[\(tableExtents + 3 * slot + axis)]", type: "long long")
             let clamped = "fa_clamp_index(\(index), \(extent))"
             offset = offset.isEmpty ? clamped : "(\(offset)) * \(extent) + \(clamped)"
         }
@@ -240,4 +291,9 @@ extension ModType {
         case .bool: "bool"
         }
     }
+}
+
+extension ModNode {
+    /// Whether the value is fixed by the head: it reads neither `q`, `kv` nor `score`.
+    fileprivate var isPerHead: Bool { ![ModVariable.q, .kv, .score].contains { reads($0) } }
 }

@@ -66,6 +66,7 @@ struct ScalarForwardKernel: AttentionKernel {
                 const int qBlocks = (Sq + BM - 1) / BM;
                 const int qBlock = qBlocks - 1 - (int)blockIdx.y;  // later rows see more keys under causal: start them first
                 const int b = blockIdx.x / Hq, h = blockIdx.x % Hq, hkv = h / (Hq / Hkv);
+                \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
                 const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
                 const int q0 = qBlock * BM, row0 = warp * R;  // this warp's rows: q0 + row0 + r, r < R
                 fa_load_rows<BM, D, D>(sQ, Q + b * qs0 + h * qs1, qs2, qs3, q0, Sq);

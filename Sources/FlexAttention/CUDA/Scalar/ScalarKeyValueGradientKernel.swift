@@ -53,6 +53,7 @@ struct ScalarKeyValueGradientKernel: ScalarBackwardKernel {
 
                 for (int g = 0; g < group; ++g) {
                     const int h = hkv * group + g;
+                    \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
                     const int line = (b * maskBatchStride + h * maskHeadStride) * keyBlocks + keyBlock;
                     const int begin = blockList ? blockStarts[line] : 0;
                     const int end = blockList ? blockStarts[line + 1] : qBlocks;

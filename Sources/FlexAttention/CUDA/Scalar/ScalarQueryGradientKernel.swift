@@ -45,6 +45,7 @@ struct ScalarQueryGradientKernel: ScalarBackwardKernel {
                 const int qBlocks = (Sq + BM - 1) / BM;
                 const int qBlock = qBlocks - 1 - (int)blockIdx.y;  // later rows see more keys under causal: start them first
                 const int b = blockIdx.x / Hq, h = blockIdx.x % Hq, hkv = h / (Hq / Hkv);
+                \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
                 const int q0 = qBlock * BM;
             \(ScalarBackwardTile.loadQueries)
                 float dq[RW][DJ];  // columns lane + 32j
