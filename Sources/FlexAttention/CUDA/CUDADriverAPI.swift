@@ -38,6 +38,7 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
     let cuStreamCreate: @convention(c) (UnsafeMutablePointer<CUstream?>, UInt32) -> CUresult
     let cuStreamDestroy: @convention(c) (CUstream?) -> CUresult
     let cuStreamSynchronize: @convention(c) (CUstream?) -> CUresult
+    let cuStreamWaitEvent: @convention(c) (CUstream?, CUevent?, UInt32) -> CUresult
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<CUevent?>, UInt32) -> CUresult
     let cuEventDestroy: @convention(c) (CUevent?) -> CUresult
     let cuEventRecord: @convention(c) (CUevent?, CUstream?) -> CUresult
@@ -87,6 +88,7 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         cuStreamCreate = try library.function("cuStreamCreate")
         cuStreamDestroy = try library.function("cuStreamDestroy_v2")
         cuStreamSynchronize = try library.function("cuStreamSynchronize")
+        cuStreamWaitEvent = try library.function("cuStreamWaitEvent")
         cuEventCreate = try library.function("cuEventCreate")
         cuEventDestroy = try library.function("cuEventDestroy_v2")
         cuEventRecord = try library.function("cuEventRecord")

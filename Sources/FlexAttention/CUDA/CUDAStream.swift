@@ -15,6 +15,17 @@ public final class CUDAStream: Sendable {
 
     var handle: CUstream? { CUstream(bitPattern: address) }
 
+    /// Makes work queued on this stream from now on wait until `event`'s recorded work has finished.
+    public func wait(for event: CUDAEvent) throws {
+        try Self.wait(self, for: event)
+    }
+
+    /// ``wait(for:)`` for `stream`, the legacy default stream when nil.
+    static func wait(_ stream: CUDAStream?, for event: CUDAEvent) throws {
+        try event.device.bind()
+        try event.device.api.check(event.device.api.cuStreamWaitEvent(stream?.handle, event.handle, 0), "cuStreamWaitEvent")
+    }
+
     /// Blocks until everything queued so far has finished; reports a kernel's error.
     public func synchronize() throws {
         try device.bind()
@@ -32,12 +43,12 @@ public final class CUDAEvent: Sendable {
     public let device: CUDADevice
     let address: UInt  // the CUevent
 
-    /// A new event that records timing.
-    public init(device: CUDADevice) throws {
+    /// A new event; one that does not record timing (`timing` false) is lighter for ordering streams.
+    public init(device: CUDADevice, timing: Bool = true) throws {
         self.device = device
         try device.bind()
         var event: CUevent?
-        try device.api.check(device.api.cuEventCreate(&event, 0), "cuEventCreate")
+        try device.api.check(device.api.cuEventCreate(&event, timing ? 0 : 2), "cuEventCreate")  // 2: CU_EVENT_DISABLE_TIMING
         address = UInt(bitPattern: event)
     }
 

@@ -112,8 +112,9 @@ struct CUDABackward {
             cache: cache, device: device)
 
         return BackwardLaunch(
-            launches: [deltaLaunch, keyValueLaunch, queryLaunch], queryGradient: queryGradient, keyGradient: keyGradient,
-            valueGradient: valueGradient,
+            delta: deltaLaunch, keyValue: keyValueLaunch, query: queryLaunch, side: try CUDAStream(device: device),
+            forked: try CUDAEvent(device: device, timing: false), joined: try CUDAEvent(device: device, timing: false),
+            queryGradient: queryGradient, keyGradient: keyGradient, valueGradient: valueGradient,
             tableGradients: zip(slots, tableGradients).compactMap { table, buffer in buffer.map { (table, $0) } },
             retained: [inputs, output, logSumExp, delta, blockRows as Any, keyBlocks as Any, queryBlocks as Any, tablePointers, mods])
     }
@@ -162,10 +163,16 @@ struct CUDABackward {
     }
 }
 
-/// One backward pass ready to queue: its kernels in order and the gradients they write (contiguous, the inputs'
-/// dtype; table gradients Float32 and zeroed once, so a repeated launch adds to them).
+/// One backward pass ready to queue: its kernels and the gradients they write (contiguous, the inputs' dtype; table
+/// gradients Float32 and zeroed once, so a repeated launch adds to them).
 struct BackwardLaunch {
-    let launches: [KernelLaunch]
+    let delta: KernelLaunch
+    let keyValue: KernelLaunch
+    let query: KernelLaunch
+    /// The stream dQ runs on, beside dK/dV, between the two events.
+    let side: CUDAStream
+    let forked: CUDAEvent
+    let joined: CUDAEvent
     let queryGradient: DeviceTensor
     let keyGradient: DeviceTensor
     let valueGradient: DeviceTensor
@@ -173,7 +180,16 @@ struct BackwardLaunch {
     /// Device buffers the arguments point at; the caller keeps the launch until the device is done.
     let retained: [Any]
 
+    /// Queues Delta, then dK/dV on `stream` (the legacy default stream when nil) and dQ on a stream of its own: the
+    /// two are independent, and running them side by side fills the SMs that one kernel's last, uneven wave (a
+    /// causal mask's) leaves idle. Work queued on `stream` afterwards waits for both.
     func enqueue(on stream: CUDAStream? = nil) throws {
-        for launch in launches { try launch.enqueue(on: stream) }
+        try delta.enqueue(on: stream)
+        try forked.record(on: stream)
+        try side.wait(for: forked)
+        try keyValue.enqueue(on: stream)
+        try query.enqueue(on: side)
+        try joined.record(on: side)
+        try CUDAStream.wait(stream, for: joined)
     }
 }

@@ -30,8 +30,9 @@ struct CUDAModFunction: Sendable {
     /// score, indices…, const NAME_prepared& p, float upstream, const fa_u64* gradients, NAME_table_pending& pending)`,
     /// which adds `upstream · ∂value/∂table[i]` for every Float lookup, and `NAME_table_gradients_flush(gradients,
     /// pending)`. A lookup's sum goes to `((float*)gradients[slot])[i]` with an atomic only when its element changes
-    /// (and at the flush): a table read at one element by a whole tile, such as ALiBi's slope per head, costs one
-    /// atomic per thread instead of one per score. Nil for other mods.
+    /// (and at the flush): a table read at one element by a whole tile costs one atomic per thread instead of one
+    /// per score. A lookup whose element the head fixes (ALiBi's slope) only adds to its sum, so callers flush
+    /// before `b` or `h` changes (the dQ kernels own one head). Nil for other mods.
     let tableGradientDefinition: String?
 
     init(mask: MaskMod, name: String = "fa_mask") {
@@ -94,6 +95,15 @@ extension CUDAModFunction {
             let slope = emitter.emit(value.derivative(withRespectTo: lookup).node)
             let offset = emitter.offset(in: table, lookupIndices.map { emitter.emit($0) })
             let target = "(float*)gradients[\(tables.firstIndex(of: table) ?? 0)] + pending.element[\(index)]"
+            flushes += "    if (pending.element[\(index)] >= 0) atomicAdd(\(target), pending.sum[\(index)]);\n"
+            guard !lookup.isPerHead else {
+                updates += """
+                        pending.element[\(index)] = \(emitter.perHead(offset, type: "long long"));
+                        pending.sum[\(index)] += upstream * \(slope);
+
+                    """
+                continue
+            }
             updates += """
                     const long long element\(index) = \(offset);
                     if (element\(index) != pending.element[\(index)]) {
@@ -104,7 +114,6 @@ extension CUDAModFunction {
                     pending.sum[\(index)] += upstream * \(slope);
 
                 """
-            flushes += "    if (pending.element[\(index)] >= 0) atomicAdd(\(target), pending.sum[\(index)]);\n"
         }
         return """
             struct \(name)_table_pending { long long element[\(lookups.count)]; float sum[\(lookups.count)]; };
@@ -200,6 +209,11 @@ private struct CUDAModStatements {
         self.tables = tables
         self.tableExtents = tableExtents
         self.prepared = prepared
+    }
+
+    /// The field holding the per-head value `text`.
+    mutating func perHead(_ text: String, type: String) -> String {
+        prepared.field(text, type: type)
     }
 
     /// The name of a value holding `node`, emitting the statements it needs.
