@@ -20,7 +20,12 @@ struct DeltaKernel: GeneratedKernel {
     }
 
     var source: String {
-        CUDAPrelude.source + """
+        // Contiguous rows are read 8 bytes per lane; `V` elements per load.
+        let perLoad = 8 / dtype.byteSize
+        func element(_ bits: String) -> String {
+            dtype == .float32 ? "__uint_as_float((fa_u32)(\(bits) >> (32 * k)))" : dtype.cudaToFloat("(fa_u16)(\(bits) >> (16 * k))")
+        }
+        return CUDAPrelude.source + """
             extern "C" __global__ void __launch_bounds__(\(Self.threads))
             \(name)(const \(dtype.cudaStorageType)* __restrict__ O, const \(dtype.cudaStorageType)* __restrict__ dO,
                     const float* __restrict__ LSE, float* __restrict__ Delta, float* __restrict__ blockRows, int Hq,
@@ -35,7 +40,16 @@ struct DeltaKernel: GeneratedKernel {
                 if (q < Sq) {
                     const \(dtype.cudaStorageType)* o = O + b * os0 + h * os1 + q * os2;
                     const \(dtype.cudaStorageType)* d = dO + b * ds0 + h * ds1 + q * ds2;
-                    for (int c = threadIdx.x % 32; c < Dv; c += 32) sum += \(dtype.cudaToFloat("o[c * os3]")) * \(dtype.cudaToFloat("d[c * ds3]"));
+                    constexpr int V = \(perLoad);
+                    if (os3 == 1 && ds3 == 1 && Dv % V == 0 && (((fa_u64)o | (fa_u64)d) & 7) == 0) {
+                        for (int c = V * (threadIdx.x % 32); c < Dv; c += 32 * V) {
+                            const fa_u64 x = *(const fa_u64*)(o + c), y = *(const fa_u64*)(d + c);
+                            #pragma unroll
+                            for (int k = 0; k < V; ++k) sum += \(element("x")) * \(element("y"));
+                        }
+                    } else {
+                        for (int c = threadIdx.x % 32; c < Dv; c += 32) sum += \(dtype.cudaToFloat("o[c * os3]")) * \(dtype.cudaToFloat("d[c * ds3]"));
+                    }
                     #pragma unroll
                     for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
                 }

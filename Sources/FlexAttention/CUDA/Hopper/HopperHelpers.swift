@@ -38,6 +38,16 @@ enum HopperHelpers {
         """
     }
 
+    /// A loop storing row `r` (0 or 1) of this thread's accumulator rows, `accumulator[columns / 8][4]` times `factor`,
+    /// into the contiguous 16-bit row at `row`: its two adjacent columns in one 32-bit store.
+    static func storeRow(_ accumulator: String, r: String, columns: String, times factor: String, at row: String) -> String {
+        """
+        #pragma unroll
+        for (int j = 0; j < \(columns) / 8; ++j)
+            *(fa_u32*)(\(row) + 8 * j + 2 * (lane % 4)) = fa_pack(\(accumulator)[j][2 * \(r)] * \(factor), \(accumulator)[j][2 * \(r) + 1] * \(factor));
+        """
+    }
+
     private static let fixed = """
         struct __align__(64) fa_tensor_map { fa_u64 words[16]; };  // a CUtensorMap, passed by value
         FA_INLINE fa_u32 fa_shared_address(const void* pointer) { return (fa_u32)__cvta_generic_to_shared(pointer); }

@@ -148,16 +148,8 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel {
                 const int key = k0 + 16 * warp + lane / 4 + 8 * r;
                 if (key >= Skv) continue;
                 const long long row = ((long long)b * Hkv + hkv) * Skv + key;
-                #pragma unroll
-                for (int j = 0; j < D / 8; ++j) {
-                    dK[row * D + 8 * j + 2 * (lane % 4)] = \(dtype.cudaFromFloat("dk[j][2 * r] * scale"));
-                    dK[row * D + 8 * j + 2 * (lane % 4) + 1] = \(dtype.cudaFromFloat("dk[j][2 * r + 1] * scale"));
-                }
-                #pragma unroll
-                for (int j = 0; j < DV / 8; ++j) {
-                    dV[row * DV + 8 * j + 2 * (lane % 4)] = \(dtype.cudaFromFloat("dv[j][2 * r]"));
-                    dV[row * DV + 8 * j + 2 * (lane % 4) + 1] = \(dtype.cudaFromFloat("dv[j][2 * r + 1]"));
-                }
+                \(HopperHelpers.storeRow("dk", r: "r", columns: "D", times: "scale", at: "dK + row * D"))
+                \(HopperHelpers.storeRow("dv", r: "r", columns: "DV", times: "1.0f", at: "dV + row * DV"))
             }
             }
         }

@@ -136,11 +136,7 @@ struct HopperQueryGradientKernel: HopperAttentionKernel {
                 for (int r = 0; r < 2; ++r) {
                     if (rows[r] >= Sq) continue;
                     fa_u16* const row = dQ + (((long long)b * Hq + h) * Sq + rows[r]) * D;
-                    #pragma unroll
-                    for (int j = 0; j < D / 8; ++j) {
-                        row[8 * j + 2 * (lane % 4)] = \(dtype.cudaFromFloat("dq[j][2 * r] * scale"));
-                        row[8 * j + 2 * (lane % 4) + 1] = \(dtype.cudaFromFloat("dq[j][2 * r + 1] * scale"));
-                    }
+                    \(HopperHelpers.storeRow("dq", r: "r", columns: "D", times: "scale", at: "row"))
                 }
                 }
             }

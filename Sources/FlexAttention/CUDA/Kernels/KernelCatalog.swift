@@ -67,7 +67,7 @@ public enum KernelCatalog {
         }
     }
 
-    /// Delta, dK/dV and dQ kernels: bf16 at D = 64, 80, 128 (Dv = 64) and 256, fp16 at D = 64, each plain, causal
+    /// Delta (each dtype), dK/dV and dQ kernels: bf16 at D = 64, 80, 128 (Dv = 64) and 256, fp16 at D = 64, each plain, causal
     /// with soft-capping, and a sliding window with a learnable bias table (which the dQ kernel differentiates); and
     /// the single-stage pair that devices with less shared memory get at D = Dv = 256.
     static var backwardKernels: [any GeneratedKernel] {
@@ -79,7 +79,7 @@ public enum KernelCatalog {
             return [KeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages),
                     QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages)]
         }
-        return [DeltaKernel(dtype: .bfloat16), DeltaKernel(dtype: .float16)]
+        return [DType.bfloat16, .float16, .float32].map { DeltaKernel(dtype: $0) }
             + variants.flatMap { dtype, d, dv in mods.flatMap { pair(dtype, d, dv, $0.mask, $0.scoreMod, stages: 2) } }
             + pair(.bfloat16, 256, 256, nil, nil, stages: 1)
     }
