@@ -17,8 +17,11 @@ enum BackwardKernelSource {
 
     /// Statements that turn the raw score `score` of (`query`, `key`) into `p` (the probability, 0 where masked) and
     /// `slope` (∂score′/∂score), given `lse2` (the row's LSE · log2 e, +∞ for rows that keep nothing) and `partial`.
-    /// Leaves the scaled, unmodified score in `x` for the table gradients and `keep` for the mask's verdict.
-    static func probability(score: String, lse2: String, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, indent: Int) -> String {
+    /// Leaves the scaled, unmodified score in `x` for the table gradients and `keep` for the mask's verdict, which
+    /// is simply true when not `checked` (blocks the mask keeps whole, inside the keys).
+    static func probability(
+        score: String, lse2: String, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, checked: Bool = true, indent: Int
+    ) -> String {
         let modify = scoreMod == nil
             ? "const float modified = x;"
             : "const float modified = fa_score_mod(x, b, h, query, key, Sq, Skv, score_mod, &slope);"
@@ -27,7 +30,7 @@ enum BackwardKernelSource {
             const float x = \(score) * scale;
             float slope = 1.0f;
             \(modify)
-            const bool keep = key < Skv\(applyMask);
+            const bool keep = \(checked ? "key < Skv" + applyMask : "true");
             const float p = keep ? fa_exp2(modified * 1.4426950408889634f - \(lse2)) : 0.0f;
             """
         return lines.split(separator: "\n").joined(separator: "\n" + String(repeating: " ", count: indent))

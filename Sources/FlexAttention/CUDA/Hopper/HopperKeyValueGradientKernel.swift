@@ -62,6 +62,22 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel {
         """, "}}")
     }
 
+    /// The loop forming Pt and dSt from St and dPt, with or without the per-score bounds and mask checks.
+    private func scoreLoop(checked: Bool) -> String {
+        """
+                #pragma unroll
+                for (int j = 0; j < BQ / 8; ++j) {
+                    #pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int query = q0 + 8 * j + 2 * (lane % 4) + e % 2, key = k0 + 16 * warp + lane / 4 + 8 * (e / 2);
+                        \(BackwardKernelSource.probability(score: "st[j][e]", lse2: "lse2[query - q0]", mask: mask, scoreMod: scoreMod, checked: checked, indent: 24))
+                        st[j][e] = p;
+                        dpt[j][e] = p == 0.0f ? 0.0f : p * (dpt[j][e] - delta[query - q0]) * slope;
+                    }
+                }
+        """
+    }
+
     private var kernel: String {
         """
         extern "C" __global__ void __launch_bounds__(\(threads), 1)
@@ -114,16 +130,12 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel {
                 fa_wgmma_pin(st);
                 fa_wgmma_pin(dpt);
 
-                // Pt and dSt, rounded to 16 bits as the A operands of Pt dO and dSt Q.
-                #pragma unroll
-                for (int j = 0; j < BQ / 8; ++j) {
-                    #pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int query = q0 + 8 * j + 2 * (lane % 4) + e % 2, key = k0 + 16 * warp + lane / 4 + 8 * (e / 2);
-                        \(BackwardKernelSource.probability(score: "st[j][e]", lse2: "lse2[query - q0]", mask: mask, scoreMod: scoreMod, indent: 24))
-                        st[j][e] = p;
-                        dpt[j][e] = p == 0.0f ? 0.0f : p * (dpt[j][e] - delta[query - q0]) * slope;
-                    }
+                // Pt and dSt, rounded to 16 bits as the A operands of Pt dO and dSt Q. Blocks the mask keeps whole,
+                // of keys inside the sequence, skip the per-score checks.
+                if (partial || k0 + BK > Skv) {
+                    \(scoreLoop(checked: true))
+                } else {
+                    \(scoreLoop(checked: false))
                 }
                 fa_u32 pt[BQ / 16][4], dst[BQ / 16][4];
                 fa_pack_operands(st, pt);

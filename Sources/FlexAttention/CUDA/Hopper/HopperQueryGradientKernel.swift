@@ -43,11 +43,28 @@ struct HopperQueryGradientKernel: HopperAttentionKernel {
             + (scoreMod?.tableGradientDefinition ?? "") + kernel
     }
 
-    private var kernel: String {
+    /// The loop forming dS from S and dP, with or without the per-score bounds and mask checks.
+    private func dsLoop(checked: Bool) -> String {
         let tableGradients = !computesTableGradients ? "" : """
                                 if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients, pending);
             """
         return """
+                    #pragma unroll
+                    for (int j = 0; j < BN / 8; ++j) {
+                        #pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const int query = rows[e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
+                            \(BackwardKernelSource.probability(score: "s[j][e]", lse2: "lse2[e / 2]", mask: mask, scoreMod: scoreMod, checked: checked, indent: 28))
+                            const float upstream = p == 0.0f ? 0.0f : p * (dp[j][e] - delta[e / 2]);
+            \(tableGradients)
+                            s[j][e] = upstream == 0.0f ? 0.0f : upstream * slope;  // slope may be inf where p = 0
+                        }
+                    }
+            """
+    }
+
+    private var kernel: String {
+        """
             extern "C" __global__ void __launch_bounds__(\(threads), 1)
             \(name)(
                 const __grid_constant__ fa_tensor_map qMap, const __grid_constant__ fa_tensor_map kMap,
@@ -107,17 +124,12 @@ struct HopperQueryGradientKernel: HopperAttentionKernel {
                     fa_wgmma_pin(s);
                     fa_wgmma_pin(dp);
 
-                    // dS, rounded to 16 bits as the A operand of dS K.
-                    #pragma unroll
-                    for (int j = 0; j < BN / 8; ++j) {
-                        #pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-                            const int query = rows[e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
-                            \(BackwardKernelSource.probability(score: "s[j][e]", lse2: "lse2[e / 2]", mask: mask, scoreMod: scoreMod, indent: 28))
-                            const float upstream = p == 0.0f ? 0.0f : p * (dp[j][e] - delta[e / 2]);
-            \(tableGradients)
-                            s[j][e] = upstream == 0.0f ? 0.0f : upstream * slope;  // slope may be inf where p = 0
-                        }
+                    // dS, rounded to 16 bits as the A operand of dS K. Blocks the mask keeps whole and that end inside
+                    // the keys skip the per-score checks.
+                    if (partial || k0 + BN > Skv) {
+                        \(dsLoop(checked: true))
+                    } else {
+                        \(dsLoop(checked: false))
                     }
                     fa_u32 ds[BN / 16][4];
                     fa_pack_operands(s, ds);
