@@ -82,12 +82,4 @@ struct HopperKernelTests {
             #expect(source.components(separatedBy: "\"+f\"(d[").count - 1 == shape.n / 2)
         }
     }
-
-    @Test("the Delta kernel lays out every head's queries in whole blocks of the dK/dV kernel's query block")
-    func deltaRowBlocks() {
-        #expect(DeltaKernel.rowBlock == HopperKeyValueGradientKernel(
-            dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil).queryBlock)
-        #expect(DeltaKernel.rowCount(batch: 3, heads: 5, queryLength: 65) == 3 * 5 * 128)
-        #expect(DeltaKernel.rowCount(batch: 2, heads: 1, queryLength: 64) == 2 * 64)
-    }
 }

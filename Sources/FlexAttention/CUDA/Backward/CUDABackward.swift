@@ -47,26 +47,15 @@ struct CUDABackward {
         let scale = try shape.resolvedScale(options.scale)
         let (b, hq, hkv, sq, skv) = (shape.batch, shape.queryHeads, shape.keyValueHeads, shape.queryLength, shape.keyLength)
 
-        let inputs = [query, key, value, outputGradient]
-        let tensorMaps = CUDATensorMap.usable(on: device, for: inputs)
-        let (keyValueKernel, queryKernel) = try Self.kernels(
-            shape: shape, mask: mods.maskFunction, scoreMod: mods.scoreFunction,
-            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
-
         let delta = try DeviceBuffer(device: device, byteCount: max(1, b * hq * sq) * 4)
-        // The Hopper dK/dV kernel copies each query block's LSE and Delta beside its Q tile.
-        let deltaRows = DeltaKernel.rowCount(batch: b, heads: hq, queryLength: sq)
-        let blockRows = keyValueKernel is HopperKeyValueGradientKernel
-            ? try DeviceBuffer(device: device, byteCount: max(1, deltaRows) * 2 * 4) : nil
         let deltaKernel = DeltaKernel(dtype: shape.dtype)
         let deltaLaunch = KernelLaunch(
             function: try cache.function(deltaKernel.name, source: deltaKernel.source, on: device),
-            grid: ((deltaRows + DeltaKernel.rowsPerBlock - 1) / DeltaKernel.rowsPerBlock, 1, 1),
+            grid: ((b * hq * sq + DeltaKernel.rowsPerBlock - 1) / DeltaKernel.rowsPerBlock, 1, 1),
             block: DeltaKernel.threads,
-            arguments: [.pointer(output.address), .pointer(outputGradient.address), .pointer(logSumExp.address),
-                        .buffer(delta), .pointer(blockRows?.address ?? 0)]
+            arguments: [.pointer(output.address), .pointer(outputGradient.address), .buffer(delta)]
                 + [hq, sq, shape.valueDim].map { .int32(Int32($0)) }
-                + (output.strides + outputGradient.strides).map { .int64(Int64($0)) } + [.int64(Int64(deltaRows))])
+                + (output.strides + outputGradient.strides).map { .int64(Int64($0)) } + [.int64(Int64(b * hq * sq))])
 
         let keyGradient = try Self.allocate([b, hkv, skv, shape.headDim], shape.dtype, device)
         let valueGradient = try Self.allocate([b, hkv, skv, shape.valueDim], shape.dtype, device)
@@ -81,6 +70,7 @@ struct CUDABackward {
         }
         let tablePointers = try DeviceBuffer(device: device, copying: tableGradients.map { $0?.address ?? 0 } + [0])
 
+        let inputs = [query, key, value, outputGradient]
         let vectorLoads = inputs.allSatisfy(CUDAForward.rowsAreVectorLoadable)
         let common: [KernelArgument] = (inputs + [logSumExp]).map { .pointer($0.address) } + [.buffer(delta)]
         func tail(_ blocks: CUDABlockList?) -> [KernelArgument] {
@@ -89,12 +79,15 @@ struct CUDABackward {
                 + CUDAAttentionMods.blockArguments(blocks) + mods.kernelArguments
         }
 
-        // The Hopper kernels read Q, K, V and dO through tensor maps first (dK/dV then the block rows).
+        let tensorMaps = CUDATensorMap.usable(on: device, for: inputs)
+        let (keyValueKernel, queryKernel) = try Self.kernels(
+            shape: shape, mask: mods.maskFunction, scoreMod: mods.scoreFunction,
+            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
+        // The Hopper kernels read Q, K, V and dO through tensor maps first.
         func maps(_ kernel: any AttentionKernel) throws -> [KernelArgument] {
             guard kernel is HopperQueryGradientKernel || kernel is HopperKeyValueGradientKernel else { return [] }
             return try [(query, kernel.queryBlock), (key, kernel.keyBlock), (value, kernel.keyBlock),
                         (outputGradient, kernel.queryBlock)].map { .tensorMap(try CUDATensorMap($0, boxRows: $1, device: device)) }
-                + (kernel is HopperKeyValueGradientKernel ? blockRows.map { [.buffer($0)] } ?? [] : [])
         }
         let keyBlocks = try mods.blockList(for: keyValueKernel, shape: shape, transposed: true, device: device)
         let keyValueLaunch = try KernelLaunch(
@@ -116,7 +109,7 @@ struct CUDABackward {
             forked: try CUDAEvent(device: device, timing: false), joined: try CUDAEvent(device: device, timing: false),
             queryGradient: queryGradient, keyGradient: keyGradient, valueGradient: valueGradient,
             tableGradients: zip(slots, tableGradients).compactMap { table, buffer in buffer.map { (table, $0) } },
-            retained: [inputs, output, logSumExp, delta, blockRows as Any, keyBlocks as Any, queryBlocks as Any, tablePointers, mods])
+            retained: [inputs, output, logSumExp, delta, keyBlocks as Any, queryBlocks as Any, tablePointers, mods])
     }
 
     /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes (both kernels with `wgmma` and TMA

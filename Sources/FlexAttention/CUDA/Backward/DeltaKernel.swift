@@ -1,23 +1,13 @@
 /// The backward pass's preprocessing: `Delta[b, h, q] = Σ_c dO[b, h, q, c] · O[b, h, q, c]` in Float32, one warp
 /// per row, for any dtype (O and dO share it), value dim and strides. Delta is the row's `Σ_k P dP`, which every
 /// dS needs.
-///
-/// When `blockRows` is not null it also writes, per (b, h) and block of ``rowBlock`` queries, the block's
-/// LSE · log2 e (+∞ for rows that keep nothing and past the end, so their probabilities are 0) then its Delta (0
-/// past the end): `2 · rowBlock` contiguous floats that the Hopper dK/dV kernel copies beside each Q tile.
 struct DeltaKernel: GeneratedKernel {
     let dtype: DType
 
     static let threads = 128
     static let rowsPerBlock = threads / 32
-    static let rowBlock = 64
 
     var name: String { "fa_backward_delta_\(dtype)" }
-
-    /// Rows the kernel walks: every (b, h)'s queries padded to a whole number of ``rowBlock``s.
-    static func rowCount(batch: Int, heads: Int, queryLength: Int) -> Int {
-        batch * heads * ((queryLength + rowBlock - 1) / rowBlock * rowBlock)
-    }
 
     var source: String {
         // Contiguous rows are read 8 bytes per lane; `V` elements per load.
@@ -28,39 +18,27 @@ struct DeltaKernel: GeneratedKernel {
         return CUDAPrelude.source + """
             extern "C" __global__ void __launch_bounds__(\(Self.threads))
             \(name)(const \(dtype.cudaStorageType)* __restrict__ O, const \(dtype.cudaStorageType)* __restrict__ dO,
-                    const float* __restrict__ LSE, float* __restrict__ Delta, float* __restrict__ blockRows, int Hq,
-                    int Sq, int Dv, long long os0, long long os1, long long os2, long long os3, long long ds0,
-                    long long ds1, long long ds2, long long ds3, long long rowCount) {
-                constexpr int RB = \(Self.rowBlock);
+                    float* __restrict__ Delta, int Hq, int Sq, int Dv, long long os0, long long os1, long long os2,
+                    long long os3, long long ds0, long long ds1, long long ds2, long long ds3, long long rowCount) {
                 const long long row = (long long)blockIdx.x * \(Self.rowsPerBlock) + threadIdx.x / 32;
                 if (row >= rowCount) return;
-                const int paddedSq = (Sq + RB - 1) / RB * RB, q = (int)(row % paddedSq);
-                const long long bh = row / paddedSq, b = bh / Hq, h = bh % Hq;
+                const long long b = row / ((long long)Hq * Sq), h = row / Sq % Hq, q = row % Sq;
+                const \(dtype.cudaStorageType)* o = O + b * os0 + h * os1 + q * os2;
+                const \(dtype.cudaStorageType)* d = dO + b * ds0 + h * ds1 + q * ds2;
                 float sum = 0.0f;
-                if (q < Sq) {
-                    const \(dtype.cudaStorageType)* o = O + b * os0 + h * os1 + q * os2;
-                    const \(dtype.cudaStorageType)* d = dO + b * ds0 + h * ds1 + q * ds2;
-                    constexpr int V = \(perLoad);
-                    if (os3 == 1 && ds3 == 1 && Dv % V == 0 && (((fa_u64)o | (fa_u64)d) & 7) == 0) {
-                        for (int c = V * (threadIdx.x % 32); c < Dv; c += 32 * V) {
-                            const fa_u64 x = *(const fa_u64*)(o + c), y = *(const fa_u64*)(d + c);
-                            #pragma unroll
-                            for (int k = 0; k < V; ++k) sum += \(element("x")) * \(element("y"));
-                        }
-                    } else {
-                        for (int c = threadIdx.x % 32; c < Dv; c += 32) sum += \(dtype.cudaToFloat("o[c * os3]")) * \(dtype.cudaToFloat("d[c * ds3]"));
+                constexpr int V = \(perLoad);
+                if (os3 == 1 && ds3 == 1 && Dv % V == 0 && (((fa_u64)o | (fa_u64)d) & 7) == 0) {
+                    for (int c = V * (threadIdx.x % 32); c < Dv; c += 32 * V) {
+                        const fa_u64 x = *(const fa_u64*)(o + c), y = *(const fa_u64*)(d + c);
+                        #pragma unroll
+                        for (int k = 0; k < V; ++k) sum += \(element("x")) * \(element("y"));
                     }
-                    #pragma unroll
-                    for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+                } else {
+                    for (int c = threadIdx.x % 32; c < Dv; c += 32) sum += \(dtype.cudaToFloat("o[c * os3]")) * \(dtype.cudaToFloat("d[c * ds3]"));
                 }
-                if (threadIdx.x % 32 != 0) return;
-                if (q < Sq) Delta[bh * Sq + q] = sum;
-                if (blockRows) {
-                    float* const rows = blockRows + (bh * (paddedSq / RB) + q / RB) * 2 * RB;
-                    const float lse = q < Sq ? LSE[bh * Sq + q] : fa_negative_infinity();
-                    rows[q % RB] = lse == fa_negative_infinity() ? __int_as_float(0x7f800000) : lse * 1.4426950408889634f;
-                    rows[RB + q % RB] = sum;
-                }
+                #pragma unroll
+                for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+                if (threadIdx.x % 32 == 0) Delta[row] = sum;
             }
 
             """
