@@ -131,12 +131,7 @@ struct HopperForwardKernel: HopperAttentionKernel {
                 fa_wgmma_wait_all();
                 fa_wgmma_pin(s);
 
-                // Blocks the mask keeps whole and that end inside the keys skip the per-score checks.
-                if (partial || k0 + BN > Skv) {
-                    \(scores(checked: true))
-                } else {
-                    \(scores(checked: false))
-                }
+                \(HopperHelpers.checkedOrNot("partial || k0 + BN > Skv", scores(checked:)))
                 #pragma unroll
                 for (int r = 0; r < 2; ++r) fa_online_softmax(s, o, r, rowMax[r], rowSum[r]);
 

@@ -38,6 +38,35 @@ enum HopperHelpers {
         """
     }
 
+    /// `if (needsChecks)` the loop `loop(true)`, which checks bounds and the mask per score, else `loop(false)`: blocks
+    /// the mask keeps whole and that end inside the keys run without the checks.
+    static func checkedOrNot(_ needsChecks: String, _ loop: (Bool) -> String) -> String {
+        """
+        if (\(needsChecks)) {
+            \(loop(true))
+        } else {
+            \(loop(false))
+        }
+        """
+    }
+
+    /// `fa_wgmma_fence`, the two `kMajorProducts` loops `first` and `second` (accumulator, A, B, depth) over `n`
+    /// columns with A and B tiles of `aRows` and `bRows` rows, one commit and the wait for both.
+    static func productPair(
+        n: Int, first: (String, String, String, String), second: (String, String, String, String), aRows: String,
+        bRows: String
+    ) -> String {
+        """
+        fa_wgmma_fence();
+        \(kMajorProducts(n: n, accumulator: first.0, a: first.1, aRows: aRows, b: first.2, bRows: bRows, depth: first.3))
+        \(kMajorProducts(n: n, accumulator: second.0, a: second.1, aRows: aRows, b: second.2, bRows: bRows, depth: second.3))
+        fa_wgmma_commit();
+        fa_wgmma_wait_all();
+        fa_wgmma_pin(\(first.0));
+        fa_wgmma_pin(\(second.0));
+        """
+    }
+
     /// A loop storing row `r` (0 or 1) of this thread's accumulator rows, `accumulator[columns / 8][4]` times `factor`,
     /// into the contiguous 16-bit row at `row`: its two adjacent columns in one 32-bit store.
     static func storeRow(_ accumulator: String, r: String, columns: String, times factor: String, at row: String) -> String {

@@ -135,21 +135,10 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel {
 
                 // St = K Qt and dPt = V dOt, both operands K-major in shared memory.
                 float st[BQ / 8][4], dpt[BQ / 8][4];
-                fa_wgmma_fence();
-                \(HopperHelpers.kMajorProducts(n: queryBlock, accumulator: "st", a: "groupK", aRows: "BK", b: "sQ", bRows: "BQ", depth: "D"))
-                \(HopperHelpers.kMajorProducts(n: queryBlock, accumulator: "dpt", a: "groupV", aRows: "BK", b: "sdO", bRows: "BQ", depth: "DV"))
-                fa_wgmma_commit();
-                fa_wgmma_wait_all();
-                fa_wgmma_pin(st);
-                fa_wgmma_pin(dpt);
+                \(HopperHelpers.productPair(n: queryBlock, first: ("st", "groupK", "sQ", "D"), second: ("dpt", "groupV", "sdO", "DV"), aRows: "BK", bRows: "BQ"))
 
-                // Pt and dSt, rounded to 16 bits as the A operands of Pt dO and dSt Q. Blocks the mask keeps whole,
-                // of keys inside the sequence, skip the per-score checks.
-                if (partial || k0 + BK > Skv) {
-                    \(scoreLoop(checked: true))
-                } else {
-                    \(scoreLoop(checked: false))
-                }
+                // Pt and dSt, rounded to 16 bits as the A operands of Pt dO and dSt Q.
+                \(HopperHelpers.checkedOrNot("partial || k0 + BK > Skv", scoreLoop(checked:)))
                 fa_u32 pt[BQ / 16][4], dst[BQ / 16][4];
                 fa_pack_operands(st, pt);
                 fa_pack_operands(dpt, dst);

@@ -116,21 +116,10 @@ struct HopperQueryGradientKernel: HopperAttentionKernel {
 
                     // S = Q Kt and dP = dO Vt, both operands K-major in shared memory.
                     float s[BN / 8][4], dp[BN / 8][4];
-                    fa_wgmma_fence();
-                    \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: "sK", bRows: "BN", depth: "D"))
-                    \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "dp", a: "groupdO", aRows: "BM", b: "sV", bRows: "BN", depth: "\(valueDim)"))
-                    fa_wgmma_commit();
-                    fa_wgmma_wait_all();
-                    fa_wgmma_pin(s);
-                    fa_wgmma_pin(dp);
+                    \(HopperHelpers.productPair(n: keyBlock, first: ("s", "groupQ", "sK", "D"), second: ("dp", "groupdO", "sV", "\(valueDim)"), aRows: "BM", bRows: "BN"))
 
-                    // dS, rounded to 16 bits as the A operand of dS K. Blocks the mask keeps whole and that end inside
-                    // the keys skip the per-score checks.
-                    if (partial || k0 + BN > Skv) {
-                        \(dsLoop(checked: true))
-                    } else {
-                        \(dsLoop(checked: false))
-                    }
+                    // dS, rounded to 16 bits as the A operand of dS K.
+                    \(HopperHelpers.checkedOrNot("partial || k0 + BN > Skv", dsLoop(checked:)))
                     fa_u32 ds[BN / 16][4];
                     fa_pack_operands(s, ds);
 
