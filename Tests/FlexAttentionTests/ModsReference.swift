@@ -24,7 +24,7 @@ struct ReferencePoint {
 /// compiled tile programs are checked against.
 func reference(_ node: ModNode, at p: ReferencePoint) -> ReferenceValue {
     func r(_ x: ModNode) -> ReferenceValue { reference(x, at: p) }
-    switch node {
+    switch node.operation {
     case .variable(let v):
         switch v {
         case .b: return .int(p.b)

@@ -65,7 +65,7 @@ import Testing
         ("q >= ", "syntax error at character 5: expected a value, found the end"),
         ("q >= kv)", "syntax error at character 7: expected an operator or the end, found ')'"),
         ("q < kv < 3", "syntax error at character 7: expected an operator or the end, found '<'"),
-        ("q = kv", "syntax error at character 2: unexpected character '='"),
+        ("q = kv", "syntax error at character 2: expected an operator or the end, found '='"),
         ("q >= 3x", "syntax error at character 5: malformed number"),
         ("q >= 1e", "syntax error at character 6: exponent without digits"),
         ("float(q) < 1e39", "syntax error at character 11: 1e39 is outside the range of Float"),

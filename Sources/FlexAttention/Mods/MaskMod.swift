@@ -97,8 +97,10 @@ public struct ScoreMod: Sendable, Hashable, CustomStringConvertible {
 extension ModNode {
     /// This expression with every `variable` replaced by `replacement`.
     func replacing(_ variable: ModVariable, with replacement: ModNode) -> ModNode {
-        if case .variable(let v) = self, v == variable { return replacement }
-        return mappingChildren { $0.replacing(variable, with: replacement) }
+        rebuilt { node, operands in
+            if case .variable(let v) = node.operation, v == variable { return replacement }
+            return node.withChildren(operands)
+        }
     }
 }
 

@@ -19,37 +19,59 @@ extension ModExpression {
 
     private var lifted: (key: String, arguments: ModArguments) {
         var arguments = ModArguments()
-        var key = ""
-        Self.lift(node, key: &key, arguments: &arguments)
-        return (key, arguments)
+        for node in node.uniqueNodes {
+            switch node.operation {
+            case .int(let value): arguments.scalars.append(.int(value))
+            case .float(let value): arguments.scalars.append(.float(value))
+            case .parameter(let parameter): arguments.scalars.append(parameter.value)
+            case .lookup(let table, _) where !arguments.tables.contains(table): arguments.tables.append(table)
+            default: break
+            }
+        }
+        return (Self.key(node, tables: arguments.tables), arguments)
     }
 
-    private static func lift(_ node: ModNode, key: inout String, arguments: inout ModArguments) {
-        func scalar(_ value: ModScalar) {
-            arguments.scalars.append(value)
-            key += "$\(value.type)"
-        }
-        func application(_ name: String, _ operands: [ModNode]) {
-            key += "(" + name
-            for operand in operands {
-                key += " "
-                lift(operand, key: &key, arguments: &arguments)
+    /// The key, written depth-first: a node that several operations share (other than a variable) is labelled
+    /// `#k=` where it first appears and written `#k` after, so the key is linear in the size of the DAG and tells
+    /// apart one shared argument slot from two slots.
+    private static func key(_ root: ModNode, tables: [ModTable]) -> String {
+        enum Item { case node(ModNode), text(String) }
+        let uses = root.useCounts
+        var labels: [ObjectIdentifier: Int] = [:]
+        var key = ""
+        var pending = [Item.node(root)]
+        while let item = pending.popLast() {
+            guard case .node(let node) = item else {
+                if case .text(let text) = item { key += text }
+                continue
             }
-            key += ")"
+            if let label = labels[node.identity] {
+                key += "#\(label)"
+                continue
+            }
+            let name: String
+            if case .variable(let variable) = node.operation {
+                key += variable.rawValue
+                continue
+            }
+            if uses[node.identity, default: 0] > 1 {
+                labels[node.identity] = labels.count
+                key += "#\(labels.count - 1)="
+            }
+            switch node.operation {
+            case .variable: continue
+            case .int, .float, .parameter: key += "$\(node.type)"; continue
+            case .unary(let op, _): name = op.rawValue
+            case .binary(let op, _, _): name = op.rawValue
+            case .clamp: name = "clamp"
+            case .select: name = "where"
+            case .lookup(let table, _):
+                name = "t\(tables.firstIndex(of: table) ?? 0):\(table.elementType):\(table.shape.count)"
+            }
+            key += "(" + name
+            pending.append(.text(")"))
+            for operand in node.children.reversed() { pending += [.node(operand), .text(" ")] }
         }
-        switch node {
-        case .variable(let variable): key += variable.rawValue
-        case .int(let value): scalar(.int(value))
-        case .float(let value): scalar(.float(value))
-        case .parameter(let parameter): scalar(parameter.value)
-        case .unary(let op, let x): application(op.rawValue, [x])
-        case .binary(let op, let x, let y): application(op.rawValue, [x, y])
-        case .clamp(let x, let y, let z): application("clamp", [x, y, z])
-        case .select(let x, let y, let z): application("where", [x, y, z])
-        case .lookup(let table, let indices):
-            let slot = arguments.tables.firstIndex(of: table) ?? arguments.tables.count
-            if slot == arguments.tables.count { arguments.tables.append(table) }
-            application("t\(slot):\(table.elementType):\(table.shape.count)", indices)
-        }
+        return key
     }
 }

@@ -48,12 +48,21 @@ enum ModDerivative: Equatable {
 extension ModNode {
     /// ∂self/∂target, where `target` is `score` or a Float table lookup, by the chain rule. Where a function has
     /// a kink (abs, min, max, clamp, the branches of where) it takes the derivative of the branch the value
-    /// came from, as autograd does.
+    /// came from, as autograd does. Each distinct node is differentiated once, operands first, so the
+    /// derivative is a DAG linear in the size of this one.
     func derivative(withRespectTo target: ModNode) -> ModDerivative {
+        var derivatives: [ObjectIdentifier: ModDerivative] = [:]
+        for node in uniqueNodes {
+            derivatives[node.identity] = node.derivativeStep(withRespectTo: target) { derivatives[$0.identity] ?? .zero }
+        }
+        return derivatives[identity] ?? .zero
+    }
+
+    /// ∂self/∂target from the derivatives `d` of the operands.
+    private func derivativeStep(withRespectTo target: ModNode, _ d: (ModNode) -> ModDerivative) -> ModDerivative {
         if self == target { return .one }
         guard type == .float else { return .zero }
-        func d(_ x: ModNode) -> ModDerivative { x.derivative(withRespectTo: target) }
-        switch self {
+        switch operation {
         case .variable, .int, .float, .parameter, .lookup:
             return .zero
         case .unary(let op, let x):
@@ -80,7 +89,10 @@ extension ModNode {
             default: return .zero
             }
         case .clamp(let x, let low, let high):
-            return ModNode.binary(.min, .binary(.max, x, low), high).derivative(withRespectTo: target)
+            // min(max(x, low), high): the branch of max, then the branch of min.
+            let raised = ModNode.binary(.max, x, low)
+            let dRaised = ModDerivative.select(.binary(.greaterEqual, x, low), d(x), d(low))
+            return .select(.binary(.lessEqual, raised, high), dRaised, d(high))
         case .select(let condition, let x, let y):
             return .select(condition, d(x), d(y))
         }
@@ -89,8 +101,9 @@ extension ModNode {
     /// The Float table lookups this expression reads, each once, in first-use order.
     var floatLookups: [ModNode] {
         var found: [ModNode] = []
-        forEachNode { node in
-            if case .lookup(let table, _) = node, table.elementType == .float, !found.contains(node) {
+        var seen: Set<ModNode> = []
+        for node in uniqueNodes {
+            if case .lookup(let table, _) = node.operation, table.elementType == .float, seen.insert(node).inserted {
                 found.append(node)
             }
         }

@@ -5,7 +5,7 @@ struct ModToken: Equatable {
         /// Digits, kept as text so that `-` can join them before conversion (the Int minimum has no positive twin).
         case integer(String)
         case float(Float)
-        /// Operators and punctuation: `|| && ! == != < <= > >= + - * / % ( ) [ ] ,`.
+        /// Operators and punctuation: `|| && ! == != < <= > >= + - * / % ( ) [ ] , = ;`.
         case symbol(String)
         case end
     }
@@ -17,7 +17,7 @@ struct ModToken: Equatable {
 /// Splits the textual form into tokens.
 enum ModLexer {
     private static let symbols = ["||", "&&", "==", "!=", "<=", ">=", "!", "<", ">", "+", "-", "*", "/", "%", "(", ")",
-                                  "[", "]", ","]
+                                  "[", "]", ",", "=", ";"]
 
     static func tokens(_ text: String) throws -> [ModToken] {
         let characters = Array(text.unicodeScalars)
@@ -33,9 +33,9 @@ enum ModLexer {
                 tokens.append(ModToken(kind: .identifier(String(String.UnicodeScalarView(characters[start..<i]))), position: start))
             } else if isDigit(c) {
                 tokens.append(try number(characters, &i))
-            } else if let symbol = symbols.first(where: { matches($0, characters, at: i) }) {
-                tokens.append(ModToken(kind: .symbol(symbol), position: i))
-                i += symbol.unicodeScalars.count
+            } else if let symbol = symbolScalars.firstIndex(where: { matches($0, characters, at: i) }) {
+                tokens.append(ModToken(kind: .symbol(symbols[symbol]), position: i))
+                i += symbolScalars[symbol].count
             } else {
                 throw ModError.syntax("unexpected character '\(c)'", position: i)
             }
@@ -82,8 +82,9 @@ enum ModLexer {
         c.isASCII && (c.properties.isAlphabetic || c == "_" || isDigit(c))
     }
 
-    private static func matches(_ symbol: String, _ characters: [Unicode.Scalar], at i: Int) -> Bool {
-        let scalars = Array(symbol.unicodeScalars)
-        return i + scalars.count <= characters.count && Array(characters[i..<i + scalars.count]) == scalars
+    private static let symbolScalars = symbols.map { Array($0.unicodeScalars) }
+
+    private static func matches(_ scalars: [Unicode.Scalar], _ characters: [Unicode.Scalar], at i: Int) -> Bool {
+        i + scalars.count <= characters.count && characters[i..<i + scalars.count].elementsEqual(scalars)
     }
 }

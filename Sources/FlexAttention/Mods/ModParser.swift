@@ -1,10 +1,21 @@
 /// Reads the textual form into a checked expression: recursive descent, one function per precedence level.
+///
+/// Chains of binary operators are read by loops; parentheses, calls, indices and prefix operators recurse, at
+/// most ``nestingLimit`` deep, so no input can overflow the stack. Every step takes constant time (a node's type
+/// is known when it is made), so parsing is linear in the length of the text.
 struct ModParser {
+    /// How deeply parentheses, calls, table indices and prefix operators may nest. Deeper formulas can be written
+    /// with `let` bindings, as ``ModPrinter`` prints them.
+    static let nestingLimit = 200
+
     private let tokens: [ModToken]
     private var index = 0
     private let tables: [String: ModTable]
     private let parameters: [String: ModScalar]
     private let allowsScore: Bool
+    /// The values of the `let` bindings read so far.
+    private var bindings: [String: ModNode] = [:]
+    private var depth = 0
 
     /// Parses `text` whole, with `score` available only when `allowsScore`.
     static func parse(
@@ -21,9 +32,35 @@ struct ModParser {
         }
         var parser = ModParser(
             tokens: try ModLexer.tokens(text), tables: byName, parameters: parameters, allowsScore: allowsScore)
+        while parser.current.kind == .identifier("let") { try parser.parseBinding() }
         let node = try parser.parseOr()
         guard parser.current.kind == .end else { throw parser.unexpected("an operator or the end") }
         return node
+    }
+
+    /// `let NAME = EXPRESSION;`: later text reads `NAME` as that value, computed once.
+    private mutating func parseBinding() throws {
+        index += 1
+        let token = current
+        guard case .identifier(let name) = token.kind else { throw unexpected("a name to bind") }
+        index += 1
+        try ModName.validate(name)
+        if tables[name] != nil || parameters[name] != nil || bindings[name] != nil {
+            throw ModError.invalidName(name, reason: "already names a table, parameter or binding")
+        }
+        try expect("=")
+        bindings[name] = try parseOr()
+        try expect(";")
+    }
+
+    /// Runs `body` one nesting level deeper.
+    private mutating func nested(_ body: (inout ModParser) throws -> ModNode) throws -> ModNode {
+        guard depth < Self.nestingLimit else {
+            throw ModError.syntax("nested more than \(Self.nestingLimit) levels deep", position: current.position)
+        }
+        depth += 1
+        defer { depth -= 1 }
+        return try body(&self)
     }
 
     private init(tokens: [ModToken], tables: [String: ModTable], parameters: [String: ModScalar], allowsScore: Bool) {
@@ -78,7 +115,7 @@ struct ModParser {
 
     private mutating func parseNot() throws -> ModNode {
         guard take("!") else { return try parseComparison() }
-        return try Self.checked(.unary(.not, try parseNot()))
+        return try Self.checked(.unary(.not, try nested { try $0.parseNot() }))
     }
 
     /// Comparisons do not chain: `a < b < c` is a syntax error.
@@ -101,7 +138,7 @@ struct ModParser {
             index += 1
             return try integer("-" + digits, at: tokens[index - 1].position)
         }
-        return try Self.checked(.negated(try parseUnary()))
+        return try Self.checked(.negated(try nested { try $0.parseUnary() }))
     }
 
     private func integer(_ text: String, at position: Int) throws -> ModNode {
@@ -120,7 +157,7 @@ struct ModParser {
             return .float(value)
         case .symbol("("):
             index += 1
-            let inner = try parseOr()
+            let inner = try nested { try $0.parseOr() }
             try expect(")")
             return inner
         case .identifier(let name):
@@ -135,6 +172,7 @@ struct ModParser {
         if let variable = ModVariable(rawValue: name), variable != .score || allowsScore {
             return .variable(variable)
         }
+        if let bound = bindings[name] { return bound }
         if let table = tables[name] {
             try expect("[")
             let indices = try list(closing: "]")
@@ -156,8 +194,8 @@ struct ModParser {
 
     /// Comma-separated expressions up to `closing`; at least one.
     private mutating func list(closing: String) throws -> [ModNode] {
-        var items = [try parseOr()]
-        while take(",") { items.append(try parseOr()) }
+        var items = [try nested { try $0.parseOr() }]
+        while take(",") { items.append(try nested { try $0.parseOr() }) }
         try expect(closing)
         return items
     }

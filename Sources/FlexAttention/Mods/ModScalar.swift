@@ -42,7 +42,7 @@ public struct ModParameter: Hashable, Sendable {
 enum ModName {
     /// Words the textual form gives a meaning of its own.
     static let reserved: Set<String> = Set(ModVariable.allCases.map(\.rawValue)).union([
-        "abs", "min", "max", "clamp", "where", "exp", "log", "tanh", "sqrt", "float",
+        "abs", "min", "max", "clamp", "where", "exp", "log", "tanh", "sqrt", "float", "let",
     ])
 
     static func isIdentifier(_ name: String) -> Bool {

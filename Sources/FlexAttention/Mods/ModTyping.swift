@@ -3,7 +3,7 @@
 extension ModNode {
     /// `-x`, folding a literal operand so that `-3` is one literal whichever way it was written.
     static func negated(_ x: ModNode) -> ModNode {
-        switch x {
+        switch x.operation {
         case .int(let value): .int(0 &- value)
         case .float(let value): .float(-value)
         default: .unary(.negate, x)
@@ -13,7 +13,7 @@ extension ModNode {
     /// `float(x)` when `x` is an Int (folded when `x` is a literal, so `score > 0` reads `score > 0.0`); `x`
     /// otherwise.
     static func promoted(_ x: ModNode) -> ModNode {
-        if case .int(let value) = x { return .float(Float(value)) }
+        if case .int(let value) = x.operation { return .float(Float(value)) }
         return x.type == .int ? .unary(.float, x) : x
     }
 
@@ -41,7 +41,7 @@ extension ModNode {
     var typeError: ModError? {
         func mismatch(_ message: String) -> ModError { .typeMismatch(message) }
         func numeric(_ x: ModNode) -> Bool { x.type != .bool }
-        switch self {
+        switch operation {
         case .variable, .int, .float, .parameter:
             return nil
         case .unary(let op, let x):
@@ -91,15 +91,15 @@ extension ModNode {
     /// Checks every node's types and arities, and that no two different tables share a name.
     func validate() throws {
         var tables: [String: ModTable] = [:]
-        try forEachNode { node in
+        for node in uniqueNodes {
             if let error = node.typeError { throw error }
-            if case .lookup(let table, _) = node {
+            if case .lookup(let table, _) = node.operation {
                 if let known = tables[table.name], known != table { throw ModError.conflictingTables(table.name) }
                 tables[table.name] = table
             }
         }
     }
 
-    /// The textual form, for messages.
-    var text: String { ModPrinter.print(self) }
+    /// The textual form, shortened for messages.
+    var text: String { ModPrinter.excerpt(self) }
 }

@@ -91,7 +91,7 @@ extension CUDAModFunction {
         var updates = "", flushes = ""
         let lookups = value.floatLookups
         for (index, lookup) in lookups.enumerated() {
-            guard case .lookup(let table, let lookupIndices) = lookup else { continue }
+            guard case .lookup(let table, let lookupIndices) = lookup.operation else { continue }
             let slope = emitter.emit(value.derivative(withRespectTo: lookup).node)
             let offset = emitter.offset(in: table, lookupIndices.map { emitter.emit($0) })
             let target = "(float*)gradients[\(tables.firstIndex(of: table) ?? 0)] + pending.element[\(index)]"
@@ -146,15 +146,17 @@ private struct ArgumentLifter {
     init(tables: [ModTable]) { self.tables = tables }
 
     mutating func lift(_ node: ModNode) -> ModNode {
-        switch node {
-        case .int: return intSlot()
-        case .float: return floatSlot()
-        case .parameter(let parameter): return parameter.value.type == .int ? intSlot() : floatSlot()
-        default: return node.mappingChildren { lift($0) }
+        node.rebuilt { node, operands in
+            switch node.operation {
+            case .int: intSlot()
+            case .float: floatSlot()
+            case .parameter(let parameter): parameter.value.type == .int ? intSlot() : floatSlot()
+            default: node.withChildren(operands)
+            }
         }
     }
 
-    // `mappingChildren` visits operands left to right, the walk ``ModExpression/arguments`` takes.
+    // `rebuilt` visits distinct nodes in the walk ``ModExpression/arguments`` takes.
     private mutating func intSlot() -> ModNode {
         defer { intCount += 1 }
         return .int(intCount)
@@ -204,6 +206,8 @@ private struct CUDAModStatements {
     private(set) var body = ""
     private(set) var prepared: PreparedStatements
     private var names: [ModNode: String] = [:]
+    private var ranges = ModIntegerRanges()
+    private var declared = 0
 
     init(tables: [ModTable], tableExtents: Int, prepared: PreparedStatements = PreparedStatements()) {
         self.tables = tables
@@ -218,29 +222,42 @@ private struct CUDAModStatements {
 
     /// The name of a value holding `node`, emitting the statements it needs.
     mutating func emit(_ node: ModNode) -> String {
-        if let known = names[node] { return known }
+        for next in node.uniqueNodes(stoppingAt: { names[$0] != nil }) where names[next] == nil {
+            names[next] = emitStatement(next)
+        }
+        return names[node] ?? ""
+    }
+
+    /// The name of a value holding `node`, whose operands are emitted already.
+    private mutating func emitStatement(_ node: ModNode) -> String {
+        func name(_ x: ModNode) -> String { names[x] ?? "" }
         let text: String
-        switch node {
+        switch node.operation {
         case .variable(let variable): return variable.rawValue
         case .float(let value): return "__int_as_float(0x\(String(value.bitPattern, radix: 16)))"
-        case .clamp(let x, let low, let high): return emit(.binary(.min, .binary(.max, x, low), high))
+        case .clamp(let x, let low, let high):
+            let raised = binary(.max, name(x), name(low), type: x.type)
+            text = binary(.min, declare(raised, of: node), name(high), type: x.type)
+        // The operand of a Float slot's `float()`, which reads the slot itself.
+        case .int(let slot) where slot < 0: return ""
         case .int(let slot): text = "m.ints[\(slot)]"
-        case .unary(.float, .int(let slot)) where slot < 0: text = "m.floats[\(-1 - slot)]"
+        case .unary(.float, let x) where x.floatSlot != nil: text = "m.floats[\(x.floatSlot ?? 0)]"
         case .parameter(let parameter): text = "\(parameter.value)"  // unreachable: lifted to slots
-        case .unary(.float, let x) where x.type == .int && x.fitsInt32: text = "(float)(int)\(emit(x))"
-        case .unary(let op, let x): text = unary(op, emit(x), type: x.type)
-        case .binary(let op, let x, let y): text = binary(op, emit(x), emit(y), type: x.type)
-        case .select(let c, let x, let y): text = "\(emit(c)) ? \(emit(x)) : \(emit(y))"
-        case .lookup(let table, let indices): text = lookup(table, indices.map { emit($0) })
+        case .unary(.float, let x) where x.type == .int && ranges.fitsInt32(x): text = "(float)(int)\(name(x))"
+        case .unary(let op, let x): text = unary(op, name(x), type: x.type)
+        case .binary(let op, let x, let y): text = binary(op, name(x), name(y), type: x.type)
+        case .select(let c, let x, let y): text = "\(name(c)) ? \(name(x)) : \(name(y))"
+        case .lookup(let table, let indices): text = lookup(table, indices.map(name))
         }
-        let name: String
-        if node.isPerHead {
-            name = prepared.field(text, type: node.type.cudaType)
-        } else {
-            name = "v\(names.count)"
-            body += "    const \(node.type.cudaType) \(name) = \(text);\n"
-        }
-        names[node] = name
+        return declare(text, of: node)
+    }
+
+    /// A new value holding `text`, of `node`'s type, per head when `node` is.
+    private mutating func declare(_ text: String, of node: ModNode) -> String {
+        if node.isPerHead { return prepared.field(text, type: node.type.cudaType) }
+        let name = "v\(declared)"
+        declared += 1
+        body += "    const \(node.type.cudaType) \(name) = \(text);\n"
         return name
     }
 
@@ -310,4 +327,9 @@ extension ModType {
 extension ModNode {
     /// Whether the value is fixed by the head: it reads neither `q`, `kv` nor `score`.
     fileprivate var isPerHead: Bool { ![ModVariable.q, .kv, .score].contains { reads($0) } }
+
+    /// The Float argument slot `k` that ``ArgumentLifter`` wrote as `float(.int(−1 − k))`'s operand `.int(−1 − k)`.
+    fileprivate var floatSlot: Int? {
+        if case .int(let slot) = operation, slot < 0 { -1 - slot } else { nil }
+    }
 }

@@ -36,46 +36,48 @@ struct ModProgram: Sendable {
 
     /// Compiles `expressions`, which must be valid (see ``ModNode/validate()``).
     init(_ expressions: [ModNode]) {
-        outputs = expressions.map { emit($0) }
+        outputs = expressions.map { expression in
+            for node in expression.uniqueNodes where registers[node] == nil { registers[node] = emit(node) }
+            return registers[expression] ?? ModRegister(type: expression.type, index: 0)
+        }
         registers = [:]
     }
 
+    /// Emits `node`, whose operands are emitted already.
     private mutating func emit(_ node: ModNode) -> ModRegister {
-        if let known = registers[node] { return known }
-        let instruction: (ModRegister) -> ModInstruction
-        switch node {
-        case .variable(let variable): instruction = { .variable(variable, $0) }
-        case .int(let value): instruction = { .intConstant(value, $0) }
-        case .float(let value): instruction = { .floatConstant(value, $0) }
+        func operand(_ x: ModNode) -> ModRegister { registers[x] ?? ModRegister(type: x.type, index: 0) }
+        switch node.operation {
+        case .variable(let variable): return append(node.type) { .variable(variable, $0) }
+        case .int(let value): return append(.int) { .intConstant(value, $0) }
+        case .float(let value): return append(.float) { .floatConstant(value, $0) }
         case .parameter(let parameter):
             switch parameter.value {
-            case .int(let value): instruction = { .intConstant(value, $0) }
-            case .float(let value): instruction = { .floatConstant(value, $0) }
+            case .int(let value): return append(.int) { .intConstant(value, $0) }
+            case .float(let value): return append(.float) { .floatConstant(value, $0) }
             }
         case .unary(let op, let x):
-            let operand = emit(x)
-            instruction = { .unary(op, operand, $0) }
+            return append(node.type) { [x = operand(x)] in .unary(op, x, $0) }
         case .binary(let op, let x, let y):
-            let (left, right) = (emit(x), emit(y))
-            instruction = { .binary(op, left, right, $0) }
+            return append(node.type) { [x = operand(x), y = operand(y)] in .binary(op, x, y, $0) }
         case .clamp(let x, let low, let high):
-            return emit(.binary(.min, .binary(.max, x, low), high))
+            let raised = append(node.type) { [x = operand(x), low = operand(low)] in .binary(.max, x, low, $0) }
+            return append(node.type) { [high = operand(high)] in .binary(.min, raised, high, $0) }
         case .select(let condition, let x, let y):
-            let (c, a, b) = (emit(condition), emit(x), emit(y))
-            instruction = { .select(c, a, b, $0) }
+            return append(node.type) { [c = operand(condition), x = operand(x), y = operand(y)] in .select(c, x, y, $0) }
         case .lookup(let table, let indices):
             let slot = tables.firstIndex(of: table) ?? tables.count
             if slot == tables.count { tables.append(table) }
-            let registers = indices.map { emit($0) }
-            let range = indexRegisters.count..<indexRegisters.count + registers.count
-            indexRegisters += registers
-            instruction = { .lookup(slot: slot, indices: range, $0) }
+            let range = indexRegisters.count..<indexRegisters.count + indices.count
+            indexRegisters += indices.map(operand)
+            return append(node.type) { .lookup(slot: slot, indices: range, $0) }
         }
-        let type = node.type
+    }
+
+    /// Appends the instruction writing a new register of `type`.
+    private mutating func append(_ type: ModType, _ instruction: (ModRegister) -> ModInstruction) -> ModRegister {
         let result = ModRegister(type: type, index: registerCounts[type, default: 0])
         registerCounts[type, default: 0] += 1
         instructions.append(instruction(result))
-        registers[node] = result
         return result
     }
 }

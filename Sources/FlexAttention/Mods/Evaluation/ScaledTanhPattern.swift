@@ -11,7 +11,7 @@ struct ScaledTanhPattern {
     /// `score / b`; `nil` for anything else.
     init?(_ node: ModNode) {
         let (outputScale, tanh): (Float, ModNode)
-        switch node {
+        switch node.operation {
         case .unary(.tanh, _): (outputScale, tanh) = (1, node)
         case .binary(.multiply, let x, let y):
             if let a = x.constantFloat { (outputScale, tanh) = (a, y) }
@@ -19,13 +19,13 @@ struct ScaledTanhPattern {
             else { return nil }
         default: return nil
         }
-        guard case .unary(.tanh, let argument) = tanh else { return nil }
+        guard case .unary(.tanh, let argument) = tanh.operation else { return nil }
         let inputScale: Float?
-        switch argument {
+        switch argument.operation {
         case .variable(.score): inputScale = 1
-        case .binary(.multiply, .variable(.score), let b), .binary(.multiply, let b, .variable(.score)):
+        case .binary(.multiply, let x, let b) where x.isScore, .binary(.multiply, let b, let x) where x.isScore:
             inputScale = b.constantFloat
-        case .binary(.divide, .variable(.score), let b): inputScale = b.constantFloat.map { 1 / $0 }
+        case .binary(.divide, let x, let b) where x.isScore: inputScale = b.constantFloat.map { 1 / $0 }
         default: return nil
         }
         guard let inputScale, inputScale.isFinite else { return nil }
@@ -34,9 +34,13 @@ struct ScaledTanhPattern {
 }
 
 extension ModNode {
+    fileprivate var isScore: Bool {
+        if case .variable(.score) = operation { true } else { false }
+    }
+
     /// The value of a Float literal or parameter.
     fileprivate var constantFloat: Float? {
-        switch self {
+        switch operation {
         case .float(let value): value
         case .parameter(let parameter): if case .float(let value) = parameter.value { value } else { nil }
         default: nil

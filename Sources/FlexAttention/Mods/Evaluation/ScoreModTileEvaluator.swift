@@ -30,7 +30,7 @@ struct ScoreModTileEvaluator: Sendable {
         var lookups: [(slot: Int, table: ModTable)] = []
         var outputs: [ModNode] = []
         for lookup in node.floatLookups {
-            guard case .lookup(let table, let indices) = lookup else { continue }
+            guard case .lookup(let table, let indices) = lookup.operation else { continue }
             let slot = tables.firstIndex(of: table) ?? tables.count
             if slot == tables.count { tables.append(table) }
             lookups.append((slot, table))

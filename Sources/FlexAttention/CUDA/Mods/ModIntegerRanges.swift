@@ -2,30 +2,40 @@
 /// passes: indices and lengths are below 2³¹ (the launchers count rows and blocks in 32-bit ints), Int tables hold
 /// Int32, and argument slots (`.int` after lifting) are unknown. An Int known to fit in 32 bits converts to Float
 /// with a 32-bit conversion, where the 64-bit one runs at a quarter of its rate, as slowly as `exp2` itself.
-extension ModNode {
-    /// Whether this Int value fits in Int32 for every input.
-    var fitsInt32: Bool {
-        guard let range = integerRange else { return false }
+struct ModIntegerRanges {
+    /// Each node's bounds, or nil when unknown (or when they overflow 64 bits); every node is bounded once.
+    private var ranges: [ObjectIdentifier: ClosedRange<Int>?] = [:]
+
+    /// Whether the Int value of `node` fits in Int32 for every input.
+    mutating func fitsInt32(_ node: ModNode) -> Bool {
+        for next in node.uniqueNodes(stoppingAt: { ranges[$0.identity] != nil }) {
+            ranges[next.identity] = .some(range(of: next))
+        }
+        guard case .some(.some(let range)) = ranges[node.identity] else { return false }
         return range.lowerBound >= Int(Int32.min) && range.upperBound <= Int(Int32.max)
     }
 
-    /// Bounds of an Int node, or nil when unknown (or when they overflow 64 bits).
-    private var integerRange: ClosedRange<Int>? {
-        switch self {
+    /// The bounds of `node`, whose operands are bounded already.
+    private func range(of node: ModNode) -> ClosedRange<Int>? {
+        func operand(_ x: ModNode) -> ClosedRange<Int>? { ranges[x.identity] ?? nil }
+        switch node.operation {
         case .variable(let variable): return variable.type == .int ? 0...Int(Int32.max) : nil
         case .lookup(let table, _): return table.elementType == .int ? Int(Int32.min)...Int(Int32.max) : nil
-        case .unary(.negate, let x): return x.integerRange.flatMap { Self.span([0 &- $0.upperBound, 0 &- $0.lowerBound], exact: $0.lowerBound != .min) }
+        case .unary(.negate, let x):
+            return operand(x).flatMap { Self.span([0 &- $0.upperBound, 0 &- $0.lowerBound], exact: $0.lowerBound != .min) }
         case .unary(.abs, let x):
-            guard let x = x.integerRange, x.lowerBound != .min else { return nil }
+            guard let x = operand(x), x.lowerBound != .min else { return nil }
             let (low, high) = (Swift.abs(x.lowerBound), Swift.abs(x.upperBound))
             return (x.contains(0) ? 0 : Swift.min(low, high))...Swift.max(low, high)
         case .binary(let op, let x, let y):
-            guard let x = x.integerRange, let y = y.integerRange else { return nil }
+            guard let x = operand(x), let y = operand(y) else { return nil }
             return Self.combine(op, x, y)
         case .clamp(let x, let low, let high):
-            return ModNode.binary(.min, .binary(.max, x, low), high).integerRange
+            guard let x = operand(x), let low = operand(low), let high = operand(high),
+                  let raised = Self.combine(.max, x, low) else { return nil }
+            return Self.combine(.min, raised, high)
         case .select(_, let x, let y):
-            guard let x = x.integerRange, let y = y.integerRange else { return nil }
+            guard let x = operand(x), let y = operand(y) else { return nil }
             return Swift.min(x.lowerBound, y.lowerBound)...Swift.max(x.upperBound, y.upperBound)
         default: return nil
         }
