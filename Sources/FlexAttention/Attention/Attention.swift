@@ -38,7 +38,7 @@ public struct Attention: Sendable {
         switch device {
         case .cpu:
             return try CPUForward(
-                shape: shape, scale: scale, mods: try CPUMods(options, shape: shape), query: query, key: key,
+                shape: shape, scale: scale, mods: try CPUMods(options, shape: shape, includesGradients: false), query: query, key: key,
                 value: value, outputDType: outputDType ?? shape.dtype
             ).run()
         case let .cuda(ordinal):
@@ -82,7 +82,7 @@ public struct Attention: Sendable {
         switch device {
         case .cpu:
             return try CPUBackward(
-                shape: shape, scale: scale, mods: try CPUMods(options, shape: shape), query: query, key: key,
+                shape: shape, scale: scale, mods: try CPUMods(options, shape: shape, includesGradients: true), query: query, key: key,
                 value: value, output: forward.output, logSumExp: forward.logSumExp, outputGradient: outputGradient,
                 gradientDType: gradientDType ?? shape.dtype
             ).run()

@@ -5,9 +5,10 @@ struct CPUMods: Sendable {
     /// The score mod, compiled for tiles; `nil` when scores are left as they are.
     let scoreModifier: ScoreModTileEvaluator?
 
+    /// - Parameter includesGradients: whether the score mod is prepared for backward (its derivatives built).
     /// - Throws: ``ModError`` when the mask or score mod is malformed or indexes a table outside its bounds
     ///   anywhere in the problem's domain.
-    init(_ options: AttentionOptions, shape: AttentionShape) throws {
+    init(_ options: AttentionOptions, shape: AttentionShape, includesGradients: Bool) throws {
         switch (options.mask, options.isCausal) {
         case (nil, false): masking = NoMasking()
         case (nil, true): masking = CausalMasking()
@@ -22,7 +23,7 @@ struct CPUMods: Sendable {
                 batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength,
                 keyLength: shape.keyLength)
             scoreModifier = try ScoreModTileEvaluator(
-                scoreMod, queryLength: shape.queryLength, keyLength: shape.keyLength)
+                scoreMod, queryLength: shape.queryLength, keyLength: shape.keyLength, includesGradients: includesGradients)
         } else {
             scoreModifier = nil
         }

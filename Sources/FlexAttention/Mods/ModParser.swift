@@ -6,7 +6,7 @@
 struct ModParser {
     /// How deeply parentheses, calls, table indices and prefix operators may nest. Deeper formulas can be written
     /// with `let` bindings, as ``ModPrinter`` prints them.
-    static let nestingLimit = 200
+    static let nestingLimit = 64
 
     private let tokens: [ModToken]
     private var index = 0

@@ -39,7 +39,7 @@ struct CUDAForward {
         let tensorMaps = CUDATensorMap.usable(on: device, for: [query, key, value])
         let kernel = try Self.kernel(
             shape: shape, mask: mask.map { CUDAModFunction(mask: $0) },
-            scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0) },
+            scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0, includesGradients: false) },
             maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
         let function = try cache.function(kernel.name, source: kernel.source, on: device)
         try function.setMaxDynamicSharedMemory(kernel.sharedMemoryBytes)

@@ -37,7 +37,7 @@ public enum KernelCatalog {
                 mods.map { mask, scoreMod in
                     ForwardKernel(
                         dtype: dtype, headDim: d, valueDim: dv, mask: mask.map { CUDAModFunction(mask: $0) },
-                        scoreMod: scoreMod.map { CUDAModFunction(scoreMod: $0) })
+                        scoreMod: scoreMod.map { CUDAModFunction(scoreMod: $0, includesGradients: false) })
                 }
             }
         } + [ForwardKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil, stages: 1)]
@@ -54,7 +54,7 @@ public enum KernelCatalog {
             let mask = modded ? CUDAModFunction(mask: .causal && .slidingWindow(256)) : nil
             return [
                 HopperForwardKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
-                                    scoreMod: modded ? CUDAModFunction(scoreMod: .softCap(30)) : nil)
+                                    scoreMod: modded ? CUDAModFunction(scoreMod: .softCap(30), includesGradients: false) : nil)
                     .fitting(maxSharedMemory: 227 * 1024),
                 HopperQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
                                           scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)

@@ -39,11 +39,13 @@ struct CUDAModFunction: Sendable {
         self.init(kind: .mask, expression: mask.expression, name: name)
     }
 
-    init(scoreMod: ScoreMod, name: String = "fa_score_mod") {
-        self.init(kind: .score, expression: scoreMod.expression, name: name)
+    /// - Parameter includesGradients: whether to emit the derivatives backward needs (`*slope` and the table
+    ///   gradients); a forward kernel passes a null `slope` and needs neither.
+    init(scoreMod: ScoreMod, name: String = "fa_score_mod", includesGradients: Bool = true) {
+        self.init(kind: .score, expression: scoreMod.expression, name: name, includesGradients: includesGradients)
     }
 
-    private init(kind: Kind, expression: ModExpression, name: String) {
+    private init(kind: Kind, expression: ModExpression, name: String, includesGradients: Bool = false) {
         self.kind = kind
         self.name = name
         arguments = expression.arguments
@@ -62,17 +64,16 @@ struct CUDAModFunction: Sendable {
 
                 """
         case .score:
-            let slope = emitter.emit(value.derivative(withRespectTo: .variable(.score)).node)
+            let slope = includesGradients ? emitter.emit(value.derivative(withRespectTo: .variable(.score)).node) : nil
             function = """
                 FA_INLINE float \(name)(float score, \(indices), const \(name)_prepared& p, float* slope) {
-                \(emitter.body)    if (slope) *slope = \(slope);
-                    return \(result);
+                \(emitter.body)\(slope.map { "    if (slope) *slope = \($0);\n" } ?? "")    return \(result);
                 }
 
                 """
         }
         var prepared = emitter.prepared
-        tableGradientDefinition = kind == .score && !value.floatLookups.isEmpty
+        tableGradientDefinition = includesGradients && !value.floatLookups.isEmpty
             ? Self.tableGradients(of: value, name: name, indices: indices, tables: arguments.tables,
                                   tableExtents: lifter.intCount, prepared: &prepared)
             : nil

@@ -3,8 +3,8 @@ import FlexAttentionSIMD
 /// A score mod compiled for one pair of sequence lengths: its value, its derivative ∂score′/∂score, and the
 /// gradient of each Float table it reads, a tile at a time.
 struct ScoreModTileEvaluator: Sendable {
-    /// value, ∂value/∂score.
-    private let program: ModProgram
+    /// value, ∂value/∂score; nil when made without gradients.
+    private let program: ModProgram?
     /// value alone, for tiles whose derivative is not asked for.
     private let valueProgram: ModProgram
     /// The mod as a scaled tanh, which a tile kernel runs instead of the programs.
@@ -19,17 +19,19 @@ struct ScoreModTileEvaluator: Sendable {
     let queryLength: Int
     let keyLength: Int
 
+    /// - Parameter includesGradients: whether to differentiate the mod, for backward; without, only the value
+    ///   can be asked for.
     /// - Throws: ``ModError`` when the mod is not well formed.
-    init(_ scoreMod: ScoreMod, queryLength: Int, keyLength: Int) throws {
+    init(_ scoreMod: ScoreMod, queryLength: Int, keyLength: Int, includesGradients: Bool = true) throws {
         try scoreMod.validate()
         let node = scoreMod.expression.node
-        program = ModProgram([node, node.derivative(withRespectTo: .variable(.score)).node])
+        program = includesGradients ? ModProgram([node, node.derivative(withRespectTo: .variable(.score)).node]) : nil
         valueProgram = ModProgram([node])
         scaledTanh = ScaledTanhPattern(node)
         var tables: [ModTable] = []
         var lookups: [(slot: Int, table: ModTable)] = []
         var outputs: [ModNode] = []
-        for lookup in node.floatLookups {
+        for lookup in includesGradients ? node.floatLookups : [] {
             guard case .lookup(let table, let indices) = lookup.operation else { continue }
             let slot = tables.firstIndex(of: table) ?? tables.count
             if slot == tables.count { tables.append(table) }
@@ -44,8 +46,8 @@ struct ScoreModTileEvaluator: Sendable {
         self.keyLength = keyLength
     }
 
-    /// Replaces every score of `tile` by its modified value times `valueScale` and, when `derivative` is given,
-    /// writes ∂score′/∂score (unscaled) there with the tile's layout; vector work that has a tile kernel runs on
+    /// Replaces every score of `tile` by its modified value times `valueScale` and, when `derivative` is given
+    /// (to an evaluator made with gradients), writes ∂score′/∂score (unscaled) there with the tile's layout; vector work that has a tile kernel runs on
     /// `kernels`.
     func modify<K: TileKernels>(
         _ tile: ScoreTile, derivative: UnsafeMutablePointer<Float>?, valueScale: Float = 1, kernels: K.Type
@@ -57,11 +59,12 @@ struct ScoreModTileEvaluator: Sendable {
                 slope: derivative, slopeScale: scaledTanh.outputScale * scaledTanh.inputScale))
             return
         }
-        let program = derivative == nil ? valueProgram : program
+        let sloped = derivative == nil ? nil : self.program
+        let program = sloped ?? valueProgram
         let chunks = tile.chunks(queryLength: queryLength, keyLength: keyLength)
         var machine = ModTileMachine(program, chunkCount: chunks.count)
         let (scores, value) = (machine.scores, machine.floats(program.outputs[0]))
-        let slope = derivative == nil ? nil : machine.floats(program.outputs[1])
+        let slope = sloped.map { machine.floats($0.outputs[1]) }
         chunks.forEachPiece(capacity: machine.capacity) { piece in
             tile.forEachLaneRun(of: piece) { chunk, count, offset in
                 scores[chunk] = loadLanes(tile.values + offset, count: count)
