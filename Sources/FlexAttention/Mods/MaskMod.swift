@@ -113,6 +113,10 @@ extension ModInt {
 
 /// Reads a mask in the textual form.
 ///
+/// The text may start with `let` bindings, each value computed once: `let d = q - kv; d >= 0 && d < 256`.
+/// Parentheses, calls, table indices and prefix operators nest at most 64 levels (``ModError/syntax(_:position:)``
+/// beyond); chains of binary operators may be of any length. Parsing takes time linear in the text.
+///
 /// - Parameters:
 ///   - mask: for example `q >= kv && doc[q] == doc[kv]`.
 ///   - tables: the tables the text may index, by their names.
@@ -123,7 +127,7 @@ public func parse(mask: String, tables: [ModTable] = [], parameters: [String: Mo
     try MaskMod(ModExpression(ModParser.parse(mask, tables: tables, parameters: parameters, allowsScore: false)))
 }
 
-/// Reads a score mod in the textual form.
+/// Reads a score mod in the textual form, with the `let` bindings and nesting limit of ``parse(mask:tables:parameters:)``.
 ///
 /// - Parameters:
 ///   - score: for example `score - slope[h] * float(abs(q - kv))`.

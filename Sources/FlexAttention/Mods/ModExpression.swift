@@ -48,7 +48,10 @@ enum ModBinaryOperator: String, Sendable, Hashable {
 /// on the CPU, interval analysis for block masks, symbolic differentiation, CUDA emission).
 ///
 /// Expressions are made by tracing (``MaskMod``, ``ScoreMod``, ``ModInt``) or by parsing their textual form
-/// (``parse(mask:tables:parameters:)``); ``description`` prints that form.
+/// (``parse(mask:tables:parameters:)``); ``description`` prints that form. An expression is a DAG: a traced value
+/// used twice is one node, and every analysis (typing, differentiation, printing, compiling) takes time linear
+/// in the number of distinct nodes, however large the tree they expand to. A long expression prints with `let`
+/// bindings, which parse back.
 public struct ModExpression: Hashable, Sendable, CustomStringConvertible {
     let node: ModNode
 
