@@ -187,7 +187,10 @@ public enum SIMDTileKernels<Wide: AccumulatorRow, Half: AccumulatorRow, Quarter:
             let d = load(delta + column, as: Lanes.self)
             for row in 0..<rows {
                 let offset = row * ld + column
-                let gradient = load(p + offset, as: Lanes.self) * (load(dp + offset, as: Lanes.self) - d)
+                // Selected, not multiplied: where p = 0 (a masked score) dP − Delta or the slope may be ±∞.
+                let probability = load(p + offset, as: Lanes.self)
+                let gradient = (probability * (load(dp + offset, as: Lanes.self) - d))
+                    .replacing(with: 0, where: probability .== Lanes(repeating: 0))
                 guard let slope else {
                     store(gradient, to: dp + offset)
                     continue

@@ -94,8 +94,9 @@ extension TileKernels {
         perform(.probabilities(tile: tile, rows: rows, lanes: lanes, ld: ld, lse2: lse2))
     }
 
-    /// Score gradients in place: `dp[i*ld + j] = p[i*ld + j] · (dp[i*ld + j] − delta[j])`, then times
-    /// `slope[i*ld + j]` (a score mod's derivative) where that is not 0: a masked score's slope may be undefined.
+    /// Score gradients in place: `dp[i*ld + j] = p[i*ld + j] · (dp[i*ld + j] − delta[j])`, 0 where p is 0, then
+    /// times `slope[i*ld + j]` (a score mod's derivative) where that is not 0: at a masked score the difference
+    /// may overflow and the slope be undefined.
     @inlinable public static func scoreGradient(
         p: UnsafePointer<Float>, dp: UnsafeMutablePointer<Float>, rows: Int, lanes: Int, ld: Int,
         delta: UnsafePointer<Float>, slope: UnsafePointer<Float>? = nil
