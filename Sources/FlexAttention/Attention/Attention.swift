@@ -28,26 +28,44 @@ public struct Attention: Sendable {
     ///   - options: scale and masking.
     ///   - outputDType: the dtype of `O`; the inputs' dtype when `nil`.
     /// - Returns: `O` as a new contiguous `[B, Hq, Sq, Dv]` tensor and the log-sum-exp as Float32 `[B, Hq, Sq]`
-    ///   (−∞ where a row keeps nothing, whose output row is 0).
+    ///   (−∞ where a row keeps nothing, whose output row is 0; NaN where a row is poisoned, see below).
     /// - Throws: ``FlexAttentionError`` for malformed inputs, before anything is computed.
+    ///
+    /// ## NaN and infinity
+    ///
+    /// A score the mask removes never affects any output, whatever its query, key and value rows hold (a KV-cache
+    /// slot past a sequence's length may hold garbage). A row that keeps at least one key is *poisoned* when its
+    /// query row, or the key or value row of a key it keeps, holds NaN or ±∞: its output row and its log-sum-exp
+    /// are NaN. Every other row is computed as if those rows were absent. A row that keeps nothing gives O = 0 and
+    /// LSE = −∞ whatever its inputs. The same holds on every device; when all inputs are finite it costs one scan of
+    /// them.
+    ///
+    /// Finite inputs are supported when every kept score, in the base-2 units the kernels use
+    /// (`scale · q·k · log2 e`), is finite in Float32: with the default scale and elements of magnitude at most
+    /// `M`, `1.45 · √D · M² < 3.4e38`, so M up to about 5e18 for D = 64 and 3e18 for D = 512; any Float16 input is
+    /// in range. Beyond it, a row whose own kept scores overflow may come out NaN or ±∞; other rows are unaffected.
     public func forward(
         query: Tensor, key: Tensor, value: Tensor, options: AttentionOptions = .init(), outputDType: DType? = nil
     ) throws -> AttentionOutput {
         let shape = try AttentionShape(query: query, key: key, value: value)
         let scale = try shape.resolvedScale(options.scale)
-        switch device {
-        case .cpu:
-            return try CPUForward(
-                shape: shape, scale: scale, mods: try CPUMods(options, shape: shape, includesGradients: false), query: query, key: key,
-                value: value, outputDType: outputDType ?? shape.dtype
-            ).run()
-        case let .cuda(ordinal):
-            let result = try CUDAForward(device: CUDADevice.open(ordinal), cache: Self.kernelCache.get())
-                .run(query: query, key: key, value: value, options: options)
-            guard let outputDType, outputDType != result.output.dtype else { return result }
-            return AttentionOutput(
-                output: try Tensor(result.output.floats(), shape: result.output.shape, dtype: outputDType),
-                logSumExp: result.logSumExp)
+        return try NonFiniteInputs.forward(
+            shape: shape, options: options, query: query, key: key, value: value
+        ) { query, key, value in
+            switch device {
+            case .cpu:
+                return try CPUForward(
+                    shape: shape, scale: scale, mods: try CPUMods(options, shape: shape, includesGradients: false),
+                    query: query, key: key, value: value, outputDType: outputDType ?? shape.dtype
+                ).run()
+            case let .cuda(ordinal):
+                let result = try CUDAForward(device: CUDADevice.open(ordinal), cache: Self.kernelCache.get())
+                    .run(query: query, key: key, value: value, options: options)
+                guard let outputDType, outputDType != result.output.dtype else { return result }
+                return AttentionOutput(
+                    output: try Tensor(result.output.floats(), shape: result.output.shape, dtype: outputDType),
+                    logSumExp: result.logSumExp)
+            }
         }
     }
 
@@ -68,6 +86,17 @@ public struct Attention: Sendable {
     ///   - options: the options given to the forward call.
     ///   - gradientDType: the dtype of the gradients; the inputs' dtype when `nil`.
     /// - Returns: `dQ`, `dK`, `dV` as new contiguous tensors with the shapes of Q, K and V.
+    ///
+    /// ## NaN and infinity
+    ///
+    /// A row is *poisoned* when its saved LSE is not −∞ (it keeps something) and its Q, dO or O row holds NaN or
+    /// ±∞, its LSE is NaN or +∞, or it keeps a key whose K or V row holds NaN or ±∞. dQ is NaN on poisoned rows;
+    /// dK and dV are NaN on the keys some poisoned row keeps (over the query heads that share the key's head);
+    /// every Float table's gradient is NaN when any row is poisoned. Everything else is computed as if the
+    /// non-finite rows were absent: a score the mask removes never affects any gradient, and a key that no row
+    /// keeps gets zero gradients whatever it holds. Backward's supported range adds to forward's that `dO · v` and
+    /// every gradient be finite in Float32; for `dO` of order 1, elements of magnitude up to 1e15 qualify for head
+    /// dims up to 512 and sequences up to a million.
     public func backward(
         query: Tensor, key: Tensor, value: Tensor, forward: AttentionOutput, outputGradient: Tensor,
         options: AttentionOptions = .init(), gradientDType: DType? = nil
@@ -79,23 +108,29 @@ public struct Attention: Sendable {
         try AttentionShape.require(outputGradient, named: "output gradient", shape: outputShape)
         try AttentionShape.require(
             forward.logSumExp, named: "log-sum-exp", shape: [shape.batch, shape.queryHeads, shape.queryLength])
-        switch device {
-        case .cpu:
-            return try CPUBackward(
-                shape: shape, scale: scale, mods: try CPUMods(options, shape: shape, includesGradients: true), query: query, key: key,
-                value: value, output: forward.output, logSumExp: forward.logSumExp, outputGradient: outputGradient,
-                gradientDType: gradientDType ?? shape.dtype
-            ).run()
-        case let .cuda(ordinal):
-            let result = try CUDABackward(device: CUDADevice.open(ordinal), cache: Self.kernelCache.get()).run(
-                query: query, key: key, value: value, forward: forward, outputGradient: outputGradient, options: options)
-            guard let gradientDType, gradientDType != shape.dtype else { return result }
-            func converted(_ tensor: Tensor) throws -> Tensor {
-                try Tensor(tensor.floats(), shape: tensor.shape, dtype: gradientDType)
+        return try NonFiniteInputs.backward(
+            shape: shape, options: options, query: query, key: key, value: value, forward: forward,
+            outputGradient: outputGradient
+        ) { query, key, value, forward, outputGradient in
+            switch device {
+            case .cpu:
+                return try CPUBackward(
+                    shape: shape, scale: scale, mods: try CPUMods(options, shape: shape, includesGradients: true),
+                    query: query, key: key, value: value, output: forward.output, logSumExp: forward.logSumExp,
+                    outputGradient: outputGradient, gradientDType: gradientDType ?? shape.dtype
+                ).run()
+            case let .cuda(ordinal):
+                let result = try CUDABackward(device: CUDADevice.open(ordinal), cache: Self.kernelCache.get()).run(
+                    query: query, key: key, value: value, forward: forward, outputGradient: outputGradient,
+                    options: options)
+                guard let gradientDType, gradientDType != shape.dtype else { return result }
+                func converted(_ tensor: Tensor) throws -> Tensor {
+                    try Tensor(tensor.floats(), shape: tensor.shape, dtype: gradientDType)
+                }
+                return AttentionGradients(
+                    query: try converted(result.query), key: try converted(result.key),
+                    value: try converted(result.value), tableGradients: result.tableGradients)
             }
-            return AttentionGradients(
-                query: try converted(result.query), key: try converted(result.key), value: try converted(result.value),
-                tableGradients: result.tableGradients)
         }
     }
 }
@@ -104,7 +139,8 @@ public struct Attention: Sendable {
 public struct AttentionOutput: Sendable {
     /// `O`, `[B, Hq, Sq, Dv]`.
     public let output: Tensor
-    /// Natural-log log-sum-exp of each row's kept scores, Float32 `[B, Hq, Sq]`; −∞ for rows that keep nothing.
+    /// Natural-log log-sum-exp of each row's kept scores, Float32 `[B, Hq, Sq]`; −∞ for rows that keep nothing,
+    /// NaN for rows poisoned by a non-finite input.
     public let logSumExp: Tensor
 
     /// Pairs an output with its log-sum-exp (for example, ones saved from an earlier forward pass).

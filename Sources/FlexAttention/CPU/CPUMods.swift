@@ -9,15 +9,7 @@ struct CPUMods: Sendable {
     /// - Throws: ``ModError`` when the mask or score mod is malformed or indexes a table outside its bounds
     ///   anywhere in the problem's domain.
     init(_ options: AttentionOptions, shape: AttentionShape, includesGradients: Bool) throws {
-        switch (options.mask, options.isCausal) {
-        case (nil, false): masking = NoMasking()
-        case (nil, true): masking = CausalMasking()
-        case let (mask?, isCausal):
-            masking = try BlockMask(
-                isCausal ? MaskMod.causal && mask : mask, batch: shape.batch, heads: shape.queryHeads,
-                queryLength: shape.queryLength, keyLength: shape.keyLength, queryBlockSize: CPUTile.queries,
-                keyBlockSize: CPUTile.keys)
-        }
+        masking = try Self.masking(options, shape: shape)
         if let scoreMod = options.scoreMod {
             try scoreMod.checkIndices(
                 batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength,
@@ -26,6 +18,21 @@ struct CPUMods: Sendable {
                 scoreMod, queryLength: shape.queryLength, keyLength: shape.keyLength, includesGradients: includesGradients)
         } else {
             scoreModifier = nil
+        }
+    }
+
+    /// The options' causal flag and mask as one masking: none, the built-in causal, or a ``BlockMask`` at the
+    /// loops' tile size.
+    /// - Throws: ``ModError`` when the mask is malformed or leaves its domain.
+    static func masking(_ options: AttentionOptions, shape: AttentionShape) throws -> any TileMasking {
+        switch (options.mask, options.isCausal) {
+        case (nil, false): NoMasking()
+        case (nil, true): CausalMasking()
+        case let (mask?, isCausal):
+            try BlockMask(
+                isCausal ? MaskMod.causal && mask : mask, batch: shape.batch, heads: shape.queryHeads,
+                queryLength: shape.queryLength, keyLength: shape.keyLength, queryBlockSize: CPUTile.queries,
+                keyBlockSize: CPUTile.keys)
         }
     }
 
