@@ -42,7 +42,7 @@ enum NonFiniteInputs {
         var badRows = RowFlags(nonFiniteRowsOf: query)
         badRows.formUnion(RowFlags(nonFiniteRowsOf: outputGradient))
         badRows.formUnion(RowFlags(nonFiniteRowsOf: forward.output))
-        badRows.formUnion(RowFlags(invalidLogSumExp: forward.logSumExp))
+        badRows.formUnion(try RowFlags(invalidLogSumExp: forward.logSumExp))
         var badKeys = RowFlags(nonFiniteRowsOf: key)
         badKeys.formUnion(RowFlags(nonFiniteRowsOf: value))
         guard !badRows.isEmpty || !badKeys.isEmpty else {

@@ -24,8 +24,8 @@ struct RowFlags: Equatable {
     }
 
     /// Unflags every flagged row whose row-major index satisfies `predicate`.
-    mutating func unflag(where predicate: (_ index: Int) -> Bool) {
-        for index in flags.indices where flags[index] && predicate(index) { flags[index] = false }
+    mutating func unflag(where predicate: (_ index: Int) throws -> Bool) rethrows {
+        for index in flags.indices where try flags[index] && predicate(index) { flags[index] = false }
     }
 
     /// The row-major indices of the flagged rows.
@@ -61,12 +61,15 @@ extension RowFlags {
         }
     }
 
-    /// The elements of a Float32 log-sum-exp `[B, H, S]` that are NaN or +∞ (−∞, a row that keeps nothing, is
-    /// not flagged).
-    init(invalidLogSumExp logSumExp: Tensor) {
-        self.init(batch: logSumExp.shape[0], heads: logSumExp.shape[1], length: logSumExp.shape[2])
-        for (index, value) in logSumExp.floats().enumerated() where value.isNaN || value == .infinity {
-            flags[index] = true
+    /// The elements of a log-sum-exp `[B, H, S]` that are NaN or +∞ (−∞, a row that keeps nothing, is not
+    /// flagged): the row scan over it viewed as `[B, H, S, 1]`.
+    init(invalidLogSumExp logSumExp: Tensor) throws {
+        self.init(nonFiniteRowsOf: try Tensor(
+            storage: logSumExp.storage, dtype: logSumExp.dtype, shape: logSumExp.shape + [1],
+            strides: logSumExp.strides + [1], offset: logSumExp.offset))
+        let (heads, length) = (heads, length)
+        try unflag { index in
+            try logSumExp.float(at: [index / length / heads, index / length % heads, index % length]) == -.infinity
         }
     }
 }
