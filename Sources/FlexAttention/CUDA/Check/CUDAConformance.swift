@@ -26,6 +26,7 @@ public struct CUDAConformance: Sendable {
         var results = [Result]()
         let checks: [(String, (inout SplitMix64) throws -> String?)] =
             memoryChecks() + kernelChecks() + modGridChecks() + forwardChecks() + backwardChecks() + attentionModChecks()
+                + nonFiniteChecks()
         for (name, check) in checks {
             if let filter, !name.contains(filter) { continue }
             let result: Result
