@@ -18,23 +18,14 @@ struct MaskReach {
     func queries(keepingAnyOf keys: RowFlags) -> RowFlags {
         var result = RowFlags(batch: shape.batch, heads: shape.queryHeads, length: shape.queryLength)
         let tile = Scratch(CPUTile.keys * CPUTile.queries)
-        for b in 0..<shape.batch {
-            for kvHead in 0..<shape.keyValueHeads {
-                for k0 in stride(from: 0, to: shape.keyLength, by: CPUTile.keys) {
-                    let block = k0..<min(k0 + CPUTile.keys, shape.keyLength)
-                    let flagged = block.filter { keys[b, kvHead, $0] }
-                    guard !flagged.isEmpty else { continue }
-                    for h in kvHead * shape.groupSize..<(kvHead + 1) * shape.groupSize {
-                        let visited = masking.queryBlocks(
-                            batch: b, head: h, keys: block, queryCount: shape.queryLength, blockSize: CPUTile.queries)
-                        for queryBlock in visited {
-                            let kept = keptPairs(tile.pointer, batch: b, head: h, queries: queryBlock.range, keys: block,
-                                                 needsMask: queryBlock.needsMask)
-                            for q in queryBlock.range where flagged.contains(where: { kept(q, $0) }) {
-                                result[b, h, q] = true
-                            }
-                        }
-                    }
+        forEachFlaggedTile(of: keys, tileSize: CPUTile.keys) { b, kvHead, block, flagged in
+            for h in kvHead * shape.groupSize..<(kvHead + 1) * shape.groupSize {
+                let visited = masking.queryBlocks(
+                    batch: b, head: h, keys: block, queryCount: shape.queryLength, blockSize: CPUTile.queries)
+                for queryBlock in visited {
+                    let kept = keptPairs(tile.pointer, batch: b, head: h, queries: queryBlock.range, keys: block,
+                                         needsMask: queryBlock.needsMask)
+                    for q in queryBlock.range where flagged.contains(where: { kept(q, $0) }) { result[b, h, q] = true }
                 }
             }
         }
@@ -45,25 +36,34 @@ struct MaskReach {
     func keys(keptByAnyOf queries: RowFlags) -> RowFlags {
         var result = RowFlags(batch: shape.batch, heads: shape.keyValueHeads, length: shape.keyLength)
         let tile = Scratch(CPUTile.keys * CPUTile.queries)
-        for b in 0..<shape.batch {
-            for h in 0..<shape.queryHeads {
-                for q0 in stride(from: 0, to: shape.queryLength, by: CPUTile.queries) {
-                    let block = q0..<min(q0 + CPUTile.queries, shape.queryLength)
-                    let flagged = block.filter { queries[b, h, $0] }
-                    guard !flagged.isEmpty else { continue }
-                    let visited = masking.keyBlocks(
-                        batch: b, head: h, queries: block, keyCount: shape.keyLength, blockSize: CPUTile.keys)
-                    for keyBlock in visited {
-                        let kept = keptPairs(tile.pointer, batch: b, head: h, queries: block, keys: keyBlock.range,
-                                             needsMask: keyBlock.needsMask)
-                        for k in keyBlock.range where flagged.contains(where: { kept($0, k) }) {
-                            result[b, h / shape.groupSize, k] = true
-                        }
-                    }
+        forEachFlaggedTile(of: queries, tileSize: CPUTile.queries) { b, h, block, flagged in
+            let visited = masking.keyBlocks(
+                batch: b, head: h, queries: block, keyCount: shape.keyLength, blockSize: CPUTile.keys)
+            for keyBlock in visited {
+                let kept = keptPairs(tile.pointer, batch: b, head: h, queries: block, keys: keyBlock.range,
+                                     needsMask: keyBlock.needsMask)
+                for k in keyBlock.range where flagged.contains(where: { kept($0, k) }) {
+                    result[b, h / shape.groupSize, k] = true
                 }
             }
         }
         return result
+    }
+
+    /// Calls `body(b, h, tile, flagged rows of the tile)` for every tile of `tileSize` rows of each (batch, head)
+    /// of `flags` that holds a flagged row.
+    private func forEachFlaggedTile(
+        of flags: RowFlags, tileSize: Int, _ body: (Int, Int, Range<Int>, [Int]) -> Void
+    ) {
+        for b in 0..<shape.batch {
+            for h in 0..<flags.heads {
+                for start in stride(from: 0, to: flags.length, by: tileSize) {
+                    let tile = start..<min(start + tileSize, flags.length)
+                    let flagged = tile.filter { flags[b, h, $0] }
+                    if !flagged.isEmpty { body(b, h, tile, flagged) }
+                }
+            }
+        }
     }
 
     /// Whether query `q` keeps key `k` inside a visited block, masking the block in `scratch` (room for a CPU tile)
