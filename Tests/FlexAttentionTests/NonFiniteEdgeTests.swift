@@ -23,7 +23,8 @@ struct NonFiniteEdgeTests {
         let (sq, skv, d, length) = (70, 100, 16, 75)
         // Positive Q and kept K rows give positive kept scores; the K rows past `length` are negated, so every
         // masked score is negative.
-        let keys = Self.random(skv * d, 0.2...1, &rng).enumerated().map { $0.offset / d < length ? $0.element : -$0.element }
+        let keys = Self.random(skv * d, 0.2...1, &rng).enumerated()
+            .map { $0.offset / d < length ? $0.element : -$0.element }
         let q = try Tensor(Self.random(sq * d, 0.2...1, &rng), shape: [1, 1, sq, d])
         let k = try Tensor(keys, shape: [1, 1, skv, d])
         let v = try Tensor(Self.random(skv * d, -1...1, &rng), shape: [1, 1, skv, d])
@@ -32,7 +33,8 @@ struct NonFiniteEdgeTests {
             mask: MaskMod { _, _, _, kv in kv < ModInt(length) }, scoreMod: ScoreMod { s, _, _, _, _ in sqrt(s) })
         let attention = Attention()
         let forward = try attention.forward(query: q, key: k, value: v, options: options)
-        let grads = try attention.backward(query: q, key: k, value: v, forward: forward, outputGradient: dO, options: options)
+        let grads = try attention.backward(
+            query: q, key: k, value: v, forward: forward, outputGradient: dO, options: options)
         let reference = ReferenceAttention(
             query: q, key: k, value: v, score: { s, _, _, _, _ in s.squareRoot() }, keep: { _, _, _, j in j < length })
         let (o, lse) = reference.forward()
@@ -78,8 +80,9 @@ struct NonFiniteEdgeTests {
         var rng = SeededRandom(seed: seed)
         let (s, d, hugeQuery) = (100, 32, 30)
         let hugeKey = kept ? 20 : 60
-        let q = try Tensor(Self.scaling(Self.random(s * d, -1...1, &rng), row: hugeQuery, columns: d, by: 1e30), shape: [1, 1, s, d])
-        let k = try Tensor(Self.scaling(Self.random(s * d, -1...1, &rng), row: hugeKey, columns: d, by: 1e30), shape: [1, 1, s, d])
+        let shape = [1, 1, s, d]
+        let q = try Tensor(Self.scaling(Self.random(s * d, -1...1, &rng), row: hugeQuery, columns: d, by: 1e30), shape: shape)
+        let k = try Tensor(Self.scaling(Self.random(s * d, -1...1, &rng), row: hugeKey, columns: d, by: 1e30), shape: shape)
         let v = try Tensor(Self.random(s * d, -1...1, &rng), shape: [1, 1, s, d])
         let forward = try Attention().forward(query: q, key: k, value: v, options: .init(isCausal: true))
         let (o, lse) = ReferenceAttention(query: q, key: k, value: v, keep: { _, _, i, j in i >= j }).forward()
@@ -88,7 +91,8 @@ struct NonFiniteEdgeTests {
         for row in 0..<s where !(kept && row == hugeQuery) {
             let error = relativeError(Array(output[row * d..<(row + 1) * d]), Array(o[row * d..<(row + 1) * d]))
             #expect(error < 2e-5, "O row \(row), seed \(seed)")
-            #expect(abs(Double(logSumExp[row]) - lse[row]) <= 2e-5 * max(1, abs(lse[row])), "LSE row \(row), seed \(seed)")
+            #expect(abs(Double(logSumExp[row]) - lse[row]) <= 2e-5 * max(1, abs(lse[row])),
+                    "LSE row \(row), seed \(seed)")
         }
     }
 
@@ -101,13 +105,15 @@ struct NonFiniteEdgeTests {
         let (s, d, hugeValue, hugeGradient) = (100, 32, 60, 30)
         let q = try Tensor(Self.random(s * d, -1...1, &rng), shape: [1, 1, s, d])
         let k = try Tensor(Self.random(s * d, -1...1, &rng), shape: [1, 1, s, d])
-        let v = try Tensor(Self.scaling(Self.random(s * d, -1...1, &rng), row: hugeValue, columns: d, by: 1e30), shape: [1, 1, s, d])
+        let v = try Tensor(
+            Self.scaling(Self.random(s * d, -1...1, &rng), row: hugeValue, columns: d, by: 1e30), shape: [1, 1, s, d])
         let dO = try Tensor(
             Self.scaling(Self.random(s * d, -1...1, &rng), row: hugeGradient, columns: d, by: 1e10), shape: [1, 1, s, d])
         let options = AttentionOptions(isCausal: true)
         let attention = Attention()
         let forward = try attention.forward(query: q, key: k, value: v, options: options)
-        let grads = try attention.backward(query: q, key: k, value: v, forward: forward, outputGradient: dO, options: options)
+        let grads = try attention.backward(
+            query: q, key: k, value: v, forward: forward, outputGradient: dO, options: options)
         let gradients = ReferenceAttention(query: q, key: k, value: v, keep: { _, _, i, j in i >= j })
             .backward(outputGradient: dO.floats().map { Double($0) })
         #expect(relativeError(grads.query.floats(), gradients.dq) < 1e-4, "dQ, seed \(seed)")

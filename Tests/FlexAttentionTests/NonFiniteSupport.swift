@@ -75,8 +75,9 @@ struct NonFiniteProblem {
     func poisonedForwardRows() throws -> [Bool] {
         let s = shape
         let badQueries = try Self.badRows(q, columns: s.d, dtype: dtype)
-        let badKeys = zip(try Self.badRows(k, columns: s.d, dtype: dtype), try Self.badRows(v, columns: s.dv, dtype: dtype))
-            .map { $0 || $1 }
+        let badKeys = zip(
+            try Self.badRows(k, columns: s.d, dtype: dtype), try Self.badRows(v, columns: s.dv, dtype: dtype)
+        ).map { $0 || $1 }
         return (0..<s.b * s.hq * s.sq).map { row in
             let (b, h, i) = (row / s.sq / s.hq, row / s.sq % s.hq, row % s.sq)
             let firstKey = (b * s.hkv + h / (s.hq / s.hkv)) * s.skv

@@ -31,8 +31,10 @@ struct NonFiniteTests {
         let ids = (0..<150).map { $0 < 40 ? 0 : $0 < 41 ? 1 : $0 < 120 ? 2 : 3 }
         return [
             Case(name: "causal, NaN in V at the last key", shape: (1, 2, 1, 150, 150, 80, 80),
-                 options: .init(isCausal: true), keep: causal, poisons: [Poison(input: .value, b: 0, h: 0, s: 149, value: .nan)]),
-            Case(name: "±∞ in K and NaN in V past the keys' length (serving padding), GQA", shape: (2, 4, 2, 130, 100, 48, 48),
+                 options: .init(isCausal: true), keep: causal,
+                 poisons: [Poison(input: .value, b: 0, h: 0, s: 149, value: .nan)]),
+            Case(name: "±∞ in K and NaN in V past the keys' length (serving padding), GQA",
+                 shape: (2, 4, 2, 130, 100, 48, 48),
                  options: .init(mask: MaskMod { _, _, _, kv in kv < ModInt(90) }), keep: { _, _, _, j in j < 90 },
                  poisons: [Poison(input: .key, b: 1, h: 1, s: 95, value: .infinity),
                            Poison(input: .key, b: 0, h: 1, s: 93, value: -.infinity),
@@ -78,9 +80,12 @@ struct NonFiniteTests {
         let (reference, dO) = try problem.reference()
         let (o, lse) = reference.forward()
         let rows = try problem.poisonedForwardRows()
-        let (forwardLimit, backwardLimit) = c.dtype == .float32 ? (2e-5, 1e-4) : (tolerance(c.dtype), 4 * tolerance(c.dtype))
-        expectRows(forward.output.floats(), o, columns: c.shape.dv, poisoned: rows, tolerance: forwardLimit, "O, seed \(seed)")
-        expectRows(forward.logSumExp.floats(), lse, columns: 1, poisoned: rows, tolerance: forwardLimit, "LSE, seed \(seed)")
+        let (forwardLimit, backwardLimit) =
+            c.dtype == .float32 ? (2e-5, 1e-4) : (tolerance(c.dtype), 4 * tolerance(c.dtype))
+        expectRows(forward.output.floats(), o, columns: c.shape.dv, poisoned: rows, tolerance: forwardLimit,
+                   "O, seed \(seed)")
+        expectRows(forward.logSumExp.floats(), lse, columns: 1, poisoned: rows, tolerance: forwardLimit,
+                   "LSE, seed \(seed)")
 
         let gradients = reference.backward(outputGradient: dO)
         let keys = try problem.poisonedKeys()

@@ -56,7 +56,8 @@ enum NonFiniteInputs {
         poisoned.unflag { logSumExp[$0] == -.infinity }
         for index in poisoned.flaggedIndices { logSumExp[index] = -.infinity }
         let finiteForward = AttentionOutput(
-            output: try forward.output.zeroing(badRows), logSumExp: try Tensor(logSumExp, shape: forward.logSumExp.shape))
+            output: try forward.output.zeroing(badRows),
+            logSumExp: try Tensor(logSumExp, shape: forward.logSumExp.shape, dtype: forward.logSumExp.dtype))
         let result = try compute(
             query.zeroing(badRows), key.zeroing(badKeys), value.zeroing(badKeys), finiteForward,
             outputGradient.zeroing(badRows))

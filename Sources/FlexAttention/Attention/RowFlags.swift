@@ -1,5 +1,5 @@
 /// One flag per row `[b, h, s, :]` of a rank-4 tensor (or per element `[b, h, s]` of a rank-3 one), row-major.
-struct RowFlags: Equatable {
+struct RowFlags {
     let heads: Int
     let length: Int
     private(set) var flags: [Bool]
@@ -80,7 +80,8 @@ extension StridedRows {
         let start = base + rowOffset(b, h, s) * dtype.byteSize
         switch dtype {
         case .float32:
-            return Self.allFinite(start.assumingMemoryBound(to: UInt32.self), columns, strides.column, exponent: 0x7F80_0000)
+            return Self.allFinite(
+                start.assumingMemoryBound(to: UInt32.self), columns, strides.column, exponent: 0x7F80_0000)
         case .float16:
             return Self.allFinite(start.assumingMemoryBound(to: UInt16.self), columns, strides.column, exponent: 0x7C00)
         case .bfloat16:

@@ -37,8 +37,9 @@ extension CUDAConformance {
                                          options: .init(mask: .slidingWindow(40))),
                 poisons: [nonFinite(1, 0, 1, 70, .infinity), nonFinite(3, 0, 0, 150)]),
             NonFiniteCase(
-                attention: AttentionCase(label: "fp16 D=80 −∞ in K and NaN in V past the keys' length", dtype: .float16,
-                                         shape: (2, 2, 2, 77, 131, 80, 80), options: .init(mask: padding)),
+                attention: AttentionCase(label: "fp16 D=80 −∞ in K and NaN in V past the keys' length",
+                                         dtype: .float16, shape: (2, 2, 2, 77, 131, 80, 80),
+                                         options: .init(mask: padding)),
                 poisons: [nonFinite(1, 1, 0, 110, -.infinity), nonFinite(2, 0, 1, 130)], masked: true),
             NonFiniteCase(
                 attention: AttentionCase(label: "fp32 D=48 document mask (CUDA cores): NaN in Q and V, BSHD",
@@ -66,7 +67,8 @@ extension CUDAConformance {
         for poison in nonFiniteCase.poisons {
             let tensor = tensors[poison.input]
             var values = tensor.floats()
-            values[((poison.b * tensor.shape[1] + poison.h) * tensor.shape[2] + poison.s) * tensor.shape[3]] = poison.value
+            let row = (poison.b * tensor.shape[1] + poison.h) * tensor.shape[2] + poison.s
+            values[row * tensor.shape[3]] = poison.value
             tensors[poison.input] = try Tensor(values, shape: tensor.shape, dtype: tensor.dtype, layout: testCase.layout)
         }
         let (query, key, value, outputGradient) = (tensors[0], tensors[1], tensors[2], tensors[3])
@@ -94,7 +96,9 @@ extension CUDAConformance {
             outputs.append(("∂/∂\(name)", gpuTable, table))
         }
         for (name, gpuValues, cpuValues) in outputs {
-            if let failure = compare(name, gpuValues.floats(), cpuValues.floats(), tolerance: tolerance) { return failure }
+            if let failure = compare(name, gpuValues.floats(), cpuValues.floats(), tolerance: tolerance) {
+                return failure
+            }
         }
         // Each case does what it says: NaN somewhere, or nowhere when the mask removes every poisoned row.
         let anyNaN = (outputs.map(\.2) + [want.output]).contains { $0.floats().contains { $0.isNaN } }
