@@ -2,9 +2,10 @@ import FlexAttention
 
 /// `flexattn run`: attention over `.npy` files, forward and optionally backward.
 ///
-/// Everything is read, checked and computed before anything is written, and the outputs are written all or
-/// nothing (see ``OutputFiles``), so a failure leaves no output file behind. Outputs are Float32 whatever the
-/// input dtype, so nothing is rounded to Float16.
+/// The output paths are checked first, then everything is read, checked and computed before anything is written,
+/// and the outputs are written all or nothing (see ``OutputFiles``): a failure leaves no output file behind and
+/// every file that was there as it was. An output may name an input (it is replaced after being read); two outputs
+/// may not name one file. Outputs are Float32 whatever the input dtype, so nothing is rounded to Float16.
 struct RunCommand {
     let options: RunOptions
 
@@ -13,11 +14,14 @@ struct RunCommand {
     }
 
     func execute() throws {
-        try oneLine { try OutputFiles.write(try computeOutputs()) }
+        try oneLine {
+            _ = try OutputDestination.resolve(options.outputPaths)
+            try OutputFiles.write(try computeOutputs())
+        }
     }
 
     /// Every output file's path and contents.
-    private func computeOutputs() throws -> [(path: String, bytes: [UInt8])] {
+    private func computeOutputs() throws -> [OutputFile] {
         let tables = try options.tables.map { entry in
             try withContext("--table \(entry.name)=\(entry.path)") {
                 try NumPyArray(contentsOfFile: entry.path).table(named: entry.name)
@@ -42,35 +46,34 @@ struct RunCommand {
         let attention = Attention(device: options.device)
         let forward = try attention.forward(
             query: query, key: key, value: value, options: attentionOptions, outputDType: .float32)
-        var outputs = [(options.output, NumPyArray(forward.output))]
-        if let path = options.logSumExp { outputs.append((path, NumPyArray(forward.logSumExp))) }
+        var outputs = [(options.output, forward.output)]
+        if let path = options.logSumExp { outputs.append((path, forward.logSumExp)) }
         if let files = options.gradients, let outputGradient {
             let gradients = try attention.backward(
                 query: query, key: key, value: value, forward: forward, outputGradient: outputGradient,
                 options: attentionOptions, gradientDType: .float32)
             outputs += [
-                (files.query, NumPyArray(gradients.query)), (files.key, NumPyArray(gradients.key)),
-                (files.value, NumPyArray(gradients.value)),
+                (files.query, gradients.query), (files.key, gradients.key), (files.value, gradients.value),
             ]
             for entry in options.tableGradients {
                 guard let gradient = gradients.tableGradients[entry.name] else {
                     throw CommandLineError(
                         "--dtable \(entry.name): no gradient was computed for table \(entry.name) (no score mod reads it)")
                 }
-                outputs.append((entry.path, NumPyArray(gradient)))
+                outputs.append((entry.path, gradient))
             }
         }
-        return outputs.map { (path: $0.0, bytes: $0.1.encoded()) }
+        return try outputs.map { try OutputFile(path: $0.0, tensor: $0.1) }
     }
 
     /// An input tensor: `[B, H, S, D]`, `<f4` or `<f2`.
     private func loadTensor(_ path: String, option: String) throws -> Tensor {
         try withContext("\(option) \(path)") {
-            let array = try NumPyArray(contentsOfFile: path)
-            guard array.shape.count == 4 else {
-                throw CommandLineError("expected 4 dimensions [B, H, S, D], got shape \(array.shape)")
+            let tensor = try Tensor(contentsOfNumPyFile: path)
+            guard tensor.shape.count == 4 else {
+                throw CommandLineError("expected 4 dimensions [B, H, S, D], got shape \(tensor.shape)")
             }
-            return try array.tensor()
+            return tensor
         }
     }
 }

@@ -69,10 +69,6 @@ struct RunOptions {
         for entry in tableGradients where !tables.contains(where: { $0.name == entry.name }) {
             throw CommandLineError("--dtable \(entry.name): no --table named \(entry.name)")
         }
-        var seen = Set<String>()
-        for path in outputPaths where !seen.insert(path).inserted {
-            throw CommandLineError("'\(path)' is given for two outputs")
-        }
     }
 
     /// Every file the command writes.

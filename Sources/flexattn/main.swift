@@ -15,6 +15,8 @@ let usage = """
            flexattn kernel-source [NAME] [--arch sm_90a|sm_80] [--ptx|--compile]
     """
 
+// A FIFO output whose reader has gone is a write error (EPIPE) with a message, not a silent death by SIGPIPE.
+signal(SIGPIPE, SIG_IGN)
 let arguments = Array(CommandLine.arguments.dropFirst())
 do {
     switch arguments.first {

@@ -59,6 +59,10 @@ struct RunCommandErrorTests {
         ("two outputs in one file", base + ["--lse", "o.npy"]),
         ("output folder missing", with("--out", "missing/o.npy")),
         ("a later output cannot be placed", base + ["--lse", "folder"]),
+        ("an output is a folder", with("--out", "folder")),
+        ("two spellings of one output", base + ["--lse", "./o.npy"]),
+        ("an endless device as input", with("--q", "/dev/zero")),
+        ("a header nested too deep", with("--q", "deep.npy")),
     ]
 
     @Test("one line on stderr, exit status 1, no output file", arguments: cases)
@@ -97,6 +101,7 @@ struct RunCommandErrorTests {
             ("fortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (1, 4, 3, 4), }"),
             ("f8.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 4, 3, 2), }"),
             ("big.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (1, 4, 3, 4), }"),
+            ("deep.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': " + String(repeating: "[", count: 25_000) + ", }"),
         ] {
             try folder.write(npyBytes(header: dictionary, data: [UInt8](repeating: 0, count: 192)), to: name)
         }

@@ -1,14 +1,14 @@
-import Glibc
-
 extension NumPyArray {
-    /// Reads a `.npy` file.
-    /// - Throws: ``NumPyError/unreadable(path:reason:)`` when it cannot be read, else what
+    /// Reads a `.npy` file, no further than its header says: a pipe or a device is read for the array's bytes
+    /// only, and a regular file's size is checked against the header before the elements are allocated.
+    /// - Throws: ``NumPyError/unreadable(path:reason:)`` when it cannot be read,
+    ///   ``NumPyError/trailingData(expectedBytes:)`` when a pipe or device goes on after the data,
+    ///   ``FlexAttentionError/outOfMemory(byteCount:)`` when the elements cannot be allocated, else what
     ///   ``init(decoding:)`` throws.
     public init(contentsOfFile path: String) throws {
-        guard let bytes = FileSystem.read(path) else {
-            throw NumPyError.unreadable(path: path, reason: String(cString: strerror(errno)))
-        }
-        try self.init(decoding: bytes)
+        let source = try NumPyFileSource(path: path)
+        let prelude = try source.readPrelude()
+        try self.init(prelude: prelude) { try source.readData(into: $0) }
     }
 
     /// The tensor's elements as `float32`, in logical row-major order (the tensor's layout and strides do not
@@ -26,7 +26,7 @@ extension NumPyArray {
         case .float32(let values): return try Self.tensor(values, shape: shape, dtype: .float32)
         case .float16(let values): return try Self.tensor(values, shape: shape, dtype: .float16)
         case .int32, .int64:
-            throw NumPyError.unexpectedArray("dtype \(elements.descr) is not a tensor dtype (expected <f4 or <f2)")
+            throw NumPyError.notTensorDType(elements.descr)
         }
     }
 

@@ -31,12 +31,14 @@ public struct NumPyArray: Sendable, Equatable {
         }
 
         /// NumPy's name for the element type, `<f4` for example.
-        public var descr: String {
+        public var descr: String { elementType.descr }
+
+        var elementType: NumPyElementType {
             switch self {
-            case .float32: "<f4"
-            case .float16: "<f2"
-            case .int32: "<i4"
-            case .int64: "<i8"
+            case .float32: .float32
+            case .float16: .float16
+            case .int32: .int32
+            case .int64: .int64
             }
         }
     }

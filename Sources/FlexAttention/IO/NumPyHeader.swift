@@ -1,6 +1,12 @@
 /// The dictionary at the start of a `.npy` file, a Python literal such as
 /// `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`.
 struct NumPyHeader: Equatable {
+    /// How deep brackets may nest in the dictionary; NumPy's own headers nest two deep.
+    static let maximumNesting = 32
+    /// The longest header read, in bytes: NumPy writes a few hundred, and the limit keeps a corrupt length field
+    /// from asking for gigabytes.
+    static let maximumLength = 1 << 20
+
     var descr: String
     var fortranOrder: Bool
     var shape: [Int]
@@ -63,9 +69,13 @@ private enum PythonLiteral {
 }
 
 /// A recursive-descent reader of ``PythonLiteral``s over the header's characters.
+///
+/// Brackets may nest at most ``NumPyHeader/maximumNesting`` deep, so no header can drive the recursion past a
+/// few dozen frames.
 private struct PythonLiteralParser {
     private let characters: [Character]
     private var position = 0
+    private var depth = 0
 
     init(_ text: String) { characters = Array(text) }
 
@@ -97,6 +107,9 @@ private struct PythonLiteralParser {
     private mutating func parseItems<Item>(
         closing: Character, _ item: (inout PythonLiteralParser) throws -> Item
     ) throws -> [Item] {
+        guard depth < NumPyHeader.maximumNesting else { throw NumPyError.nestingTooDeep(limit: NumPyHeader.maximumNesting) }
+        depth += 1
+        defer { depth -= 1 }
         position += 1
         var items: [Item] = []
         while true {

@@ -69,7 +69,7 @@ public struct Tensor: Sendable {
             count = product
         }
         guard let storage = TensorStorage(zeroedByteCount: count * dtype.byteSize) else {
-            throw FlexAttentionError.invalidArgument("cannot allocate \(count * dtype.byteSize) bytes for shape \(shape)")
+            throw FlexAttentionError.outOfMemory(byteCount: count * dtype.byteSize)
         }
         var strides = Tensor.contiguousStrides(shape)
         if layout == .bshd {
@@ -116,6 +116,19 @@ public struct Tensor: Sendable {
         return try Tensor(
             storage: storage, dtype: dtype, shape: order.map { shape[$0] }, strides: order.map { strides[$0] },
             offset: offset)
+    }
+
+    /// The view as a contiguous row-major ``DType/float32`` tensor: itself when it already is one, else a copy.
+    /// - Throws: ``FlexAttentionError/outOfMemory(byteCount:)`` when the copy cannot be allocated.
+    public func contiguousFloat32() throws -> Tensor {
+        if dtype == .float32 && offset == 0 && strides == Tensor.contiguousStrides(shape) { return self }
+        let copy = try Tensor(zeros: shape, dtype: .float32)
+        var index = 0
+        forEachOffset { elementOffset in
+            copy.store(load(atElementOffset: elementOffset), atElementOffset: index)
+            index += 1
+        }
+        return copy
     }
 
     /// All elements as Float32, in logical row-major order.

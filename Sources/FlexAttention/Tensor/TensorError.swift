@@ -21,6 +21,8 @@ public enum FlexAttentionError: Error, Equatable, Sendable, CustomStringConverti
     case unsupportedHeadDimension(Int, supported: ClosedRange<Int>)
     /// An option or argument that is not valid, with the reason.
     case invalidArgument(String)
+    /// A buffer of `byteCount` bytes could not be allocated.
+    case outOfMemory(byteCount: Int)
 
     public var description: String {
         switch self {
@@ -44,6 +46,8 @@ public enum FlexAttentionError: Error, Equatable, Sendable, CustomStringConverti
             "head dimension \(d) is outside the supported range \(supported.lowerBound)...\(supported.upperBound)"
         case let .invalidArgument(reason):
             reason
+        case let .outOfMemory(byteCount):
+            "out of memory: cannot allocate \(byteCount) bytes"
         }
     }
 }
