@@ -89,3 +89,17 @@ struct NumPyLimitsTests {
         return try read("/proc/self/fd/\(ends[0])")
     }
 }
+
+@Suite struct CPUWorkingMemoryTests {
+    @Test func unavailableWorkingMemoryIsATypedError() {
+        #expect(throws: FlexAttentionError.outOfMemory(byteCount: .max)) {
+            try CPUWorkingMemory.require(perThread: .max / 2, shared: 0)
+        }
+        // One thread: its 2^20-Float allowance plus the shared Floats make 2^58 Floats, 2^60 bytes.
+        #expect(throws: FlexAttentionError.outOfMemory(byteCount: 1 << 60)) {
+            try CPUParallelism.$maximumThreads.withValue(1) {
+                try CPUWorkingMemory.require(perThread: 0, shared: 1 << 58 - 1 << 20)
+            }
+        }
+    }
+}

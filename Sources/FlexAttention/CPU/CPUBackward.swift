@@ -42,6 +42,7 @@ struct CPUBackward {
             output: StridedRows(output), outputGradient: StridedRows(outputGradient),
             logSumExp: logSumExp, dq: StridedRows(dq), dk: StridedRows(dk), dv: StridedRows(dv),
             chunkLength: blocksPerChunk * CPUTile.keys, chunks: (keyBlocks + blocksPerChunk - 1) / blocksPerChunk)
+        try CPUWorkingMemory.require(perThread: plan.workingFloatsPerItem, shared: plan.sharedWorkingFloats)
         let tableGradients = InstructionSet.current.withKernels { kernels in plan.run(kernels: kernels) }
         var gradientsByName: [String: Tensor] = [:]
         for (table, values) in zip(tables, tableGradients) {
@@ -71,6 +72,24 @@ private struct BackwardPlan: @unchecked Sendable {
     let chunks: Int
 
     var paddedQueries: Int { (shape.queryLength + CPUTile.queries - 1) / CPUTile.queries * CPUTile.queries }
+
+    /// Floats a work item holds: its workspace (packed queries, the chunk's dK and dV), its dQ rows and its tiles.
+    var workingFloatsPerItem: Int {
+        let tile = CPUTile.keys * CPUTile.queries
+        return workspaceCount + paddedQueries * dPadded + CPUTile.keys * (dPadded + shape.valueDim) + 4 * tile
+    }
+
+    /// Floats held across items: the chunks' dQ parts (when the keys are split) and each item's table gradients.
+    var sharedWorkingFloats: Int {
+        let parts = chunks > 1 ? chunks * shape.batch * shape.queryHeads * paddedQueries * dPadded : 0
+        return parts + shape.batch * shape.keyValueHeads * chunks * tableSizes.reduce(0, +)
+    }
+
+    /// Floats of one item's workspace.
+    private var workspaceCount: Int {
+        PackedQueryHead.count(queries: paddedQueries, headDim: shape.headDim, valueDim: shape.valueDim)
+            + chunkLength * (dPadded + dvPadded)
+    }
     var dPadded: Int { paddedToLanes(shape.headDim) }
     var dvPadded: Int { paddedToLanes(shape.valueDim) }
 
@@ -90,8 +109,7 @@ private struct BackwardPlan: @unchecked Sendable {
         let tableParts = Scratch(items * tableTotal)
         let tablePartsPointer = SendablePointer(tableParts.pointer)
         // Per item: the packed query head, then dK and dV of the chunk's keys.
-        let packedCount = PackedQueryHead.count(queries: paddedQueries, headDim: shape.headDim, valueDim: shape.valueDim)
-        let workspaces = WorkspacePool(count: packedCount + chunkLength * (dPadded + dvPadded))
+        let workspaces = WorkspacePool(count: workspaceCount)
         parallelFor(items) { item in
             let chunk = item / heads
             let head = item % heads

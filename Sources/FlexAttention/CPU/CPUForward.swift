@@ -24,6 +24,11 @@ struct CPUForward {
         let output = try Tensor(
             zeros: [shape.batch, shape.queryHeads, shape.queryLength, shape.valueDim], dtype: outputDType)
         let logSumExp = try Tensor(zeros: [shape.batch, shape.queryHeads, shape.queryLength], dtype: .float32)
+        // A work item's tiles: Qᵀ, scores, Oᵀ, statistics, and K and V rows converted to Float32.
+        let (lanes, keys) = (CPUTile.queries, CPUTile.keys)
+        try CPUWorkingMemory.require(
+            perThread: (shape.headDim + keys + shape.valueDim + 3) * lanes + keys * (shape.headDim + shape.valueDim),
+            shared: 0)
         let plan = ForwardPlan(
             shape: shape, queryFactor: mods.queryFactor(scale: scale), mods: mods,
             query: StridedRows(query), key: StridedRows(key), value: StridedRows(value),
