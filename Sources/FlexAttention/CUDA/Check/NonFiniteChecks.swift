@@ -23,6 +23,8 @@ extension CUDAConformance {
             return [("non-finite inputs", { _ in "the sample mods failed to build" })]
         }
         let padding = MaskMod { _, _, _, kv in kv < ModInt(100) }
+        // At key 0 the score becomes −200 (p underflows to 0) with a NaN slope (0/0): dS must be 0, not 0 · NaN.
+        let vanishing = ScoreMod { score, _, _, _, kv in select(kv == 0, sqrt(score * 0.0) - 200.0, score) }
         func nonFinite(_ input: Int, _ b: Int, _ h: Int, _ s: Int, _ value: Float = .nan) -> NonFinitePoison {
             NonFinitePoison(input: input, b: b, h: h, s: s, value: value)
         }
@@ -55,7 +57,12 @@ extension CUDAConformance {
                                          dtype: .float16, shape: (1, 2, 2, 120, 120, 64, 64),
                                          options: .init(isCausal: true, scoreMod: relative)),
                 poisons: [nonFinite(3, 0, 1, 60)]),
-        ]
+        ] + [(DType.float32, 48), (.float16, 64)].map { dtype, d in
+            NonFiniteCase(
+                attention: AttentionCase(label: "\(dtype) D=\(d): p underflows to 0 where the score mod's slope is NaN",
+                                         dtype: dtype, shape: (1, 2, 2, 70, 70, d, d), options: .init(scoreMod: vanishing)),
+                poisons: [], masked: true)
+        }
         return cases.map { testCase in
             ("non-finite: \(testCase.attention.label)", { try self.nonFinite(testCase, &$0) })
         }

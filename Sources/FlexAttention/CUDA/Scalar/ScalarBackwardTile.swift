@@ -101,11 +101,12 @@ struct ScalarBackwardTile {
                             bool keep = key < Skv && sLSE2[i] != fa_negative_infinity();
                             \(applyMask)
                             const float p = keep ? exp2f(fmaf(modified, LOG2E, -sLSE2[i])) : 0.0f;
-                            const float upstream = p * (dp[r] - sDelta[i]);  // d loss / d modified
+                            // d loss / d modified, 0 wherever p is (masked, or underflowed): dP − Delta may be ±∞ there.
+                            const float upstream = p == 0.0f ? 0.0f : p * (dp[r] - sDelta[i]);
                             \(addTableGradients)
                             sP[i * BN + lane] = p;
-                            // Selected, not multiplied: a masked score's slope may be NaN.
-                            sDS[i * BN + lane] = keep ? scale * upstream * slope : 0.0f;
+                            // Selected, not multiplied: where p is 0 the slope may be NaN or ±∞.
+                            sDS[i * BN + lane] = upstream == 0.0f ? 0.0f : scale * upstream * slope;
                         }
                     }
 
