@@ -1,10 +1,10 @@
 /// A cubin loaded on a device. Unloaded with its last reference; its functions keep it alive.
-public final class CUDAModule: Sendable {
-    public let device: CUDADevice
+package final class CUDAModule: Sendable {
+    package let device: CUDADevice
     let address: UInt  // the CUmodule
 
     /// Loads machine code produced by ``NVRTC/compile(source:name:options:)`` for this device's architecture.
-    public init(device: CUDADevice, cubin: [UInt8]) throws {
+    package init(device: CUDADevice, cubin: [UInt8]) throws {
         self.device = device
         try device.bind()
         var module: CUmodule?
@@ -16,7 +16,7 @@ public final class CUDAModule: Sendable {
     }
 
     /// The `extern "C"` kernel named `name`.
-    public func function(named name: String) throws -> CUDAFunction {
+    package func function(named name: String) throws -> CUDAFunction {
         try device.bind()
         var function: CUfunction?
         try device.api.check(
@@ -34,7 +34,7 @@ public final class CUDAModule: Sendable {
 ///
 /// Device memory must stay allocated until the kernel has finished, not only until ``CUDAFunction/launch(grid:block:sharedMemory:stream:arguments:)``
 /// returns: keep the buffers alive (`withExtendedLifetime`) until the stream or device is synchronised.
-public enum KernelArgument: Sendable {
+package enum KernelArgument: Sendable {
     /// A device address, passed as a pointer.
     case pointer(UInt64)
     /// A buffer's device address; the argument holds the buffer for the duration of the launch call.
@@ -54,9 +54,9 @@ public enum KernelArgument: Sendable {
 }
 
 /// A kernel in a loaded module.
-public final class CUDAFunction: Sendable {
-    public let module: CUDAModule
-    public let name: String
+package final class CUDAFunction: Sendable {
+    package let module: CUDAModule
+    package let name: String
     let address: UInt  // the CUfunction
 
     init(module: CUDAModule, name: String, address: UInt) {
@@ -69,16 +69,16 @@ public final class CUDAFunction: Sendable {
     private var handle: CUfunction? { CUfunction(bitPattern: address) }
 
     /// Registers per thread, from the compiled code.
-    public func registerCount() throws -> Int { try attribute(4, "NUM_REGS") }
+    package func registerCount() throws -> Int { try attribute(4, "NUM_REGS") }
     /// Static shared memory per block, in bytes.
-    public func staticSharedMemory() throws -> Int { try attribute(1, "SHARED_SIZE_BYTES") }
+    package func staticSharedMemory() throws -> Int { try attribute(1, "SHARED_SIZE_BYTES") }
     /// Local (spill and stack) memory per thread, in bytes.
-    public func localMemory() throws -> Int { try attribute(3, "LOCAL_SIZE_BYTES") }
+    package func localMemory() throws -> Int { try attribute(3, "LOCAL_SIZE_BYTES") }
     /// The largest block this kernel can be launched with.
-    public func maxThreadsPerBlock() throws -> Int { try attribute(0, "MAX_THREADS_PER_BLOCK") }
+    package func maxThreadsPerBlock() throws -> Int { try attribute(0, "MAX_THREADS_PER_BLOCK") }
 
     /// Allows launches with up to `bytes` of dynamic shared memory; needed above 48 KB.
-    public func setMaxDynamicSharedMemory(_ bytes: Int) throws {
+    package func setMaxDynamicSharedMemory(_ bytes: Int) throws {
         guard bytes >= 0, bytes <= device.maxSharedMemoryPerBlockOptIn else {
             throw CUDAError.invalidArgument(
                 "\(bytes) bytes of shared memory: \(device.name) allows at most \(device.maxSharedMemoryPerBlockOptIn)")
@@ -91,7 +91,7 @@ public final class CUDAFunction: Sendable {
 
     /// Queues the kernel on `stream` (the default stream when nil). Errors the kernel raises while running
     /// surface at the next synchronisation.
-    public func launch(
+    package func launch(
         grid: (x: Int, y: Int, z: Int), block: (x: Int, y: Int, z: Int), sharedMemory: Int = 0,
         stream: CUDAStream? = nil, arguments: [KernelArgument]
     ) throws {

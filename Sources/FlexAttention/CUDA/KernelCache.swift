@@ -1,15 +1,15 @@
 import Synchronization
 
 /// One kernel to compile: its generated source and the target.
-public struct KernelRequest: Sendable, Hashable {
+package struct KernelRequest: Sendable, Hashable {
     /// The `extern "C"` kernel name, also NVRTC's program name.
-    public var name: String
-    public var source: String
-    public var architecture: GPUArchitecture
+    package var name: String
+    package var source: String
+    package var architecture: GPUArchitecture
     /// Options beyond the architecture and language standard, which are always passed.
-    public var extraOptions: [String]
+    package var extraOptions: [String]
 
-    public init(name: String, source: String, architecture: GPUArchitecture, extraOptions: [String] = []) {
+    package init(name: String, source: String, architecture: GPUArchitecture, extraOptions: [String] = []) {
         self.name = name
         self.source = source
         self.architecture = architecture
@@ -17,13 +17,13 @@ public struct KernelRequest: Sendable, Hashable {
     }
 
     /// Everything passed to NVRTC.
-    public var compilerOptions: [String] {
+    package var compilerOptions: [String] {
         ["--gpu-architecture=\(architecture)", "--std=c++17"] + extraOptions
     }
 }
 
 /// Where a cubin came from.
-public enum KernelOrigin: String, Sendable {
+package enum KernelOrigin: String, Sendable {
     case memory, disk, compiled
 }
 
@@ -35,10 +35,10 @@ public enum KernelOrigin: String, Sendable {
 /// corrupt or truncated one is compiled again and replaced. Two processes missing the same key at once both
 /// compile it and the last rename wins; both results are identical. Disk problems never fail a request: the kernel
 /// is compiled and kept in memory.
-public final class KernelCache: Sendable {
-    public let compiler: any KernelCompiler
+package final class KernelCache: Sendable {
+    package let compiler: any KernelCompiler
     /// The folder entries are written to, or nil for a memory-only cache.
-    public let directory: String?
+    package let directory: String?
     private let memory = Mutex<[String: [UInt8]]>([:])
     private let modules = Mutex<[String: CUDAModule]>([:])
 
@@ -46,13 +46,13 @@ public final class KernelCache: Sendable {
     ///   - compiler: NVRTC, or a stand-in in tests.
     ///   - root: the cache folder (``KernelCacheLocation/current`` by default); entries go in its `kernels/`
     ///     folder. Nil keeps kernels in memory only.
-    public init(compiler: any KernelCompiler, root: String? = KernelCacheLocation.current) {
+    package init(compiler: any KernelCompiler, root: String? = KernelCacheLocation.current) {
         self.compiler = compiler
         directory = root.map { "\($0)/kernels" }
     }
 
     /// The cache key of a request: hex SHA-256.
-    public func key(for request: KernelRequest) -> String {
+    package func key(for request: KernelRequest) -> String {
         var hasher = SHA256()
         let fields = ["flexattention-kernel-\(KernelCacheEntry.formatVersion)", compiler.versionTag,
                       request.architecture.description, request.name] + request.compilerOptions + [request.source]
@@ -65,7 +65,7 @@ public final class KernelCache: Sendable {
 
     /// The cubin for a request and where it came from.
     /// - Throws: ``CUDAError/compilation(kernel:log:source:)`` when the source does not compile.
-    public func cubin(for request: KernelRequest) throws -> (cubin: [UInt8], origin: KernelOrigin) {
+    package func cubin(for request: KernelRequest) throws -> (cubin: [UInt8], origin: KernelOrigin) {
         let key = key(for: request)
         if let cubin = memory.withLock({ $0[key] }) { return (cubin, .memory) }
         let path = directory.map { "\($0)/\(key).cubin" }
@@ -88,7 +88,7 @@ public final class KernelCache: Sendable {
     }
 
     /// The kernel loaded on `device`, compiled for its architecture; modules stay loaded for the cache's life.
-    public func function(_ name: String, source: String, on device: CUDADevice) throws -> CUDAFunction {
+    package func function(_ name: String, source: String, on device: CUDADevice) throws -> CUDAFunction {
         let request = KernelRequest(name: name, source: source, architecture: device.architecture)
         let moduleKey = "\(device.ordinal)/\(key(for: request))"
         if let module = modules.withLock({ $0[moduleKey] }) { return try module.function(named: name) }
@@ -102,7 +102,7 @@ public final class KernelCache: Sendable {
     }
 
     /// Modules loaded so far (one per kernel and device): what a check counts to prove that new values reuse kernels.
-    public var loadedModuleCount: Int { modules.withLock { $0.count } }
+    package var loadedModuleCount: Int { modules.withLock { $0.count } }
 
     private func remember(_ cubin: [UInt8], key: String) {
         memory.withLock { $0[key] = cubin }

@@ -42,22 +42,22 @@ struct NVRTCAPI: @unchecked Sendable {  // immutable C function pointers
 }
 
 /// What NVRTC produced for one kernel.
-public struct CompiledKernel: Sendable, Equatable {
+package struct CompiledKernel: Sendable, Equatable {
     /// Machine code for the target architecture, ready for ``CUDAModule``.
-    public var cubin: [UInt8]
+    package var cubin: [UInt8]
     /// NVRTC's log: warnings, when any.
-    public var log: String
+    package var log: String
 }
 
 /// Something that turns CUDA C++ into a cubin. ``NVRTC`` is the real one; tests of the cache use their own.
-public protocol KernelCompiler: Sendable {
+package protocol KernelCompiler: Sendable {
     /// Identifies the compiler's release; part of every cache key, so a new release never reuses old binaries.
     var versionTag: String { get }
     func compile(source: String, name: String, options: [String]) throws -> CompiledKernel
 }
 
 /// NVIDIA's run-time compiler, loaded on first use (see ``LibrarySearch`` for where it is looked for).
-public struct NVRTC: KernelCompiler {
+package struct NVRTC: KernelCompiler {
     private static let loaded: Result<NVRTCAPI, CUDAError> = Result {
         try NVRTCAPI(
             library: DynamicLibrary.openFirst(
@@ -68,28 +68,28 @@ public struct NVRTC: KernelCompiler {
 
     /// The process's NVRTC.
     /// - Throws: ``CUDAError/libraryNotFound(library:searched:)`` listing every place searched.
-    public init() throws {
+    package init() throws {
         api = try NVRTC.loaded.get()
     }
 
     /// The path NVRTC was loaded from.
-    public var libraryPath: String { api.library.path }
+    package var libraryPath: String { api.library.path }
 
     /// NVRTC's version, e.g. `(13, 0)`.
-    public var version: (major: Int, minor: Int) {
+    package var version: (major: Int, minor: Int) {
         var major: Int32 = 0
         var minor: Int32 = 0
         _ = api.nvrtcVersion(&major, &minor)
         return (Int(major), Int(minor))
     }
 
-    public var versionTag: String { "nvrtc-\(version.major).\(version.minor)" }
+    package var versionTag: String { "nvrtc-\(version.major).\(version.minor)" }
 
     /// Compiles one translation unit to a cubin. `options` must name a real architecture
     /// (`--gpu-architecture=sm_90a`), since the result is machine code.
     /// - Throws: ``CUDAError/compilation(kernel:log:source:)`` with NVRTC's log and the numbered source when the
     ///   source does not compile.
-    public func compile(source: String, name: String, options: [String]) throws -> CompiledKernel {
+    package func compile(source: String, name: String, options: [String]) throws -> CompiledKernel {
         try withCompiledProgram(source: source, name: name, options: options) { program, log in
             var size = 0
             try api.check(api.nvrtcGetCUBINSize(program, &size), "nvrtcGetCUBINSize(\(name))")
@@ -100,7 +100,7 @@ public struct NVRTC: KernelCompiler {
     }
 
     /// PTX for a virtual architecture (`--gpu-architecture=compute_90a`), for reading.
-    public func ptx(source: String, name: String, options: [String]) throws -> String {
+    package func ptx(source: String, name: String, options: [String]) throws -> String {
         try withCompiledProgram(source: source, name: name, options: options) { program, _ in
             var size = 0
             try api.check(api.nvrtcGetPTXSize(program, &size), "nvrtcGetPTXSize(\(name))")

@@ -1,18 +1,18 @@
 /// The GPU conformance suite behind `flexattn check --device cuda`: memory round trips, then generated kernels
 /// checked element by element against the CPU.
-public struct CUDAConformance: Sendable {
+package struct CUDAConformance: Sendable {
     /// The outcome of one check.
-    public struct Result: Sendable {
-        public var name: String
+    package struct Result: Sendable {
+        package var name: String
         /// Nil when it passed; else what differed or failed.
-        public var failure: String?
+        package var failure: String?
     }
 
-    public let device: CUDADevice
-    public let cache: KernelCache
+    package let device: CUDADevice
+    package let cache: KernelCache
     let seed: UInt64
 
-    public init(device: CUDADevice, cache: KernelCache, seed: UInt64 = 0x5eed) {
+    package init(device: CUDADevice, cache: KernelCache, seed: UInt64 = 0x5eed) {
         self.device = device
         self.cache = cache
         self.seed = seed
@@ -21,7 +21,7 @@ public struct CUDAConformance: Sendable {
     /// Runs every check, reporting each as it finishes.
     /// - Parameter filter: runs only the checks whose names contain it (all when nil), for a sanitizer run on a
     ///   part of the suite.
-    public func run(filter: String? = nil, report: (Result) -> Void = { _ in }) -> [Result] {
+    package func run(filter: String? = nil, report: (Result) -> Void = { _ in }) -> [Result] {
         var generator = SplitMix64(seed: seed)
         var results = [Result]()
         let checks: [(String, (inout SplitMix64) throws -> String?)] =

@@ -1,22 +1,22 @@
 /// Times the CUDA forward kernel alone, or forward and backward (inputs, block lists and mod arguments prepared
 /// beforehand), for `flexattn bench --device cuda` and `flexattn cuda-bench`.
-public enum CUDAForwardTiming {
+package enum CUDAForwardTiming {
     /// What one measurement found.
-    public struct Measurement: Sendable {
+    package struct Measurement: Sendable {
         /// Median milliseconds per forward pass (or forward and backward).
-        public var milliseconds: Double
+        package var milliseconds: Double
         /// `4 · B · H · D` times the scores counted (all, half under causal, or as given) over the median time.
-        public var teraflops: Double
+        package var teraflops: Double
         /// The kernels timed, in launch order.
-        public var kernels: [KernelResources]
+        package var kernels: [KernelResources]
     }
 
     /// A kernel's name and per-thread resources.
-    public struct KernelResources: Sendable {
-        public var name: String
-        public var registers: Int
+    package struct KernelResources: Sendable {
+        package var name: String
+        package var registers: Int
         /// Bytes of local memory per thread: non-zero means registers spilled.
-        public var localMemory: Int
+        package var localMemory: Int
     }
 
     /// Random BHSD inputs of `[batch, heads, length, headDim]`; `iterations` timed runs after one warm-up.
@@ -24,7 +24,7 @@ public enum CUDAForwardTiming {
     /// when `nil` (give the kept count for other masks, so that sparsity is not free credit). With `backward`, each
     /// run is a forward and a backward pass, credited 3.5 times the forward's FLOPs (the backward's five matrix
     /// products against the forward's two, as FlashAttention counts).
-    public static func measure(
+    package static func measure(
         device: CUDADevice, cache: KernelCache, batch: Int, heads: Int, length: Int, headDim: Int, dtype: DType,
         options: AttentionOptions, keptScores: Double? = nil, backward: Bool = false, iterations: Int = 20
     ) throws -> Measurement {

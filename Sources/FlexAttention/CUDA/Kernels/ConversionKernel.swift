@@ -2,17 +2,17 @@
 /// the CPU's ``BFloat16`` and `Float16`.
 ///
 /// Signature: `fa_convert_<dtype>(const float* in, <storage>* narrow, float* wide, long long count)`.
-public struct ConversionKernel: Sendable {
-    public let dtype: DType
-    public static let threadsPerBlock = 256
+package struct ConversionKernel: Sendable {
+    package let dtype: DType
+    package static let threadsPerBlock = 256
 
-    public init(dtype: DType) {
+    package init(dtype: DType) {
         self.dtype = dtype
     }
 
-    public var name: String { "fa_convert_\(dtype)" }
+    package var name: String { "fa_convert_\(dtype)" }
 
-    public var source: String {
+    package var source: String {
         CUDAPrelude.source + """
             extern "C" __global__ void \(name)(const float* __restrict__ in, \(dtype.cudaStorageType)* __restrict__ narrow,
                                               float* __restrict__ wide, long long count) {
@@ -32,12 +32,12 @@ public struct ConversionKernel: Sendable {
 ///
 /// Signature: `fa_shared_memory_probe(unsigned* out, int words)`: one block writes `words` shared words, reverses
 /// them through shared memory and writes `out[i] = words - 1 - i`.
-public struct SharedMemoryProbeKernel: Sendable {
-    public init() {}
+package struct SharedMemoryProbeKernel: Sendable {
+    package init() {}
 
-    public var name: String { "fa_shared_memory_probe" }
+    package var name: String { "fa_shared_memory_probe" }
 
-    public var source: String {
+    package var source: String {
         CUDAPrelude.source + """
             extern "C" __global__ void \(name)(fa_u32* __restrict__ out, int words) {
                 extern __shared__ fa_u32 shared[];

@@ -1,6 +1,6 @@
 /// A kernel generated as CUDA C++: its `extern "C"` name and complete, header-free translation unit. The same
 /// inputs always give the same bytes, so cache keys are stable.
-public protocol GeneratedKernel: Sendable {
+package protocol GeneratedKernel: Sendable {
     var name: String { get }
     var source: String { get }
     /// Whether the kernel is meant for `architecture` (Hopper kernels use sm_90a's own instructions).
@@ -8,7 +8,7 @@ public protocol GeneratedKernel: Sendable {
 }
 
 extension GeneratedKernel {
-    public func compiles(for architecture: GPUArchitecture) -> Bool { true }
+    package func compiles(for architecture: GPUArchitecture) -> Bool { true }
 }
 
 extension ConversionKernel: GeneratedKernel {}
@@ -16,9 +16,9 @@ extension SharedMemoryProbeKernel: GeneratedKernel {}
 
 /// Every kernel the library can generate today: what CI compiles for each architecture and what
 /// `flexattn kernel-source` prints.
-public enum KernelCatalog {
+package enum KernelCatalog {
     /// - Throws: ``ModError`` only if a built-in sample mod fails to build (a bug).
-    public static func kernels() throws -> [any GeneratedKernel] {
+    package static func kernels() throws -> [any GeneratedKernel] {
         var generator = SplitMix64(seed: 1)
         let grids: [any GeneratedKernel] = try ModSamples.gridKernels(compositions: 3, using: &generator)
         let conversions: [any GeneratedKernel] = [DType.float16, .bfloat16].map { ConversionKernel(dtype: $0) }
@@ -105,5 +105,5 @@ public enum KernelCatalog {
     }
 
     /// The architectures CI compiles for: Hopper with its specific features, and Ampere.
-    public static let ciArchitectures: [GPUArchitecture] = [.sm90a, .sm80]
+    package static let ciArchitectures: [GPUArchitecture] = [.sm90a, .sm80]
 }
