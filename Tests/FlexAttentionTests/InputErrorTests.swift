@@ -120,4 +120,16 @@ struct InputErrorTests {
             try Attention().forward(query: q, key: q, value: q, options: .init(mask: mask))
         }
     }
+
+    @Test func scoreModIndexingPastItsTable() throws {
+        let bias = try FloatTable(name: "bias", values: [0, 0.5, 1], shape: [3])
+        let options = AttentionOptions(scoreMod: ScoreMod { score, _, _, q, kv in score + bias[q - kv] })
+        let (q, k, v) = (try tensor([1, 1, 5, 8]), try tensor([1, 1, 5, 8]), try tensor([1, 1, 5, 8]))
+        let expected = ModError.tableIndexOutOfRange(table: "bias", axis: 0, index: 3, extent: 3, at: [0, 0, 3, 0])
+        #expect(throws: expected) { try Attention().forward(query: q, key: k, value: v, options: options) }
+        let forward = try Attention().forward(query: q, key: k, value: v)
+        #expect(throws: expected) {
+            try Attention().backward(query: q, key: k, value: v, forward: forward, outputGradient: q, options: options)
+        }
+    }
 }

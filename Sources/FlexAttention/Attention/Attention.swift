@@ -49,6 +49,7 @@ public struct Attention: Sendable {
     ) throws -> AttentionOutput {
         let shape = try AttentionShape(query: query, key: key, value: value)
         let scale = try shape.resolvedScale(options.scale)
+        try options.checkScoreModDomain(shape)
         return try NonFiniteInputs.forward(
             shape: shape, options: options, query: query, key: key, value: value
         ) { query, key, value in
@@ -108,6 +109,7 @@ public struct Attention: Sendable {
         try AttentionShape.require(outputGradient, named: "output gradient", shape: outputShape)
         try AttentionShape.require(
             forward.logSumExp, named: "log-sum-exp", shape: [shape.batch, shape.queryHeads, shape.queryLength])
+        try options.checkScoreModDomain(shape)
         return try NonFiniteInputs.backward(
             shape: shape, options: options, query: query, key: key, value: value, forward: forward,
             outputGradient: outputGradient

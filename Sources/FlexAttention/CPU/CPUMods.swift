@@ -6,18 +6,13 @@ struct CPUMods: Sendable {
     let scoreModifier: ScoreModTileEvaluator?
 
     /// - Parameter includesGradients: whether the score mod is prepared for backward (its derivatives built).
-    /// - Throws: ``ModError`` when the mask or score mod is malformed or indexes a table outside its bounds
-    ///   anywhere in the problem's domain.
+    /// - Throws: ``ModError`` when the mask or score mod is malformed, or the mask indexes a table outside its
+    ///   bounds anywhere in the problem's domain (``Attention`` checks the score mod's domain for every device).
     init(_ options: AttentionOptions, shape: AttentionShape, includesGradients: Bool) throws {
         masking = try Self.masking(options, shape: shape)
-        if let scoreMod = options.scoreMod {
-            try scoreMod.checkIndices(
-                batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength,
-                keyLength: shape.keyLength)
-            scoreModifier = try ScoreModTileEvaluator(
-                scoreMod, queryLength: shape.queryLength, keyLength: shape.keyLength, includesGradients: includesGradients)
-        } else {
-            scoreModifier = nil
+        scoreModifier = try options.scoreMod.map {
+            try ScoreModTileEvaluator(
+                $0, queryLength: shape.queryLength, keyLength: shape.keyLength, includesGradients: includesGradients)
         }
     }
 
