@@ -21,6 +21,9 @@ public struct Attention: Sendable {
 
     /// Computes `O = softmax(scale · Q Kᵀ [masked]) V` and the natural-log log-sum-exp of each row.
     ///
+    /// The tensors live in host memory: on a CUDA device each call copies them to the device, runs, waits and
+    /// copies the results back, a convenience whose copies can take longer than the attention itself.
+    ///
     /// - Parameters:
     ///   - query: `[B, Hq, Sq, D]`.
     ///   - key: `[B, Hkv, Skv, D]`, with `Hq` a multiple of `Hkv`.
