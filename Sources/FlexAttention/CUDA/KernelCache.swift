@@ -41,6 +41,8 @@ package final class KernelCache: Sendable {
     package let directory: String?
     private let memory = Mutex<[String: [UInt8]]>([:])
     private let modules = Mutex<[String: CUDAModule]>([:])
+    /// Functions by device and kernel name, found without generating or hashing a source.
+    private let functions = Mutex<[String: CUDAFunction]>([:])
 
     /// - Parameters:
     ///   - compiler: NVRTC, or a stand-in in tests.
@@ -99,6 +101,17 @@ package final class KernelCache: Sendable {
             return module
         }
         return try kept.function(named: name)
+    }
+
+    /// The kernel loaded on `device`. A generated kernel's name determines its source (every parameter that shapes
+    /// the text is in the name, each mod as a hash of its definition), so a kernel loaded before is found by its
+    /// name alone: a call that reuses a kernel neither generates nor hashes its source.
+    package func function(for kernel: some GeneratedKernel, on device: CUDADevice) throws -> CUDAFunction {
+        let loadedKey = "\(device.ordinal)/\(kernel.name)"
+        if let loaded = functions.withLock({ $0[loadedKey] }) { return loaded }
+        let loaded = try function(kernel.name, source: kernel.source, on: device)
+        functions.withLock { $0[loadedKey] = loaded }
+        return loaded
     }
 
     /// Modules loaded so far (one per kernel and device): what a check counts to prove that new values reuse kernels.

@@ -50,7 +50,7 @@ struct CUDABackward {
         let delta = try DeviceBuffer(device: device, byteCount: max(1, b * hq * sq) * 4)
         let deltaKernel = DeltaKernel(dtype: shape.dtype)
         let deltaLaunch = KernelLaunch(
-            function: try cache.function(deltaKernel.name, source: deltaKernel.source, on: device),
+            function: try cache.function(for: deltaKernel, on: device),
             grid: ((b * hq * sq + DeltaKernel.rowsPerBlock - 1) / DeltaKernel.rowsPerBlock, 1, 1),
             block: DeltaKernel.threads,
             arguments: [.pointer(output.address), .pointer(outputGradient.address), .buffer(delta)]

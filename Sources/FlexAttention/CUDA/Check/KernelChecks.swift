@@ -13,7 +13,7 @@ extension CUDAConformance {
             Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &random))
         }
         let kernel = ConversionKernel(dtype: dtype)
-        let function = try cache.function(kernel.name, source: kernel.source, on: device)
+        let function = try cache.function(for: kernel, on: device)
         let input = try upload(inputs)
         let narrow = try DeviceBuffer(device: device, byteCount: inputs.count * 2)
         let wide = try DeviceBuffer(device: device, byteCount: inputs.count * 4)
@@ -44,7 +44,7 @@ extension CUDAConformance {
             return "\(device.name) allows only \(device.maxSharedMemoryPerBlockOptIn) bytes of shared memory per block"
         }
         let kernel = SharedMemoryProbeKernel()
-        let function = try cache.function(kernel.name, source: kernel.source, on: device)
+        let function = try cache.function(for: kernel, on: device)
         try function.setMaxDynamicSharedMemory(bytes)
         let words = bytes / 4
         let output = try DeviceBuffer(device: device, byteCount: bytes)

@@ -44,7 +44,7 @@ extension CUDAConformance {
     ) throws -> (failure: String?, origin: KernelOrigin) {
         let request = KernelRequest(name: kernel.name, source: kernel.source, architecture: device.architecture)
         let origin = try cache.cubin(for: request).origin
-        let function = try cache.function(kernel.name, source: kernel.source, on: device)
+        let function = try cache.function(for: kernel, on: device)
 
         let count = shape.b * shape.h * shape.q * shape.kv
         let scores = (0..<count).map { _ in Float.random(in: -30...30, using: &random) }

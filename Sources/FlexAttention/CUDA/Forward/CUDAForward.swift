@@ -41,7 +41,7 @@ struct CUDAForward {
             shape: shape, mask: mask.map { CUDAModFunction(mask: $0) },
             scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0, includesGradients: false) },
             maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
-        let function = try cache.function(kernel.name, source: kernel.source, on: device)
+        let function = try cache.function(for: kernel, on: device)
         try function.setMaxDynamicSharedMemory(kernel.sharedMemoryBytes)
 
         let (b, hq, sq) = (shape.batch, shape.queryHeads, shape.queryLength)

@@ -9,7 +9,7 @@ struct KernelLaunch {
     /// Loads `kernel` through `cache` and raises its shared-memory limit to what it needs.
     init(_ kernel: some AttentionKernel, grid: (x: Int, y: Int), arguments: [KernelArgument], cache: KernelCache,
          device: CUDADevice) throws {
-        function = try cache.function(kernel.name, source: kernel.source, on: device)
+        function = try cache.function(for: kernel, on: device)
         try function.setMaxDynamicSharedMemory(kernel.sharedMemoryBytes)
         self.grid = (grid.x, grid.y, 1)
         block = kernel.threads
