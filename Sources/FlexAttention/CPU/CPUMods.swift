@@ -20,14 +20,13 @@ struct CPUMods: Sendable {
     /// loops' tile size.
     /// - Throws: ``ModError`` when the mask is malformed or leaves its domain.
     static func masking(_ options: AttentionOptions, shape: AttentionShape) throws -> any TileMasking {
-        switch (options.mask, options.isCausal) {
-        case (nil, false): NoMasking()
-        case (nil, true): CausalMasking()
-        case let (mask?, isCausal):
+        switch (options.mask, options.effectiveMask) {
+        case (_, nil): NoMasking()
+        case (nil, _): CausalMasking()
+        case let (_, mask?):
             try BlockMask(
-                isCausal ? MaskMod.causal && mask : mask, batch: shape.batch, heads: shape.queryHeads,
-                queryLength: shape.queryLength, keyLength: shape.keyLength, queryBlockSize: CPUTile.queries,
-                keyBlockSize: CPUTile.keys)
+                mask, batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength,
+                keyLength: shape.keyLength, queryBlockSize: CPUTile.queries, keyBlockSize: CPUTile.keys)
         }
     }
 

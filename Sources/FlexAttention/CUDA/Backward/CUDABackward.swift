@@ -43,7 +43,7 @@ struct CUDABackward {
         shape: AttentionShape, query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, output: DeviceTensor,
         logSumExp: DeviceTensor, outputGradient: DeviceTensor, options: AttentionOptions
     ) throws -> BackwardLaunch {
-        let mods = try CUDAAttentionMods(options, device: device)
+        let mods = try CUDAAttentionMods(options, includesGradients: true, device: device)
         let scale = try shape.resolvedScale(options.scale)
         let (b, hq, hkv, sq, skv) = (shape.batch, shape.queryHeads, shape.keyValueHeads, shape.queryLength, shape.keyLength)
 

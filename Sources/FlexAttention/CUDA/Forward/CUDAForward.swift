@@ -35,14 +35,11 @@ struct CUDAForward {
         shape: AttentionShape, query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, options: AttentionOptions
     ) throws -> ForwardLaunch {
         let scale = try shape.resolvedScale(options.scale)
-        let mask = options.isCausal ? options.mask.map { .causal && $0 } ?? .causal : options.mask
-        let tensorMaps = CUDATensorMap.usable(on: device, for: [query, key, value])
+        let mods = try CUDAAttentionMods(options, includesGradients: false, device: device)
         let kernel = try Self.kernel(
-            shape: shape, mask: mask.map { CUDAModFunction(mask: $0) },
-            scoreMod: options.scoreMod.map { CUDAModFunction(scoreMod: $0, includesGradients: false) },
-            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
-        let function = try cache.function(for: kernel, on: device)
-        try function.setMaxDynamicSharedMemory(kernel.sharedMemoryBytes)
+            shape: shape, mask: mods.maskFunction, scoreMod: mods.scoreFunction,
+            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn,
+            tensorMaps: CUDATensorMap.usable(on: device, for: [query, key, value]))
 
         let (b, hq, sq) = (shape.batch, shape.queryHeads, shape.queryLength)
         let outputShape = [b, hq, sq, shape.valueDim]
@@ -53,15 +50,8 @@ struct CUDAForward {
             buffer: DeviceBuffer(device: device, byteCount: b * hq * sq * 4), dtype: .float32, shape: [b, hq, sq],
             strides: Tensor.contiguousStrides([b, hq, sq]))
 
-        let blocks = try mask.map {
-            try CUDABlockList(
-                BlockMask($0, batch: b, heads: hq, queryLength: sq, keyLength: shape.keyLength,
-                          queryBlockSize: kernel.queryBlock, keyBlockSize: kernel.keyBlock), device: device)
-        }
-        let maskArguments = try mask.map { try CUDAModArguments($0.expression.arguments, device: device) }
-        let scoreArguments = try options.scoreMod.map { try CUDAModArguments($0.expression.arguments, device: device) }
+        let blocks = try mods.blockList(for: kernel, shape: shape, device: device)
         let vectorLoads = [query, key, value].allSatisfy(Self.rowsAreVectorLoadable)
-
         var arguments: [KernelArgument] = []
         if kernel is HopperForwardKernel {
             arguments = try [(query, kernel.queryBlock), (key, kernel.keyBlock), (value, kernel.keyBlock)].map {
@@ -73,16 +63,15 @@ struct CUDAForward {
         arguments += [hq, shape.keyValueHeads, sq, shape.keyLength].map { .int32(Int32($0)) } + [.float32(scale)]
         arguments += [query, key, value, output].flatMap { $0.strides.map { .int64(Int64($0)) } }
         arguments += [.int32(vectorLoads ? 1 : 0)]
-        arguments += [.pointer(blocks?.starts.address ?? 0), .pointer(blocks?.entries.address ?? 0)]
-        arguments += [blocks?.batchStride ?? 0, blocks?.headStride ?? 0].map { .int32(Int32($0)) }
-        arguments += (maskArguments?.kernelArguments ?? []) + (scoreArguments?.kernelArguments ?? [])
-        let queryBlocks = (sq + kernel.queryBlock - 1) / kernel.queryBlock
+        arguments += CUDAAttentionMods.blockArguments(blocks) + mods.kernelArguments
+        // Heads along x: CTAs start in x order, so every head's longest query blocks (the last, under causal) go
+        // first and the short ones fill the tail.
+        let launch = try KernelLaunch(
+            kernel, grid: (b * hq, (sq + kernel.queryBlock - 1) / kernel.queryBlock), arguments: arguments,
+            cache: cache, device: device)
         return ForwardLaunch(
-            // Heads along x: CTAs start in x order, so every head's longest query blocks (the last, under causal)
-            // go first and the short ones fill the tail.
-            function: function, grid: (b * hq, queryBlocks, 1), block: kernel.threads, sharedMemory: kernel.sharedMemoryBytes,
-            arguments: arguments, output: output, logSumExp: logSumExp,
-            retained: [query.buffer, key.buffer, value.buffer, blocks as Any, maskArguments as Any, scoreArguments as Any])
+            kernel: launch, output: output, logSumExp: logSumExp,
+            retained: [query.buffer, key.buffer, value.buffer, blocks as Any, mods])
     }
 
     /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes (with `wgmma` and TMA where the device is
@@ -119,22 +108,16 @@ struct CUDAForward {
     }
 }
 
-/// One forward pass ready to queue, any number of times (benchmarks repeat it); holds everything its arguments
-/// point at.
+/// One forward pass ready to queue, any number of times (benchmarks repeat it): its kernel and the outputs it
+/// writes.
 struct ForwardLaunch {
-    let function: CUDAFunction
-    let grid: (x: Int, y: Int, z: Int)
-    let block: Int
-    let sharedMemory: Int
-    let arguments: [KernelArgument]
+    let kernel: KernelLaunch
     let output: DeviceTensor
     let logSumExp: DeviceTensor
     /// Device buffers the arguments point at; the caller keeps the launch until the device is done.
     let retained: [Any]
 
     func enqueue(on stream: CUDAStream? = nil) throws {
-        try function.launch(
-            grid: grid, block: (block, 1, 1), sharedMemory: sharedMemory, stream: stream,
-            arguments: arguments)
+        try kernel.enqueue(on: stream)
     }
 }

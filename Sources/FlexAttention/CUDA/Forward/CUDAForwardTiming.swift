@@ -55,7 +55,7 @@ package enum CUDAForwardTiming {
         let median = times.sorted()[times.count / 2]
         let scores = keptScores ?? Double(length) * Double(length) * (options.isCausal ? 0.5 : 1)
         let flops = 4 * Double(batch * heads * headDim) * scores * (backward ? 3.5 : 1)
-        let functions = [launch.function] + (backwardLaunch.map { [$0.delta, $0.keyValue, $0.query].map(\.function) } ?? [])
+        let functions = [launch.kernel.function] + (backwardLaunch.map { [$0.delta, $0.keyValue, $0.query].map(\.function) } ?? [])
         return Measurement(
             milliseconds: median, teraflops: flops / (median * 1e-3) / 1e12,
             kernels: try functions.map {

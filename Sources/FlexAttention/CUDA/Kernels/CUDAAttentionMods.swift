@@ -8,10 +8,11 @@ struct CUDAAttentionMods {
     let maskArguments: CUDAModArguments?
     let scoreArguments: CUDAModArguments?
 
-    init(_ options: AttentionOptions, device: CUDADevice) throws {
-        mask = options.isCausal ? options.mask.map { .causal && $0 } ?? .causal : options.mask
+    /// - Parameter includesGradients: whether the score mod is emitted with the derivatives backward needs.
+    init(_ options: AttentionOptions, includesGradients: Bool, device: CUDADevice) throws {
+        mask = options.effectiveMask
         maskFunction = mask.map { CUDAModFunction(mask: $0) }
-        scoreFunction = options.scoreMod.map { CUDAModFunction(scoreMod: $0) }
+        scoreFunction = options.scoreMod.map { CUDAModFunction(scoreMod: $0, includesGradients: includesGradients) }
         maskArguments = try mask.map { try CUDAModArguments($0.expression.arguments, device: device) }
         scoreArguments = try options.scoreMod.map { try CUDAModArguments($0.expression.arguments, device: device) }
     }
