@@ -32,10 +32,13 @@ struct HopperKernelTests {
                                    scoreMod: nil, maxSharedMemory: Self.sharedMemory, tensorMaps: tensorMaps)
         }
         for (d, dv) in [(16, 16), (64, 64), (80, 80), (128, 64), (192, 192), (256, 256)] {
-            #expect(try kernel(.bfloat16, d, dv, tensorMaps: true) is HopperForwardKernel, "D=\(d) Dv=\(dv)")
-            #expect(try kernel(.bfloat16, d, dv, tensorMaps: false) is ForwardKernel, "D=\(d) Dv=\(dv)")
+            let hopper = try kernel(.bfloat16, d, dv, tensorMaps: true)
+            let mmaSync = try kernel(.bfloat16, d, dv, tensorMaps: false)
+            #expect(hopper is HopperForwardKernel && hopper.readsTensorMaps, "D=\(d) Dv=\(dv)")
+            #expect(mmaSync is ForwardKernel && !mmaSync.readsTensorMaps, "D=\(d) Dv=\(dv)")
         }
-        #expect(try kernel(.float32, 128, 128, tensorMaps: true) is ScalarForwardKernel)
+        let scalar = try kernel(.float32, 128, 128, tensorMaps: true)
+        #expect(scalar is ScalarForwardKernel && !scalar.readsTensorMaps)
         #expect(try kernel(.float16, 72, 72, tensorMaps: true) is ScalarForwardKernel)
     }
 
@@ -48,10 +51,12 @@ struct HopperKernelTests {
         for (d, dv) in [(16, 16), (64, 64), (80, 80), (128, 64), (128, 128)] {
             let pair = try kernels(d, dv, tensorMaps: true)
             #expect(pair.keyValue is HopperKeyValueGradientKernel && pair.query is HopperQueryGradientKernel, "D=\(d)")
+            #expect(pair.keyValue.readsTensorMaps && pair.query.readsTensorMaps, "D=\(d)")
         }
         for (d, dv, tensorMaps) in [(192, 192, true), (128, 256, true), (128, 128, false)] {
             let pair = try kernels(d, dv, tensorMaps: tensorMaps)
             #expect(pair.keyValue is KeyValueGradientKernel && pair.query is QueryGradientKernel, "D=\(d) Dv=\(dv)")
+            #expect(!pair.keyValue.readsTensorMaps && !pair.query.readsTensorMaps, "D=\(d) Dv=\(dv)")
         }
     }
 

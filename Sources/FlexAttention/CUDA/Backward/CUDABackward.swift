@@ -85,7 +85,7 @@ struct CUDABackward {
             maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
         // The Hopper kernels read Q, K, V and dO through tensor maps first.
         func maps(_ kernel: any AttentionKernel) throws -> [KernelArgument] {
-            guard kernel is HopperQueryGradientKernel || kernel is HopperKeyValueGradientKernel else { return [] }
+            guard kernel.readsTensorMaps else { return [] }
             return try [(query, kernel.queryBlock), (key, kernel.keyBlock), (value, kernel.keyBlock),
                         (outputGradient, kernel.queryBlock)].map { .tensorMap(try CUDATensorMap($0, boxRows: $1, device: device)) }
         }

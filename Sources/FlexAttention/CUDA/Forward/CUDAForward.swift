@@ -53,7 +53,7 @@ struct CUDAForward {
         let blocks = try mods.blockList(for: kernel, shape: shape, device: device)
         let vectorLoads = [query, key, value].allSatisfy(Self.rowsAreVectorLoadable)
         var arguments: [KernelArgument] = []
-        if kernel is HopperForwardKernel {
+        if kernel.readsTensorMaps {
             arguments = try [(query, kernel.queryBlock), (key, kernel.keyBlock), (value, kernel.keyBlock)].map {
                 .tensorMap(try CUDATensorMap($0, boxRows: $1, device: device))
             }

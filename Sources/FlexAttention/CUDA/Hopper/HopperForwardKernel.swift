@@ -27,6 +27,8 @@ struct HopperForwardKernel: HopperAttentionKernel {
     /// The N of the P V product: Dv rounded up to a whole column block (the padding columns of V are zeros).
     var paddedValueDim: Int { 64 * valueColumnBlocks }
 
+    var readsTensorMaps: Bool { true }
+
     var name: String {
         "fa_hopper_forward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }

@@ -19,6 +19,8 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel {
     var queryBlock: Int { 64 }
     var keyBlock: Int { 64 * consumerGroups }
 
+    var readsTensorMaps: Bool { true }
+
     var name: String {
         "fa_hopper_backward_dkdv_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }

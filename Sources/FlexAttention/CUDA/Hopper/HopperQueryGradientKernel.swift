@@ -20,6 +20,8 @@ struct HopperQueryGradientKernel: HopperAttentionKernel {
     /// The N of the dS K product: D rounded up to whole column blocks (K's padding columns are zeros).
     var paddedHeadDim: Int { 64 * keyColumnBlocks }
 
+    var readsTensorMaps: Bool { true }
+
     var name: String {
         "fa_hopper_backward_dq_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }

@@ -13,6 +13,13 @@ protocol AttentionKernel: GeneratedKernel {
     var queryBlock: Int { get }
     /// Keys per block-mask block.
     var keyBlock: Int { get }
+    /// Whether the kernel reads its operands through TMA tensor maps, which the launcher passes first (one per
+    /// operand, boxes of ``queryBlock`` rows for Q and dO and ``keyBlock`` rows for K and V).
+    var readsTensorMaps: Bool { get }
+}
+
+extension AttentionKernel {
+    var readsTensorMaps: Bool { false }
 }
 
 /// A tensor-core attention kernel: 16-bit inputs, its K/V (or Q/dO) tiles in `stages` shared buffers, mods
