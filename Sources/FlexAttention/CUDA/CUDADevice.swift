@@ -16,7 +16,7 @@ public final class CUDADevice: Sendable {
     public let multiprocessorCount: Int
     /// Total device memory in bytes.
     public let totalMemory: Int
-    /// Shared memory a block may have once its kernel opts in (see ``CUDAFunction/setMaxDynamicSharedMemory(_:)``).
+    /// Shared memory a block may have once its kernel opts in to more than the default.
     public let maxSharedMemoryPerBlockOptIn: Int
     /// L2 cache in bytes.
     public let l2CacheSize: Int

@@ -90,7 +90,7 @@ package final class KernelCache: Sendable {
     }
 
     /// The kernel loaded on `device`, compiled for its architecture; modules stay loaded for the cache's life.
-    package func function(_ name: String, source: String, on device: CUDADevice) throws -> CUDAFunction {
+    private func function(_ name: String, source: String, on device: CUDADevice) throws -> CUDAFunction {
         let request = KernelRequest(name: name, source: source, architecture: device.architecture)
         let moduleKey = "\(device.ordinal)/\(key(for: request))"
         if let module = modules.withLock({ $0[moduleKey] }) { return try module.function(named: name) }

@@ -19,7 +19,8 @@ extension ModExpression {
 
     private var lifted: (key: String, arguments: ModArguments) {
         var arguments = ModArguments()
-        for node in node.uniqueNodes {
+        let nodes = node.uniqueNodes
+        for node in nodes {
             switch node.operation {
             case .int(let value): arguments.scalars.append(.int(value))
             case .float(let value): arguments.scalars.append(.float(value))
@@ -28,15 +29,14 @@ extension ModExpression {
             default: break
             }
         }
-        return (Self.key(node, tables: arguments.tables), arguments)
+        return (Self.key(node, uses: ModNode.useCounts(nodes), tables: arguments.tables), arguments)
     }
 
     /// The key, written depth-first: a node that several operations share (other than a variable) is labelled
     /// `#k=` where it first appears and written `#k` after, so the key is linear in the size of the DAG and tells
     /// apart one shared argument slot from two slots.
-    private static func key(_ root: ModNode, tables: [ModTable]) -> String {
+    private static func key(_ root: ModNode, uses: [ObjectIdentifier: Int], tables: [ModTable]) -> String {
         enum Item { case node(ModNode), text(String) }
-        let uses = root.useCounts
         var labels: [ObjectIdentifier: Int] = [:]
         var key = ""
         var pending = [Item.node(root)]

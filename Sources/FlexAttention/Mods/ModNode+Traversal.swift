@@ -24,10 +24,10 @@ extension ModNode {
         return order
     }
 
-    /// How many times each distinct node is an operand of the distinct nodes of ``uniqueNodes``.
-    var useCounts: [ObjectIdentifier: Int] {
+    /// How many times each node of `nodes` (an expression's ``uniqueNodes``) is an operand of the others.
+    static func useCounts(_ nodes: [ModNode]) -> [ObjectIdentifier: Int] {
         var counts: [ObjectIdentifier: Int] = [:]
-        for node in uniqueNodes {
+        for node in nodes {
             for child in node.children { counts[child.identity, default: 0] += 1 }
         }
         return counts

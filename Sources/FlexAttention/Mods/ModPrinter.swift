@@ -18,10 +18,11 @@ enum ModPrinter {
     static let bindingHeight = 32
 
     static func print(_ node: ModNode) -> String {
-        if node.height <= bindingHeight, expandedLength(of: node) <= formulaLength {
+        let nodes = node.uniqueNodes
+        if node.height <= bindingHeight, expandedLength(of: node, nodes: nodes) <= formulaLength {
             return Renderer(names: [:]).render(node).text
         }
-        return printWithBindings(node)
+        return printWithBindings(node, nodes: nodes)
     }
 
     /// At most `limit` characters of the textual form, for messages.
@@ -42,9 +43,9 @@ enum ModPrinter {
     }
 
     /// The length of the formula without bindings, counting operands once per use; saturates past the limit.
-    private static func expandedLength(of root: ModNode) -> Int {
+    private static func expandedLength(of root: ModNode, nodes: [ModNode]) -> Int {
         var lengths: [ObjectIdentifier: Int] = [:]
-        for node in root.uniqueNodes {
+        for node in nodes {
             let operands = node.children.reduce(0) { $0 + (lengths[$1.identity] ?? 0) }
             lengths[node.identity] = min(operands + 8, formulaLength + 1)
         }
@@ -52,9 +53,8 @@ enum ModPrinter {
     }
 
     /// `let x0 = …; let x1 = …; formula`, binding shared subexpressions and every ``bindingHeight`` levels.
-    private static func printWithBindings(_ root: ModNode) -> String {
-        let nodes = root.uniqueNodes
-        let uses = root.useCounts
+    private static func printWithBindings(_ root: ModNode, nodes: [ModNode]) -> String {
+        let uses = ModNode.useCounts(nodes)
         let taken = Set(nodes.compactMap(\.boundName))
         var names: [ObjectIdentifier: String] = [:]
         var inlineHeights: [ObjectIdentifier: Int] = [:]

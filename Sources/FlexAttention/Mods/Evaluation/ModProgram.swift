@@ -37,7 +37,10 @@ struct ModProgram: Sendable {
     /// Compiles `expressions`, which must be valid (see ``ModNode/validate()``).
     init(_ expressions: [ModNode]) {
         outputs = expressions.map { expression in
-            for node in expression.uniqueNodes where registers[node] == nil { registers[node] = emit(node) }
+            // Parts shared with earlier expressions (a derivative reuses its mod's nodes) are not walked again.
+            for node in expression.uniqueNodes(stoppingAt: { registers[$0] != nil }) where registers[node] == nil {
+                registers[node] = emit(node)
+            }
             return registers[expression] ?? ModRegister(type: expression.type, index: 0)
         }
         registers = [:]
