@@ -17,9 +17,7 @@ struct DeltaKernel: GeneratedKernel {
         }
         return CUDAPrelude.source + """
             extern "C" __global__ void __launch_bounds__(\(Self.threads))
-            \(name)(const \(dtype.cudaStorageType)* __restrict__ O, const \(dtype.cudaStorageType)* __restrict__ dO,
-                    float* __restrict__ Delta, int Hq, int Sq, int Dv, long long os0, long long os1, long long os2,
-                    long long os3, long long ds0, long long ds1, long long ds2, long long ds3, long long rowCount) {
+            \(name)(\(Self.signature(dtype).declaration)) {
                 const long long row = (long long)blockIdx.x * \(Self.rowsPerBlock) + threadIdx.x / 32;
                 if (row >= rowCount) return;
                 const long long b = row / ((long long)Hq * Sq), h = row / Sq % Hq, q = row % Sq;
@@ -42,5 +40,12 @@ struct DeltaKernel: GeneratedKernel {
             }
 
             """
+    }
+}
+
+extension DeltaKernel {
+    /// Its parameters (``AttentionSignatures/delta(storage:)``) for `dtype`'s inputs.
+    static func signature(_ dtype: DType) -> KernelSignature<DeltaOperands> {
+        AttentionSignatures.delta(storage: dtype.cudaStorageType)
     }
 }

@@ -6,7 +6,8 @@
 /// recomputes Pᵀ = exp2(K Qᵀ …) and dPᵀ = V dOᵀ for its keys, then dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score and
 /// accumulates dV += Pᵀ dO and dK += dSᵀ Q in registers (Pᵀ and dSᵀ rounded to the input dtype as MMA operands).
 /// Every warp works on its own keys, so the sums run in a fixed order and each gradient row is written once.
-struct KeyValueGradientKernel: TensorCoreAttentionKernel {
+struct KeyValueGradientKernel: TensorCoreAttentionKernel, GradientAttentionKernel {
+    var gradientNames: [String] { ["dK", "dV"] }
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -36,7 +37,7 @@ struct KeyValueGradientKernel: TensorCoreAttentionKernel {
         """
         extern "C" __global__ void __launch_bounds__(\(threads))
         \(name)(
-            \(BackwardKernelSource.parameters(outputs: ["dK", "dV"]))\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod, tableGradients: false))) {
+            \(signature.declaration)) {
             constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
             constexpr float LOG2E = 1.4426950408889634f;
             extern __shared__ __align__(16) fa_u16 shared[];
@@ -72,7 +73,7 @@ struct KeyValueGradientKernel: TensorCoreAttentionKernel {
                 const int h = hkv * group + c.head, q0 = (entryAt(c) >> 1) * 64;
                 fa_u16* stage = sStages + slot * STAGE;
                 fa_load_tile<64, D>(stage, Q + b * qs0 + h * qs1, qs2, qs3, q0, Sq, vectorLoads);
-                fa_load_tile<64, DV>(stage + 64 * DP, dO + b * ds0 + h * ds1, ds2, ds3, q0, Sq, vectorLoads);
+                fa_load_tile<64, DV>(stage + 64 * DP, dO + b * dos0 + h * dos1, dos2, dos3, q0, Sq, vectorLoads);
                 float* rowsOut = (float*)(stage + 64 * (DP + DVP));
                 for (int i = threadIdx.x; i < 64; i += blockDim.x) {
                     const int query = q0 + i;

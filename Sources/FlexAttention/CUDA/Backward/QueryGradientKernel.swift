@@ -5,7 +5,8 @@
 /// P = exp2(Q Kᵀ …) and dP = dO Vᵀ, forms dS = P (dP − Delta) ∂score′/∂score and accumulates dQ += dS K in
 /// registers. Only this CTA writes its rows, in key order: dQ is deterministic without atomics. Table gradients
 /// are added with atomics as each score's ∂L/∂score′ appears.
-struct QueryGradientKernel: TensorCoreAttentionKernel {
+struct QueryGradientKernel: TensorCoreAttentionKernel, GradientAttentionKernel {
+    var gradientNames: [String] { ["dQ"] }
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -16,8 +17,6 @@ struct QueryGradientKernel: TensorCoreAttentionKernel {
     var threads: Int { 128 }
     var queryBlock: Int { 64 }
     var keyBlock: Int { 64 }
-    /// Whether the kernel takes `table_gradients` (the score mod reads Float tables).
-    var computesTableGradients: Bool { scoreMod?.tableGradientDefinition != nil }
 
     var name: String {
         "fa_backward_dq_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
@@ -39,7 +38,7 @@ struct QueryGradientKernel: TensorCoreAttentionKernel {
         return """
             extern "C" __global__ void __launch_bounds__(\(threads))
             \(name)(
-                \(BackwardKernelSource.parameters(outputs: ["dQ"]))\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod, tableGradients: computesTableGradients))) {
+                \(signature.declaration)) {
                 constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
                 constexpr float LOG2E = 1.4426950408889634f;
                 extern __shared__ __align__(16) fa_u16 shared[];
@@ -55,7 +54,7 @@ struct QueryGradientKernel: TensorCoreAttentionKernel {
                 const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
                 const int q0 = queryBlock * 64;
                 fa_load_tile<64, D>(sQ, Q + b * qs0 + h * qs1, qs2, qs3, q0, Sq, vectorLoads);
-                fa_load_tile<64, DV>(sdO, dO + b * ds0 + h * ds1, ds2, ds3, q0, Sq, vectorLoads);
+                fa_load_tile<64, DV>(sdO, dO + b * dos0 + h * dos1, dos2, dos3, q0, Sq, vectorLoads);
                 const fa_u16* keys = K + b * ks0 + hkv * ks1;
                 const fa_u16* values = V + b * vs0 + hkv * vs1;
 

@@ -12,7 +12,7 @@
 /// Head dims D and Dv are compile-time constants: multiples of 16 from 16 to 256. Rows and keys past the
 /// sequence ends are loaded as zeros and never written; any strides work (rows are copied 16 bytes at a time
 /// with `cp.async` when the last dim is contiguous and aligned, element by element and synchronously otherwise).
-struct ForwardKernel: TensorCoreAttentionKernel {
+struct ForwardKernel: TensorCoreAttentionKernel, ForwardAttentionKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -54,12 +54,7 @@ struct ForwardKernel: TensorCoreAttentionKernel {
         """
             extern "C" __global__ void __launch_bounds__(\(threads))
             \(name)(
-                const fa_u16* __restrict__ Q, const fa_u16* __restrict__ K, const fa_u16* __restrict__ V,
-                fa_u16* __restrict__ O, float* __restrict__ LSE, int Hq, int Hkv, int Sq, int Skv, float scale,
-                long long qs0, long long qs1, long long qs2, long long qs3, long long ks0, long long ks1, long long ks2,
-                long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long os0, long long os1,
-                long long os2, long long os3, int vectorLoads, const int* __restrict__ blockStarts,
-                const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod))) {
+                \(signature.declaration)) {
                 constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
                 constexpr int M = \(rowTiles), BM = 64 * M;  // row tiles per warp, query rows per CTA
                 constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;

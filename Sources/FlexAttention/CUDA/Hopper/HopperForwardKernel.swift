@@ -13,7 +13,7 @@
 /// 64 columns), so one launcher drives both.
 ///
 /// Head dims are multiples of 16 up to 256; tiles are padded to whole 64-column blocks, which TMA fills with zeros.
-struct HopperForwardKernel: HopperAttentionKernel {
+struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -76,14 +76,7 @@ struct HopperForwardKernel: HopperAttentionKernel {
         """
         extern "C" __global__ void __launch_bounds__(\(threads), 1)
         \(name)(
-            const __grid_constant__ fa_tensor_map qMap, const __grid_constant__ fa_tensor_map kMap,
-            const __grid_constant__ fa_tensor_map vMap,
-            const fa_u16* __restrict__ Q, const fa_u16* __restrict__ K, const fa_u16* __restrict__ V,
-            fa_u16* __restrict__ O, float* __restrict__ LSE, int Hq, int Hkv, int Sq, int Skv, float scale,
-            long long qs0, long long qs1, long long qs2, long long qs3, long long ks0, long long ks1, long long ks2,
-            long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long os0, long long os1,
-            long long os2, long long os3, int vectorLoads, const int* __restrict__ blockStarts,
-            const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod))) {
+            \(signature.declaration)) {
             constexpr int D = \(headDim), DV = \(valueDim), NV = \(paddedValueDim);
             constexpr int GROUPS = \(consumerGroups), BM = 64 * GROUPS, BN = \(keyBlock);
             constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;

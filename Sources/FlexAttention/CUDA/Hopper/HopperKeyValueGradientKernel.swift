@@ -8,7 +8,8 @@
 /// A operands from registers and dO, Q read MN-major. Every warpgroup owns its keys: the sums run in a fixed order
 /// and each row is written once. The tensor maps of Q, K, V and dO come before ``KeyValueGradientKernel``'s
 /// parameters.
-struct HopperKeyValueGradientKernel: HopperAttentionKernel {
+struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
+    var gradientNames: [String] { ["dK", "dV"] }
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -82,9 +83,7 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel {
         """
         extern "C" __global__ void __launch_bounds__(\(threads), 1)
         \(name)(
-            const __grid_constant__ fa_tensor_map qMap, const __grid_constant__ fa_tensor_map kMap,
-            const __grid_constant__ fa_tensor_map vMap, const __grid_constant__ fa_tensor_map dOMap,
-            \(BackwardKernelSource.parameters(outputs: ["dK", "dV"]))\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod, tableGradients: false))) {
+            \(signature.declaration)) {
             constexpr int D = \(headDim), DV = \(valueDim), PD = \(64 * keyColumnBlocks), PDV = \(64 * valueColumnBlocks);
             constexpr int BQ = \(queryBlock), BK = \(keyBlock), GROUPS = \(consumerGroups);
             constexpr float LOG2E = 1.4426950408889634f;

@@ -6,7 +6,8 @@
 /// dS from registers and K read MN-major. Only this CTA writes its rows, in key order: dQ is deterministic.
 /// Table gradients are added with atomics as each score's ∂L/∂score′ appears. The tensor maps of Q, K, V and dO
 /// come before ``QueryGradientKernel``'s parameters.
-struct HopperQueryGradientKernel: HopperAttentionKernel {
+struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
+    var gradientNames: [String] { ["dQ"] }
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -16,7 +17,6 @@ struct HopperQueryGradientKernel: HopperAttentionKernel {
 
     var queryBlock: Int { 64 * consumerGroups }
     var keyBlock: Int { 64 }
-    var computesTableGradients: Bool { scoreMod?.tableGradientDefinition != nil }
     /// The N of the dS K product: D rounded up to whole column blocks (K's padding columns are zeros).
     var paddedHeadDim: Int { 64 * keyColumnBlocks }
 
@@ -69,9 +69,7 @@ struct HopperQueryGradientKernel: HopperAttentionKernel {
         """
             extern "C" __global__ void __launch_bounds__(\(threads), 1)
             \(name)(
-                const __grid_constant__ fa_tensor_map qMap, const __grid_constant__ fa_tensor_map kMap,
-                const __grid_constant__ fa_tensor_map vMap, const __grid_constant__ fa_tensor_map dOMap,
-                \(BackwardKernelSource.parameters(outputs: ["dQ"]))\(ModKernelText.parameters(mask: mask, scoreMod: scoreMod, tableGradients: computesTableGradients))) {
+                \(signature.declaration)) {
                 constexpr int D = \(headDim), PD = \(paddedHeadDim), BM = \(queryBlock), BN = \(keyBlock);
                 constexpr float LOG2E = 1.4426950408889634f;
                 \(pipeline.layout)

@@ -5,6 +5,12 @@
 /// Every attention kernel of one role takes the same parameter list, so the launcher builds one argument list
 /// whatever the family; the block list it uploads uses the kernel's own ``queryBlock`` and ``keyBlock``.
 protocol AttentionKernel: GeneratedKernel {
+    /// The inputs' element type.
+    var dtype: DType { get }
+    /// The mask emitted into the kernel, applied in partial blocks; nil when every score is kept.
+    var mask: CUDAModFunction? { get }
+    /// The score mod emitted into the kernel; nil for plain scores.
+    var scoreMod: CUDAModFunction? { get }
     /// Threads per CTA (one dimension).
     var threads: Int { get }
     /// Dynamic shared memory per CTA, in bytes.
@@ -22,12 +28,37 @@ extension AttentionKernel {
     var readsTensorMaps: Bool { false }
 }
 
+/// A forward kernel of any family: its parameters are ``AttentionSignatures/forward(storage:tensorMaps:mask:scoreMod:)``.
+protocol ForwardAttentionKernel: AttentionKernel {}
+
+extension ForwardAttentionKernel {
+    var signature: KernelSignature<ForwardOperands> {
+        AttentionSignatures.forward(
+            storage: dtype.cudaStorageType, tensorMaps: readsTensorMaps, mask: mask != nil, scoreMod: scoreMod != nil)
+    }
+}
+
+/// A dK/dV or dQ kernel of any family: its parameters are
+/// ``AttentionSignatures/gradient(storage:tensorMaps:gradients:mask:scoreMod:tableGradients:)``.
+protocol GradientAttentionKernel: AttentionKernel {
+    /// The gradients it writes, as its parameters name them: `dK`, `dV` or `dQ`.
+    var gradientNames: [String] { get }
+}
+
+extension GradientAttentionKernel {
+    /// Whether it sums the score mod's Float tables' gradients (the dQ kernels do, when there are any).
+    var computesTableGradients: Bool { gradientNames == ["dQ"] && scoreMod?.tableGradientDefinition != nil }
+
+    var signature: KernelSignature<GradientOperands> {
+        AttentionSignatures.gradient(
+            storage: dtype.cudaStorageType, tensorMaps: readsTensorMaps, gradients: gradientNames, mask: mask != nil,
+            scoreMod: scoreMod != nil, tableGradients: computesTableGradients)
+    }
+}
+
 /// A tensor-core attention kernel: 16-bit inputs, its K/V (or Q/dO) tiles in `stages` shared buffers, mods
 /// emitted with the fast transcendentals.
 protocol TensorCoreAttentionKernel: AttentionKernel {
-    var dtype: DType { get }
-    var mask: CUDAModFunction? { get }
-    var scoreMod: CUDAModFunction? { get }
     var stages: Int { get set }
     var maxStages: Int { get }
 }

@@ -7,7 +7,7 @@
 /// accumulates output columns `lane + 32j` with P broadcast by shuffles. Parameters, block list and the mods'
 /// semantics are ``ForwardKernel``'s (the score mod on every score, the mask only in partial blocks and on keys
 /// past `Skv`); `vectorLoads` is ignored.
-struct ScalarForwardKernel: AttentionKernel {
+struct ScalarForwardKernel: ForwardAttentionKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -48,13 +48,7 @@ struct ScalarForwardKernel: AttentionKernel {
         return """
             extern "C" __global__ void __launch_bounds__(\(threads))
             \(name)(
-                const \(storage)* __restrict__ Q, const \(storage)* __restrict__ K, const \(storage)* __restrict__ V,
-                \(storage)* __restrict__ O, float* __restrict__ LSE, int Hq, int Hkv, int Sq, int Skv, float scale,
-                long long qs0, long long qs1, long long qs2, long long qs3, long long ks0, long long ks1, long long ks2,
-                long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long os0, long long os1,
-                long long os2, long long os3, int vectorLoads, const int* __restrict__ blockStarts,
-                const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(
-                    ModKernelText.parameters(mask: mask, scoreMod: scoreMod))) {
+                \(signature.declaration)) {
                 constexpr int D = \(headDim), DV = \(valueDim), R = \(rowsPerWarp), BM = 4 * R, BN = 32;
                 constexpr int KP = D | 1, DVJ = (DV + 31) / 32;  // K's pitch; output columns per lane
                 constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;

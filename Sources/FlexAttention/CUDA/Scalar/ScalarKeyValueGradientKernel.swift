@@ -6,7 +6,8 @@
 /// `32 / warps` keys and each lane columns `lane + 32j`. dK and dV are summed in a fixed order in registers and
 /// written once (contiguous `[B, Hkv, Skv, D | Dv]`, the inputs' dtype): deterministic, no atomics. Parameters
 /// as in notes/cuda-backward.md; `vectorLoads` is ignored.
-struct ScalarKeyValueGradientKernel: ScalarBackwardKernel {
+struct ScalarKeyValueGradientKernel: ScalarBackwardKernel, GradientAttentionKernel {
+    var gradientNames: [String] { ["dK", "dV"] }
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -23,18 +24,10 @@ struct ScalarKeyValueGradientKernel: ScalarBackwardKernel {
     var source: String { ScalarKernelSource.prelude(dtype, mask: mask, scoreMod: scoreMod) + kernel }
 
     private var kernel: String {
-        let storage = dtype.cudaStorageType
         return """
             extern "C" __global__ void __launch_bounds__(\(threads))
             \(name)(
-                const \(storage)* __restrict__ Q, const \(storage)* __restrict__ K, const \(storage)* __restrict__ V,
-                const \(storage)* __restrict__ dO, const float* __restrict__ LSE, const float* __restrict__ Delta,
-                \(storage)* __restrict__ dK, \(storage)* __restrict__ dV, int Hq, int Hkv, int Sq, int Skv, float scale,
-                long long qs0, long long qs1, long long qs2, long long qs3, long long ks0, long long ks1, long long ks2,
-                long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long dos0, long long dos1,
-                long long dos2, long long dos3, int vectorLoads, const int* __restrict__ blockStarts,
-                const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(
-                    ModKernelText.parameters(mask: mask, scoreMod: scoreMod))) {
+                \(signature.declaration)) {
             \(tile.declarations)
                 \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
                 constexpr int KW = BN / WARPS;  // keys per warp: w · KW ..< +KW

@@ -6,7 +6,8 @@
 /// order in registers and written once (contiguous `[B, Hq, Sq, D]`, the inputs' dtype): deterministic. When the
 /// score mod reads Float tables it also adds their gradients, by atomics, through the mod emitter's
 /// `fa_score_mod_table_gradients`. Parameters as in notes/cuda-backward.md; `vectorLoads` is ignored.
-struct ScalarQueryGradientKernel: ScalarBackwardKernel {
+struct ScalarQueryGradientKernel: ScalarBackwardKernel, GradientAttentionKernel {
+    var gradientNames: [String] { ["dQ"] }
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -26,19 +27,11 @@ struct ScalarQueryGradientKernel: ScalarBackwardKernel {
     }
 
     private var kernel: String {
-        let storage = dtype.cudaStorageType
-        let tableGradients = scoreMod?.tableGradientDefinition != nil
+        let tableGradients = computesTableGradients
         return """
             extern "C" __global__ void __launch_bounds__(\(threads))
             \(name)(
-                const \(storage)* __restrict__ Q, const \(storage)* __restrict__ K, const \(storage)* __restrict__ V,
-                const \(storage)* __restrict__ dO, const float* __restrict__ LSE, const float* __restrict__ Delta,
-                \(storage)* __restrict__ dQ, int Hq, int Hkv, int Sq, int Skv, float scale,
-                long long qs0, long long qs1, long long qs2, long long qs3, long long ks0, long long ks1, long long ks2,
-                long long ks3, long long vs0, long long vs1, long long vs2, long long vs3, long long dos0, long long dos1,
-                long long dos2, long long dos3, int vectorLoads, const int* __restrict__ blockStarts,
-                const int* __restrict__ blockList, int maskBatchStride, int maskHeadStride\(
-                    ModKernelText.parameters(mask: mask, scoreMod: scoreMod, tableGradients: tableGradients))) {
+                \(signature.declaration)) {
             \(tile.declarations)
                 \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
                 constexpr int RW = BM / WARPS;  // rows per warp: w · RW ..< +RW, as in the recomputation
