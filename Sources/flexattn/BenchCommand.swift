@@ -7,18 +7,21 @@ import Glibc
 /// `flexattn bench`: times the CPU forward and backward passes on the standard shapes (B=1, H=8,
 /// S ∈ {1024, 4096}, D ∈ {64, 128}, causal or not, Float32) and prints a table; `--json` prints one JSON object.
 /// `--sequence N` and `--head-dim N` (repeatable) choose other shapes; `--mods` times masks, score mods and block
-/// masks instead (see ``ModsBenchmark``). With `--device cuda` it times the GPU instead (see ``GPUBenchmark``).
+/// masks instead (see ``ModsBenchmark``). With `--device cuda` it times the GPU instead (see ``GPUBenchmark``), and
+/// with `--device cuda --model` the engine: a model step captured as a CUDA graph, and the host overhead per call.
 struct BenchCommand {
     let json: Bool
     let device: Device
     let sequences: [Int]
     let headDims: [Int]
     let mods: Bool
+    let model: Bool
 
     init(arguments: [String]) throws {
         let options = try ParsedOptions(
-            arguments, valued: ["--device", "--sequence", "--head-dim"], flags: ["--json", "--mods"])
+            arguments, valued: ["--device", "--sequence", "--head-dim"], flags: ["--json", "--mods", "--model"])
         mods = options.has("--mods")
+        model = options.has("--model")
         json = options.has("--json")
         device = try parseDevice(try options.value("--device") ?? "cpu")
         sequences = try positiveIntegers(options.all("--sequence"), option: "--sequence") ?? [1024, 4096]
@@ -38,7 +41,8 @@ struct BenchCommand {
 
     func execute() throws {
         if case let .cuda(ordinal) = device {
-            print(try GPUBenchmark(ordinal: ordinal).execute())
+            let benchmark = GPUBenchmark(ordinal: ordinal)
+            print(try model ? benchmark.executeModel() : benchmark.execute())
             return
         }
         let attention = Attention(device: device)

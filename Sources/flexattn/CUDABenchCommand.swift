@@ -25,9 +25,8 @@ func runCUDABench(arguments: [String]) throws -> Int32 {
     guard sizes.count == 4, sizes.allSatisfy({ $0 > 0 }) else { throw CUDAError.invalidArgument(usage) }
     let dtype: DType = positional.count > 4 && positional[4] == "fp16" ? .float16 : .bfloat16
     let device = try CUDADevice.open(ordinal)
-    let cache = KernelCache(compiler: try NVRTC())
-    let result = try CUDAForwardTiming.measure(
-        device: device, cache: cache, batch: sizes[0], heads: sizes[1], length: sizes[2], headDim: sizes[3],
+    let result = try GPUTiming.measure(
+        device: device, batch: sizes[0], heads: sizes[1], length: sizes[2], headDim: sizes[3],
         dtype: dtype, options: AttentionOptions(isCausal: isCausal), backward: backward)
     let milliseconds = (result.milliseconds * 1000).rounded() / 1000
     let teraflops = (result.teraflops * 10).rounded() / 10

@@ -2,7 +2,8 @@ import FlexAttention
 
 /// `flexattn bench --device cuda`: the CUDA forward pass, and forward + backward, on the FlashAttention papers' shapes (hidden H·D = 2048,
 /// B·S = 16384, S ∈ {2048, 8192, 16384}, D ∈ {64, 128}, causal or not) and on patterns only FlexAttention
-/// expresses (B=2, H=16, S=8192, D=128), bf16. TFLOP/s count 4·B·H·D per kept score, so sparsity is no free
+/// expresses (B=2, H=16, S=8192, D=128), bf16, through the public device API (an ``AttentionPlan`` per row, device
+/// tensors, outputs allocated once, one stream). TFLOP/s count 4·B·H·D per kept score, so sparsity is no free
 /// credit. `scripts/gpu_anchors.py` times PyTorch on the same rows.
 struct GPUBenchmark {
     let ordinal: Int
@@ -46,15 +47,14 @@ struct GPUBenchmark {
 
     func execute() throws -> String {
         let device = try CUDADevice.open(ordinal)
-        let cache = KernelCache(compiler: try NVRTC())
         var lines = [
             "flexattn bench: \(device.name), bf16; fwd+bwd credits 3.5× the forward's FLOPs",
             "pattern                   B   H      S    D  kept %   fwd ms  TFLOP/s  fwd+bwd ms  TFLOP/s",
         ]
         for row in try Self.rows() {
             let timed = try [false, true].map { backward in
-                try CUDAForwardTiming.measure(
-                    device: device, cache: cache, batch: row.batch, heads: row.heads, length: row.length,
+                try GPUTiming.measure(
+                    device: device, batch: row.batch, heads: row.heads, length: row.length,
                     headDim: row.headDim, dtype: .bfloat16, options: row.options, keptScores: row.keptScores,
                     backward: backward)
             }
@@ -66,6 +66,28 @@ struct GPUBenchmark {
                     + pad(row.headDim, 5) + pad(fixed(kept * 100, 1), 8) + pad(fixed(forward.milliseconds, 3), 9)
                     + pad(fixed(forward.teraflops, 1), 9) + pad(fixed(training.milliseconds, 3), 12)
                     + pad(fixed(training.teraflops, 1), 9))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `--model`: one model step (32 layers of causal attention forward and backward, B=2 H=16 S=4096 D=128 bf16,
+    /// one plan) replayed as a CUDA graph against 32 single calls, then the host overhead per prepared call.
+    func executeModel() throws -> String {
+        let device = try CUDADevice.open(ordinal)
+        let step = try GPUTiming.modelStep(
+            device: device, layers: 32, batch: 2, heads: 16, length: 4096, headDim: 128,
+            options: AttentionOptions(isCausal: true))
+        var lines = [
+            "flexattn bench --model: \(device.name), bf16",
+            "model step: 32 layers causal fwd+bwd B=2 H=16 S=4096 D=128: graph \(fixed(step.step, 3)) ms,"
+                + " 32 × single call \(fixed(32 * step.layer, 3)) ms (one call \(fixed(step.layer, 3)) ms),"
+                + " ratio \(fixed(step.ratio, 4))",
+        ]
+        for backward in [false, true] {
+            let overhead = try GPUTiming.overhead(device: device, backward: backward)
+            lines.append(
+                "overhead \(backward ? "fwd+bwd" : "fwd") B=1 H=1 S=128 D=64: host \(fixed(overhead.host, 2)) µs/call,"
+                    + " wall \(fixed(overhead.wall, 2)) µs/call, gpu \(fixed(overhead.gpu, 2)) µs/call")
         }
         return lines.joined(separator: "\n")
     }

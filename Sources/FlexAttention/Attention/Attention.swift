@@ -22,7 +22,8 @@ public struct Attention: Sendable {
     /// Computes `O = softmax(scale · Q Kᵀ [masked]) V` and the natural-log log-sum-exp of each row.
     ///
     /// The tensors live in host memory: on a CUDA device each call copies them to the device, runs, waits and
-    /// copies the results back, a convenience whose copies can take longer than the attention itself.
+    /// copies the results back, a convenience whose copies can take longer than the attention itself. Programs that
+    /// keep their tensors on the device use an ``AttentionPlan``.
     ///
     /// - Parameters:
     ///   - query: `[B, Hq, Sq, D]`.
@@ -63,8 +64,8 @@ public struct Attention: Sendable {
                     query: query, key: key, value: value, outputDType: outputDType ?? shape.dtype
                 ).run()
             case let .cuda(ordinal):
-                let result = try CUDAForward(device: CUDADevice.open(ordinal), cache: Self.kernelCache.get())
-                    .run(query: query, key: key, value: value, options: options)
+                let result = try CUDAHostAttention(device: CUDADevice.open(ordinal), cache: AttentionPlan.processCache.get())
+                    .forward(query: query, key: key, value: value, options: options)
                 guard let outputDType, outputDType != result.output.dtype else { return result }
                 return AttentionOutput(
                     output: try Tensor(result.output.floats(), shape: result.output.shape, dtype: outputDType),
@@ -72,9 +73,6 @@ public struct Attention: Sendable {
             }
         }
     }
-
-    /// One kernel cache per process, so a kernel compiled by one call serves the next.
-    private static let kernelCache = Result { try KernelCache(compiler: NVRTC()) }
 
     /// Gradients of a scalar loss with respect to Q, K and V, given `dO = ∂loss/∂O`.
     ///
@@ -125,7 +123,7 @@ public struct Attention: Sendable {
                     outputGradient: outputGradient, gradientDType: gradientDType ?? shape.dtype
                 ).run()
             case let .cuda(ordinal):
-                let result = try CUDABackward(device: CUDADevice.open(ordinal), cache: Self.kernelCache.get()).run(
+                let result = try CUDAHostAttention(device: CUDADevice.open(ordinal), cache: AttentionPlan.processCache.get()).backward(
                     query: query, key: key, value: value, forward: forward, outputGradient: outputGradient,
                     options: options)
                 guard let gradientDType, gradientDType != shape.dtype else { return result }

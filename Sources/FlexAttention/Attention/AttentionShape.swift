@@ -17,21 +17,59 @@ public struct AttentionShape: Sendable, Hashable {
     /// Query heads that share one key/value head.
     public var groupSize: Int { queryHeads / keyValueHeads }
 
+    /// A problem of these sizes, for building an ``AttentionPlan`` before any tensor exists.
+    /// - Parameters:
+    ///   - keyLength: `Skv`; `queryLength` when `nil`.
+    ///   - valueDim: `Dv`; `headDim` when `nil`.
+    /// - Throws: ``FlexAttentionError`` for a size that is not positive, heads that do not divide, or a head dim
+    ///   outside ``supportedHeadDims``.
+    public init(
+        batch: Int, queryHeads: Int, keyValueHeads: Int, queryLength: Int, keyLength: Int? = nil, headDim: Int,
+        valueDim: Int? = nil, dtype: DType
+    ) throws {
+        let (skv, dv) = (keyLength ?? queryLength, valueDim ?? headDim)
+        for (name, size) in [("batch", batch), ("query heads", queryHeads), ("key/value heads", keyValueHeads),
+                             ("query length", queryLength), ("key length", skv)] where size <= 0 {
+            throw FlexAttentionError.invalidArgument("\(name) must be positive, not \(size)")
+        }
+        try self.init(
+            shapes: [[batch, queryHeads, queryLength, headDim], [batch, keyValueHeads, skv, headDim],
+                     [batch, keyValueHeads, skv, dv]],
+            dtypes: [dtype, dtype, dtype])
+    }
+
     /// Checks that the three tensors form an attention problem.
     /// - Throws: ``FlexAttentionError`` naming the first tensor and dimension that is wrong.
     public init(query: Tensor, key: Tensor, value: Tensor) throws {
-        for (name, tensor) in [("query", query), ("key", key), ("value", value)] where tensor.shape.count != 4 {
-            throw FlexAttentionError.wrongRank(tensor: name, expected: 4, actual: tensor.shape.count)
+        try self.init(shapes: [query.shape, key.shape, value.shape], dtypes: [query.dtype, key.dtype, value.dtype])
+    }
+
+    /// Checks that the three device tensors form an attention problem on one device.
+    /// - Throws: ``FlexAttentionError`` naming the first tensor and dimension that is wrong.
+    public init(query: DeviceTensor, key: DeviceTensor, value: DeviceTensor) throws {
+        for (name, tensor) in [("key", key), ("value", value)] where tensor.buffer.device !== query.buffer.device {
+            throw FlexAttentionError.invalidArgument(
+                "\(name) is on CUDA device \(tensor.buffer.device.ordinal), query on \(query.buffer.device.ordinal)")
         }
-        for (name, tensor) in [("key", key), ("value", value)] where tensor.dtype != query.dtype {
-            throw FlexAttentionError.mixedDTypes(expected: query.dtype, actual: tensor.dtype, tensor: name)
+        try self.init(shapes: [query.shape, key.shape, value.shape], dtypes: [query.dtype, key.dtype, value.dtype])
+    }
+
+    /// Checks shapes and dtypes of query, key and value, in that order.
+    private init(shapes: [[Int]], dtypes: [DType]) throws {
+        let names = ["query", "key", "value"]
+        for (name, shape) in zip(names, shapes) where shape.count != 4 {
+            throw FlexAttentionError.wrongRank(tensor: name, expected: 4, actual: shape.count)
         }
-        let (b, hq, sq, d) = (query.shape[0], query.shape[1], query.shape[2], query.shape[3])
-        let (hkv, skv, dv) = (key.shape[1], key.shape[2], value.shape[3])
+        for (name, dtype) in zip(names, dtypes).dropFirst() where dtype != dtypes[0] {
+            throw FlexAttentionError.mixedDTypes(expected: dtypes[0], actual: dtype, tensor: name)
+        }
+        let (query, key, value) = (shapes[0], shapes[1], shapes[2])
+        let (b, hq, sq, d) = (query[0], query[1], query[2], query[3])
+        let (hkv, skv, dv) = (key[1], key[2], value[3])
         let expectations: [(String, Int, Int, String)] = [
-            ("batch", b, key.shape[0], "key"), ("batch", b, value.shape[0], "value"),
-            ("head dim", d, key.shape[3], "key"), ("heads", hkv, value.shape[1], "value"),
-            ("sequence length", skv, value.shape[2], "value"),
+            ("batch", b, key[0], "key"), ("batch", b, value[0], "value"),
+            ("head dim", d, key[3], "key"), ("heads", hkv, value[1], "value"),
+            ("sequence length", skv, value[2], "value"),
         ]
         for (name, expected, actual, tensor) in expectations where expected != actual {
             throw FlexAttentionError.mismatchedDimension(name: name, expected: expected, actual: actual, tensor: tensor)
@@ -41,7 +79,7 @@ public struct AttentionShape: Sendable, Hashable {
             throw FlexAttentionError.unsupportedHeadDimension(dim, supported: Self.supportedHeadDims)
         }
         (batch, queryHeads, keyValueHeads, queryLength, keyLength) = (b, hq, hkv, sq, skv)
-        (headDim, valueDim, dtype) = (d, dv, query.dtype)
+        (headDim, valueDim, dtype) = (d, dv, dtypes[0])
     }
 
     /// The scale to use: `scale` when given and finite, `1/√D` when `nil`.
@@ -53,11 +91,27 @@ public struct AttentionShape: Sendable, Hashable {
 
     /// Checks that `tensor` has exactly `expected` as its shape.
     static func require(_ tensor: Tensor, named name: String, shape expected: [Int]) throws {
-        guard tensor.shape.count == expected.count else {
-            throw FlexAttentionError.wrongRank(tensor: name, expected: expected.count, actual: tensor.shape.count)
+        try require(shape: tensor.shape, named: name, expected: expected)
+    }
+
+    /// Checks that a tensor named `name` of shape `shape` has exactly `expected` as its shape.
+    static func require(shape: [Int], named name: String, expected: [Int]) throws {
+        guard shape.count == expected.count else {
+            throw FlexAttentionError.wrongRank(tensor: name, expected: expected.count, actual: shape.count)
         }
-        guard tensor.shape == expected else {
-            throw FlexAttentionError.invalidArgument("\(name) has shape \(tensor.shape), expected \(expected)")
+        guard shape == expected else {
+            throw FlexAttentionError.invalidArgument("\(name) has shape \(shape), expected \(expected)")
         }
     }
+
+    /// `O`'s shape, `[B, Hq, Sq, Dv]`.
+    var outputShape: [Int] { [batch, queryHeads, queryLength, valueDim] }
+    /// The log-sum-exp's shape, `[B, Hq, Sq]`.
+    var logSumExpShape: [Int] { [batch, queryHeads, queryLength] }
+    /// Q's (and dQ's) shape.
+    var queryShape: [Int] { [batch, queryHeads, queryLength, headDim] }
+    /// K's (and dK's) shape.
+    var keyShape: [Int] { [batch, keyValueHeads, keyLength, headDim] }
+    /// V's (and dV's) shape.
+    var valueShape: [Int] { [batch, keyValueHeads, keyLength, valueDim] }
 }

@@ -13,10 +13,10 @@ struct CUDAAttentionKernelReuseTests {
         let mask = options.mask.map { CUDAModFunction(mask: $0) }
         let scoreMod = options.scoreMod.map { CUDAModFunction(scoreMod: $0) }
         let sharedMemory = 227 * 1024
-        let backward = try CUDABackward.kernels(
+        let backward = try BackwardProgram.kernels(
             shape: shape, mask: mask, scoreMod: scoreMod, maxSharedMemory: sharedMemory, tensorMaps: true)
         return [
-            try CUDAForward.kernel(
+            try ForwardProgram.kernel(
                 shape: shape, mask: mask, scoreMod: scoreMod, maxSharedMemory: sharedMemory, tensorMaps: true),
             DeltaKernel(dtype: dtype), backward.keyValue, backward.query,
         ]

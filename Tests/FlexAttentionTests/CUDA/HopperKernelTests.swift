@@ -28,7 +28,7 @@ struct HopperKernelTests {
     @Test("the forward runs the Hopper kernel where tensor maps can be used, the mma.sync or CUDA-core one otherwise")
     func forwardSelection() throws {
         func kernel(_ dtype: DType, _ d: Int, _ dv: Int, tensorMaps: Bool) throws -> any AttentionKernel {
-            try CUDAForward.kernel(shape: shape(dtype, d: d, dv: dv), mask: CUDAModFunction(mask: .causal),
+            try ForwardProgram.kernel(shape: shape(dtype, d: d, dv: dv), mask: CUDAModFunction(mask: .causal),
                                    scoreMod: nil, maxSharedMemory: Self.sharedMemory, tensorMaps: tensorMaps)
         }
         for (d, dv) in [(16, 16), (64, 64), (80, 80), (128, 64), (192, 192), (256, 256)] {
@@ -45,7 +45,7 @@ struct HopperKernelTests {
     @Test("the backward runs both Hopper kernels up to head dim 128 and the mma.sync pair beyond")
     func backwardSelection() throws {
         func kernels(_ d: Int, _ dv: Int, tensorMaps: Bool) throws -> (keyValue: any AttentionKernel, query: any AttentionKernel) {
-            try CUDABackward.kernels(shape: shape(.bfloat16, d: d, dv: dv), mask: nil, scoreMod: nil,
+            try BackwardProgram.kernels(shape: shape(.bfloat16, d: d, dv: dv), mask: nil, scoreMod: nil,
                                      maxSharedMemory: Self.sharedMemory, tensorMaps: tensorMaps)
         }
         for (d, dv) in [(16, 16), (64, 64), (80, 80), (128, 64), (128, 128)] {

@@ -1,5 +1,5 @@
-/// A generated attention kernel together with how it is launched: the launchers (``CUDAForward``,
-/// ``CUDABackward``) pick one kernel family per call (tensor cores for 16-bit inputs with head dims that are
+/// A generated attention kernel together with how it is launched: the programs (``ForwardProgram``,
+/// ``BackwardProgram``) pick one kernel family per call (tensor cores for 16-bit inputs with head dims that are
 /// multiples of 16, CUDA cores otherwise) and drive them all alike.
 ///
 /// Every attention kernel of one role takes the same parameter list, so the launcher builds one argument list

@@ -58,7 +58,7 @@ enum AttentionSignatures {
     }
 
     /// `Hq, Hkv, Sq, Skv, scale`.
-    private static func sizes<Values>(_ shared: KeyPath<Values, SharedOperands>) -> [KernelParameter<Values>] {
+    private static func sizes<Values>(_ shared: KeyPath<Values, SharedOperands> & Sendable) -> [KernelParameter<Values>] {
         [.int32("Hq") { $0[keyPath: shared].sizes.queryHeads }, .int32("Hkv") { $0[keyPath: shared].sizes.keyValueHeads },
          .int32("Sq") { $0[keyPath: shared].sizes.queryLength }, .int32("Skv") { $0[keyPath: shared].sizes.keyLength },
          .float32("scale") { $0[keyPath: shared].sizes.scale }]
@@ -66,7 +66,7 @@ enum AttentionSignatures {
 
     /// `vectorLoads`, the block list's four parameters, then the mask's three and the score mod's three.
     private static func sharedTail<Values>(
-        _ shared: KeyPath<Values, SharedOperands>, mask: Bool, scoreMod: Bool
+        _ shared: KeyPath<Values, SharedOperands> & Sendable, mask: Bool, scoreMod: Bool
     ) -> [KernelParameter<Values>] {
         typealias P = KernelParameter<Values>
         let blocks: [P] = [
@@ -76,7 +76,7 @@ enum AttentionSignatures {
             .int32("maskBatchStride") { $0[keyPath: shared].blocks.batchStride },
             .int32("maskHeadStride") { $0[keyPath: shared].blocks.headStride },
         ]
-        func mod(_ role: String, _ operands: KeyPath<SharedOperands, ModOperands?>) -> [P] {
+        func mod(_ role: String, _ operands: KeyPath<SharedOperands, ModOperands?> & Sendable) -> [P] {
             [.pointer("\(role)_ints", "long long", restricted: false) { $0[keyPath: shared][keyPath: operands]?.ints ?? 0 },
              .pointer("\(role)_floats", "float", restricted: false) { $0[keyPath: shared][keyPath: operands]?.floats ?? 0 },
              .pointer("\(role)_tables", "fa_u64", restricted: false) { $0[keyPath: shared][keyPath: operands]?.tables ?? 0 }]

@@ -8,17 +8,7 @@ final class CUDAModArguments: Sendable {
     private let tables: [DeviceBuffer]
 
     init(_ arguments: ModArguments, device: CUDADevice) throws {
-        var ints: [Int64] = []
-        var floats: [Float] = []
-        for scalar in arguments.scalars {
-            switch scalar {
-            case .int(let value): ints.append(Int64(value))
-            case .float(let value): floats.append(value)
-            }
-        }
-        for table in arguments.tables {
-            ints += (0..<3).map { Int64($0 < table.shape.count ? table.shape[$0] : 1) }
-        }
+        let (ints, floats) = Self.scalars(arguments)
         tables = try arguments.tables.map { table in
             switch table.elements {
             case .int32(let values): try DeviceBuffer(device: device, copying: values)
@@ -31,8 +21,47 @@ final class CUDAModArguments: Sendable {
         tablePointers = try DeviceBuffer(device: device, copying: tables.map(\.address) + [0])
     }
 
+    /// The Int scalars, then three extents per table (unused axes 1); the Float scalars.
+    private static func scalars(_ arguments: ModArguments) -> (ints: [Int64], floats: [Float]) {
+        var ints: [Int64] = []
+        var floats: [Float] = []
+        for scalar in arguments.scalars {
+            switch scalar {
+            case .int(let value): ints.append(Int64(value))
+            case .float(let value): floats.append(value)
+            }
+        }
+        for table in arguments.tables {
+            ints += (0..<3).map { Int64($0 < table.shape.count ? table.shape[$0] : 1) }
+        }
+        return (ints, floats)
+    }
+
     /// The three kernel parameters of one mod: `ints`, `floats`, `tables`.
-    var kernelArguments: [KernelArgument] { [.buffer(ints), .buffer(floats), .buffer(tablePointers)] }
+    var operands: ModOperands {
+        ModOperands(ints: ints.address, floats: floats.address, tables: tablePointers.address)
+    }
+
+    /// Writes new values of the same structure into the same device memory, in order on `stream`, so that kernels
+    /// (and graphs) reading these buffers see them from then on.
+    /// - Throws: ``CUDAError/invalidArgument(_:)`` when a count or a table's size differs, before anything is copied.
+    func update(_ arguments: ModArguments, stream: CUDAStream) throws {
+        let (ints, floats) = Self.scalars(arguments)
+        let sizes = arguments.tables.map { $0.count * 4 }
+        guard (ints.count + 1) * 8 == self.ints.byteCount, (floats.count + 1) * 4 == self.floats.byteCount,
+              sizes == tables.map(\.byteCount)
+        else {
+            throw CUDAError.invalidArgument("the new mod's constants or table sizes differ from the plan's")
+        }
+        try (ints + [0]).withUnsafeBytes { try self.ints.copy(from: $0, stream: stream) }
+        try (floats + [0]).withUnsafeBytes { try self.floats.copy(from: $0, stream: stream) }
+        for (table, buffer) in zip(arguments.tables, tables) {
+            switch table.elements {
+            case .int32(let values): try values.withUnsafeBytes { try buffer.copy(from: $0, stream: stream) }
+            case .float(let values): try values.withUnsafeBytes { try buffer.copy(from: $0, stream: stream) }
+            }
+        }
+    }
 }
 
 extension DeviceBuffer {

@@ -1,0 +1,103 @@
+/// A plan's backward pass for one way of reading the inputs (through TMA tensor maps or not): Delta
+/// (`Σ dO · O` per row), dK/dV (one CTA per key block and key/value head, walking the transposed block list over
+/// the group's query heads) and dQ (one CTA per query block, walking the forward block list), loaded, with both
+/// block lists uploaded. Both gradient kernels sum in a fixed order, so dQ, dK and dV are deterministic; Float
+/// tables' gradients are summed with atomics.
+struct BackwardProgram: Sendable {
+    let delta: LoadedKernel<DeltaOperands>
+    let keyValue: LoadedKernel<GradientOperands>
+    let query: LoadedKernel<GradientOperands>
+    let keyBlocks: CUDABlockList?
+    let queryBlocks: CUDABlockList?
+    let readsTensorMaps: Bool
+    /// Query and key rows per block of the dK/dV kernel, then of the dQ kernel (the tensor maps' boxes).
+    let boxes: (keyValue: (query: Int, key: Int), query: (query: Int, key: Int))
+
+    init(shape: AttentionShape, mods: PlanMods, tensorMaps: Bool, cache: KernelCache, device: CUDADevice) throws {
+        let (b, hq, sq) = (shape.batch, shape.queryHeads, shape.queryLength)
+        let deltaKernel = DeltaKernel(dtype: shape.dtype)
+        delta = LoadedKernel(
+            function: try cache.function(for: deltaKernel, on: device), signature: DeltaKernel.signature(shape.dtype),
+            grid: ((b * hq * sq + DeltaKernel.rowsPerBlock - 1) / DeltaKernel.rowsPerBlock, 1, 1),
+            block: DeltaKernel.threads)
+        let (keyValueKernel, queryKernel) = try Self.kernels(
+            shape: shape, mask: mods.maskFunction, scoreMod: mods.backwardScoreFunction,
+            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
+        keyBlocks = try mods.blockList(for: keyValueKernel, shape: shape, transposed: true, device: device)
+        queryBlocks = try mods.blockList(for: queryKernel, shape: shape, device: device)
+        // Heads along x, as in the forward: every head's busiest blocks start first.
+        keyValue = try LoadedKernel(
+            keyValueKernel, signature: keyValueKernel.signature,
+            grid: (b * shape.keyValueHeads, (shape.keyLength + keyValueKernel.keyBlock - 1) / keyValueKernel.keyBlock),
+            cache: cache, device: device)
+        query = try LoadedKernel(
+            queryKernel, signature: queryKernel.signature,
+            grid: (b * hq, (sq + queryKernel.queryBlock - 1) / queryKernel.queryBlock), cache: cache, device: device)
+        readsTensorMaps = keyValueKernel.readsTensorMaps
+        boxes = ((keyValueKernel.queryBlock, keyValueKernel.keyBlock), (queryKernel.queryBlock, queryKernel.keyBlock))
+    }
+
+    /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes (both kernels with `wgmma` and TMA
+    /// where `tensorMaps` says TMA can read the inputs on a Hopper), CUDA cores otherwise.
+    /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernels' tiles do
+    ///   not fit the device's shared memory.
+    static func kernels(
+        shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, maxSharedMemory sharedMemory: Int,
+        tensorMaps: Bool
+    ) throws -> (keyValue: any GradientAttentionKernel, query: any GradientAttentionKernel) {
+        let (d, dv, dtype) = (shape.headDim, shape.valueDim, shape.dtype)
+        if dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains) {
+            let hopperKeyValue = HopperKeyValueGradientKernel(
+                dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod
+            ).fitting(maxSharedMemory: sharedMemory)
+            let hopperQuery = HopperQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                .fitting(maxSharedMemory: sharedMemory)
+            if tensorMaps && HopperKeyValueGradientKernel.supports(headDim: d, valueDim: dv)
+                && max(hopperKeyValue.sharedMemoryBytes, hopperQuery.sharedMemoryBytes) <= sharedMemory {
+                return (hopperKeyValue, hopperQuery)
+            }
+            return (
+                KeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                    .fitting(maxSharedMemory: sharedMemory),
+                QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                    .fitting(maxSharedMemory: sharedMemory))
+        }
+        let keyValue = ScalarKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+        let query = ScalarQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+        guard max(keyValue.sharedMemoryBytes, query.sharedMemoryBytes) <= sharedMemory else {
+            let largest = (1...max(d, dv)).last {
+                ScalarBackwardTile(headDim: $0, valueDim: $0).sharedMemoryBytes <= sharedMemory
+            } ?? 0
+            throw FlexAttentionError.unsupportedHeadDimension(max(d, dv), supported: 1...max(1, largest))
+        }
+        return (keyValue, query)
+    }
+
+    /// The operands of the two gradient kernels for checked tensors (`gradients` are dK, dV and dQ), with the
+    /// tensor maps they read; made before anything is queued, since encoding a tensor map can fail.
+    func operands(
+        query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, outputGradient: DeviceTensor,
+        logSumExp: DeviceTensor, delta: DeviceBuffer, gradients: (key: DeviceTensor, value: DeviceTensor, query: DeviceTensor),
+        tableGradients: UInt64, sizes: AttentionSizes, mods: PlanMods
+    ) throws -> (keyValue: GradientOperands, query: GradientOperands) {
+        let inputs = [query, key, value, outputGradient]
+        let vectorLoads = inputs.allSatisfy(\.rowsAreVectorLoadable)
+        func maps(_ box: (query: Int, key: Int)) throws -> [CUDATensorMap] {
+            guard readsTensorMaps else { return [] }
+            return try zip(inputs, [box.query, box.key, box.key, box.query]).map {
+                try CUDATensorMap($0, boxRows: $1, device: delta.device)
+            }
+        }
+        func operands(_ box: (query: Int, key: Int), _ outputs: [DeviceTensor], _ blocks: CUDABlockList?) throws
+            -> GradientOperands {
+            GradientOperands(
+                tensorMaps: try maps(box), query: TensorOperand(query), key: TensorOperand(key),
+                value: TensorOperand(value), outputGradient: TensorOperand(outputGradient),
+                logSumExp: logSumExp.address, delta: delta.address, gradients: outputs.map(\.address),
+                shared: mods.shared(sizes: sizes, vectorLoads: vectorLoads, blocks: blocks),
+                tableGradients: tableGradients)
+        }
+        return (try operands(boxes.keyValue, [gradients.key, gradients.value], keyBlocks),
+                try operands(boxes.query, [gradients.query], queryBlocks))
+    }
+}

@@ -1,0 +1,78 @@
+/// A plan's forward pass for one way of reading the inputs (through TMA tensor maps or not): the kernel chosen for
+/// the shape, loaded, and the mask's block list at its block sizes, uploaded.
+///
+/// 16-bit inputs with head dims that are multiples of 16 up to 256 run on tensor cores (``HopperForwardKernel`` on
+/// a Hopper when TMA can read the inputs, ``ForwardKernel`` otherwise), the rest on CUDA cores in Float32
+/// (``ScalarForwardKernel``).
+struct ForwardProgram: Sendable {
+    let kernel: LoadedKernel<ForwardOperands>
+    let blocks: CUDABlockList?
+    let readsTensorMaps: Bool
+    let queryBlock: Int
+    let keyBlock: Int
+
+    init(shape: AttentionShape, mods: PlanMods, tensorMaps: Bool, cache: KernelCache, device: CUDADevice) throws {
+        let chosen = try Self.kernel(
+            shape: shape, mask: mods.maskFunction, scoreMod: mods.forwardScoreFunction,
+            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
+        blocks = try mods.blockList(for: chosen, shape: shape, device: device)
+        // Heads along x: CTAs start in x order, so every head's longest query blocks (the last, under causal) go
+        // first and the short ones fill the tail.
+        kernel = try LoadedKernel(
+            chosen, signature: chosen.signature,
+            grid: (shape.batch * shape.queryHeads, (shape.queryLength + chosen.queryBlock - 1) / chosen.queryBlock),
+            cache: cache, device: device)
+        (readsTensorMaps, queryBlock, keyBlock) = (chosen.readsTensorMaps, chosen.queryBlock, chosen.keyBlock)
+    }
+
+    /// The kernel for `shape`: tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes (with `wgmma`
+    /// and TMA where `tensorMaps` says TMA can read the inputs on a Hopper), CUDA cores otherwise.
+    /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernel's tiles do
+    ///   not fit the device's shared memory.
+    static func kernel(
+        shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, maxSharedMemory sharedMemory: Int,
+        tensorMaps: Bool
+    ) throws -> any ForwardAttentionKernel {
+        let (d, dv) = (shape.headDim, shape.valueDim)
+        let tensorCores = shape.dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains)
+        if tensorCores && tensorMaps {
+            let kernel = HopperForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                .fitting(maxSharedMemory: sharedMemory)
+            if kernel.sharedMemoryBytes <= sharedMemory { return kernel }
+        }
+        if tensorCores {
+            return ForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                .fitting(maxSharedMemory: sharedMemory)
+        }
+        let kernel = ScalarForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+        guard kernel.sharedMemoryBytes <= sharedMemory else {
+            throw FlexAttentionError.unsupportedHeadDimension(
+                max(d, dv), supported: 1...ScalarForwardKernel.largestHeadDim(sharedMemory: sharedMemory))
+        }
+        return kernel
+    }
+
+    /// Queues the forward pass of checked tensors on `stream`.
+    func enqueue(
+        query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, output: DeviceTensor, logSumExp: DeviceTensor,
+        sizes: AttentionSizes, mods: PlanMods, on stream: CUDAStream
+    ) throws {
+        let device = stream.device
+        let maps = try !readsTensorMaps ? [] : [(query, queryBlock), (key, keyBlock), (value, keyBlock)].map {
+            try CUDATensorMap($0, boxRows: $1, device: device)
+        }
+        let operands = ForwardOperands(
+            tensorMaps: maps, query: TensorOperand(query), key: TensorOperand(key), value: TensorOperand(value),
+            output: TensorOperand(output), logSumExp: logSumExp.address,
+            shared: mods.shared(
+                sizes: sizes, vectorLoads: [query, key, value].allSatisfy(\.rowsAreVectorLoadable), blocks: blocks))
+        try kernel.enqueue(operands, on: stream)
+    }
+}
+
+extension DeviceTensor {
+    /// Whether rows can be copied 16 bytes at a time: contiguous last dim, 8-element-aligned strides and base.
+    var rowsAreVectorLoadable: Bool {
+        strides[3] == 1 && strides.dropLast().allSatisfy { $0 % 8 == 0 } && address % 16 == 0
+    }
+}

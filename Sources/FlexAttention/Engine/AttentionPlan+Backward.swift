@@ -1,0 +1,123 @@
+extension AttentionPlan {
+    /// Queues the gradients of a scalar loss with respect to Q, K and V, given `dO = ∂loss/∂O`, on `stream`, into
+    /// new tensors, and returns without waiting.
+    ///
+    /// Recomputes the probabilities from the saved log-sum-exp; deterministic (dQ, dK and dV have the same bits on
+    /// every run; Float tables' gradients are summed with atomics). dQ runs beside dK/dV on a stream of the plan's,
+    /// forked from and joined back into `stream`, so work queued on `stream` afterwards sees all of them.
+    ///
+    /// - Parameters:
+    ///   - query: the query given to the forward pass; `key` and `value` likewise.
+    ///   - forward: what the forward pass wrote.
+    ///   - outputGradient: `dO`, `[B, Hq, Sq, Dv]` in the inputs' dtype, any strides.
+    ///   - stream: where the work is queued and the new tensors allocated (stream-ordered).
+    /// - Throws: ``FlexAttentionError`` for tensors that do not match the plan or a plan made without its backward,
+    ///   ``CUDAError`` for another device or no memory; nothing is queued then.
+    public func backward(
+        query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, forward: DeviceAttentionOutput,
+        outputGradient: DeviceTensor, on stream: CUDAStream
+    ) throws -> DeviceAttentionGradients {
+        try checkBackwardInputs(query, key, value, forward, outputGradient, stream)
+        func allocate(_ shape: [Int], _ dtype: DType) throws -> DeviceTensor {
+            try DeviceTensor(device: device, dtype: dtype, shape: shape, stream: stream)
+        }
+        var tables: [String: DeviceTensor] = [:]
+        for table in gradientTables { tables[table.name] = try allocate(table.shape, .float32) }
+        let gradients = DeviceAttentionGradients(
+            query: try allocate(shape.queryShape, shape.dtype), key: try allocate(shape.keyShape, shape.dtype),
+            value: try allocate(shape.valueShape, shape.dtype), tableGradients: tables)
+        try enqueueBackward(query, key, value, forward, outputGradient, into: gradients, on: stream)
+        return gradients
+    }
+
+    /// Queues the backward pass on `stream` into caller-provided gradients, so that it can be captured in a
+    /// ``CUDAGraph``: the only memory it allocates is scratch it frees on `stream` before returning (stream-ordered,
+    /// which a graph records as its own allocation and free).
+    ///
+    /// - Parameters:
+    ///   - gradients: contiguous tensors of Q's, K's and V's shapes in their dtype, and a contiguous Float32 tensor
+    ///     of each Float table's shape, by table name, for every Float table the score mod reads (they are zeroed
+    ///     first, then summed into).
+    /// - Throws: as ``backward(query:key:value:forward:outputGradient:on:)``; nothing is queued then.
+    public func backward(
+        query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, forward: DeviceAttentionOutput,
+        outputGradient: DeviceTensor, into gradients: DeviceAttentionGradients, on stream: CUDAStream
+    ) throws {
+        try checkBackwardInputs(query, key, value, forward, outputGradient, stream)
+        for (name, tensor, expected) in [("query gradient", gradients.query, shape.queryShape),
+                                         ("key gradient", gradients.key, shape.keyShape),
+                                         ("value gradient", gradients.value, shape.valueShape)] {
+            try check(tensor, named: name, shape: expected, dtype: shape.dtype, contiguous: true, on: device)
+        }
+        for table in gradientTables {
+            guard let tensor = gradients.tableGradients[table.name] else {
+                throw FlexAttentionError.invalidArgument("no gradient tensor for the score mod's table \(table.name)")
+            }
+            try check(tensor, named: "\(table.name)'s gradient", shape: table.shape, dtype: .float32, contiguous: true,
+                      on: device)
+        }
+        try enqueueBackward(query, key, value, forward, outputGradient, into: gradients, on: stream)
+    }
+
+    /// The score mod's Float tables, whose gradients the backward pass sums.
+    private var gradientTables: [ModTable] {
+        options.scoreMod?.expression.arguments.tables.filter { $0.elementType == .float } ?? []
+    }
+
+    private func checkBackwardInputs(
+        _ query: DeviceTensor, _ key: DeviceTensor, _ value: DeviceTensor, _ forward: DeviceAttentionOutput,
+        _ outputGradient: DeviceTensor, _ stream: CUDAStream
+    ) throws {
+        guard includesBackward else {
+            throw FlexAttentionError.invalidArgument("this plan was made with includesBackward: false")
+        }
+        try checkInputs(query: query, key: key, value: value, stream: stream)
+        try check(forward: forward)
+        try check(outputGradient, named: "output gradient", shape: shape.outputShape, dtype: shape.dtype, on: device)
+    }
+
+    private func enqueueBackward(
+        _ query: DeviceTensor, _ key: DeviceTensor, _ value: DeviceTensor, _ forward: DeviceAttentionOutput,
+        _ outputGradient: DeviceTensor, into gradients: DeviceAttentionGradients, on stream: CUDAStream
+    ) throws {
+        guard let program = try programs(for: [query, key, value, outputGradient]).backward,
+              let backwardFork else {
+            throw FlexAttentionError.invalidArgument("this plan was made with includesBackward: false")
+        }
+        // Scratch, freed on `stream` after the kernels when these references go at the end of this call.
+        let delta = try DeviceBuffer(device: device, byteCount: max(1, shape.logSumExpShape.reduce(1, *)) * 4, stream: stream)
+        let slots = mods.backwardScoreFunction?.arguments.tables ?? []
+        let takesTableGradients = mods.backwardScoreFunction?.tableGradientDefinition != nil
+        let tablePointers = try takesTableGradients
+            ? DeviceBuffer(device: device, byteCount: (slots.count + 1) * 8, stream: stream) : nil
+        let operands = try program.operands(
+            query: query, key: key, value: value, outputGradient: outputGradient, logSumExp: forward.logSumExp,
+            delta: delta, gradients: (gradients.key, gradients.value, gradients.query),
+            tableGradients: tablePointers?.address ?? 0, sizes: sizes, mods: mods)
+
+        if let tablePointers {
+            for (index, table) in slots.enumerated() {
+                let gradient = table.elementType == .float ? gradients.tableGradients[table.name] : nil
+                try gradient?.buffer.fill(0, stream: stream)
+                try tablePointers.write(gradient?.address ?? 0, atByteOffset: 8 * index, stream: stream)
+            }
+        }
+        try program.delta.enqueue(
+            DeltaOperands(
+                output: TensorOperand(forward.output), outputGradient: TensorOperand(outputGradient),
+                delta: delta.address, queryHeads: shape.queryHeads, queryLength: shape.queryLength,
+                valueDim: shape.valueDim, rows: shape.logSumExpShape.reduce(1, *)),
+            on: stream)
+        // dK/dV on `stream`, dQ beside it: running them side by side fills the SMs that one kernel's last, uneven
+        // wave (a causal mask's) leaves idle.
+        try backwardFork.withLock { fork in
+            try fork.forked.record(on: stream)
+            try fork.side.wait(for: fork.forked)
+            try program.keyValue.enqueue(operands.keyValue, on: stream)
+            try program.query.enqueue(operands.query, on: fork.side)
+            try fork.joined.record(on: fork.side)
+            try stream.wait(for: fork.joined)
+        }
+        withExtendedLifetime((delta, tablePointers)) {}
+    }
+}

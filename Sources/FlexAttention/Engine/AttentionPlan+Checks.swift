@@ -1,0 +1,49 @@
+/// What every call checks before it queues anything: the tensors' device, shape, dtype and, for what the kernels
+/// write contiguously, layout.
+extension AttentionPlan {
+    /// Checks that `stream` is on the plan's device.
+    func check(stream: CUDAStream) throws {
+        guard stream.device === device else {
+            throw CUDAError.invalidArgument(
+                "the stream is on CUDA device \(stream.device.ordinal), the plan on \(device.ordinal)")
+        }
+    }
+
+    /// Checks Q, K and V against the plan's shape and device.
+    func checkInputs(query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, stream: CUDAStream) throws {
+        try check(stream: stream)
+        let given = try AttentionShape(query: query, key: key, value: value)
+        try check(query, named: "query", on: device)
+        guard given == shape else {
+            throw FlexAttentionError.invalidArgument("the inputs form \(given), the plan was made for \(shape)")
+        }
+    }
+
+    /// Checks a tensor the plan reads or writes: its device, `shape` and `dtype`, and with `contiguous` that it is
+    /// laid out densely in row-major order (what the kernels write without strides).
+    func check(
+        _ tensor: DeviceTensor, named name: String, shape expected: [Int]? = nil, dtype: DType? = nil,
+        contiguous: Bool = false, on device: CUDADevice
+    ) throws {
+        guard tensor.buffer.device === device else {
+            throw FlexAttentionError.invalidArgument(
+                "\(name) is on CUDA device \(tensor.buffer.device.ordinal), the plan on \(device.ordinal)")
+        }
+        if let expected { try AttentionShape.require(shape: tensor.shape, named: name, expected: expected) }
+        if let dtype, tensor.dtype != dtype {
+            throw FlexAttentionError.mixedDTypes(expected: dtype, actual: tensor.dtype, tensor: name)
+        }
+        if contiguous && tensor.strides != Tensor.contiguousStrides(tensor.shape) {
+            throw FlexAttentionError.invalidArgument(
+                "\(name) must be contiguous (strides \(Tensor.contiguousStrides(tensor.shape))), not strides \(tensor.strides)")
+        }
+    }
+
+    /// Checks `O` and its log-sum-exp, given to the forward pass to write or to the backward pass to read.
+    func check(forward: DeviceAttentionOutput) throws {
+        try check(forward.output, named: "output", shape: shape.outputShape, dtype: shape.dtype, on: device)
+        try check(
+            forward.logSumExp, named: "log-sum-exp", shape: shape.logSumExpShape, dtype: .float32, contiguous: true,
+            on: device)
+    }
+}

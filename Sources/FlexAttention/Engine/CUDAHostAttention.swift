@@ -1,0 +1,43 @@
+/// The host-tensor convenience behind `Attention(device: .cuda(n))`: copies the tensors to the device, runs an
+/// ``AttentionPlan`` made for the call on a stream of its own, waits, and copies the results back.
+struct CUDAHostAttention {
+    let device: CUDADevice
+    let cache: KernelCache
+
+    func forward(query: Tensor, key: Tensor, value: Tensor, options: AttentionOptions) throws -> AttentionOutput {
+        let shape = try AttentionShape(query: query, key: key, value: value)
+        let plan = try AttentionPlan(shape: shape, options: options, device: device, includesBackward: false, cache: cache)
+        let stream = try CUDAStream(device: device)
+        let result = try plan.forward(
+            query: DeviceTensor(copying: query, to: device), key: DeviceTensor(copying: key, to: device),
+            value: DeviceTensor(copying: value, to: device), on: stream)
+        try stream.synchronize()
+        return AttentionOutput(output: try result.output.copyToHost(), logSumExp: try result.logSumExp.copyToHost())
+    }
+
+    /// The gradients in the inputs' dtype.
+    func backward(
+        query: Tensor, key: Tensor, value: Tensor, forward: AttentionOutput, outputGradient: Tensor,
+        options: AttentionOptions
+    ) throws -> AttentionGradients {
+        let shape = try AttentionShape(query: query, key: key, value: value)
+        let plan = try AttentionPlan(shape: shape, options: options, device: device, includesBackward: true, cache: cache)
+        // The kernels read O and dO in the inputs' dtype and the LSE as contiguous Float32.
+        func upload(_ tensor: Tensor, as dtype: DType) throws -> DeviceTensor {
+            let converted = tensor.dtype == dtype && (dtype != .float32 || tensor.strides == Tensor.contiguousStrides(tensor.shape))
+                ? tensor : try Tensor(tensor.floats(), shape: tensor.shape, dtype: dtype)
+            return try DeviceTensor(copying: converted, to: device)
+        }
+        let stream = try CUDAStream(device: device)
+        let gradients = try plan.backward(
+            query: upload(query, as: shape.dtype), key: upload(key, as: shape.dtype), value: upload(value, as: shape.dtype),
+            forward: DeviceAttentionOutput(
+                output: upload(forward.output, as: shape.dtype), logSumExp: upload(forward.logSumExp, as: .float32)),
+            outputGradient: upload(outputGradient, as: shape.dtype), on: stream)
+        try stream.synchronize()
+        return AttentionGradients(
+            query: try gradients.query.copyToHost(), key: try gradients.key.copyToHost(),
+            value: try gradients.value.copyToHost(),
+            tableGradients: try gradients.tableGradients.mapValues { try $0.copyToHost() })
+    }
+}

@@ -1,0 +1,40 @@
+/// What ``AttentionPlan/forward(query:key:value:on:)`` returns: device tensors written by work queued on the call's
+/// stream.
+public struct DeviceAttentionOutput: Sendable {
+    /// `O`, `[B, Hq, Sq, Dv]`, the inputs' dtype.
+    public let output: DeviceTensor
+    /// Natural-log log-sum-exp of each row's kept scores, Float32 `[B, Hq, Sq]`, contiguous; −∞ for rows that keep
+    /// nothing.
+    public let logSumExp: DeviceTensor
+
+    /// Pairs an output with its log-sum-exp: the tensors a forward pass writes into, or ones saved from an earlier
+    /// pass for ``AttentionPlan/backward(query:key:value:forward:outputGradient:on:)``.
+    public init(output: DeviceTensor, logSumExp: DeviceTensor) {
+        self.output = output
+        self.logSumExp = logSumExp
+    }
+}
+
+/// What ``AttentionPlan/backward(query:key:value:forward:outputGradient:on:)`` returns, or the tensors
+/// ``AttentionPlan/backward(query:key:value:forward:outputGradient:into:on:)`` writes: contiguous, the inputs'
+/// dtype.
+public struct DeviceAttentionGradients: Sendable {
+    /// `∂loss/∂Q`, shape of Q.
+    public let query: DeviceTensor
+    /// `∂loss/∂K`, shape of K (summed over the query heads that share each key head).
+    public let key: DeviceTensor
+    /// `∂loss/∂V`, shape of V (summed likewise).
+    public let value: DeviceTensor
+    /// `∂loss/∂table` for every Float table the score mod reads, by table name: Float32, contiguous, the table's
+    /// shape.
+    public let tableGradients: [String: DeviceTensor]
+
+    /// Gradients to write into: contiguous tensors of Q's, K's and V's shapes in their dtype, and one Float32
+    /// tensor per Float table the score mod reads.
+    public init(query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, tableGradients: [String: DeviceTensor] = [:]) {
+        self.query = query
+        self.key = key
+        self.value = value
+        self.tableGradients = tableGradients
+    }
+}
