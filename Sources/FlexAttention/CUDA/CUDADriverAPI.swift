@@ -7,6 +7,8 @@ typealias CUmodule = OpaquePointer
 typealias CUfunction = OpaquePointer
 typealias CUstream = OpaquePointer
 typealias CUevent = OpaquePointer
+typealias CUgraph = OpaquePointer
+typealias CUgraphExec = OpaquePointer
 
 /// The driver functions the library calls, resolved once from `libcuda.so.1` with `dlsym`. Versioned names (`_v2`)
 /// are the ones the CUDA 12 and 13 headers bind to.
@@ -35,10 +37,19 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
     let cuMemcpyDtoDAsync: @convention(c) (CUdeviceptr, CUdeviceptr, Int, CUstream?) -> CUresult
     let cuMemsetD8: @convention(c) (CUdeviceptr, UInt8, Int) -> CUresult
     let cuMemsetD8Async: @convention(c) (CUdeviceptr, UInt8, Int, CUstream?) -> CUresult
+    let cuMemsetD32Async: @convention(c) (CUdeviceptr, UInt32, Int, CUstream?) -> CUresult
+    let cuMemAllocAsync: @convention(c) (UnsafeMutablePointer<CUdeviceptr>, Int, CUstream?) -> CUresult
+    let cuMemFreeAsync: @convention(c) (CUdeviceptr, CUstream?) -> CUresult
     let cuStreamCreate: @convention(c) (UnsafeMutablePointer<CUstream?>, UInt32) -> CUresult
     let cuStreamDestroy: @convention(c) (CUstream?) -> CUresult
     let cuStreamSynchronize: @convention(c) (CUstream?) -> CUresult
     let cuStreamWaitEvent: @convention(c) (CUstream?, CUevent?, UInt32) -> CUresult
+    let cuStreamBeginCapture: @convention(c) (CUstream?, UInt32) -> CUresult  // mode: CUstreamCaptureMode
+    let cuStreamEndCapture: @convention(c) (CUstream?, UnsafeMutablePointer<CUgraph?>) -> CUresult
+    let cuGraphInstantiateWithFlags: @convention(c) (UnsafeMutablePointer<CUgraphExec?>, CUgraph?, UInt64) -> CUresult
+    let cuGraphLaunch: @convention(c) (CUgraphExec?, CUstream?) -> CUresult
+    let cuGraphDestroy: @convention(c) (CUgraph?) -> CUresult
+    let cuGraphExecDestroy: @convention(c) (CUgraphExec?) -> CUresult
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<CUevent?>, UInt32) -> CUresult
     let cuEventDestroy: @convention(c) (CUevent?) -> CUresult
     let cuEventRecord: @convention(c) (CUevent?, CUstream?) -> CUresult
@@ -85,10 +96,21 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         cuMemcpyDtoDAsync = try library.function("cuMemcpyDtoDAsync_v2")
         cuMemsetD8 = try library.function("cuMemsetD8_v2")
         cuMemsetD8Async = try library.function("cuMemsetD8Async")
+        cuMemsetD32Async = try library.function("cuMemsetD32Async")
+        // Required, unlike cuTensorMapEncodeTiled: stream-ordered allocation dates from CUDA 11.2 and
+        // cuGraphInstantiateWithFlags from 11.4, older than the CUDA 12 and 13 drivers the library is used with.
+        cuMemAllocAsync = try library.function("cuMemAllocAsync")
+        cuMemFreeAsync = try library.function("cuMemFreeAsync")
         cuStreamCreate = try library.function("cuStreamCreate")
         cuStreamDestroy = try library.function("cuStreamDestroy_v2")
         cuStreamSynchronize = try library.function("cuStreamSynchronize")
         cuStreamWaitEvent = try library.function("cuStreamWaitEvent")
+        cuStreamBeginCapture = try library.function("cuStreamBeginCapture_v2")
+        cuStreamEndCapture = try library.function("cuStreamEndCapture")
+        cuGraphInstantiateWithFlags = try library.function("cuGraphInstantiateWithFlags")
+        cuGraphLaunch = try library.function("cuGraphLaunch")
+        cuGraphDestroy = try library.function("cuGraphDestroy")
+        cuGraphExecDestroy = try library.function("cuGraphExecDestroy")
         cuEventCreate = try library.function("cuEventCreate")
         cuEventDestroy = try library.function("cuEventDestroy_v2")
         cuEventRecord = try library.function("cuEventRecord")

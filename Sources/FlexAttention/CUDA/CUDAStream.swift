@@ -1,8 +1,14 @@
-/// A CUDA stream: work queued on it runs in order, and concurrently with other streams. Destroyed with its last
-/// reference (after its queued work completes, as the driver does).
+/// A CUDA stream: work queued on it runs in order, and concurrently with other streams.
+///
+/// A stream the library creates is destroyed with its last reference (after its queued work completes, as the
+/// driver does). A stream wrapped with ``init(unowned:device:)`` belongs to another library and is never destroyed
+/// here.
 public final class CUDAStream: Sendable {
     public let device: CUDADevice
-    let address: UInt  // the CUstream, kept as an integer so the class is Sendable
+    /// The `CUstream` handle as an integer, for handing this stream to another library (PyTorch's
+    /// `torch.cuda.ExternalStream` takes it). 0 is the legacy default stream.
+    public let address: UInt  // kept as an integer so the class is Sendable
+    private let ownsStream: Bool
 
     /// A new stream that does not synchronise with the legacy default stream.
     public init(device: CUDADevice) throws {
@@ -11,6 +17,21 @@ public final class CUDAStream: Sendable {
         var stream: CUstream?
         try device.api.check(device.api.cuStreamCreate(&stream, 1), "cuStreamCreate(CU_STREAM_NON_BLOCKING)")
         address = UInt(bitPattern: stream)
+        ownsStream = true
+    }
+
+    /// Wraps a stream another library owns, such as PyTorch's `torch.cuda.current_stream().cuda_stream`, so work
+    /// queued here is ordered with that library's work on it. The library never destroys it; the caller keeps it
+    /// alive for as long as this object, or anything holding it (a stream-ordered ``DeviceBuffer``), exists.
+    ///
+    /// `address` 0 is the legacy default stream, which PyTorch reports as the default stream's handle. The
+    /// driver's special handles work too: 1 (`CU_STREAM_LEGACY`, the legacy default stream) and 2
+    /// (`CU_STREAM_PER_THREAD`, the calling thread's default stream). The legacy default stream cannot be
+    /// captured into a ``CUDAGraph``.
+    public init(unowned address: UInt, device: CUDADevice) {
+        self.device = device
+        self.address = address
+        ownsStream = false
     }
 
     var handle: CUstream? { CUstream(bitPattern: address) }
@@ -34,7 +55,7 @@ public final class CUDAStream: Sendable {
 
     deinit {
         // A failure here cannot be reported; the stream is gone either way.
-        if (try? device.bind()) != nil { _ = device.api.cuStreamDestroy(handle) }
+        if ownsStream, (try? device.bind()) != nil { _ = device.api.cuStreamDestroy(handle) }
     }
 }
 

@@ -11,7 +11,17 @@ public final class DeviceBuffer: Sendable {
     /// The device address (a `CUdeviceptr`).
     public let address: UInt64
     public let byteCount: Int
-    private let ownsMemory: Bool
+    private let ownership: Ownership
+
+    /// Who frees the memory, and how.
+    private enum Ownership {
+        /// `cuMemAlloc`: freed with `cuMemFree`.
+        case owned
+        /// `cuMemAllocAsync`: freed with `cuMemFreeAsync` on the stream it was allocated on.
+        case streamOrdered(CUDAStream)
+        /// Memory another library owns: never freed here.
+        case borrowed
+    }
 
     /// Allocates `byteCount` uninitialised bytes.
     /// - Throws: ``CUDAError/outOfMemory(call:bytes:)`` when the device has no room; other ``CUDAError``s for
@@ -29,7 +39,46 @@ public final class DeviceBuffer: Sendable {
         self.device = device
         self.address = address
         self.byteCount = byteCount
-        ownsMemory = true
+        ownership = .owned
+    }
+
+    /// Allocates `byteCount` uninitialised bytes in stream order: from the device's default memory pool, as work
+    /// queued on `stream`. Pool allocations are cheap to repeat, and, inside ``CUDAGraph/capture(on:_:)``, become
+    /// allocation nodes of the graph.
+    ///
+    /// The memory may be used by work queued on `stream` after this call, and by work on other streams ordered
+    /// after it (with ``CUDAEvent`` and ``CUDAStream/wait(for:)``, or by synchronising `stream`); that includes
+    /// this buffer's own copies without a stream. When the last reference goes, the free is queued on `stream`:
+    /// work on *other* streams that uses the buffer must be ordered before that point, as with PyTorch's
+    /// `record_stream` rule. Swift may release the buffer right after its last use in the code, so keep it
+    /// referenced (`withExtendedLifetime`) until the last work that uses it is queued. The buffer keeps `stream`
+    /// alive; a stream wrapped with ``CUDAStream/init(unowned:device:)`` must outlive it.
+    ///
+    /// Inside a capture, drop a buffer made in the body before the body ends: the graph then allocates and frees
+    /// it on every launch. Memory that must outlive the capture (the graph's outputs) belongs in buffers made
+    /// before it. A buffer allocated earlier must not be dropped while its stream is being captured: its free
+    /// would become part of the graph, which the driver rejects.
+    /// - Throws: ``CUDAError/outOfMemory(call:bytes:)`` when the pool cannot grow; ``CUDAError/invalidArgument(_:)``
+    ///   when `stream` belongs to another device; other ``CUDAError``s for driver failures (a device without memory
+    ///   pools, for one).
+    public init(device: CUDADevice, byteCount: Int, stream: CUDAStream) throws {
+        guard byteCount >= 0 else { throw CUDAError.invalidArgument("cannot allocate \(byteCount) bytes") }
+        guard stream.device === device else {
+            throw CUDAError.invalidArgument(
+                "cannot allocate on device \(device.ordinal) in order with a stream of device \(stream.device.ordinal)")
+        }
+        try device.bind()
+        var address: CUdeviceptr = 0
+        // As above, one byte at least: every buffer has a valid address.
+        let result = device.api.cuMemAllocAsync(&address, max(byteCount, 1), stream.handle)
+        if result == 2 {  // CUDA_ERROR_OUT_OF_MEMORY
+            throw CUDAError.outOfMemory(call: "cuMemAllocAsync", bytes: byteCount)
+        }
+        try device.api.check(result, "cuMemAllocAsync(\(byteCount) bytes)")
+        self.device = device
+        self.address = address
+        self.byteCount = byteCount
+        ownership = .streamOrdered(stream)
     }
 
     /// Wraps device memory owned elsewhere. The caller keeps it allocated for as long as this buffer or any view of
@@ -41,11 +90,19 @@ public final class DeviceBuffer: Sendable {
         self.device = device
         self.address = address
         self.byteCount = byteCount
-        ownsMemory = false
+        ownership = .borrowed
     }
 
     deinit {
-        if ownsMemory, (try? device.bind()) != nil { _ = device.api.cuMemFree(address) }
+        // A failure here cannot be reported; at worst the memory leaks.
+        switch ownership {
+        case .owned:
+            if (try? device.bind()) != nil { _ = device.api.cuMemFree(address) }
+        case let .streamOrdered(stream):
+            if (try? device.bind()) != nil { _ = device.api.cuMemFreeAsync(address, stream.handle) }
+        case .borrowed:
+            break
+        }
     }
 
     /// Copies host bytes into the buffer at `offset`.
@@ -112,6 +169,26 @@ public final class DeviceBuffer: Sendable {
             try api.check(api.cuMemsetD8Async(address, value, byteCount, stream.handle), "cuMemsetD8Async")
         } else {
             try api.check(api.cuMemsetD8(address, value, byteCount), "cuMemsetD8")
+        }
+    }
+
+    /// Queues a write of the 64-bit `value` (little-endian, as the GPU reads it) at `offset`, which must be a
+    /// multiple of 4 from a 4-byte-aligned address. Two `cuMemsetD32Async` calls rather than a host copy: the
+    /// value travels in the call, so no host memory must stay alive, and a ``CUDAGraph`` that captures them
+    /// writes the same value on every launch (a captured host copy would reread its host memory at each launch,
+    /// and copies from pageable memory may not be capturable at all).
+    func write(_ value: UInt64, atByteOffset offset: Int, stream: CUDAStream) throws {
+        try checkRange(offset, 8, "write 8 bytes")
+        let target = address + UInt64(offset)
+        guard target % 4 == 0 else {
+            throw CUDAError.invalidArgument("cannot write 32-bit words at device address \(target): not 4-byte aligned")
+        }
+        try device.bind()
+        let api = device.api
+        for (word, shift) in [(target, 0), (target + 4, 32)] {
+            try api.check(
+                api.cuMemsetD32Async(word, UInt32(truncatingIfNeeded: value >> shift), 1, stream.handle),
+                "cuMemsetD32Async")
         }
     }
 

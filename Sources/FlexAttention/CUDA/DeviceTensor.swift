@@ -25,6 +25,41 @@ public struct DeviceTensor: Sendable {
         self.offset = offset
     }
 
+    /// A new tensor of logical shape `shape` over freshly allocated, uninitialised device memory, laid out as
+    /// `layout` with the same strides ``Tensor/init(zeros:dtype:layout:)`` gives, so an output can be allocated
+    /// in the layout its consumer expects.
+    ///
+    /// With a `stream` the memory is allocated and freed in stream order
+    /// (``DeviceBuffer/init(device:byteCount:stream:)``, whose ordering rules apply), which is what work captured
+    /// into a ``CUDAGraph`` needs; without one it is allocated at once and freed synchronously.
+    /// - Throws: ``CUDAError/invalidArgument(_:)`` when an extent is not positive, the byte count overflows, or a
+    ///   BSHD shape is not rank 4; ``CUDAError/outOfMemory(call:bytes:)`` when the device has no room.
+    public init(
+        device: CUDADevice, dtype: DType, shape: [Int], layout: TensorLayout = .bhsd, stream: CUDAStream? = nil
+    ) throws {
+        guard shape.allSatisfy({ $0 > 0 }) else {
+            throw CUDAError.invalidArgument(
+                "cannot allocate a device tensor of shape \(shape): extents must be positive")
+        }
+        var byteCount = dtype.byteSize
+        for extent in shape {
+            let (product, overflow) = byteCount.multipliedReportingOverflow(by: extent)
+            guard !overflow else {
+                throw CUDAError.invalidArgument("a device tensor of shape \(shape) of \(dtype) has too many bytes")
+            }
+            byteCount = product
+        }
+        guard let strides = Tensor.strides(shape, layout: layout) else {
+            throw CUDAError.invalidArgument("a BSHD device tensor needs 4 axes, not shape \(shape)")
+        }
+        let buffer = if let stream {
+            try DeviceBuffer(device: device, byteCount: byteCount, stream: stream)
+        } else {
+            try DeviceBuffer(device: device, byteCount: byteCount)
+        }
+        try self.init(buffer: buffer, dtype: dtype, shape: shape, strides: strides)
+    }
+
     /// Copies a host tensor to the device, keeping its strides: the elements its view reaches are copied as one
     /// block, so a BSHD tensor stays BSHD.
     public init(copying tensor: Tensor, to device: CUDADevice) throws {

@@ -71,10 +71,8 @@ public struct Tensor: Sendable {
         guard let storage = TensorStorage(zeroedByteCount: count * dtype.byteSize) else {
             throw FlexAttentionError.outOfMemory(byteCount: count * dtype.byteSize)
         }
-        var strides = Tensor.contiguousStrides(shape)
-        if layout == .bshd {
-            let (s, h, d) = (shape[2], shape[1], shape[3])
-            strides = [s * h * d, d, h * d, 1]
+        guard let strides = Tensor.strides(shape, layout: layout) else {
+            throw FlexAttentionError.wrongRank(tensor: "a BSHD tensor", expected: 4, actual: shape.count)
         }
         try self.init(storage: storage, dtype: dtype, shape: shape, strides: strides)
     }
@@ -103,6 +101,20 @@ public struct Tensor: Sendable {
             strides[axis] = strides[axis + 1] * shape[axis + 1]
         }
         return strides
+    }
+
+    /// Strides for a new tensor of logical shape `shape` whose memory is laid out as `layout`: row-major for
+    /// ``TensorLayout/bhsd``, heads and sequence swapped for ``TensorLayout/bshd``. The one rule both ``Tensor``
+    /// and ``DeviceTensor`` allocate by. Nil for a BSHD layout of a rank other than 4.
+    static func strides(_ shape: [Int], layout: TensorLayout) -> [Int]? {
+        switch layout {
+        case .bhsd:
+            return contiguousStrides(shape)
+        case .bshd:
+            guard shape.count == 4 else { return nil }
+            let (h, s, d) = (shape[1], shape[2], shape[3])
+            return [s * h * d, d, h * d, 1]
+        }
     }
 
     /// Number of elements in the view.

@@ -1,5 +1,5 @@
-/// The GPU conformance suite behind `flexattn check --device cuda`: memory round trips, then generated kernels
-/// checked element by element against the CPU.
+/// The GPU conformance suite behind `flexattn check --device cuda`: memory round trips, generated kernels checked
+/// element by element against the CPU, then streams and graphs.
 package struct CUDAConformance: Sendable {
     /// The outcome of one check.
     package struct Result: Sendable {
@@ -26,7 +26,7 @@ package struct CUDAConformance: Sendable {
         var results = [Result]()
         let checks: [(String, (inout SplitMix64) throws -> String?)] =
             memoryChecks() + kernelChecks() + modGridChecks() + forwardChecks() + backwardChecks() + attentionModChecks()
-                + nonFiniteChecks() + modDomainChecks()
+                + nonFiniteChecks() + modDomainChecks() + streamChecks()
         for (name, check) in checks {
             if let filter, !name.contains(filter) { continue }
             let result: Result
