@@ -162,13 +162,20 @@ public final class DeviceBuffer: Sendable {
 
     /// Sets every byte to `value`.
     public func fill(_ value: UInt8, stream: CUDAStream? = nil) throws {
-        guard byteCount > 0 else { return }
+        try fill(value, fromOffset: 0, count: byteCount, stream: stream)
+    }
+
+    /// Sets `count` bytes from `offset` to `value`.
+    public func fill(_ value: UInt8, fromOffset offset: Int, count: Int, stream: CUDAStream? = nil) throws {
+        try checkRange(offset, count, "fill \(count) bytes")
+        guard count > 0 else { return }
         try device.bind()
         let api = device.api
+        let target = address + UInt64(offset)
         if let stream {
-            try api.check(api.cuMemsetD8Async(address, value, byteCount, stream.handle), "cuMemsetD8Async")
+            try api.check(api.cuMemsetD8Async(target, value, count, stream.handle), "cuMemsetD8Async")
         } else {
-            try api.check(api.cuMemsetD8(address, value, byteCount), "cuMemsetD8")
+            try api.check(api.cuMemsetD8(target, value, count), "cuMemsetD8")
         }
     }
 

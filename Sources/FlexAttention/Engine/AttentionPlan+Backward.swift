@@ -80,8 +80,7 @@ extension AttentionPlan {
         _ query: DeviceTensor, _ key: DeviceTensor, _ value: DeviceTensor, _ forward: DeviceAttentionOutput,
         _ outputGradient: DeviceTensor, into gradients: DeviceAttentionGradients, on stream: CUDAStream
     ) throws {
-        guard let program = try programs(for: [query, key, value, outputGradient]).backward,
-              let backwardFork else {
+        guard let program = try programs(for: [query, key, value, outputGradient]).backward else {
             throw FlexAttentionError.invalidArgument("this plan was made with includesBackward: false")
         }
         // Scratch, freed on `stream` after the kernels when these references go at the end of this call.
@@ -98,7 +97,11 @@ extension AttentionPlan {
         if let tablePointers {
             for (index, table) in slots.enumerated() {
                 let gradient = table.elementType == .float ? gradients.tableGradients[table.name] : nil
-                try gradient?.buffer.fill(0, stream: stream)
+                if let gradient {  // contiguous, checked
+                    let size = gradient.dtype.byteSize
+                    try gradient.buffer.fill(
+                        0, fromOffset: gradient.offset * size, count: gradient.shape.reduce(1, *) * size, stream: stream)
+                }
                 try tablePointers.write(gradient?.address ?? 0, atByteOffset: 8 * index, stream: stream)
             }
         }
@@ -111,6 +114,7 @@ extension AttentionPlan {
         // dK/dV on `stream`, dQ beside it: running them side by side fills the SMs that one kernel's last, uneven
         // wave (a causal mask's) leaves idle.
         try backwardFork.withLock { fork in
+            guard let fork else { throw FlexAttentionError.invalidArgument("this plan was made with includesBackward: false") }
             try fork.forked.record(on: stream)
             try fork.side.wait(for: fork.forked)
             try program.keyValue.enqueue(operands.keyValue, on: stream)

@@ -51,7 +51,7 @@ public final class AttentionPlan: Sendable {
     private let programs = Mutex<[Bool: Programs]>([:])
     /// The side stream and events the backward forks dQ onto; held while they are used, so calls from several
     /// threads cannot interleave their records and waits.
-    let backwardFork: Mutex<BackwardFork>?
+    let backwardFork: Mutex<BackwardFork?>
 
     struct Programs {
         let forward: ForwardProgram
@@ -83,7 +83,7 @@ public final class AttentionPlan: Sendable {
             (device, shape, options, includesBackward, cache)
         mods = try PlanMods(options, includesBackward: includesBackward, device: device)
         prefersTensorMaps = device.architecture == .sm90a && device.api.cuTensorMapEncodeTiled != nil
-        backwardFork = includesBackward ? Mutex(try BackwardFork(device: device)) : nil
+        backwardFork = Mutex(includesBackward ? try BackwardFork(device: device) : nil)
         _ = try programs(tensorMaps: prefersTensorMaps)
     }
 

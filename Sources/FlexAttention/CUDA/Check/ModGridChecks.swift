@@ -57,8 +57,9 @@ extension CUDAConformance {
         try withExtendedLifetime((input, arguments)) {
             try function.launch(
                 grid: ((shape.kv + threads - 1) / threads, shape.b * shape.h * shape.q, 1), block: (threads, 1, 1),
-                arguments: [.buffer(output), .buffer(slopes), .buffer(input)]
-                    + [shape.b, shape.h, shape.q, shape.kv].map { .int32(Int32($0)) } + arguments.kernelArguments)
+                arguments: ModGridKernel.signature.arguments(ModGridOperands(
+                    output: output.address, slopes: slopes.address, scores: input.address,
+                    grid: [shape.b, shape.h, shape.q, shape.kv], mod: arguments.operands)))
             try device.synchronize()
         }
         let values: [Float] = try download(output, count: count)

@@ -5,6 +5,11 @@ public struct CUDATensorMap: Sendable {
     static let byteCount = 128
     let words: [UInt64]
 
+    /// A descriptor's 128 bytes as encoded elsewhere (tests check argument lists with zeros, without a driver).
+    init(words: [UInt64]) {
+        self.words = words
+    }
+
     /// Whether the Hopper kernels can run on `device` with these inputs: an sm_90a target, a driver that encodes
     /// tensor maps, and inputs TMA can read.
     static func usable(on device: CUDADevice, for tensors: [DeviceTensor]) -> Bool {

@@ -1,12 +1,7 @@
 /// A kernel that evaluates one emitted mod at every point of a `[B, H, Q, KV]` grid: the GPU half of checking the
 /// CUDA emitter against the CPU tile evaluators.
 ///
-/// Signature:
-///
-///     fa_grid_<name>(float* out, float* slopes, const float* scores, int B, int H, int Q, int KV,
-///                    const long long* ints, const float* floats, const fa_u64* tables)
-///
-/// Masks write 1 or 0; score mods write the modified score and ∂/∂score to `slopes`. One thread per element:
+/// Parameters: ``signature``. Masks write 1 or 0; score mods write the modified score and ∂/∂score to `slopes`. One thread per element:
 /// `blockIdx.y` walks `b·H·Q + h·Q + q` rows, `x` covers `kv`; `q_len` is Q and `kv_len` is KV.
 struct ModGridKernel: GeneratedKernel {
     let mod: CUDAModFunction
@@ -31,6 +26,16 @@ struct ModGridKernel: GeneratedKernel {
 
     var name: String { "fa_grid_\(mod.kind)_\(label)" }
 
+    /// `out, slopes, scores, B, H, Q, KV`, then the mod's three argument arrays.
+    static let signature = KernelSignature<ModGridOperands>([
+        .pointer("out", "float", readOnly: false) { $0.output }, .pointer("slopes", "float", readOnly: false) { $0.slopes },
+        .pointer("scores", "float") { $0.scores }, .int32("B") { $0.grid[0] }, .int32("H") { $0.grid[1] },
+        .int32("Q") { $0.grid[2] }, .int32("KV") { $0.grid[3] },
+        .pointer("ints", "long long", restricted: false) { $0.mod.ints },
+        .pointer("floats", "float", restricted: false) { $0.mod.floats },
+        .pointer("tables", "fa_u64", restricted: false) { $0.mod.tables },
+    ])
+
     var source: String {
         let value = switch mod.kind {
         case .mask: "\(mod.name)(b, h, q, kv, Q, KV, m) ? 1.0f : 0.0f"
@@ -38,8 +43,7 @@ struct ModGridKernel: GeneratedKernel {
         }
         return CUDAPrelude.source + CUDAModPrelude.source + mod.definition + """
             extern "C" __global__ void __launch_bounds__(\(Self.threadsPerBlock))
-            \(name)(float* __restrict__ out, float* __restrict__ slopes, const float* __restrict__ scores,
-                    int B, int H, int Q, int KV, const long long* ints, const float* floats, const fa_u64* tables) {
+            \(name)(\(Self.signature.declaration)) {
                 const int kv = blockIdx.x * blockDim.x + threadIdx.x;
                 const long long row = blockIdx.y;
                 if (kv >= KV || row >= (long long)B * H * Q) return;
@@ -55,4 +59,14 @@ struct ModGridKernel: GeneratedKernel {
 
             """
     }
+}
+
+/// A ``ModGridKernel`` launch's operands.
+struct ModGridOperands {
+    var output: UInt64
+    var slopes: UInt64
+    var scores: UInt64
+    /// `[B, H, Q, KV]`.
+    var grid: [Int]
+    var mod: ModOperands
 }
