@@ -16,6 +16,9 @@ struct BenchCommand {
     let headDims: [Int]
     let mods: Bool
     let model: Bool
+    /// The first `--sequence` and `--head-dim` given, for the one shape of `--model`.
+    let explicitSequence: Int?
+    let explicitHeadDim: Int?
 
     init(arguments: [String]) throws {
         let options = try ParsedOptions(
@@ -24,6 +27,8 @@ struct BenchCommand {
         model = options.has("--model")
         json = options.has("--json")
         device = try parseDevice(try options.value("--device") ?? "cpu")
+        explicitSequence = try positiveIntegers(options.all("--sequence"), option: "--sequence")?.first
+        explicitHeadDim = try positiveIntegers(options.all("--head-dim"), option: "--head-dim")?.first
         sequences = try positiveIntegers(options.all("--sequence"), option: "--sequence") ?? [1024, 4096]
         headDims = try positiveIntegers(options.all("--head-dim"), option: "--head-dim") ?? [64, 128]
     }
@@ -42,7 +47,10 @@ struct BenchCommand {
     func execute() throws {
         if case let .cuda(ordinal) = device {
             let benchmark = GPUBenchmark(ordinal: ordinal)
-            print(try model ? benchmark.executeModel() : benchmark.execute())
+            if model {
+                return try benchmark.executeModel(length: explicitSequence ?? 4096, headDim: explicitHeadDim ?? 128)
+            }
+            print(try benchmark.execute())
             return
         }
         let attention = Attention(device: device)

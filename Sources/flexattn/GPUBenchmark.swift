@@ -70,25 +70,22 @@ struct GPUBenchmark {
         return lines.joined(separator: "\n")
     }
 
-    /// `--model`: one model step (32 layers of causal attention forward and backward, B=2 H=16 S=4096 D=128 bf16,
-    /// one plan) replayed as a CUDA graph against 32 single calls, then the host overhead per prepared call.
-    func executeModel() throws -> String {
+    /// `--model`: one model step (32 layers of causal attention forward and backward, B=2 H=16 S=4096 D=128 bf16 or
+    /// the `length` and `headDim` given, one plan) replayed as a CUDA graph against 32 single calls, then the host
+    /// overhead per prepared call. Prints each line as it is measured.
+    func executeModel(length: Int = 4096, headDim: Int = 128) throws {
         let device = try CUDADevice.open(ordinal)
+        print("flexattn bench --model: \(device.name), bf16")
         let step = try GPUTiming.modelStep(
-            device: device, layers: 32, batch: 2, heads: 16, length: 4096, headDim: 128,
+            device: device, layers: 32, batch: 2, heads: 16, length: length, headDim: headDim,
             options: AttentionOptions(isCausal: true))
-        var lines = [
-            "flexattn bench --model: \(device.name), bf16",
-            "model step: 32 layers causal fwd+bwd B=2 H=16 S=4096 D=128: graph \(fixed(step.step, 3)) ms,"
-                + " 32 × single call \(fixed(32 * step.layer, 3)) ms (one call \(fixed(step.layer, 3)) ms),"
-                + " ratio \(fixed(step.ratio, 4))",
-        ]
+        print("model step: 32 layers causal fwd+bwd B=2 H=16 S=\(length) D=\(headDim): graph \(fixed(step.step, 3)) ms,"
+              + " 32 × single call \(fixed(32 * step.layer, 3)) ms (one call \(fixed(step.layer, 3)) ms),"
+              + " ratio \(fixed(step.ratio, 4))")
         for backward in [false, true] {
             let overhead = try GPUTiming.overhead(device: device, backward: backward)
-            lines.append(
-                "overhead \(backward ? "fwd+bwd" : "fwd") B=1 H=1 S=128 D=64: host \(fixed(overhead.host, 2)) µs/call,"
-                    + " wall \(fixed(overhead.wall, 2)) µs/call, gpu \(fixed(overhead.gpu, 2)) µs/call")
+            print("overhead \(backward ? "fwd+bwd" : "fwd") B=1 H=1 S=128 D=64: host \(fixed(overhead.host, 2)) µs/call,"
+                  + " wall \(fixed(overhead.wall, 2)) µs/call, gpu \(fixed(overhead.gpu, 2)) µs/call")
         }
-        return lines.joined(separator: "\n")
     }
 }

@@ -115,3 +115,9 @@ public struct AttentionShape: Sendable, Hashable {
     /// V's (and dV's) shape.
     var valueShape: [Int] { [batch, keyValueHeads, keyLength, valueDim] }
 }
+
+extension AttentionShape: CustomStringConvertible {
+    public var description: String {
+        "B=\(batch) Hq=\(queryHeads) Hkv=\(keyValueHeads) Sq=\(queryLength) Skv=\(keyLength) D=\(headDim) Dv=\(valueDim) \(dtype)"
+    }
+}

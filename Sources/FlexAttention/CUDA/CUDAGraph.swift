@@ -1,20 +1,35 @@
+import Synchronization
+
 /// Work captured once from a stream and replayed with one launch: a CUDA graph, instantiated.
 ///
 /// Replaying a graph costs one driver call however many kernels, copies and stream-ordered allocations it holds,
 /// so a sequence of small launches (an attention call with its scratch buffers, say) loses its per-launch CPU
 /// overhead.
 ///
-/// A graph records device addresses, not Swift objects: the caller keeps every buffer and tensor the captured
-/// work reads or writes alive for as long as the graph may be launched. Stream-ordered buffers made and dropped
-/// inside the capture are the exception: the graph allocates and frees them itself on each launch.
+/// A graph records device addresses, not Swift objects. The graph keeps alive the buffers that ``AttentionPlan``
+/// calls captured in it read and write (Swift may release a variable after its last use, which would otherwise free
+/// memory the graph writes); buffers that other captured work uses (copies and fills the caller queues) the caller
+/// keeps alive for as long as the graph may be launched. Stream-ordered buffers made and dropped inside the capture
+/// need neither: the graph allocates and frees them itself on each launch.
 public final class CUDAGraph: Sendable {
     /// The device whose streams the graph runs on.
     public let device: CUDADevice
     private let address: UInt  // the CUgraphExec, kept as an integer so the class is Sendable
+    /// What captured calls asked the graph to keep alive.
+    private let retained: [any Sendable]
 
-    private init(device: CUDADevice, address: UInt) {
+    private init(device: CUDADevice, address: UInt, retained: [any Sendable]) {
         self.device = device
         self.address = address
+        self.retained = retained
+    }
+
+    /// Objects calls made during the current capture on this task or thread ask the graph to keep; nil outside one.
+    @TaskLocal private static var capturing: CaptureRetainer?
+
+    /// Keeps `objects` alive for as long as the graph being captured on this thread, if any, lives.
+    static func retainIfCapturing(_ objects: @autoclosure () -> [any Sendable]) {
+        capturing?.append(objects())
     }
 
     /// Records the work `body` queues on `stream`, without running it, and instantiates it as a graph.
@@ -39,8 +54,9 @@ public final class CUDAGraph: Sendable {
         try api.check(
             api.cuStreamBeginCapture(stream.handle, 1), "cuStreamBeginCapture(CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)")
         var bodyError: (any Error)?
+        let retainer = CaptureRetainer()
         do {
-            try body()
+            try $capturing.withValue(retainer) { try body() }
         } catch {
             bodyError = error
         }
@@ -58,7 +74,7 @@ public final class CUDAGraph: Sendable {
         try api.check(
             api.cuGraphInstantiateWithFlags(&executable, graph, 1),
             "cuGraphInstantiateWithFlags(CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH)")
-        return CUDAGraph(device: device, address: UInt(bitPattern: executable))
+        return CUDAGraph(device: device, address: UInt(bitPattern: executable), retained: retainer.objects)
     }
 
     /// Queues the whole graph on `stream`; it runs after the work queued there before, and the work queued after
@@ -79,4 +95,15 @@ public final class CUDAGraph: Sendable {
         // stays allocated, as graph destruction never frees it.
         if (try? device.bind()) != nil { _ = device.api.cuGraphExecDestroy(CUgraphExec(bitPattern: address)) }
     }
+}
+
+/// The objects one capture's calls asked to keep, gathered under a lock (a capture's body may hand work to threads).
+private final class CaptureRetainer: Sendable {
+    private let gathered = Mutex<[any Sendable]>([])
+
+    func append(_ objects: [any Sendable]) {
+        gathered.withLock { $0 += objects }
+    }
+
+    var objects: [any Sendable] { gathered.withLock { $0 } }
 }

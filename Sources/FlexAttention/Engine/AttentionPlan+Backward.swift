@@ -94,6 +94,10 @@ extension AttentionPlan {
             delta: delta, gradients: (gradients.key, gradients.value, gradients.query),
             tableGradients: tablePointers?.address ?? 0, sizes: sizes, mods: mods)
 
+        CUDAGraph.retainIfCapturing(
+            [self, query.buffer, key.buffer, value.buffer, forward.output.buffer, forward.logSumExp.buffer,
+             outputGradient.buffer, gradients.query.buffer, gradients.key.buffer, gradients.value.buffer]
+                + gradients.tableGradients.values.map(\.buffer))
         if let tablePointers {
             for (index, table) in slots.enumerated() {
                 let gradient = table.elementType == .float ? gradients.tableGradients[table.name] : nil

@@ -42,6 +42,8 @@ extension AttentionPlan {
         query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, into output: DeviceAttentionOutput,
         on stream: CUDAStream
     ) throws {
+        CUDAGraph.retainIfCapturing([self, query.buffer, key.buffer, value.buffer, output.output.buffer,
+                                     output.logSumExp.buffer])
         try programs(for: [query, key, value]).forward.enqueue(
             query: query, key: key, value: value, output: output.output, logSumExp: output.logSumExp, sizes: sizes,
             mods: mods, on: stream)

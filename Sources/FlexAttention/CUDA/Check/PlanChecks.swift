@@ -3,7 +3,7 @@
 /// place, and bad calls refused before anything is queued.
 extension CUDAConformance {
     func planChecks() -> [Check] {
-        let bias = try? ScoreMod.relativePositionBias((0..<2 * 21).map { Float($0) / 40 - 0.5 }, heads: 2, maxDistance: 20)
+        let bias = try? ScoreMod.relativePositionBias((0..<2 * 41).map { Float($0) / 80 - 0.5 }, heads: 2, maxDistance: 20)
         var cases = [
             AttentionCase(label: "bf16 D=64 GQA 4:2 causal, BSHD, Sq<Skv", dtype: .bfloat16,
                           shape: (2, 4, 2, 100, 177, 64, 64), layout: .bshd, options: .init(isCausal: true)),
