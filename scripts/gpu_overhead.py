@@ -5,14 +5,13 @@ D=64, all on the current CUDA stream, no CUDA graphs: SDPA (default backend sele
 backend that raises is skipped with its reason) and torch.compile(flex_attention) with a causal block mask made once
 by create_block_mask and with no mask, forward and forward+backward. Forward+backward calls set `.grad = None` on
 q, k and v, run forward, then `out.backward(grad)`; the `.grad = None` cost is included in its figures.
-After warm-up (compilation included) and a synchronize, each case times 10,000 calls three times; each metric is
-the median of the three:
-  host: perf_counter_ns around the loop with no synchronize inside, per call (time to enqueue the work);
-  wall: the same start to the synchronize after the loop, per call;
-  gpu:  CUDA events recorded just before and after the loop, per call.
-The device is idle when the loop starts. gpu ≈ wall ≈ host: the device waited on the host, so the host bounds the
-loop and host is the overhead. gpu and wall above host: the launch queue still held work when the loop ended, so the
-device bounds it, the host was throttled to the device's pace, and host is only an upper bound on the overhead.
+After warm-up (compilation included), each case times 10,000 calls three times, in batches of 100 with a
+synchronize between batches, and reports the medians of the three:
+  host: perf_counter_ns around each batch's loop (no synchronize inside), summed, per call: the time to enqueue;
+  gpu:  CUDA events recorded around each batch, summed, per call.
+Batches keep the launch queue from filling: queuing 10,000 tiny calls in one loop would throttle the host to the
+device's pace, and the loop would time whichever of the two is slower. `flexattn bench --device cuda --model`
+measures our calls the same way.
 Usage: python3 scripts/gpu_overhead.py
 """
 import statistics
@@ -32,22 +31,24 @@ torch._dynamo.config.recompile_limit = 64
 torch._dynamo.config.cache_size_limit = 64
 flex = torch.compile(flex_attention, dynamic=False)
 SDPA = {"sdpa-default": None, "sdpa-flash": SDPBackend.FLASH_ATTENTION, "sdpa-cudnn": SDPBackend.CUDNN_ATTENTION}
-CALLS, REPEATS, WARMUP = 10_000, 3, 100
+CALLS, BATCH, REPEATS, WARMUP = 10_000, 100, 3, 100
 
 
 def time_loop(call):
-    """Host, wall and GPU microseconds per call over CALLS calls of `call()`."""
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    t0 = time.perf_counter_ns()
-    for _ in range(CALLS):
-        call()
-    t1 = time.perf_counter_ns()
-    end.record()
-    torch.cuda.synchronize()
-    t2 = time.perf_counter_ns()
-    return (t1 - t0) / 1e3 / CALLS, (t2 - t0) / 1e3 / CALLS, start.elapsed_time(end) * 1e3 / CALLS
+    """Host and GPU microseconds per call over CALLS calls of `call()`, in batches of BATCH."""
+    host_ns, gpu_ms = 0, 0.0
+    for _ in range(CALLS // BATCH):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        t0 = time.perf_counter_ns()
+        for _ in range(BATCH):
+            call()
+        host_ns += time.perf_counter_ns() - t0
+        end.record()
+        torch.cuda.synchronize()
+        gpu_ms += start.elapsed_time(end)
+    return host_ns / 1e3 / CALLS, gpu_ms * 1e3 / CALLS
 
 
 def report(case, shape, call, context=nullcontext):
@@ -63,8 +64,8 @@ def report(case, shape, call, context=nullcontext):
         reason = str(error).strip().partition("\n")[0]
         print(f"{label}: skipped ({type(error).__name__}: {reason})")
         return
-    host, wall, gpu = (statistics.median(metric) for metric in zip(*runs))
-    print(f"{label}: host {host:.2f} µs/call, wall {wall:.2f} µs/call, gpu {gpu:.2f} µs/call")
+    host, gpu = (statistics.median(metric) for metric in zip(*runs))
+    print(f"{label}: host {host:.2f} µs/call, gpu {gpu:.2f} µs/call")
 
 
 def training(attend, inputs, grad):

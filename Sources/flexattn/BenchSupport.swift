@@ -46,7 +46,7 @@ func pad(_ value: some CustomStringConvertible, _ width: Int) -> String {
 }
 
 func fixed(_ value: Double, _ decimals: Int) -> String {
-    let factor = Double([1, 10, 100, 1000][decimals])
+    let factor = (0..<max(0, decimals)).reduce(1.0) { product, _ in product * 10 }
     let rounded = (value * factor).rounded() / factor
     return decimals == 0 ? String(Int(rounded)) : String(rounded)
 }

@@ -85,7 +85,7 @@ struct GPUBenchmark {
         for backward in [false, true] {
             let overhead = try GPUTiming.overhead(device: device, backward: backward)
             print("overhead \(backward ? "fwd+bwd" : "fwd") B=1 H=1 S=128 D=64: host \(fixed(overhead.host, 2)) µs/call,"
-                  + " wall \(fixed(overhead.wall, 2)) µs/call, gpu \(fixed(overhead.gpu, 2)) µs/call")
+                  + " gpu \(fixed(overhead.gpu, 2)) µs/call")
         }
     }
 }

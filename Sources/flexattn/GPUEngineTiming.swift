@@ -3,12 +3,12 @@ import FlexAttention
 /// What a prepared call costs the host, and what a model step captured as a CUDA graph costs the GPU, through the
 /// public device API.
 extension GPUTiming {
-    /// Microseconds per call, medians of three runs of `calls` calls: `host` is the time to queue them (no
-    /// synchronisation inside the loop), `wall` until the GPU finished them, `gpu` between events around them. When
-    /// `gpu` and `wall` are close to `host`, the host bounds the loop and `host` is the overhead.
+    /// Microseconds per call, medians of three runs of `calls` calls in batches of 100 with a synchronisation
+    /// between batches: `host` is the time to queue them, `gpu` the time between events around each batch. Batches
+    /// keep the launch queue from filling, which would throttle the host to the GPU's pace (`scripts/gpu_overhead.py`
+    /// measures PyTorch the same way).
     struct Overhead {
         var host: Double
-        var wall: Double
         var gpu: Double
     }
 
@@ -21,28 +21,28 @@ extension GPUTiming {
         let stream = try CUDAStream(device: device)
         let outputs = try problem.outputs(on: stream)
         for _ in 0..<100 { try problem.enqueue(outputs, on: stream) }
-        try stream.synchronize()
         let (start, end) = (try CUDAEvent(device: device), try CUDAEvent(device: device))
         let clock = ContinuousClock()
+        let batch = 100
         var runs: [Overhead] = []
         for _ in 0..<3 {
-            try start.record(on: stream)
-            let began = clock.now
-            for _ in 0..<calls { try problem.enqueue(outputs, on: stream) }
-            let queued = clock.now
-            try end.record(on: stream)
-            try stream.synchronize()
-            let finished = clock.now
-            func microseconds(_ duration: Duration) -> Double {
-                (Double(duration.components.seconds) * 1e6 + Double(duration.components.attoseconds) * 1e-12)
-                    / Double(calls)
+            var host = Duration.zero
+            var gpu = 0.0
+            for _ in 0..<(calls / batch) {
+                try stream.synchronize()
+                try start.record(on: stream)
+                let began = clock.now
+                for _ in 0..<batch { try problem.enqueue(outputs, on: stream) }
+                host += clock.now - began
+                try end.record(on: stream)
+                try stream.synchronize()
+                gpu += Double(try end.milliseconds(since: start))
             }
-            runs.append(Overhead(
-                host: microseconds(queued - began), wall: microseconds(finished - began),
-                gpu: Double(try end.milliseconds(since: start)) * 1e3 / Double(calls)))
+            let seconds = Double(host.components.seconds) + Double(host.components.attoseconds) * 1e-18
+            runs.append(Overhead(host: seconds * 1e6 / Double(calls), gpu: gpu * 1e3 / Double(calls)))
         }
         func median(_ metric: (Overhead) -> Double) -> Double { runs.map(metric).sorted()[1] }
-        return Overhead(host: median(\.host), wall: median(\.wall), gpu: median(\.gpu))
+        return Overhead(host: median(\.host), gpu: median(\.gpu))
     }
 
     /// One model step against single calls.

@@ -59,9 +59,9 @@ extension AttentionPlan {
         try enqueueBackward(query, key, value, forward, outputGradient, into: gradients, on: stream)
     }
 
-    /// The score mod's Float tables, whose gradients the backward pass sums.
+    /// The score mod's Float tables, whose gradients the backward pass sums (by the names the plan was made with).
     private var gradientTables: [ModTable] {
-        options.scoreMod?.expression.arguments.tables.filter { $0.elementType == .float } ?? []
+        mods.backwardScoreFunction?.arguments.tables.filter { $0.elementType == .float } ?? []
     }
 
     private func checkBackwardInputs(
@@ -92,7 +92,7 @@ extension AttentionPlan {
         let operands = try program.operands(
             query: query, key: key, value: value, outputGradient: outputGradient, logSumExp: forward.logSumExp,
             delta: delta, gradients: (gradients.key, gradients.value, gradients.query),
-            tableGradients: tablePointers?.address ?? 0, sizes: sizes, mods: mods)
+            tableGradients: tablePointers?.address ?? 0, sizes: sizes, mods: mods, tensorMaps: tensorMaps)
 
         CUDAGraph.retainIfCapturing(
             [self, query.buffer, key.buffer, value.buffer, forward.output.buffer, forward.logSumExp.buffer,

@@ -46,6 +46,6 @@ extension AttentionPlan {
                                      output.logSumExp.buffer])
         try programs(for: [query, key, value]).forward.enqueue(
             query: query, key: key, value: value, output: output.output, logSumExp: output.logSumExp, sizes: sizes,
-            mods: mods, on: stream)
+            mods: mods, tensorMaps: tensorMaps, on: stream)
     }
 }

@@ -36,13 +36,15 @@ public final class AttentionPlan: Sendable {
     public let device: CUDADevice
     /// The sizes and dtype every call's tensors must have.
     public let shape: AttentionShape
-    /// Scale, mask and score mod.
+    /// Scale, mask and score mod, as the plan was made (``updateScoreMod(_:on:)`` changes the values the kernels
+    /// read, not this).
     public let options: AttentionOptions
     /// Whether the plan was made with its backward kernels.
     public let includesBackward: Bool
 
     let sizes: AttentionSizes
     let mods: PlanMods
+    let tensorMaps = TensorMapCache()
     private let cache: KernelCache
     /// Whether the device reads inputs through TMA tensor maps where it can (a Hopper with a driver that encodes them).
     private let prefersTensorMaps: Bool

@@ -16,8 +16,8 @@ enum AttentionSignatures {
         let strides: [P] = P.strides("qs") { $0.query.strides } + P.strides("ks") { $0.key.strides }
             + P.strides("vs") { $0.value.strides } + P.strides("os") { $0.output.strides }
         return KernelSignature(
-            maps + tensors + sizes(\ForwardOperands.shared) + strides
-                + sharedTail(\ForwardOperands.shared, mask: mask, scoreMod: scoreMod))
+            maps + tensors + sizes { $0.shared } + strides
+                + sharedTail(mask: mask, scoreMod: scoreMod) { $0.shared })
     }
 
     /// The gradient kernels: `[tensor maps,] Q, K, V, dO, LSE, Delta, gradients, sizes, strides, block list, mods
@@ -42,8 +42,8 @@ enum AttentionSignatures {
         let tables: [P] = scoreMod && tableGradients
             ? [.pointer("table_gradients", "fa_u64", restricted: false) { $0.tableGradients }] : []
         return KernelSignature(
-            maps + inputs + outputs + sizes(\GradientOperands.shared) + strides
-                + sharedTail(\GradientOperands.shared, mask: mask, scoreMod: scoreMod) + tables)
+            maps + inputs + outputs + sizes { $0.shared } + strides
+                + sharedTail(mask: mask, scoreMod: scoreMod) { $0.shared } + tables)
     }
 
     /// The Delta kernel: `O, dO, Delta, Hq, Sq, Dv, O's strides, dO's strides, rows`.
@@ -58,29 +58,29 @@ enum AttentionSignatures {
     }
 
     /// `Hq, Hkv, Sq, Skv, scale`.
-    private static func sizes<Values>(_ shared: KeyPath<Values, SharedOperands> & Sendable) -> [KernelParameter<Values>] {
-        [.int32("Hq") { $0[keyPath: shared].sizes.queryHeads }, .int32("Hkv") { $0[keyPath: shared].sizes.keyValueHeads },
-         .int32("Sq") { $0[keyPath: shared].sizes.queryLength }, .int32("Skv") { $0[keyPath: shared].sizes.keyLength },
-         .float32("scale") { $0[keyPath: shared].sizes.scale }]
+    private static func sizes<Values>(_ shared: @escaping @Sendable (Values) -> SharedOperands) -> [KernelParameter<Values>] {
+        [.int32("Hq") { shared($0).sizes.queryHeads }, .int32("Hkv") { shared($0).sizes.keyValueHeads },
+         .int32("Sq") { shared($0).sizes.queryLength }, .int32("Skv") { shared($0).sizes.keyLength },
+         .float32("scale") { shared($0).sizes.scale }]
     }
 
     /// `vectorLoads`, the block list's four parameters, then the mask's three and the score mod's three.
     private static func sharedTail<Values>(
-        _ shared: KeyPath<Values, SharedOperands> & Sendable, mask: Bool, scoreMod: Bool
+        mask: Bool, scoreMod: Bool, _ shared: @escaping @Sendable (Values) -> SharedOperands
     ) -> [KernelParameter<Values>] {
         typealias P = KernelParameter<Values>
         let blocks: [P] = [
-            .int32("vectorLoads") { $0[keyPath: shared].vectorLoads ? 1 : 0 },
-            .pointer("blockStarts", "int") { $0[keyPath: shared].blocks.starts },
-            .pointer("blockList", "int") { $0[keyPath: shared].blocks.entries },
-            .int32("maskBatchStride") { $0[keyPath: shared].blocks.batchStride },
-            .int32("maskHeadStride") { $0[keyPath: shared].blocks.headStride },
+            .int32("vectorLoads") { shared($0).vectorLoads ? 1 : 0 },
+            .pointer("blockStarts", "int") { shared($0).blocks.starts },
+            .pointer("blockList", "int") { shared($0).blocks.entries },
+            .int32("maskBatchStride") { shared($0).blocks.batchStride },
+            .int32("maskHeadStride") { shared($0).blocks.headStride },
         ]
-        func mod(_ role: String, _ operands: KeyPath<SharedOperands, ModOperands?> & Sendable) -> [P] {
-            [.pointer("\(role)_ints", "long long", restricted: false) { $0[keyPath: shared][keyPath: operands]?.ints ?? 0 },
-             .pointer("\(role)_floats", "float", restricted: false) { $0[keyPath: shared][keyPath: operands]?.floats ?? 0 },
-             .pointer("\(role)_tables", "fa_u64", restricted: false) { $0[keyPath: shared][keyPath: operands]?.tables ?? 0 }]
+        func mod(_ role: String, _ operands: @escaping @Sendable (SharedOperands) -> ModOperands?) -> [P] {
+            [.pointer("\(role)_ints", "long long", restricted: false) { operands(shared($0))?.ints ?? 0 },
+             .pointer("\(role)_floats", "float", restricted: false) { operands(shared($0))?.floats ?? 0 },
+             .pointer("\(role)_tables", "fa_u64", restricted: false) { operands(shared($0))?.tables ?? 0 }]
         }
-        return blocks + (mask ? mod("mask", \.mask) : []) + (scoreMod ? mod("score", \.scoreMod) : [])
+        return blocks + (mask ? mod("mask") { $0.mask } : []) + (scoreMod ? mod("score") { $0.scoreMod } : [])
     }
 }

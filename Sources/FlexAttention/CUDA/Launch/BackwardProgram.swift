@@ -78,15 +78,13 @@ struct BackwardProgram: Sendable {
     func operands(
         query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, outputGradient: DeviceTensor,
         logSumExp: DeviceTensor, delta: DeviceBuffer, gradients: (key: DeviceTensor, value: DeviceTensor, query: DeviceTensor),
-        tableGradients: UInt64, sizes: AttentionSizes, mods: PlanMods
+        tableGradients: UInt64, sizes: AttentionSizes, mods: PlanMods, tensorMaps: TensorMapCache
     ) throws -> (keyValue: GradientOperands, query: GradientOperands) {
         let inputs = [query, key, value, outputGradient]
         let vectorLoads = inputs.allSatisfy(\.rowsAreVectorLoadable)
         func maps(_ box: (query: Int, key: Int)) throws -> [CUDATensorMap] {
             guard readsTensorMaps else { return [] }
-            return try zip(inputs, [box.query, box.key, box.key, box.query]).map {
-                try CUDATensorMap($0, boxRows: $1, device: delta.device)
-            }
+            return try zip(inputs, [box.query, box.key, box.key, box.query]).map { try tensorMaps.map($0, boxRows: $1) }
         }
         func operands(_ box: (query: Int, key: Int), _ outputs: [DeviceTensor], _ blocks: CUDABlockList?) throws
             -> GradientOperands {

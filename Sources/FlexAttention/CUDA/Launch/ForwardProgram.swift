@@ -55,11 +55,10 @@ struct ForwardProgram: Sendable {
     /// Queues the forward pass of checked tensors on `stream`.
     func enqueue(
         query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, output: DeviceTensor, logSumExp: DeviceTensor,
-        sizes: AttentionSizes, mods: PlanMods, on stream: CUDAStream
+        sizes: AttentionSizes, mods: PlanMods, tensorMaps: TensorMapCache, on stream: CUDAStream
     ) throws {
-        let device = stream.device
         let maps = try !readsTensorMaps ? [] : [(query, queryBlock), (key, keyBlock), (value, keyBlock)].map {
-            try CUDATensorMap($0, boxRows: $1, device: device)
+            try tensorMaps.map($0, boxRows: $1)
         }
         let operands = ForwardOperands(
             tensorMaps: maps, query: TensorOperand(query), key: TensorOperand(key), value: TensorOperand(value),
