@@ -35,7 +35,7 @@ struct HopperKernelTests {
             let hopper = try kernel(.bfloat16, d, dv, tensorMaps: true)
             let mmaSync = try kernel(.bfloat16, d, dv, tensorMaps: false)
             #expect(hopper is HopperForwardKernel && hopper.readsTensorMaps, "D=\(d) Dv=\(dv)")
-            #expect(mmaSync is ForwardKernel && !mmaSync.readsTensorMaps, "D=\(d) Dv=\(dv)")
+            #expect(mmaSync is MMAForwardKernel && !mmaSync.readsTensorMaps, "D=\(d) Dv=\(dv)")
         }
         let scalar = try kernel(.float32, 128, 128, tensorMaps: true)
         #expect(scalar is ScalarForwardKernel && !scalar.readsTensorMaps)
@@ -55,7 +55,7 @@ struct HopperKernelTests {
         }
         for (d, dv, tensorMaps) in [(192, 192, true), (128, 256, true), (128, 128, false)] {
             let pair = try kernels(d, dv, tensorMaps: tensorMaps)
-            #expect(pair.keyValue is KeyValueGradientKernel && pair.query is QueryGradientKernel, "D=\(d) Dv=\(dv)")
+            #expect(pair.keyValue is MMAKeyValueGradientKernel && pair.query is MMAQueryGradientKernel, "D=\(d) Dv=\(dv)")
             #expect(!pair.keyValue.readsTensorMaps && !pair.query.readsTensorMaps, "D=\(d) Dv=\(dv)")
         }
     }

@@ -8,7 +8,7 @@ struct KernelNameTests {
         // The catalog, plus kernels whose mods differ only in values (one name, one source) or in being
         // differentiated (two names).
         let window = { (size: Int, cap: Float, gradients: Bool) in
-            ForwardKernel(dtype: .bfloat16, headDim: 64, valueDim: 64,
+            MMAForwardKernel(dtype: .bfloat16, headDim: 64, valueDim: 64,
                           mask: CUDAModFunction(mask: .causal && .slidingWindow(size)),
                           scoreMod: CUDAModFunction(scoreMod: .softCap(cap), includesGradients: gradients))
         }

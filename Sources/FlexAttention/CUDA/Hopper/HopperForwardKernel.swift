@@ -9,7 +9,7 @@
 /// Per key block a warpgroup computes S = Q Kᵀ with `wgmma` from shared memory (both operands K-major), applies the
 /// score mod, the mask on partial blocks and the online softmax in base 2 on the accumulators in registers, and
 /// adds P V with P from registers and V MN-major. Rows past `Sq` and keys past `Skv` arrive as zeros; the same
-/// parameters as ``ForwardKernel`` follow the three tensor maps (Q, K, V as 4-D `[B, H, S, D]` views, boxes of
+/// parameters as ``MMAForwardKernel`` follow the three tensor maps (Q, K, V as 4-D `[B, H, S, D]` views, boxes of
 /// 64 columns), so one launcher drives both.
 ///
 /// Head dims are multiples of 16 up to 256; tiles are padded to whole 64-column blocks, which TMA fills with zeros.

@@ -1,4 +1,4 @@
-/// The dK/dV kernel for Hopper (sm_90a): ``KeyValueGradientKernel``'s work on `wgmma`, with TMA copies.
+/// The dK/dV kernel for Hopper (sm_90a): ``MMAKeyValueGradientKernel``'s work on `wgmma`, with TMA copies.
 ///
 /// A CTA owns 128 keys of one key/value head (two consumer warpgroups of 64; K and V resident) and walks, for each
 /// query head of the group in turn, the transposed block list's 64-query blocks, Q and dO streamed through
@@ -6,7 +6,7 @@
 /// dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score in registers (LSE and Delta of the block's queries read from global
 /// memory before the products, so their latency hides behind them), and adds Pᵀ dO to dV and dSᵀ Q to dK with the
 /// A operands from registers and dO, Q read MN-major. Every warpgroup owns its keys: the sums run in a fixed order
-/// and each row is written once. The tensor maps of Q, K, V and dO come before ``KeyValueGradientKernel``'s
+/// and each row is written once. The tensor maps of Q, K, V and dO come before ``MMAKeyValueGradientKernel``'s
 /// parameters.
 struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
     var gradientNames: [String] { ["dK", "dV"] }

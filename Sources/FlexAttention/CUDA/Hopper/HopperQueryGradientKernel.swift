@@ -1,11 +1,11 @@
-/// The dQ kernel for Hopper (sm_90a): ``QueryGradientKernel``'s work on `wgmma`, with TMA copies.
+/// The dQ kernel for Hopper (sm_90a): ``MMAQueryGradientKernel``'s work on `wgmma`, with TMA copies.
 ///
 /// A CTA owns 128 query rows of one head (two consumer warpgroups of 64; Q and dO resident) and walks the forward
 /// block list's 64-key blocks, K and V streamed through ``HopperPipeline``. Per block a warpgroup computes S = Q Kᵀ
 /// and dP = dO Vᵀ from shared memory, forms dS = P (dP − Delta) ∂score′/∂score in registers, and adds dS K with
 /// dS from registers and K read MN-major. Only this CTA writes its rows, in key order: dQ is deterministic.
 /// Table gradients are added with atomics as each score's ∂L/∂score′ appears. The tensor maps of Q, K, V and dO
-/// come before ``QueryGradientKernel``'s parameters.
+/// come before ``MMAQueryGradientKernel``'s parameters.
 struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
     var gradientNames: [String] { ["dQ"] }
     let dtype: DType

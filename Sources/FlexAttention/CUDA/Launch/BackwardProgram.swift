@@ -37,7 +37,7 @@ struct BackwardProgram: Sendable {
         boxes = ((keyValueKernel.queryBlock, keyValueKernel.keyBlock), (queryKernel.queryBlock, queryKernel.keyBlock))
     }
 
-    /// Tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes (both kernels with `wgmma` and TMA
+    /// Tensor cores for 16-bit inputs with head dims ``MMAForwardKernel`` takes (both kernels with `wgmma` and TMA
     /// where `tensorMaps` says TMA can read the inputs on a Hopper), CUDA cores otherwise.
     /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernels' tiles do
     ///   not fit the device's shared memory.
@@ -46,7 +46,7 @@ struct BackwardProgram: Sendable {
         tensorMaps: Bool
     ) throws -> (keyValue: any GradientAttentionKernel, query: any GradientAttentionKernel) {
         let (d, dv, dtype) = (shape.headDim, shape.valueDim, shape.dtype)
-        if dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains) {
+        if dtype != .float32 && [d, dv].allSatisfy(MMAForwardKernel.supportedHeadDims.contains) {
             let hopperKeyValue = HopperKeyValueGradientKernel(
                 dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod
             ).fitting(maxSharedMemory: sharedMemory)
@@ -57,9 +57,9 @@ struct BackwardProgram: Sendable {
                 return (hopperKeyValue, hopperQuery)
             }
             return (
-                KeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                MMAKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                     .fitting(maxSharedMemory: sharedMemory),
-                QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                MMAQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                     .fitting(maxSharedMemory: sharedMemory))
         }
         let keyValue = ScalarKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)

@@ -2,7 +2,7 @@
 /// the shape, loaded, and the mask's block list at its block sizes, uploaded.
 ///
 /// 16-bit inputs with head dims that are multiples of 16 up to 256 run on tensor cores (``HopperForwardKernel`` on
-/// a Hopper when TMA can read the inputs, ``ForwardKernel`` otherwise), the rest on CUDA cores in Float32
+/// a Hopper when TMA can read the inputs, ``MMAForwardKernel`` otherwise), the rest on CUDA cores in Float32
 /// (``ScalarForwardKernel``).
 struct ForwardProgram: Sendable {
     let kernel: LoadedKernel<ForwardOperands>
@@ -25,7 +25,7 @@ struct ForwardProgram: Sendable {
         (readsTensorMaps, queryBlock, keyBlock) = (chosen.readsTensorMaps, chosen.queryBlock, chosen.keyBlock)
     }
 
-    /// The kernel for `shape`: tensor cores for 16-bit inputs with head dims ``ForwardKernel`` takes (with `wgmma`
+    /// The kernel for `shape`: tensor cores for 16-bit inputs with head dims ``MMAForwardKernel`` takes (with `wgmma`
     /// and TMA where `tensorMaps` says TMA can read the inputs on a Hopper), CUDA cores otherwise.
     /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernel's tiles do
     ///   not fit the device's shared memory.
@@ -34,14 +34,14 @@ struct ForwardProgram: Sendable {
         tensorMaps: Bool
     ) throws -> any ForwardAttentionKernel {
         let (d, dv) = (shape.headDim, shape.valueDim)
-        let tensorCores = shape.dtype != .float32 && [d, dv].allSatisfy(ForwardKernel.supportedHeadDims.contains)
+        let tensorCores = shape.dtype != .float32 && [d, dv].allSatisfy(MMAForwardKernel.supportedHeadDims.contains)
         if tensorCores && tensorMaps {
             let kernel = HopperForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                 .fitting(maxSharedMemory: sharedMemory)
             if kernel.sharedMemoryBytes <= sharedMemory { return kernel }
         }
         if tensorCores {
-            return ForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+            return MMAForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                 .fitting(maxSharedMemory: sharedMemory)
         }
         let kernel = ScalarForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)

@@ -1,11 +1,11 @@
 /// The forward pass on CUDA cores in Float32 FMA: Float32 inputs at Float32 accuracy, and head dims the tensor-core
-/// ``ForwardKernel`` does not take (any D and Dv from 1 up to what shared memory holds), for every dtype.
+/// ``MMAForwardKernel`` does not take (any D and Dv from 1 up to what shared memory holds), for every dtype.
 ///
 /// A CTA of 4 warps owns ``queryBlock`` query rows, ``rowsPerWarp`` per warp, and walks 32-key blocks with K and V
 /// staged in shared memory as Float32. Each lane scores one key against its warp's rows (Q rows in shared memory,
 /// read as broadcasts), the online softmax runs in base 2 with warp reductions and `exp2f`, and each lane
 /// accumulates output columns `lane + 32j` with P broadcast by shuffles. Parameters, block list and the mods'
-/// semantics are ``ForwardKernel``'s (the score mod on every score, the mask only in partial blocks and on keys
+/// semantics are ``MMAForwardKernel``'s (the score mod on every score, the mask only in partial blocks and on keys
 /// past `Skv`); `vectorLoads` is ignored.
 struct ScalarForwardKernel: ForwardAttentionKernel {
     let dtype: DType

@@ -5,7 +5,7 @@
 /// P = exp2(Q Kᵀ …) and dP = dO Vᵀ, forms dS = P (dP − Delta) ∂score′/∂score and accumulates dQ += dS K in
 /// registers. Only this CTA writes its rows, in key order: dQ is deterministic without atomics. Table gradients
 /// are added with atomics as each score's ∂L/∂score′ appears.
-struct QueryGradientKernel: TensorCoreAttentionKernel, GradientAttentionKernel {
+struct MMAQueryGradientKernel: TensorCoreAttentionKernel, GradientAttentionKernel {
     var gradientNames: [String] { ["dQ"] }
     let dtype: DType
     let headDim: Int

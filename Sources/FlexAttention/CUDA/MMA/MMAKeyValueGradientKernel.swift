@@ -6,7 +6,7 @@
 /// recomputes Pᵀ = exp2(K Qᵀ …) and dPᵀ = V dOᵀ for its keys, then dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score and
 /// accumulates dV += Pᵀ dO and dK += dSᵀ Q in registers (Pᵀ and dSᵀ rounded to the input dtype as MMA operands).
 /// Every warp works on its own keys, so the sums run in a fixed order and each gradient row is written once.
-struct KeyValueGradientKernel: TensorCoreAttentionKernel, GradientAttentionKernel {
+struct MMAKeyValueGradientKernel: TensorCoreAttentionKernel, GradientAttentionKernel {
     var gradientNames: [String] { ["dK", "dV"] }
     let dtype: DType
     let headDim: Int
@@ -23,7 +23,7 @@ struct KeyValueGradientKernel: TensorCoreAttentionKernel, GradientAttentionKerne
         "fa_backward_dkdv_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }
 
-    /// K and V tiles, and per stage a Q tile, a dO tile (rows padded by 8 elements, as in ``ForwardKernel``) and 64
+    /// K and V tiles, and per stage a Q tile, a dO tile (rows padded by 8 elements, as in ``MMAForwardKernel``) and 64
     /// LSE and Delta values.
     var sharedMemoryBytes: Int {
         2 * 64 * (headDim + 8 + valueDim + 8) * (1 + stages) + stages * 2 * 64 * 4

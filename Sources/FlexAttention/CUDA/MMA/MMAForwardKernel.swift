@@ -12,7 +12,7 @@
 /// Head dims D and Dv are compile-time constants: multiples of 16 from 16 to 256. Rows and keys past the
 /// sequence ends are loaded as zeros and never written; any strides work (rows are copied 16 bytes at a time
 /// with `cp.async` when the last dim is contiguous and aligned, element by element and synchronously otherwise).
-struct ForwardKernel: TensorCoreAttentionKernel, ForwardAttentionKernel {
+struct MMAForwardKernel: TensorCoreAttentionKernel, ForwardAttentionKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int

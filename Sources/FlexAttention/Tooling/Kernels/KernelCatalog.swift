@@ -1,16 +1,3 @@
-/// A kernel generated as CUDA C++: its `extern "C"` name and complete, header-free translation unit. The same
-/// inputs always give the same bytes, so cache keys are stable.
-package protocol GeneratedKernel: Sendable {
-    var name: String { get }
-    var source: String { get }
-    /// Whether the kernel is meant for `architecture` (Hopper kernels use sm_90a's own instructions).
-    func compiles(for architecture: GPUArchitecture) -> Bool
-}
-
-extension GeneratedKernel {
-    package func compiles(for architecture: GPUArchitecture) -> Bool { true }
-}
-
 extension ConversionKernel: GeneratedKernel {}
 extension SharedMemoryProbeKernel: GeneratedKernel {}
 
@@ -35,12 +22,12 @@ package enum KernelCatalog {
         return [DType.float16, .bfloat16].flatMap { dtype in
             [(16, 16), (64, 64), (80, 80), (128, 128), (128, 64), (256, 256)].flatMap { d, dv in
                 mods.map { mask, scoreMod in
-                    ForwardKernel(
+                    MMAForwardKernel(
                         dtype: dtype, headDim: d, valueDim: dv, mask: mask.map { CUDAModFunction(mask: $0) },
                         scoreMod: scoreMod.map { CUDAModFunction(scoreMod: $0, includesGradients: false) })
                 }
             }
-        } + [ForwardKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil, stages: 1)]
+        } + [MMAForwardKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil, stages: 1)]
             + hopperKernels
     }
 
@@ -76,8 +63,8 @@ package enum KernelCatalog {
         let variants = [(DType.bfloat16, 64, 64), (.bfloat16, 80, 80), (.bfloat16, 128, 64), (.bfloat16, 256, 256), (.float16, 64, 64)]
         func pair(_ dtype: DType, _ d: Int, _ dv: Int, _ mask: MaskMod?, _ scoreMod: ScoreMod?, stages: Int) -> [any GeneratedKernel] {
             let (maskFunction, scoreFunction) = (mask.map { CUDAModFunction(mask: $0) }, scoreMod.map { CUDAModFunction(scoreMod: $0) })
-            return [KeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages),
-                    QueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages)]
+            return [MMAKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages),
+                    MMAQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: maskFunction, scoreMod: scoreFunction, stages: stages)]
         }
         return [DType.bfloat16, .float16, .float32].map { DeltaKernel(dtype: $0) }
             + variants.flatMap { dtype, d, dv in mods.flatMap { pair(dtype, d, dv, $0.mask, $0.scoreMod, stages: 2) } }
