@@ -51,21 +51,18 @@ public struct Attention: Sendable {
     public func forward(
         query: Tensor, key: Tensor, value: Tensor, options: AttentionOptions = .init(), outputDType: DType? = nil
     ) throws -> AttentionOutput {
-        let shape = try AttentionShape(query: query, key: key, value: value)
-        let scale = try shape.resolvedScale(options.scale)
-        try options.checkScoreModDomain(shape)
-        return try NonFiniteInputs.forward(
-            shape: shape, options: options, query: query, key: key, value: value
-        ) { query, key, value in
+        let problem = try AttentionProblem(
+            shape: AttentionShape(query: query, key: key, value: value), options: options)
+        return try NonFiniteInputs.forward(problem: problem, query: query, key: key, value: value) { query, key, value in
             switch device {
             case .cpu:
                 return try CPUForward(
-                    shape: shape, scale: scale, mods: try CPUMods(options, shape: shape, includesGradients: false),
-                    query: query, key: key, value: value, outputDType: outputDType ?? shape.dtype
+                    shape: problem.shape, scale: problem.scale, mods: try CPUMods(problem, includesGradients: false),
+                    query: query, key: key, value: value, outputDType: outputDType ?? problem.shape.dtype
                 ).run()
             case let .cuda(ordinal):
                 let result = try CUDAHostAttention(device: CUDADevice.open(ordinal), cache: AttentionPlan.processCache.get())
-                    .forward(query: query, key: key, value: value, options: options)
+                    .forward(problem, query: query, key: key, value: value)
                 guard let outputDType, outputDType != result.output.dtype else { return result }
                 return AttentionOutput(
                     output: try Tensor(result.output.floats(), shape: result.output.shape, dtype: outputDType),
@@ -104,28 +101,23 @@ public struct Attention: Sendable {
         options: AttentionOptions = .init(), gradientDType: DType? = nil
     ) throws -> AttentionGradients {
         let shape = try AttentionShape(query: query, key: key, value: value)
-        let scale = try shape.resolvedScale(options.scale)
-        let outputShape = [shape.batch, shape.queryHeads, shape.queryLength, shape.valueDim]
-        try AttentionShape.require(forward.output, named: "output", shape: outputShape)
-        try AttentionShape.require(outputGradient, named: "output gradient", shape: outputShape)
-        try AttentionShape.require(
-            forward.logSumExp, named: "log-sum-exp", shape: [shape.batch, shape.queryHeads, shape.queryLength])
-        try options.checkScoreModDomain(shape)
+        try AttentionShape.require(forward.output, named: "output", shape: shape.outputShape)
+        try AttentionShape.require(outputGradient, named: "output gradient", shape: shape.outputShape)
+        try AttentionShape.require(forward.logSumExp, named: "log-sum-exp", shape: shape.logSumExpShape)
+        let problem = try AttentionProblem(shape: shape, options: options)
         return try NonFiniteInputs.backward(
-            shape: shape, options: options, query: query, key: key, value: value, forward: forward,
-            outputGradient: outputGradient
+            problem: problem, query: query, key: key, value: value, forward: forward, outputGradient: outputGradient
         ) { query, key, value, forward, outputGradient in
             switch device {
             case .cpu:
                 return try CPUBackward(
-                    shape: shape, scale: scale, mods: try CPUMods(options, shape: shape, includesGradients: true),
+                    shape: shape, scale: problem.scale, mods: try CPUMods(problem, includesGradients: true),
                     query: query, key: key, value: value, output: forward.output, logSumExp: forward.logSumExp,
                     outputGradient: outputGradient, gradientDType: gradientDType ?? shape.dtype
                 ).run()
             case let .cuda(ordinal):
-                let result = try CUDAHostAttention(device: CUDADevice.open(ordinal), cache: AttentionPlan.processCache.get()).backward(
-                    query: query, key: key, value: value, forward: forward, outputGradient: outputGradient,
-                    options: options)
+                let result = try CUDAHostAttention(device: CUDADevice.open(ordinal), cache: AttentionPlan.processCache.get())
+                    .backward(problem, query: query, key: key, value: value, forward: forward, outputGradient: outputGradient)
                 guard let gradientDType, gradientDType != shape.dtype else { return result }
                 func converted(_ tensor: Tensor) throws -> Tensor {
                     try Tensor(tensor.floats(), shape: tensor.shape, dtype: gradientDType)

@@ -25,18 +25,3 @@ public struct AttentionOptions: Sendable {
     }
 }
 
-extension AttentionOptions {
-    /// The mask every backend applies: `causal && mask` when both are asked for, nil when every score is kept.
-    var effectiveMask: MaskMod? {
-        isCausal ? mask.map { .causal && $0 } ?? .causal : mask
-    }
-
-    /// Checks, before any device runs, that the score mod indexes every table inside its bounds and divides no Int
-    /// by zero anywhere in `shape`'s domain, so the CPU and CUDA refuse the same mods with the same error (the
-    /// mask is checked over the domain when its block mask is built, on both).
-    /// - Throws: ``ModError`` for the first element found.
-    func checkScoreModDomain(_ shape: AttentionShape) throws {
-        try scoreMod?.checkIndices(
-            batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength, keyLength: shape.keyLength)
-    }
-}

@@ -8,10 +8,10 @@ struct MaskReach {
     let shape: AttentionShape
     let masking: any TileMasking
 
-    /// - Throws: ``ModError`` when the options' mask is malformed (as attention itself would).
-    init(_ options: AttentionOptions, shape: AttentionShape) throws {
-        self.shape = shape
-        masking = try CPUMods.masking(options, shape: shape)
+    /// - Throws: ``ModError`` when the problem's mask is malformed (as attention itself would).
+    init(_ problem: AttentionProblem) throws {
+        shape = problem.shape
+        masking = try CPUMods.masking(problem)
     }
 
     /// The query rows `[B, Hq, Sq]` that keep at least one of the flagged key rows `keys` (`[B, Hkv, Skv]`).

@@ -11,7 +11,7 @@
 enum NonFiniteInputs {
     /// `compute` run on `query`, `key`, `value`, or on their finite copies with the poisoned rows set to NaN.
     static func forward(
-        shape: AttentionShape, options: AttentionOptions, query: Tensor, key: Tensor, value: Tensor,
+        problem: AttentionProblem, query: Tensor, key: Tensor, value: Tensor,
         compute: (Tensor, Tensor, Tensor) throws -> AttentionOutput
     ) throws -> AttentionOutput {
         let badQueries = RowFlags(nonFiniteRowsOf: query)
@@ -22,7 +22,7 @@ enum NonFiniteInputs {
         let result = try compute(query.zeroing(badQueries), key.zeroing(badKeys), value.zeroing(badKeys))
         var poisoned = badQueries
         if !badKeys.isEmpty {
-            poisoned.formUnion(try MaskReach(options, shape: shape).queries(keepingAnyOf: badKeys))
+            poisoned.formUnion(try MaskReach(problem).queries(keepingAnyOf: badKeys))
         }
         // A row that keeps nothing (LSE −∞ on the finite copies) still gives O = 0, LSE = −∞.
         let logSumExp = result.logSumExp.floats()
@@ -35,7 +35,7 @@ enum NonFiniteInputs {
     /// `compute` run on the given tensors, or on finite copies (with the poisoned rows' LSE −∞, so that they add
     /// nothing) with the gradients that use a poisoned row set to NaN.
     static func backward(
-        shape: AttentionShape, options: AttentionOptions, query: Tensor, key: Tensor, value: Tensor,
+        problem: AttentionProblem, query: Tensor, key: Tensor, value: Tensor,
         forward: AttentionOutput, outputGradient: Tensor,
         compute: (Tensor, Tensor, Tensor, AttentionOutput, Tensor) throws -> AttentionGradients
     ) throws -> AttentionGradients {
@@ -49,7 +49,7 @@ enum NonFiniteInputs {
             return try compute(query, key, value, forward, outputGradient)
         }
 
-        let reach = try MaskReach(options, shape: shape)
+        let reach = try MaskReach(problem)
         var poisoned = badRows
         if !badKeys.isEmpty { poisoned.formUnion(reach.queries(keepingAnyOf: badKeys)) }
         var logSumExp = forward.logSumExp.floats()

@@ -1,4 +1,4 @@
-/// The options' masking and score mod, prepared for the CPU loops of one problem shape.
+/// A problem's masking and score mod, prepared for the CPU loops.
 struct CPUMods: Sendable {
     /// Which blocks to visit and how to mask partial ones.
     let masking: any TileMasking
@@ -8,23 +8,24 @@ struct CPUMods: Sendable {
     /// - Parameter includesGradients: whether the score mod is prepared for backward (its derivatives built).
     /// - Throws: ``ModError`` when the mask or score mod is malformed, or the mask indexes a table outside its
     ///   bounds anywhere in the problem's domain (``Attention`` checks the score mod's domain for every device).
-    init(_ options: AttentionOptions, shape: AttentionShape, includesGradients: Bool) throws {
-        masking = try Self.masking(options, shape: shape)
-        scoreModifier = try options.scoreMod.map {
+    init(_ problem: AttentionProblem, includesGradients: Bool) throws {
+        masking = try Self.masking(problem)
+        scoreModifier = try problem.scoreMod.map {
             try ScoreModTileEvaluator(
-                $0, queryLength: shape.queryLength, keyLength: shape.keyLength, includesGradients: includesGradients)
+                $0, queryLength: problem.shape.queryLength, keyLength: problem.shape.keyLength,
+                includesGradients: includesGradients)
         }
     }
 
-    /// The options' causal flag and mask as one masking: none, the built-in causal, or a ``BlockMask`` at the
-    /// loops' tile size.
+    /// The problem's mask as a masking: none, the built-in causal, or a ``BlockMask`` at the loops' tile size.
     /// - Throws: ``ModError`` when the mask is malformed or leaves its domain.
-    static func masking(_ options: AttentionOptions, shape: AttentionShape) throws -> any TileMasking {
-        switch (options.mask, options.effectiveMask) {
-        case (_, nil): NoMasking()
-        case (nil, _): CausalMasking()
-        case let (_, mask?):
-            try BlockMask(
+    static func masking(_ problem: AttentionProblem) throws -> any TileMasking {
+        let shape = problem.shape
+        switch problem.mask {
+        case nil: return NoMasking()
+        case _ where problem.isCausalOnly: return CausalMasking()
+        case let mask?:
+            return try BlockMask(
                 mask, batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength,
                 keyLength: shape.keyLength, queryBlockSize: CPUTile.queries, keyBlockSize: CPUTile.keys)
         }

@@ -71,19 +71,15 @@ public final class AttentionPlan: Sendable {
         shape: AttentionShape, options: AttentionOptions = .init(), device: CUDADevice, includesBackward: Bool = true
     ) throws {
         try self.init(
-            shape: shape, options: options, device: device, includesBackward: includesBackward,
+            AttentionProblem(shape: shape, options: options), device: device, includesBackward: includesBackward,
             cache: Self.processCache.get())
     }
 
-    init(
-        shape: AttentionShape, options: AttentionOptions, device: CUDADevice, includesBackward: Bool,
-        cache: KernelCache
-    ) throws {
-        sizes = AttentionSizes(shape, scale: try shape.resolvedScale(options.scale))
-        try options.checkScoreModDomain(shape)
-        (self.device, self.shape, self.options, self.includesBackward, self.cache) =
-            (device, shape, options, includesBackward, cache)
-        mods = try PlanMods(options, includesBackward: includesBackward, device: device)
+    init(_ problem: AttentionProblem, device: CUDADevice, includesBackward: Bool, cache: KernelCache) throws {
+        sizes = AttentionSizes(problem.shape, scale: problem.scale)
+        (self.device, shape, options, self.includesBackward, self.cache) =
+            (device, problem.shape, problem.options, includesBackward, cache)
+        mods = try PlanMods(problem, includesBackward: includesBackward, device: device)
         prefersTensorMaps = device.architecture == .sm90a && device.api.cuTensorMapEncodeTiled != nil
         backwardFork = Mutex(includesBackward ? try BackwardFork(device: device) : nil)
         _ = try programs(tensorMaps: prefersTensorMaps)

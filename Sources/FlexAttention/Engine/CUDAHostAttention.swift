@@ -4,9 +4,8 @@ struct CUDAHostAttention {
     let device: CUDADevice
     let cache: KernelCache
 
-    func forward(query: Tensor, key: Tensor, value: Tensor, options: AttentionOptions) throws -> AttentionOutput {
-        let shape = try AttentionShape(query: query, key: key, value: value)
-        let plan = try AttentionPlan(shape: shape, options: options, device: device, includesBackward: false, cache: cache)
+    func forward(_ problem: AttentionProblem, query: Tensor, key: Tensor, value: Tensor) throws -> AttentionOutput {
+        let plan = try AttentionPlan(problem, device: device, includesBackward: false, cache: cache)
         let stream = try CUDAStream(device: device)
         let result = try plan.forward(
             query: DeviceTensor(copying: query, to: device), key: DeviceTensor(copying: key, to: device),
@@ -17,11 +16,11 @@ struct CUDAHostAttention {
 
     /// The gradients in the inputs' dtype.
     func backward(
-        query: Tensor, key: Tensor, value: Tensor, forward: AttentionOutput, outputGradient: Tensor,
-        options: AttentionOptions
+        _ problem: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, forward: AttentionOutput,
+        outputGradient: Tensor
     ) throws -> AttentionGradients {
-        let shape = try AttentionShape(query: query, key: key, value: value)
-        let plan = try AttentionPlan(shape: shape, options: options, device: device, includesBackward: true, cache: cache)
+        let shape = problem.shape
+        let plan = try AttentionPlan(problem, device: device, includesBackward: true, cache: cache)
         // The kernels read O and dO in the inputs' dtype and the LSE as contiguous Float32.
         func upload(_ tensor: Tensor, as dtype: DType) throws -> DeviceTensor {
             let converted = tensor.dtype == dtype && (dtype != .float32 || tensor.strides == Tensor.contiguousStrides(tensor.shape))

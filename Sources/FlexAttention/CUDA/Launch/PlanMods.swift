@@ -12,14 +12,14 @@ final class PlanMods: Sendable {
     let maskArguments: CUDAModArguments?
     let scoreArguments: CUDAModArguments?
 
-    init(_ options: AttentionOptions, includesBackward: Bool, device: CUDADevice) throws {
-        mask = options.effectiveMask
+    init(_ problem: AttentionProblem, includesBackward: Bool, device: CUDADevice) throws {
+        mask = problem.mask
         maskFunction = mask.map { CUDAModFunction(mask: $0) }
-        forwardScoreFunction = options.scoreMod.map { CUDAModFunction(scoreMod: $0, includesGradients: false) }
+        forwardScoreFunction = problem.scoreMod.map { CUDAModFunction(scoreMod: $0, includesGradients: false) }
         backwardScoreFunction = includesBackward
-            ? options.scoreMod.map { CUDAModFunction(scoreMod: $0, includesGradients: true) } : nil
+            ? problem.scoreMod.map { CUDAModFunction(scoreMod: $0, includesGradients: true) } : nil
         maskArguments = try mask.map { try CUDAModArguments($0.expression.arguments, device: device) }
-        scoreArguments = try options.scoreMod.map { try CUDAModArguments($0.expression.arguments, device: device) }
+        scoreArguments = try problem.scoreMod.map { try CUDAModArguments($0.expression.arguments, device: device) }
     }
 
     /// The mask's block list at a kernel's block sizes (nil without a mask): by query block, or `transposed` by key

@@ -18,4 +18,21 @@ extension CUDAConformance {
                 return try Tensor(values, shape: shape, dtype: testCase.dtype, layout: testCase.layout)
             }
     }
+
+    /// The GPU's forward pass on host tensors, without `Attention`'s scan for non-finite rows.
+    func gpuForward(query: Tensor, key: Tensor, value: Tensor, options: AttentionOptions) throws -> AttentionOutput {
+        try CUDAHostAttention(device: device, cache: cache).forward(
+            AttentionProblem(shape: AttentionShape(query: query, key: key, value: value), options: options),
+            query: query, key: key, value: value)
+    }
+
+    /// The GPU's backward pass on host tensors, without `Attention`'s scan for non-finite rows.
+    func gpuBackward(
+        query: Tensor, key: Tensor, value: Tensor, forward: AttentionOutput, outputGradient: Tensor,
+        options: AttentionOptions
+    ) throws -> AttentionGradients {
+        try CUDAHostAttention(device: device, cache: cache).backward(
+            AttentionProblem(shape: AttentionShape(query: query, key: key, value: value), options: options),
+            query: query, key: key, value: value, forward: forward, outputGradient: outputGradient)
+    }
 }

@@ -41,7 +41,7 @@ extension CUDAConformance {
             try Attention(device: .cpu).forward(query: tensors[0], key: tensors[1], value: tensors[2], options: testCase.options)
         }) else { return nil }
         let gpu = failure {
-            try CUDAHostAttention(device: device, cache: cache).forward(
+            try gpuForward(
                 query: tensors[0], key: tensors[1], value: tensors[2], options: testCase.options)
         }
         return .some(gpu == cpu ? nil : "the CPU refused it (\(cpu)), the GPU \(gpu.map { "refused it (\($0))" } ?? "ran it")")
@@ -50,7 +50,7 @@ extension CUDAConformance {
     /// The GPU forward's O (relative norm error) and LSE (element by element, −∞ exactly) against the CPU's.
     private func forwardMatches(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> String? {
         let tensors = try inputs(testCase, &random)
-        let gpu = try CUDAHostAttention(device: device, cache: cache).forward(
+        let gpu = try gpuForward(
             query: tensors[0], key: tensors[1], value: tensors[2], options: testCase.options)
         let cpu = try Attention(device: .cpu).forward(
             query: tensors[0], key: tensors[1], value: tensors[2], options: testCase.options, outputDType: .float32)
@@ -69,9 +69,9 @@ extension CUDAConformance {
                 label: "", dtype: .bfloat16, shape: (batch, 2, 2, length, length, 64, 64),
                 options: .init(mask: .slidingWindow(window), scoreMod: relative))
             let tensors = try inputs(testCase, &random)
-            let forward = try CUDAHostAttention(device: device, cache: cache).forward(
+            let forward = try gpuForward(
                 query: tensors[0], key: tensors[1], value: tensors[2], options: testCase.options)
-            _ = try CUDAHostAttention(device: device, cache: cache).backward(
+            _ = try gpuBackward(
                 query: tensors[0], key: tensors[1], value: tensors[2], forward: forward, outputGradient: tensors[3],
                 options: testCase.options)
         }

@@ -65,7 +65,7 @@ extension CUDAConformance {
         let want = try cpu.backward(
             query: query, key: key, value: value, forward: forward, outputGradient: outputGradient,
             options: testCase.options, gradientDType: .float32)
-        let got = try CUDAHostAttention(device: device, cache: cache).backward(
+        let got = try gpuBackward(
             query: query, key: key, value: value, forward: forward, outputGradient: outputGradient, options: testCase.options)
         let tolerance: Float = switch testCase.dtype {
         case .float32: 1e-4
@@ -110,7 +110,7 @@ extension CUDAConformance {
         let forward = try Attention(device: .cpu).forward(
             query: tensors[0], key: tensors[1], value: tensors[2], options: testCase.options)
         let runs = try (0..<2).map { _ in
-            try CUDAHostAttention(device: device, cache: cache).backward(
+            try gpuBackward(
                 query: tensors[0], key: tensors[1], value: tensors[2], forward: forward, outputGradient: tensors[3],
                 options: testCase.options)
         }

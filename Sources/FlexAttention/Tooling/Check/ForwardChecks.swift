@@ -59,7 +59,7 @@ extension CUDAConformance {
         let tensors = try inputs(testCase, &random)
         let (query, key, value) = (tensors[0], tensors[1], tensors[2])
         let options = testCase.options
-        let gpu = try CUDAHostAttention(device: device, cache: cache).forward(query: query, key: key, value: value, options: options)
+        let gpu = try gpuForward(query: query, key: key, value: value, options: options)
         let cpu = try Attention(device: .cpu).forward(
             query: query, key: key, value: value, options: options, outputDType: .float32)
         let (output, logSumExp) = (cpu.output.floats(), cpu.logSumExp.floats())

@@ -32,7 +32,8 @@ extension CUDAConformance {
         let shape = try AttentionShape(
             batch: s.b, queryHeads: s.hq, keyValueHeads: s.hkv, queryLength: s.sq, keyLength: s.skv, headDim: s.d,
             valueDim: s.dv, dtype: testCase.dtype)
-        let plan = try AttentionPlan(shape: shape, options: testCase.options, device: device, includesBackward: true, cache: cache)
+        let plan = try AttentionPlan(
+            AttentionProblem(shape: shape, options: testCase.options), device: device, includesBackward: true, cache: cache)
         let stream = try CUDAStream(device: device)
         let forward = try plan.forward(query: tensors[0], key: tensors[1], value: tensors[2], on: stream)
         let gradients = try plan.backward(
@@ -69,7 +70,7 @@ extension CUDAConformance {
             options: .init(isCausal: true, mask: .slidingWindow(70), scoreMod: scoreMod))
         let (host, tensors) = try deviceInputs(testCase, &random)
         let plan = try AttentionPlan(
-            shape: AttentionShape(query: host[0], key: host[1], value: host[2]), options: testCase.options,
+            AttentionProblem(shape: AttentionShape(query: host[0], key: host[1], value: host[2]), options: testCase.options),
             device: device, includesBackward: true, cache: cache)
         return (plan, host, tensors)
     }
@@ -160,7 +161,8 @@ extension CUDAConformance {
         let strided = try DeviceTensor(
             buffer: gradients.query.buffer, dtype: .bfloat16, shape: [1, 2, 75, 64], strides: [19200, 9600, 128, 1])
         let forwardOnly = try AttentionPlan(
-            shape: plan.shape, options: plan.options, device: device, includesBackward: false, cache: cache)
+            AttentionProblem(shape: plan.shape, options: plan.options), device: device, includesBackward: false,
+            cache: cache)
         let calls: [(String, () throws -> Void)] = [
             ("K as Q", { _ = try plan.forward(query: t[1], key: t[1], value: t[2], on: stream) }),
             ("a Float32 log-sum-exp given as O", {
