@@ -79,7 +79,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             \(signature.declaration)) {
             constexpr int D = \(headDim), DV = \(valueDim), NV = \(paddedValueDim);
             constexpr int GROUPS = \(consumerGroups), BM = 64 * GROUPS, BN = \(keyBlock);
-            constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+            constexpr float LOG2E = 1.4426950408889634f;
             const float scaleLog2 = scale * LOG2E;
             \(pipeline.layout)
             \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
@@ -90,9 +90,9 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
             const int q0 = qBlock * BM;
             const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
-            const int begin = blockList ? blockStarts[line] : 0;
-            const int end = blockList ? blockStarts[line + 1] : (Skv + BN - 1) / BN;
-            const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
+            const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, (Skv + BN - 1) / BN);
+            const int begin = range.begin, end = range.end;
+            const auto entryAt = [&](int step) { return fa_block_entry(blockList, step); };
 
             if (warp >= 4 * GROUPS) {  // the producer warpgroup
                 \(pipeline.producer(residentAt: ("q0", "h"), streamedAt: ("k0", "hkv"), walk: walk, registers: producerRegisters))

@@ -55,10 +55,10 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
                 for (int g = 0; g < group; ++g) {
                     const int h = hkv * group + g;
                     const int line = (b * maskBatchStride + h * maskHeadStride) * keyBlocks + keyBlock;
-                    const int begin = blockList ? blockStarts[line] : 0;
-                    const int end = blockList ? blockStarts[line + 1] : queryBlocks;
+                    const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, queryBlocks);
+                    const int begin = range.begin, end = range.end;
                     for (int step = begin; step < end; ++step, ++i) {
-                        const int entry = blockList ? blockList[step] : step * 2, q0 = (entry >> 1) * BQ;
+                        const int entry = fa_block_entry(blockList, step), q0 = (entry >> 1) * BQ;
                         const bool partial = (entry & 1) != 0;
         """, "}}")
     }

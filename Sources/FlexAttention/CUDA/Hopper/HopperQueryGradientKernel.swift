@@ -81,9 +81,9 @@ struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel
                 const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
                 const int q0 = queryBlock * BM;
                 const int line = (b * maskBatchStride + h * maskHeadStride) * queryBlocks + queryBlock;
-                const int begin = blockList ? blockStarts[line] : 0;
-                const int end = blockList ? blockStarts[line + 1] : (Skv + BN - 1) / BN;
-                const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };
+                const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, (Skv + BN - 1) / BN);
+                const int begin = range.begin, end = range.end;
+                const auto entryAt = [&](int step) { return fa_block_entry(blockList, step); };
 
                 if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
                     \(pipeline.producer(residentAt: ("q0", "h"), streamedAt: ("k0", "hkv"), walk: walk, registers: producerRegisters))

@@ -29,7 +29,7 @@ enum OnlineSoftmax {
             blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 1));
             blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 2));
             // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.
-            const float reference = blockMax == fa_negative_infinity() ? 0.0f : blockMax;
+            const float reference = fa_softmax_reference(blockMax);
             const float correction = fa_exp2(rowMax - reference);
             rowMax = blockMax;
             #pragma unroll

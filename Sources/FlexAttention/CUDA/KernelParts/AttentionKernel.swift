@@ -109,7 +109,7 @@ extension TensorCoreAttentionKernel {
                         }
                         if (lane % 4 == 0) {
                             LSE[((long long)b * Hq + h) * Sq + query] =
-                                sum > 0.0f ? (\(maximum) + log2f(sum)) * LN2 : fa_negative_infinity();
+                                fa_log_sum_exp(\(maximum), sum);
                         }
         """
     }

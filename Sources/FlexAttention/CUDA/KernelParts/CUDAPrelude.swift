@@ -36,6 +36,21 @@ enum CUDAPrelude {
         }
         FA_INLINE long long fa_global_index() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
 
+        // A block list's line (CUDABlockList): steps begin ..< end index `entries`, each `block << 1 | partial`.
+        // Without a list (no mask) a line is all `blocks` blocks, none partial.
+        struct fa_block_range { int begin, end; };
+        FA_INLINE fa_block_range fa_block_range_of(const int* starts, const int* entries, int line, int blocks) {
+            return entries ? fa_block_range{starts[line], starts[line + 1]} : fa_block_range{0, blocks};
+        }
+        FA_INLINE int fa_block_entry(const int* entries, int step) { return entries ? entries[step] : step * 2; }
+
+        // The online softmax in base 2. A row's reference is its running maximum, or 0 while every score so far is
+        // −∞ (so that 2^(score − reference) is 0, not NaN); its natural-log LSE is −∞ when it keeps nothing.
+        FA_INLINE float fa_softmax_reference(float maximum) { return maximum == fa_negative_infinity() ? 0.0f : maximum; }
+        FA_INLINE float fa_log_sum_exp(float maximum, float sum) {
+            return sum > 0.0f ? (maximum + log2f(sum)) * 0.6931471805599453f : fa_negative_infinity();
+        }
+
         """
 }
 

@@ -40,9 +40,9 @@ enum SharedTileLoader {
     static func keyBlockLoop(queryBlocks: String, queryBlock: String) -> String {
         [
             "const int line = (b * maskBatchStride + h * maskHeadStride) * \(queryBlocks) + \(queryBlock);",
-            "const int begin = blockList ? blockStarts[line] : 0;",
-            "const int end = blockList ? blockStarts[line + 1] : (Skv + 63) / 64;",
-            "const auto entryAt = [&](int step) { return blockList ? blockList[step] : step * 2; };",
+            "const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, (Skv + 63) / 64);",
+            "const int begin = range.begin, end = range.end;",
+            "const auto entryAt = [&](int step) { return fa_block_entry(blockList, step); };",
             "const auto prefetch = [&](int step) {",
             "    if (step < end) {",
             "        const int k0 = (entryAt(step) >> 1) * 64;",

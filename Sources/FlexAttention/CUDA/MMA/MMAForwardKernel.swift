@@ -57,7 +57,7 @@ struct MMAForwardKernel: TensorCoreAttentionKernel, ForwardAttentionKernel {
                 \(signature.declaration)) {
                 constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, AHEAD = \(stages) - 1;
                 constexpr int M = \(rowTiles), BM = 64 * M;  // row tiles per warp, query rows per CTA
-                constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+                constexpr float LOG2E = 1.4426950408889634f;
                 const float scaleLog2 = scale * LOG2E;
                 extern __shared__ __align__(16) fa_u16 shared[];
                 fa_u16* sQ = shared;
@@ -145,7 +145,7 @@ struct MMAForwardKernel: TensorCoreAttentionKernel, ForwardAttentionKernel {
                         blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 1));
                         blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 2));
                         // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.
-                        const float reference = blockMax == fa_negative_infinity() ? 0.0f : blockMax;
+                        const float reference = fa_softmax_reference(blockMax);
                         const float correction = fa_exp2(rowMax[i] - reference);
                         rowMax[i] = blockMax;
                         #pragma unroll

@@ -57,15 +57,15 @@ struct MMAKeyValueGradientKernel: TensorCoreAttentionKernel, GradientAttentionKe
             // The walk: query heads of the group in order, each through its line of the transposed list.
             struct Cursor { int head, step, end; };
             const auto lineOf = [&](int g) { return (b * maskBatchStride + (hkv * group + g) * maskHeadStride) * keyBlocks + keyBlock; };
+            const auto cursorAt = [&](int g) {
+                const fa_block_range range = fa_block_range_of(blockStarts, blockList, lineOf(g), queryBlocks);
+                return Cursor{g, range.begin, range.end};
+            };
             const auto settle = [&](Cursor c) {
-                while (c.step >= c.end && c.head + 1 < group) {
-                    ++c.head;
-                    c.step = blockList ? blockStarts[lineOf(c.head)] : 0;
-                    c.end = blockList ? blockStarts[lineOf(c.head) + 1] : queryBlocks;
-                }
+                while (c.step >= c.end && c.head + 1 < group) c = cursorAt(c.head + 1);
                 return c;
             };
-            const auto entryAt = [&](Cursor c) { return blockList ? blockList[c.step] : c.step * 2; };
+            const auto entryAt = [&](Cursor c) { return fa_block_entry(blockList, c.step); };
             // Starts loading the Q, dO, LSE and Delta rows of c's query block into stage `slot`; LSE is kept in
             // base 2, +inf for rows past the end or keeping nothing, so that their probabilities come out 0.
             const auto load = [&](Cursor c, int slot) {
@@ -90,7 +90,7 @@ struct MMAKeyValueGradientKernel: TensorCoreAttentionKernel, GradientAttentionKe
             #pragma unroll
             for (int j = 0; j < DV / 8; ++j) dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
 
-            Cursor current = settle(Cursor{0, blockList ? blockStarts[lineOf(0)] : 0, blockList ? blockStarts[lineOf(0) + 1] : queryBlocks});
+            Cursor current = settle(cursorAt(0));
             if (AHEAD) load(current, 0);
             fa_cp_async_commit();  // K and V join the first group
             for (int iteration = 0; current.step < current.end; ++iteration) {

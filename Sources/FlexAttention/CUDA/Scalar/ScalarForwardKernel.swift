@@ -51,7 +51,7 @@ struct ScalarForwardKernel: ForwardAttentionKernel {
                 \(signature.declaration)) {
                 constexpr int D = \(headDim), DV = \(valueDim), R = \(rowsPerWarp), BM = 4 * R, BN = 32;
                 constexpr int KP = D | 1, DVJ = (DV + 31) / 32;  // K's pitch; output columns per lane
-                constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+                constexpr float LOG2E = 1.4426950408889634f;
                 extern __shared__ float shared[];
                 float* const sQ = shared;         // [BM][D]
                 float* const sK = sQ + BM * D;    // [BN][KP]
@@ -78,10 +78,10 @@ struct ScalarForwardKernel: ForwardAttentionKernel {
                 }
 
                 const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
-                const int begin = blockList ? blockStarts[line] : 0;
-                const int end = blockList ? blockStarts[line + 1] : (Skv + BN - 1) / BN;
+                const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, (Skv + BN - 1) / BN);
+                const int begin = range.begin, end = range.end;
                 for (int step = begin; step < end; ++step) {
-                    const int entry = blockList ? blockList[step] : step * 2;
+                    const int entry = fa_block_entry(blockList, step);
                     const int k0 = (entry >> 1) * BN;
                     const bool partial = (entry & 1) != 0;
                     __syncthreads();  // every warp is done with the previous K and V (and Q's stores are visible)
@@ -112,7 +112,7 @@ struct ScalarForwardKernel: ForwardAttentionKernel {
                         x = keep ? x * LOG2E : fa_negative_infinity();
                         const float blockMax = fmaxf(rowMax[r], fa_warp_max(x));
                         // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.
-                        const float reference = blockMax == fa_negative_infinity() ? 0.0f : blockMax;
+                        const float reference = fa_softmax_reference(blockMax);
                         const float correction = exp2f(rowMax[r] - reference);
                         rowMax[r] = blockMax;
                         s[r] = exp2f(x - reference);
@@ -151,7 +151,7 @@ struct ScalarForwardKernel: ForwardAttentionKernel {
                     }
                     if (lane == 0) {
                         LSE[((long long)b * Hq + h) * Sq + query] =
-                            sum > 0.0f ? (rowMax[r] + log2f(sum)) * LN2 : fa_negative_infinity();
+                            fa_log_sum_exp(rowMax[r], sum);
                     }
                 }
             }

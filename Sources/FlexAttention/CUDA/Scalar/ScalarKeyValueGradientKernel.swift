@@ -48,10 +48,10 @@ struct ScalarKeyValueGradientKernel: ScalarBackwardKernel, GradientAttentionKern
                     const int h = hkv * group + g;
                     \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
                     const int line = (b * maskBatchStride + h * maskHeadStride) * keyBlocks + keyBlock;
-                    const int begin = blockList ? blockStarts[line] : 0;
-                    const int end = blockList ? blockStarts[line + 1] : qBlocks;
+                    const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, qBlocks);
+                    const int begin = range.begin, end = range.end;
                     for (int step = begin; step < end; ++step) {
-                        const int entry = blockList ? blockList[step] : step * 2;
+                        const int entry = fa_block_entry(blockList, step);
                         const int q0 = (entry >> 1) * BM;
                         const bool partial = (entry & 1) != 0;
                         __syncthreads();  // every warp is done with the previous query block's tiles

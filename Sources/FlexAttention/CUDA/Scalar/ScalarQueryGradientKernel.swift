@@ -50,10 +50,10 @@ struct ScalarQueryGradientKernel: ScalarBackwardKernel, GradientAttentionKernel 
                 \(tableGradients ? "fa_score_mod_table_pending pending = fa_score_mod_table_pending_start();" : "")
 
                 const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
-                const int begin = blockList ? blockStarts[line] : 0;
-                const int end = blockList ? blockStarts[line + 1] : (Skv + BN - 1) / BN;
+                const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, (Skv + BN - 1) / BN);
+                const int begin = range.begin, end = range.end;
                 for (int step = begin; step < end; ++step) {
-                    const int entry = blockList ? blockList[step] : step * 2;
+                    const int entry = fa_block_entry(blockList, step);
                     const int k0 = (entry >> 1) * BN;
                     const bool partial = (entry & 1) != 0;
                     __syncthreads();  // every warp is done with the previous K and dS
