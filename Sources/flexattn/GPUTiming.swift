@@ -54,18 +54,20 @@ enum GPUTiming {
         }
     }
 
-    /// Median GPU milliseconds of `body` over `iterations` runs after one warm-up, timed by events on `stream`.
+    /// Median GPU milliseconds of `body` over `iterations` runs after one warm-up, timed by an event pair per run
+    /// on `stream`. The runs are queued back to back and waited for once, so each run's events bracket its work
+    /// alone: the host queues the next run while the GPU executes this one, and its time to queue never falls
+    /// inside a window (as it would if every run started on an idle stream).
     static func medianMilliseconds(on stream: CUDAStream, iterations: Int, _ body: () throws -> Void) throws -> Double {
-        let (start, end) = (try CUDAEvent(device: stream.device), try CUDAEvent(device: stream.device))
         try body()
-        var times: [Double] = []
-        for _ in 0..<iterations {
-            try start.record(on: stream)
+        let events = try (0...iterations).map { _ in try CUDAEvent(device: stream.device) }
+        try events[0].record(on: stream)
+        for event in events.dropFirst() {
             try body()
-            try end.record(on: stream)
-            try stream.synchronize()
-            times.append(Double(try end.milliseconds(since: start)))
+            try event.record(on: stream)
         }
+        try stream.synchronize()
+        let times = try zip(events, events.dropFirst()).map { start, end in Double(try end.milliseconds(since: start)) }
         return times.sorted()[times.count / 2]
     }
 
