@@ -42,14 +42,13 @@ struct KernelSignatureTests {
 
     static let tensor = TensorOperand(address: 0x1000, strides: [4096, 1024, 64, 1])
     static let maps = [CUDATensorMap](repeating: CUDATensorMap(words: .init(repeating: 0, count: 16)), count: 4)
-    static let shared = SharedOperands(
-        sizes: AttentionSizes(try! AttentionShape(batch: 1, queryHeads: 2, keyValueHeads: 1, queryLength: 64, headDim: 64,
-                                                  dtype: .bfloat16), scale: 0.125),
-        vectorLoads: true, blocks: BlockListOperand(), mask: ModOperands(ints: 1, floats: 2, tables: 3),
-        scoreMod: ModOperands(ints: 4, floats: 5, tables: 6))
-
     @Test("Forward, gradient, Delta and mod-grid kernels declare their parameter lists and get matching arguments")
     func everyKernelAgrees() throws {
+        let shape = try AttentionShape(
+            batch: 1, queryHeads: 2, keyValueHeads: 1, queryLength: 64, headDim: 64, dtype: .bfloat16)
+        let shared = SharedOperands(
+            sizes: AttentionSizes(shape, scale: 0.125), vectorLoads: true, blocks: BlockListOperand(),
+            mask: ModOperands(ints: 1, floats: 2, tables: 3), scoreMod: ModOperands(ints: 4, floats: 5, tables: 6))
         var counts = (forward: 0, gradient: 0, delta: 0, grid: 0)
         for kernel in try KernelCatalog.kernels() {
             switch kernel {
@@ -57,12 +56,12 @@ struct KernelSignatureTests {
                 counts.forward += 1
                 Self.check(kernel, kernel.signature, ForwardOperands(
                     tensorMaps: Self.maps, query: Self.tensor, key: Self.tensor, value: Self.tensor, output: Self.tensor,
-                    logSumExp: 8, shared: Self.shared))
+                    logSumExp: 8, shared: shared))
             case let kernel as any GradientAttentionKernel:
                 counts.gradient += 1
                 Self.check(kernel, kernel.signature, GradientOperands(
                     tensorMaps: Self.maps, query: Self.tensor, key: Self.tensor, value: Self.tensor,
-                    outputGradient: Self.tensor, logSumExp: 8, delta: 9, gradients: [10, 11], shared: Self.shared,
+                    outputGradient: Self.tensor, logSumExp: 8, delta: 9, gradients: [10, 11], shared: shared,
                     tableGradients: 12))
             case let kernel as DeltaKernel:
                 counts.delta += 1
