@@ -53,7 +53,7 @@ public struct Attention: Sendable {
     ) throws -> AttentionOutput {
         let problem = try AttentionProblem(
             shape: AttentionShape(query: query, key: key, value: value), options: options)
-        return try NonFiniteInputs.forward(problem: problem, query: query, key: key, value: value) { query, key, value in
+        let result = try NonFiniteInputs.forward(problem: problem, query: query, key: key, value: value) { query, key, value in
             switch device {
             case .cpu:
                 return try CPUForward(
@@ -69,6 +69,7 @@ public struct Attention: Sendable {
                     logSumExp: result.logSumExp)
             }
         }
+        return AttentionOutput(output: result.output, logSumExp: result.logSumExp, options: options)
     }
 
     /// Gradients of a scalar loss with respect to Q, K and V, given `dO = ∂loss/∂O`.
@@ -82,7 +83,9 @@ public struct Attention: Sendable {
     ///   - value: the value given to it.
     ///   - forward: what it returned.
     ///   - outputGradient: `dO`, `[B, Hq, Sq, Dv]`, any dtype.
-    ///   - options: the options given to the forward call.
+    ///   - options: the options of the forward call; when `nil`, those `forward` carries (``AttentionOutput/options``),
+    ///     or the defaults for an output made without them. Options that differ from those `forward` carries are
+    ///     an error: gradients of another function than the one computed would be silently wrong.
     ///   - gradientDType: the dtype of the gradients; the inputs' dtype when `nil`.
     /// - Returns: `dQ`, `dK`, `dV` as new contiguous tensors with the shapes of Q, K and V.
     ///
@@ -98,8 +101,13 @@ public struct Attention: Sendable {
     /// dims up to 512 and sequences up to a million.
     public func backward(
         query: Tensor, key: Tensor, value: Tensor, forward: AttentionOutput, outputGradient: Tensor,
-        options: AttentionOptions = .init(), gradientDType: DType? = nil
+        options: AttentionOptions? = nil, gradientDType: DType? = nil
     ) throws -> AttentionGradients {
+        if let options, let used = forward.options, options != used {
+            throw FlexAttentionError.invalidArgument(
+                "backward's options differ from the forward pass's; pass the same options, or none to use the forward's")
+        }
+        let options = options ?? forward.options ?? AttentionOptions()
         let shape = try AttentionShape(query: query, key: key, value: value)
         try AttentionShape.require(forward.output, named: "output", shape: shape.outputShape)
         try AttentionShape.require(outputGradient, named: "output gradient", shape: shape.outputShape)
@@ -137,11 +145,16 @@ public struct AttentionOutput: Sendable {
     /// Natural-log log-sum-exp of each row's kept scores, Float32 `[B, Hq, Sq]`; −∞ for rows that keep nothing,
     /// NaN for rows poisoned by a non-finite input.
     public let logSumExp: Tensor
+    /// The options the forward pass ran with, which backward uses and checks; nil for an output paired by hand
+    /// without them.
+    public let options: AttentionOptions?
 
-    /// Pairs an output with its log-sum-exp (for example, ones saved from an earlier forward pass).
-    public init(output: Tensor, logSumExp: Tensor) {
+    /// Pairs an output with its log-sum-exp (for example, ones saved from an earlier forward pass) and, when known,
+    /// the options that made them.
+    public init(output: Tensor, logSumExp: Tensor, options: AttentionOptions? = nil) {
         self.output = output
         self.logSumExp = logSumExp
+        self.options = options
     }
 }
 

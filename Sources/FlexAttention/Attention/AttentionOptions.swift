@@ -1,10 +1,15 @@
 /// What to compute besides plain softmax attention.
-public struct AttentionOptions: Sendable {
+public struct AttentionOptions: Sendable, Equatable {
     /// Multiplies `q · k`; `nil` means `1 / √D`.
     public var scale: Float?
-    /// Keep only `q >= kv` (indices from 0, top-left aligned), skipping the tiles it removes entirely. Combined
-    /// with ``mask`` by logical and.
+    /// Keep only the keys at or before each query, skipping the tiles that removes entirely; which key is "at" a
+    /// query is ``causalAlignment``'s choice. Combined with ``mask`` by logical and.
     public var isCausal: Bool
+    /// How ``isCausal`` lines queries up with keys when `Sq ≠ Skv`. The default, ``CausalAlignment/topLeft``
+    /// (`q >= kv`, PyTorch SDPA's `is_causal`), lets a single decoding query see only key 0;
+    /// ``CausalAlignment/bottomRight`` (`q + Skv − Sq >= kv`) is what decoding and chunked prefill against a cache
+    /// of keys want. The two agree when `Sq = Skv`.
+    public var causalAlignment: CausalAlignment
     /// Which scores to keep, as a traced or parsed expression of `b, h, q, kv` (`h` is the query head). Blocks it
     /// removes entirely are skipped; it is evaluated only inside blocks it removes in part.
     public var mask: MaskMod?
@@ -14,14 +19,27 @@ public struct AttentionOptions: Sendable {
 
     /// - Parameters:
     ///   - scale: multiplies `q · k`; `nil` means `1 / √D`.
-    ///   - isCausal: keep only `q >= kv`.
+    ///   - isCausal: keep only the keys at or before each query.
+    ///   - causalAlignment: top-left (`q >= kv`, the default) or bottom-right (`q + Skv − Sq >= kv`).
     ///   - mask: which scores to keep; all when `nil`.
     ///   - scoreMod: how to change each score; unchanged when `nil`.
-    public init(scale: Float? = nil, isCausal: Bool = false, mask: MaskMod? = nil, scoreMod: ScoreMod? = nil) {
+    public init(
+        scale: Float? = nil, isCausal: Bool = false, causalAlignment: CausalAlignment = .topLeft, mask: MaskMod? = nil,
+        scoreMod: ScoreMod? = nil
+    ) {
         self.scale = scale
         self.isCausal = isCausal
+        self.causalAlignment = causalAlignment
         self.mask = mask
         self.scoreMod = scoreMod
     }
 }
 
+/// Which key a causal mask lines each query up with, when there are not as many queries as keys.
+public enum CausalAlignment: Sendable, Hashable {
+    /// Query `q` sees keys `0...q` (``MaskMod/causal``): the first query is aligned with the first key.
+    case topLeft
+    /// Query `q` sees keys `0...q + Skv − Sq` (``MaskMod/causalBottomRight``): the last query is aligned with the
+    /// last key, as when new queries follow a cache of keys.
+    case bottomRight
+}

@@ -5,7 +5,7 @@ struct AttentionProblem: Sendable {
     let shape: AttentionShape
     /// `scale`, or `1/√D`.
     let scale: Float
-    /// `causal && mask` as one mask; nil when every score is kept.
+    /// `causal && mask` as one mask (the causal part aligned as the options say); nil when every score is kept.
     let mask: MaskMod?
     /// Whether ``mask`` is the built-in causal alone, which the CPU loops skip and mask without evaluating a mod.
     let isCausalOnly: Bool
@@ -22,8 +22,11 @@ struct AttentionProblem: Sendable {
         scale = try shape.resolvedScale(options.scale)
         try options.scoreMod?.checkIndices(
             batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength, keyLength: shape.keyLength)
-        mask = options.isCausal ? options.mask.map { .causal && $0 } ?? .causal : options.mask
-        isCausalOnly = options.isCausal && options.mask == nil
+        // Bottom-right is top-left when Sq = Skv: keep the built-in causal, which the CPU loops run faster.
+        let causal: MaskMod = options.causalAlignment == .topLeft || shape.queryLength == shape.keyLength
+            ? .causal : .causalBottomRight
+        mask = options.isCausal ? options.mask.map { causal && $0 } ?? causal : options.mask
+        isCausalOnly = options.isCausal && options.mask == nil && causal == .causal
         scoreMod = options.scoreMod
     }
 }
