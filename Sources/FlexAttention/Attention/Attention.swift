@@ -168,4 +168,10 @@ public struct AttentionGradients: Sendable {
     public let value: Tensor
     /// `∂loss/∂table` for every Float table the score mod reads, by table name, Float32 with the table's shape.
     public let tableGradients: [String: Tensor]
+
+    /// `∂loss/∂table` for a table the score mod reads (by the table itself rather than its name); nil for a table
+    /// it does not read.
+    public subscript(table table: FloatTable) -> Tensor? {
+        tableGradients[table.table.name].flatMap { $0.shape == table.table.shape ? $0 : nil }
+    }
 }

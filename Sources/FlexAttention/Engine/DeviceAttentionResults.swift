@@ -29,6 +29,12 @@ public struct DeviceAttentionGradients: Sendable {
     /// shape.
     public let tableGradients: [String: DeviceTensor]
 
+    /// `∂loss/∂table` for a table the score mod reads (by the table itself rather than its name); nil for a table
+    /// it does not read.
+    public subscript(table table: FloatTable) -> DeviceTensor? {
+        tableGradients[table.table.name].flatMap { $0.shape == table.table.shape ? $0 : nil }
+    }
+
     /// Gradients to write into: contiguous tensors of Q's, K's and V's shapes in their dtype, and one Float32
     /// tensor per Float table the score mod reads.
     public init(query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, tableGradients: [String: DeviceTensor] = [:]) {

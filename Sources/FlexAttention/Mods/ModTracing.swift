@@ -141,6 +141,15 @@ public struct IntTable: Sendable {
         table = try ModTable(name: name, shape: shape, elements: .int32(values))
     }
 
+    /// A table named after its contents (`t_` and a hash), for a Swift array captured without choosing a name; the
+    /// shape is `[values.count]` when not given.
+    /// - Throws: ``ModError`` for a shape that does not match `values`.
+    public init(_ values: [Int32], shape: [Int]? = nil) throws {
+        let shape = shape ?? [values.count]
+        try self.init(name: contentName(shape, values.flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) }),
+                      values: values, shape: shape)
+    }
+
     /// The entry at `indices` (one per axis; a wrong count is reported when the mod is validated).
     public subscript(_ indices: ModInt...) -> ModInt { ModInt(.lookup(table, indices.map(\.node))) }
 }
@@ -155,6 +164,23 @@ public struct FloatTable: Sendable {
         table = try ModTable(name: name, shape: shape, elements: .float(values))
     }
 
+    /// A table named after its contents (`t_` and a hash), for a Swift array captured without choosing a name; the
+    /// shape is `[values.count]` when not given. Its gradient is `gradients[table: thisTable]`.
+    /// - Throws: ``ModError`` for a shape that does not match `values`.
+    public init(_ values: [Float], shape: [Int]? = nil) throws {
+        let shape = shape ?? [values.count]
+        try self.init(
+            name: contentName(shape, values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }),
+            values: values, shape: shape)
+    }
+
     /// The entry at `indices`.
     public subscript(_ indices: ModInt...) -> ModFloat { ModFloat(.lookup(table, indices.map(\.node))) }
+}
+
+/// A table name that only these contents and this shape give: equal tables share it, different ones (but for a
+/// 2^-64 chance) do not.
+private func contentName(_ shape: [Int], _ bytes: [UInt8]) -> String {
+    let header = shape.flatMap { withUnsafeBytes(of: Int64($0).littleEndian, Array.init) }
+    return "t_" + hexString(SHA256.hash(header + bytes)).prefix(16)
 }

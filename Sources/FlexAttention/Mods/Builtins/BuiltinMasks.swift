@@ -28,33 +28,35 @@ extension MaskMod {
         MaskMod { _, _, q, kv in kv < ModInt(length) || q >= kv }
     }
 
-    /// Prefix LM with one prefix length per batch, from the table `prefix_len` of shape `[B]`:
+    /// Prefix LM with one prefix length per batch, from the table `prefix_len` (or `tableName`) of shape `[B]`:
     /// `kv < prefix_len[b] || q >= kv`.
     /// - Throws: ``ModError`` when `lengths` is empty or a value does not fit in Int32.
-    public static func prefixLM(lengths: [Int]) throws -> MaskMod {
-        let table = try IntTable(name: "prefix_len", values: try int32(lengths, table: "prefix_len"), shape: [lengths.count])
+    public static func prefixLM(lengths: [Int], tableName: String = "prefix_len") throws -> MaskMod {
+        let table = try IntTable(name: tableName, values: try int32(lengths, table: tableName), shape: [lengths.count])
         return MaskMod { b, _, q, kv in kv < table[b] || q >= kv }
     }
 
-    /// Packed sequences: a query sees only the keys of its own document, from the table `doc` of one document id
-    /// per position: `doc[q] == doc[kv]`.
+    /// Packed sequences: a query sees only the keys of its own document, from the table `doc` (or `tableName`) of
+    /// one document id per position: `doc[q] == doc[kv]`. Two masks combined with `&&` need distinct names for
+    /// tables that differ.
     /// - Throws: ``ModError`` when `ids` is empty or a value does not fit in Int32.
-    public static func document(ids: [Int]) throws -> MaskMod {
-        let doc = try documentTable(ids)
+    public static func document(ids: [Int], tableName: String = "doc") throws -> MaskMod {
+        let doc = try documentTable(ids, name: tableName)
         return MaskMod { _, _, q, kv in doc[q] == doc[kv] }
     }
 
     /// Packed sequences given by their start offsets (`[0, l₀, l₀ + l₁, …, total]`): the same mask as
     /// ``document(ids:)``, with the ids table made from the offsets.
     /// - Throws: ``ModError`` when the offsets do not start at 0 or do not increase.
-    public static func document(offsets: [Int]) throws -> MaskMod {
-        try document(ids: documentIDs(offsets: offsets))
+    public static func document(offsets: [Int], tableName: String = "doc") throws -> MaskMod {
+        try document(ids: documentIDs(offsets: offsets), tableName: tableName)
     }
 
-    /// Packed sequences, causal within each: `doc[q] == doc[kv] && q >= kv`.
+    /// Packed sequences, causal within each: `doc[q] == doc[kv] && q >= kv`, the table named `doc` (or
+    /// `tableName`).
     /// - Throws: ``ModError`` when `ids` is empty or a value does not fit in Int32.
-    public static func documentCausal(ids: [Int]) throws -> MaskMod {
-        let doc = try documentTable(ids)
+    public static func documentCausal(ids: [Int], tableName: String = "doc") throws -> MaskMod {
+        let doc = try documentTable(ids, name: tableName)
         return MaskMod { _, _, q, kv in doc[q] == doc[kv] && q >= kv }
     }
 
@@ -76,8 +78,8 @@ extension MaskMod {
         }
     }
 
-    private static func documentTable(_ ids: [Int]) throws -> IntTable {
-        try IntTable(name: "doc", values: try int32(ids, table: "doc"), shape: [ids.count])
+    private static func documentTable(_ ids: [Int], name: String) throws -> IntTable {
+        try IntTable(name: name, values: try int32(ids, table: name), shape: [ids.count])
     }
 }
 
