@@ -34,9 +34,9 @@ struct RunCommand {
         }
         let attentionOptions = AttentionOptions(
             scale: options.scale,
-            mask: try options.mask.map { text in try withContext("--mask") { try parse(mask: text, tables: tables) } },
+            mask: try options.mask.map { text in try withContext("--mask") { try MaskMod(parsing: text, tables: tables) } },
             scoreMod: try options.score.map { text in
-                try withContext("--score") { try parse(score: text, tables: tables) }
+                try withContext("--score") { try ScoreMod(parsing: text, tables: tables) }
             })
         let query = try loadTensor(options.query, option: "--q")
         let key = try loadTensor(options.key, option: "--k")

@@ -115,7 +115,7 @@ struct InputErrorTests {
     @Test func maskReadingATableOutOfBounds() throws {
         let q = try tensor([1, 1, 20, 8])
         let table = try ModTable(name: "doc", shape: [10], elements: .int32(Array(repeating: 0, count: 10)))
-        let mask = try parse(mask: "doc[q] == doc[kv]", tables: [table])
+        let mask = try MaskMod(parsing: "doc[q] == doc[kv]", tables: [table])
         #expect(throws: (any Error).self) {
             try Attention().forward(query: q, key: q, value: q, options: .init(mask: mask))
         }

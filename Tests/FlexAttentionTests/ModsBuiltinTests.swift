@@ -25,7 +25,7 @@ import Testing
     func builtinMask(_ index: Int) throws {
         let (mask, text, direct) = Self.masks[index]
         #expect(mask.description == text)
-        #expect(try parse(mask: text, tables: mask.expression.arguments.tables) == mask)
+        #expect(try MaskMod(parsing: text, tables: mask.expression.arguments.tables) == mask)
         for b in 0..<2 {
             let grid = TileGrid(batch: b, head: 1, queries: Self.queries, keys: Self.keys)
             let expected = (0..<Self.keys).flatMap { kv in (0..<Self.queries).map { direct(b, $0, kv) } }
@@ -55,7 +55,7 @@ import Testing
     func builtinScoreMod(_ index: Int) throws {
         let (mod, text, direct) = Self.scoreMods[index]
         #expect(mod.description == text)
-        #expect(try parse(score: text, tables: mod.expression.arguments.tables) == mod)
+        #expect(try ScoreMod(parsing: text, tables: mod.expression.arguments.tables) == mod)
         let evaluator = try ScoreModTileEvaluator(mod, queryLength: Self.queries, keyLength: Self.keys)
         let initial: (Int, Int) -> Float = { q, kv in Float((q * 7 + kv * 13) % 61) - 30 }
         for h in 0..<Self.heads {

@@ -8,7 +8,7 @@ import Testing
     func randomMask(_ seed: Int) throws {
         var random = try RandomExpressions(seed: UInt64(seed), length: 32, heads: Self.heads)
         let mask = try MaskMod(ModExpression(random.bool(depth: 3)))
-        #expect(try parse(mask: mask.description, tables: [random.ids, random.bias]) == mask)
+        #expect(try MaskMod(parsing: mask.description, tables: [random.ids, random.bias]) == mask)
         let grid = TileGrid(batch: 1, head: 1, queries: Self.queries, keys: Self.keys)
         let actual = try grid.kept(mask)
         let expected = (0..<Self.keys).flatMap { kv in
@@ -25,7 +25,7 @@ import Testing
         random.allowsScore = true
         random.smooth = true
         let mod = try ScoreMod(ModExpression(.binary(.add, .variable(.score), random.float(depth: 3))))
-        #expect(try parse(score: mod.description, tables: [random.ids, random.bias]) == mod)
+        #expect(try ScoreMod(parsing: mod.description, tables: [random.ids, random.bias]) == mod)
         let evaluator = try ScoreModTileEvaluator(mod, queryLength: Self.queries, keyLength: Self.keys)
         let grid = TileGrid(batch: 0, head: 1, queries: Self.queries, keys: Self.keys)
         let initial: (Int, Int) -> Float = { q, kv in Float((q * 5 + kv * 3) % 17) * 0.25 - 2 }

@@ -43,7 +43,7 @@ import Testing
         let mod = Self.doubling(60)
         let text = mod.description
         #expect(text.count < 2_000, "\(text.prefix(200))")
-        #expect(try parse(score: text) == mod)
+        #expect(try ScoreMod(parsing: text) == mod)
         let evaluator = try ScoreModTileEvaluator(mod, queryLength: 4, keyLength: 4)
         let grid = TileGrid(batch: 1, head: 0, queries: 4, keys: 4)
         var slopes = [Float](repeating: .nan, count: 16)
@@ -71,7 +71,7 @@ import Testing
         let text = try #require(Self.deeplyNested[label])
         let doc = try ModTable(name: "doc", shape: [4], elements: .int32([0, 1, 2, 3]))
         #expect {
-            try parse(mask: text, tables: [doc])
+            try MaskMod(parsing: text, tables: [doc])
         } throws: { error in
             guard case .syntax(let message, _) = error as? ModError else { return false }
             return message == "nested more than \(ModParser.nestingLimit) levels deep"
@@ -84,7 +84,7 @@ import Testing
         final class Outcome: @unchecked Sendable { var mod: ScoreMod? }  // written before `done` signals
         let (outcome, done) = (Outcome(), DispatchSemaphore(value: 0))
         let thread = Thread {
-            outcome.mod = try? parse(score: text)
+            outcome.mod = try? ScoreMod(parsing: text)
             done.signal()
         }
         thread.stackSize = 512 * 1024
@@ -97,11 +97,11 @@ import Testing
     @Test func longChainsParsePrintAndRelease() throws {
         let terms = 11_000
         let chain = "q >= kv" + String(repeating: " && q >= kv", count: terms - 1)
-        let mask = try parse(mask: chain)
+        let mask = try MaskMod(parsing: chain)
         #expect(mask.expression.node.height == terms + 1)
-        #expect(try parse(mask: mask.description) == mask)
+        #expect(try MaskMod(parsing: mask.description) == mask)
         #expect(mask.description.count < 2 * chain.count)
-        let sum = try parse(score: "score" + String(repeating: " + 0.5", count: terms))
+        let sum = try ScoreMod(parsing: "score" + String(repeating: " + 0.5", count: terms))
         #expect(sum.expression.arguments.scalars.count == terms)
         let evaluator = try ScoreModTileEvaluator(sum, queryLength: 2, keyLength: 2)
         let values = TileGrid(batch: 0, head: 0, queries: 2, keys: 2).run(initial: { _, _ in 1 }) {
@@ -119,12 +119,12 @@ import Testing
     }
 
     @Test func letBindings() throws {
-        let mask = try parse(mask: "let d = q - kv; let w = 4; d >= 0 && d < w")
-        #expect(mask == (try parse(mask: "q - kv >= 0 && q - kv < 4")))
+        let mask = try MaskMod(parsing: "let d = q - kv; let w = 4; d >= 0 && d < w")
+        #expect(mask == (try MaskMod(parsing: "q - kv >= 0 && q - kv < 4")))
         #expect(mask.description == "q - kv >= 0 && q - kv < 4")
         let errors = ["let q = 1; q > 0", "let d = q; let d = kv; d > 0", "let doc = q; doc > 0", "let d = q d > 0",
                       "let = q; q > 0"]
         let doc = try ModTable(name: "doc", shape: [2], elements: .int32([0, 1]))
-        for text in errors { #expect(throws: ModError.self, "\(text)") { try parse(mask: text, tables: [doc]) } }
+        for text in errors { #expect(throws: ModError.self, "\(text)") { try MaskMod(parsing: text, tables: [doc]) } }
     }
 }

@@ -18,22 +18,22 @@ import Testing
         "bias[h % 2, q % 3] > tanh(1.0) || (doc[q] / 2 == 0) == (h != 1)",
     ])
     func maskRoundTrip(_ text: String) throws {
-        let mask = try parse(mask: text, tables: [doc, bias])
+        let mask = try MaskMod(parsing: text, tables: [doc, bias])
         #expect(mask.description == text)
-        #expect(try parse(mask: mask.description, tables: [doc, bias]) == mask)
+        #expect(try MaskMod(parsing: mask.description, tables: [doc, bias]) == mask)
     }
 
     @Test func scoreRoundTripAndPromotion() throws {
-        let score = try parse(score: "score + q", tables: [bias])
+        let score = try ScoreMod(parsing: "score + q", tables: [bias])
         #expect(score.description == "score + float(q)")
-        #expect(try parse(score: score.description) == score)
-        let nested = try parse(score: "-score * bias[h, 2] / (1.0 + score)", tables: [bias])
+        #expect(try ScoreMod(parsing: score.description) == score)
+        let nested = try ScoreMod(parsing: "-score * bias[h, 2] / (1.0 + score)", tables: [bias])
         #expect(nested.description == "-score * bias[h, 2] / (1.0 + score)")
-        #expect(try parse(score: "score * -(2)").description == "score * -2.0")
+        #expect(try ScoreMod(parsing: "score * -(2)").description == "score * -2.0")
     }
 
     @Test func parametersPrintAsNames() throws {
-        let mask = try parse(mask: "q - kv < window", parameters: ["window": .int(256)])
+        let mask = try MaskMod(parsing: "q - kv < window", parameters: ["window": .int(256)])
         #expect(mask.description == "q - kv < window")
         #expect(mask.expression.arguments.scalars == [.int(256)])
         let traced = MaskMod { _, _, q, kv in q - kv < ModInt(try! ModParameter(name: "window", value: .int(256))) }
@@ -43,7 +43,7 @@ import Testing
     @Test func tracedAndParsedAgree() throws {
         let docTable = IntTable(table: doc)
         let traced = MaskMod { _, _, q, kv in (q >= kv && q - kv < 1024) || docTable[q] == docTable[kv] }
-        #expect(traced == (try parse(mask: "q >= kv && q - kv < 1024 || doc[q] == doc[kv]", tables: [doc])))
+        #expect(traced == (try MaskMod(parsing: "q >= kv && q - kv < 1024 || doc[q] == doc[kv]", tables: [doc])))
         let composed = MaskMod.causal && !MaskMod.slidingWindow(4) || MaskMod.chunked(3)
         #expect(composed.description == "q >= kv && !(q >= kv && q - kv < 4) || q / 3 == kv / 3")
         let score = ScoreMod.softCap(30).then(ScoreMod { s, _, h, _, _ in s + h.float })
@@ -84,9 +84,9 @@ import Testing
         ("q + kv", "type error: a mask must be Bool-valued, got Int: q + kv"),
     ])
     func maskErrors(_ text: String, _ message: String) {
-        #expect(throws: ModError.self) { try parse(mask: text, tables: [doc]) }
+        #expect(throws: ModError.self) { try MaskMod(parsing: text, tables: [doc]) }
         do {
-            _ = try parse(mask: text, tables: [doc])
+            _ = try MaskMod(parsing: text, tables: [doc])
         } catch {
             #expect("\(error)" == message)
         }
@@ -94,12 +94,12 @@ import Testing
 
     @Test func scoreErrors() {
         #expect(throws: ModError.typeMismatch("float() needs an Int, got Float in float(score)")) {
-            try parse(score: "float(score)")
+            try ScoreMod(parsing: "float(score)")
         }
         #expect(throws: ModError.typeMismatch("a score mod must be Float-valued, got Bool: score > 0.0")) {
-            try parse(score: "score > 0")
+            try ScoreMod(parsing: "score > 0")
         }
-        #expect(throws: ModError.typeMismatch("a score mod must be Float-valued, got Int: q")) { try parse(score: "q") }
+        #expect(throws: ModError.typeMismatch("a score mod must be Float-valued, got Int: q")) { try ScoreMod(parsing: "q") }
     }
 
     @Test func namesAndTables() throws {
@@ -115,7 +115,7 @@ import Testing
             try ModTable(name: "t", shape: [1], int64: [1 << 32])
         }
         let other = try ModTable(name: "doc", shape: [1], elements: .int32([5]))
-        #expect(throws: ModError.conflictingTables("doc")) { try parse(mask: "q > 0", tables: [doc, other]) }
+        #expect(throws: ModError.conflictingTables("doc")) { try MaskMod(parsing: "q > 0", tables: [doc, other]) }
         let a = IntTable(table: doc), b = IntTable(table: other)
         #expect(throws: ModError.conflictingTables("doc")) { try MaskMod { _, _, q, kv in a[q] == b[kv] }.validate() }
         let flat = IntTable(table: doc)

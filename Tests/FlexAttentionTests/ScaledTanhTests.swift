@@ -9,16 +9,16 @@ import Testing
     func recognised() throws {
         let forms: [(ScoreMod, input: Float, output: Float)] = [
             (.softCap(30), 1 / 30, 30),
-            (try parse(score: "c * tanh(score / c)", parameters: ["c": .float(7)]), 1 / 7, 7),
-            (try parse(score: "tanh(0.5 * score) * 3.0"), 0.5, 3),
-            (try parse(score: "tanh(score)"), 1, 1),
+            (try ScoreMod(parsing: "c * tanh(score / c)", parameters: ["c": .float(7)]), 1 / 7, 7),
+            (try ScoreMod(parsing: "tanh(0.5 * score) * 3.0"), 0.5, 3),
+            (try ScoreMod(parsing: "tanh(score)"), 1, 1),
         ]
         for (mod, input, output) in forms {
             let pattern = ScaledTanhPattern(mod.expression.node)
             #expect(pattern?.inputScale == input && pattern?.outputScale == output, "\(mod)")
         }
         for text in ["2.0 * tanh(score / 3.0) + 1.0", "tanh(score / 0.0)", "tanh(score) * score", "tanh(score / float(h))", "tanh(score + 1.0)"] {
-            #expect(ScaledTanhPattern(try parse(score: text).expression.node) == nil, "\(text)")
+            #expect(ScaledTanhPattern(try ScoreMod(parsing: text).expression.node) == nil, "\(text)")
         }
     }
 

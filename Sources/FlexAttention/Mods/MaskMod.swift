@@ -111,30 +111,35 @@ extension ModInt {
     public static let keyLength = ModInt(.variable(.keyLength))
 }
 
-/// Reads a mask in the textual form.
-///
-/// The text may start with `let` bindings, each value computed once: `let d = q - kv; d >= 0 && d < 256`.
-/// Parentheses, calls, table indices and prefix operators nest at most 64 levels (``ModError/syntax(_:position:)``
-/// beyond); chains of binary operators may be of any length. Parsing takes time linear in the text.
-///
-/// - Parameters:
-///   - mask: for example `q >= kv && doc[q] == doc[kv]`.
-///   - tables: the tables the text may index, by their names.
-///   - parameters: named scalars the text may use.
-/// - Throws: ``ModError`` for a syntax error, an unknown name, a wrong arity, a type error or a result that is not
-///   Bool. Table indices are checked against the domain when the mask is used (see ``BlockMask``).
-public func parse(mask: String, tables: [ModTable] = [], parameters: [String: ModScalar] = [:]) throws -> MaskMod {
-    try MaskMod(ModExpression(ModParser.parse(mask, tables: tables, parameters: parameters, allowsScore: false)))
+extension MaskMod {
+    /// Reads a mask in the textual form.
+    ///
+    /// The text may start with `let` bindings, each value computed once: `let d = q - kv; d >= 0 && d < 256`.
+    /// Parentheses, calls, table indices and prefix operators nest at most 64 levels (``ModError/syntax(_:position:)``
+    /// beyond); chains of binary operators may be of any length. Parsing takes time linear in the text.
+    ///
+    /// - Parameters:
+    ///   - mask: for example `q >= kv && doc[q] == doc[kv]`.
+    ///   - tables: the tables the text may index, by their names.
+    ///   - parameters: named scalars the text may use.
+    /// - Throws: ``ModError`` for a syntax error, an unknown name, a wrong arity, a type error or a result that is not
+    ///   Bool. Table indices are checked against the domain when the mask is used (see ``BlockMask``).
+    public init(parsing mask: String, tables: [ModTable] = [], parameters: [String: ModScalar] = [:]) throws {
+        try self.init(ModExpression(ModParser.parse(mask, tables: tables, parameters: parameters, allowsScore: false)))
+    }
 }
 
-/// Reads a score mod in the textual form, with the `let` bindings and nesting limit of ``parse(mask:tables:parameters:)``.
-///
-/// - Parameters:
-///   - score: for example `score - slope[h] * float(abs(q - kv))`.
-///   - tables: the tables the text may index, by their names.
-///   - parameters: named scalars the text may use.
-/// - Throws: ``ModError`` for a syntax error, an unknown name, a wrong arity, a type error or a result that is not
-///   Float. Table indices are checked against the domain by ``ScoreMod/checkIndices(batch:heads:queryLength:keyLength:)``.
-public func parse(score: String, tables: [ModTable] = [], parameters: [String: ModScalar] = [:]) throws -> ScoreMod {
-    try ScoreMod(ModExpression(ModParser.parse(score, tables: tables, parameters: parameters, allowsScore: true)))
+extension ScoreMod {
+    /// Reads a score mod in the textual form, with the `let` bindings and nesting limit of
+    /// ``MaskMod/init(parsing:tables:parameters:)``.
+    ///
+    /// - Parameters:
+    ///   - score: for example `score - slope[h] * float(abs(q - kv))`.
+    ///   - tables: the tables the text may index, by their names.
+    ///   - parameters: named scalars the text may use.
+    /// - Throws: ``ModError`` for a syntax error, an unknown name, a wrong arity, a type error or a result that is not
+    ///   Float. Table indices are checked against the domain by ``ScoreMod/checkIndices(batch:heads:queryLength:keyLength:)``.
+    public init(parsing score: String, tables: [ModTable] = [], parameters: [String: ModScalar] = [:]) throws {
+        try self.init(ModExpression(ModParser.parse(score, tables: tables, parameters: parameters, allowsScore: true)))
+    }
 }

@@ -48,7 +48,7 @@ enum ModBinaryOperator: String, Sendable, Hashable {
 /// on the CPU, interval analysis for block masks, symbolic differentiation, CUDA emission).
 ///
 /// Expressions are made by tracing (``MaskMod``, ``ScoreMod``, ``ModInt``) or by parsing their textual form
-/// (``parse(mask:tables:parameters:)``); ``description`` prints that form. An expression is a DAG: a traced value
+/// (``MaskMod(parsing:tables:parameters:)``); ``description`` prints that form. An expression is a DAG: a traced value
 /// used twice is one node, and every analysis (typing, differentiation, printing, compiling) takes time linear
 /// in the number of distinct nodes, however large the tree they expand to. A long expression prints with `let`
 /// bindings, which parse back.
@@ -62,7 +62,7 @@ public struct ModExpression: Hashable, Sendable, CustomStringConvertible {
     /// Int, Float or Bool.
     public var type: ModType { node.type }
 
-    /// The textual form, which ``parse(mask:tables:parameters:)`` and ``parse(score:tables:parameters:)`` read back.
+    /// The textual form, which ``MaskMod(parsing:tables:parameters:)`` and ``ScoreMod(parsing:tables:parameters:)`` read back.
     public var description: String { ModPrinter.print(node) }
 
     /// Whether the value depends on `variable`; a mask that reads neither `b` nor `h` is the same for every head.

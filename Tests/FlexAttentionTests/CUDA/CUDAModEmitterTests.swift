@@ -27,7 +27,7 @@ struct CUDAModEmitterTests {
         #expect(try compilations([
             ModGridKernel(scoreMod: .softCap(30), label: "cap"),
             ModGridKernel(scoreMod: .softCap(2), label: "cap"),
-            ModGridKernel(scoreMod: try parse(score: "c * tanh(score / c)", parameters: ["c": .float(7)]), label: "cap"),
+            ModGridKernel(scoreMod: try ScoreMod(parsing: "c * tanh(score / c)", parameters: ["c": .float(7)]), label: "cap"),
         ]) == 1)
         #expect(try compilations([
             ModGridKernel(scoreMod: try .relativePositionBias(bias, heads: 2, maxDistance: 4), label: "rel"),
@@ -42,7 +42,7 @@ struct CUDAModEmitterTests {
 
     @Test("literals are read from the arguments in ModExpression.arguments order")
     func argumentSlots() throws {
-        let mod = CUDAModFunction(scoreMod: try parse(score: "score * 2.0 + float(q - 3) - 0.5"))
+        let mod = CUDAModFunction(scoreMod: try ScoreMod(parsing: "score * 2.0 + float(q - 3) - 0.5"))
         #expect(mod.arguments.scalars == [.float(2), .int(3), .float(0.5)])
         #expect(mod.definition.contains("m.floats[0]"))
         #expect(mod.definition.contains("m.ints[0]"))
@@ -53,7 +53,7 @@ struct CUDAModEmitterTests {
     @Test("a literal equal to a derivative constant keeps its own slot")
     func derivativeConstantsStayFixed() throws {
         // sqrt's derivative divides by 2·sqrt(x): that 2 is structural, the user's 2.0 is an argument.
-        let mod = CUDAModFunction(scoreMod: try parse(score: "sqrt(score * 2.0)"))
+        let mod = CUDAModFunction(scoreMod: try ScoreMod(parsing: "sqrt(score * 2.0)"))
         #expect(mod.definition.contains("m.floats[0]"))
         #expect(mod.definition.contains("__int_as_float(0x40000000)"))
     }
@@ -61,7 +61,7 @@ struct CUDAModEmitterTests {
     @Test("Int to Float converts in 32 bits exactly when every input keeps the value in Int32")
     func narrowConversions() throws {
         func narrowed(_ text: String) throws -> Bool {
-            let definition = CUDAModFunction(scoreMod: try parse(score: text)).definition
+            let definition = CUDAModFunction(scoreMod: try ScoreMod(parsing: text)).definition
             #expect(definition.contains("(float)"), "\(text)")
             return definition.contains("(float)(int)")
         }

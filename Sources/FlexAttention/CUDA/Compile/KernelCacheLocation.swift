@@ -2,9 +2,9 @@
 ///
 /// `FLEXATTENTION_CACHE_DIR` when set; else `$XDG_CACHE_HOME/flexattention`; else `~/.cache/flexattention`. Cubins
 /// live in its `kernels/` folder, one file per key.
-public enum KernelCacheLocation {
+package enum KernelCacheLocation {
     /// The cache folder for the current environment.
-    public static var current: String {
+    package static var current: String {
         cacheRoot(environment: ProcessEnvironment.current)
     }
 

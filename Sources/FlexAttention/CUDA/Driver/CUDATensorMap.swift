@@ -1,7 +1,7 @@
 /// A TMA descriptor (`CUtensorMap`) for one 16-bit `[B, H, S, D]` attention input: a 4-D view, innermost first
 /// `(D, S, H, B)`, copied in boxes of 64 columns by `boxRows` rows into 128-byte-swizzled shared tiles (see
 /// ``HopperHelpers``); elements outside the tensor arrive as zeros.
-public struct CUDATensorMap: Sendable {
+package struct CUDATensorMap: Sendable {
     static let byteCount = 128
     let words: [UInt64]
 

@@ -12,9 +12,9 @@ enum ModSamples {
             ("prefix_lm", .prefixLM(length: 16)), ("prefix_lm_per_batch", try .prefixLM(lengths: [5, 70])),
             ("document", try .document(ids: ids)), ("document_causal", try .documentCausal(ids: ids)),
             ("dilated_window", .dilatedWindow(size: 8, dilation: 3)),
-            ("floor_division", try parse(mask: "(q - kv) / -3 == (kv - q) % 5 - 2 || q / (kv % 3) > 4 || -q % 7 == 3")),
-            ("min_max_clamp", try parse(mask: "where(q > kv, min(q, 40) >= max(kv, 10), clamp(q - kv, -4, 4) == abs(q - kv) % 4)")),
-            ("parameter", try parse(mask: "q - kv < w && !(b == 1 && h != 0)", parameters: ["w": .int(29)])),
+            ("floor_division", try MaskMod(parsing: "(q - kv) / -3 == (kv - q) % 5 - 2 || q / (kv % 3) > 4 || -q % 7 == 3")),
+            ("min_max_clamp", try MaskMod(parsing: "where(q > kv, min(q, 40) >= max(kv, 10), clamp(q - kv, -4, 4) == abs(q - kv) % 4)")),
+            ("parameter", try MaskMod(parsing: "q - kv < w && !(b == 1 && h != 0)", parameters: ["w": .int(29)])),
         ]
     }
 
@@ -26,9 +26,9 @@ enum ModSamples {
             // sqrt(abs(score) + 0.25), not sqrt(abs(score)): composed after a mod that yields an exact 0 (index
             // arithmetic at q = kv = 0), an infinite slope times a zero one is NaN, and whether that NaN reaches dQ
             // then hangs on the last bit of dP − Delta (CPU and GPU round those differently).
-            ("transcendental", try parse(score: "where(score > 0.0, exp(score / 8.0), log(abs(score) + 1.0)) - sqrt(abs(score) + 0.25)")),
-            ("float_remainder", try parse(score: "min(score, 2.5) * max(score, -1.5) + clamp(score, -3.0, 3.0) % 1.75")),
-            ("index_arithmetic", try parse(score: "score * float(q % 7 - kv / 3) / 16.0 + float(-(q - kv)) * 0.01")),
+            ("transcendental", try ScoreMod(parsing: "where(score > 0.0, exp(score / 8.0), log(abs(score) + 1.0)) - sqrt(abs(score) + 0.25)")),
+            ("float_remainder", try ScoreMod(parsing: "min(score, 2.5) * max(score, -1.5) + clamp(score, -3.0, 3.0) % 1.75")),
+            ("index_arithmetic", try ScoreMod(parsing: "score * float(q % 7 - kv / 3) / 16.0 + float(-(q - kv)) * 0.01")),
         ]
     }
 
