@@ -11,8 +11,13 @@ public struct AttentionOptions: Sendable, Equatable {
     /// of keys want. The two agree when `Sq = Skv`.
     public var causalAlignment: CausalAlignment
     /// Which scores to keep, as a traced or parsed expression of `b, h, q, kv` (`h` is the query head). Blocks it
-    /// removes entirely are skipped; it is evaluated only inside blocks it removes in part.
+    /// removes entirely are skipped; it is evaluated only inside blocks it removes in part. Each call analyses it
+    /// anew; give ``blockMask`` instead to analyse it once for many calls.
     public var mask: MaskMod?
+    /// The mask already analysed into blocks, built once and shared by every call and layer of its shape
+    /// (PyTorch's `create_block_mask`); its ``BlockMask/mask`` is the mask applied, so ``mask`` must be nil or the
+    /// same. It must cover the inputs' lengths, and their batch and query heads where the mask reads `b` or `h`.
+    public var blockMask: BlockMask?
     /// A change to each score before the mask, in natural units (`scale · q·k`). Float tables it reads get
     /// gradients in ``AttentionGradients/tableGradients``.
     public var scoreMod: ScoreMod?
@@ -22,15 +27,17 @@ public struct AttentionOptions: Sendable, Equatable {
     ///   - isCausal: keep only the keys at or before each query.
     ///   - causalAlignment: top-left (`q >= kv`, the default) or bottom-right (`q + Skv − Sq >= kv`).
     ///   - mask: which scores to keep; all when `nil`.
+    ///   - blockMask: the mask analysed once, for reuse across calls (instead of `mask`).
     ///   - scoreMod: how to change each score; unchanged when `nil`.
     public init(
         scale: Float? = nil, isCausal: Bool = false, causalAlignment: CausalAlignment = .topLeft, mask: MaskMod? = nil,
-        scoreMod: ScoreMod? = nil
+        blockMask: BlockMask? = nil, scoreMod: ScoreMod? = nil
     ) {
         self.scale = scale
         self.isCausal = isCausal
         self.causalAlignment = causalAlignment
         self.mask = mask
+        self.blockMask = blockMask
         self.scoreMod = scoreMod
     }
 }

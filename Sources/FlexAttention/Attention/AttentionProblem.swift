@@ -7,13 +7,17 @@ struct AttentionProblem: Sendable {
     let scale: Float
     /// `causal && mask` as one mask (the causal part aligned as the options say); nil when every score is kept.
     let mask: MaskMod?
+    /// The options' block mask when it is exactly ``mask`` over this shape (no causal folded in): its analysis is
+    /// reused rather than redone.
+    let blockMask: BlockMask?
     /// Whether ``mask`` is the built-in causal alone, which the CPU loops skip and mask without evaluating a mod.
     let isCausalOnly: Bool
     let scoreMod: ScoreMod?
     /// The options it was made from.
     let options: AttentionOptions
 
-    /// - Throws: ``FlexAttentionError/invalidScale(_:)`` for a scale that is not finite; ``ModError`` when the
+    /// - Throws: ``FlexAttentionError/invalidScale(_:)`` for a scale that is not finite,
+    ///   ``FlexAttentionError/invalidArgument(_:)`` for a block mask of another shape or mask; ``ModError`` when the
     ///   score mod indexes a table outside its bounds or divides an Int by zero anywhere in `shape`'s domain (the
     ///   mask is checked over the domain when its block mask is built, on both backends).
     init(shape: AttentionShape, options: AttentionOptions) throws {
@@ -25,8 +29,24 @@ struct AttentionProblem: Sendable {
         // Bottom-right is top-left when Sq = Skv: keep the built-in causal, which the CPU loops run faster.
         let causal: MaskMod = options.causalAlignment == .topLeft || shape.queryLength == shape.keyLength
             ? .causal : .causalBottomRight
-        mask = options.isCausal ? options.mask.map { causal && $0 } ?? causal : options.mask
-        isCausalOnly = options.isCausal && options.mask == nil && causal == .causal
+        let given = try Self.givenMask(options, shape: shape)
+        mask = options.isCausal ? given.map { causal && $0 } ?? causal : given
+        blockMask = options.isCausal ? nil : options.blockMask
+        isCausalOnly = options.isCausal && given == nil && causal == .causal
         scoreMod = options.scoreMod
+    }
+
+    /// The options' mask: ``AttentionOptions/mask``, or the block mask's after checking it fits `shape`.
+    private static func givenMask(_ options: AttentionOptions, shape: AttentionShape) throws -> MaskMod? {
+        guard let blockMask = options.blockMask else { return options.mask }
+        guard options.mask == nil || options.mask == blockMask.mask else {
+            throw FlexAttentionError.invalidArgument("the options' mask and block mask differ; give one of them")
+        }
+        guard blockMask.covers(shape) else {
+            throw FlexAttentionError.invalidArgument(
+                "the block mask covers batch \(blockMask.batch), heads \(blockMask.heads), \(blockMask.queryLength) queries"
+                    + " and \(blockMask.keyLength) keys, not the inputs' \(shape)")
+        }
+        return blockMask.mask
     }
 }

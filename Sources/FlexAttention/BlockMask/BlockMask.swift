@@ -34,13 +34,21 @@ public struct BlockMask: Sendable, CustomStringConvertible {
     /// Number of key blocks.
     public var keyBlockCount: Int { (keyLength + keyBlockSize - 1) / keyBlockSize }
 
+    /// The block size the CPU runs (its tiles are 64 queries × 64 keys): a block mask of this size is the one the
+    /// CPU uses as it is, and its ``sparsity`` is the fraction of work the CPU skips.
+    public static let cpuBlockSize = CPUTile.queries
+
     /// Analyses `mask` over `batch × heads × queryLength × keyLength` in blocks of `queryBlockSize × keyBlockSize`.
+    ///
+    /// Built once, it serves every call and layer that shares it: pass it as ``AttentionOptions/blockMask`` (its
+    /// default block size is the CPU's; an ``AttentionPlan`` uses it for the kernels whose blocks are this size and
+    /// builds the others once, when it is made). `heads` are the query heads.
     ///
     /// - Throws: ``ModError`` when the mask is malformed or leaves its domain (see above),
     ///   ``FlexAttentionError/invalidArgument(_:)`` when a size is not positive.
     public init(
-        _ mask: MaskMod, batch: Int = 1, heads: Int = 1, queryLength: Int, keyLength: Int, queryBlockSize: Int = 128,
-        keyBlockSize: Int = 128
+        _ mask: MaskMod, batch: Int = 1, heads: Int = 1, queryLength: Int, keyLength: Int,
+        queryBlockSize: Int = BlockMask.cpuBlockSize, keyBlockSize: Int = BlockMask.cpuBlockSize
     ) throws {
         let sizes = [batch, heads, queryLength, keyLength, queryBlockSize, keyBlockSize]
         guard sizes.allSatisfy({ $0 > 0 }) else {
@@ -102,5 +110,31 @@ public struct BlockMask: Sendable, CustomStringConvertible {
         let total = Double(lines * queryBlockCount * keyBlockCount)
         let (full, partial) = keptBlockCounts
         return 1 - Double(full + partial) / total
+    }
+}
+
+extension BlockMask: Equatable {
+    /// Block masks are equal when they analyse the same mask over the same domain in the same blocks (the analysis
+    /// is a function of these).
+    public static func == (a: BlockMask, b: BlockMask) -> Bool {
+        (a.batch, a.heads, a.queryLength, a.keyLength, a.queryBlockSize, a.keyBlockSize)
+            == (b.batch, b.heads, b.queryLength, b.keyLength, b.queryBlockSize, b.keyBlockSize) && a.mask == b.mask
+    }
+}
+
+extension BlockMask {
+    /// Whether this block mask covers `shape`'s batches, query heads and lengths (a mask that reads neither `b`
+    /// nor `h` covers any batch or head count).
+    func covers(_ shape: AttentionShape) -> Bool {
+        (!dependsOnBatch || batch == shape.batch) && (!dependsOnHead || heads == shape.queryHeads)
+            && queryLength == shape.queryLength && keyLength == shape.keyLength
+    }
+
+    /// This analysis if its blocks are `queryBlockSize × keyBlockSize`, else the same mask built at that size.
+    func atBlockSize(queryBlockSize: Int, keyBlockSize: Int, for shape: AttentionShape) throws -> BlockMask {
+        if self.queryBlockSize == queryBlockSize && self.keyBlockSize == keyBlockSize && covers(shape) { return self }
+        return try BlockMask(
+            mask, batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength, keyLength: shape.keyLength,
+            queryBlockSize: queryBlockSize, keyBlockSize: keyBlockSize)
     }
 }

@@ -25,6 +25,9 @@ struct CPUMods: Sendable {
         case nil: return NoMasking()
         case _ where problem.isCausalOnly: return CausalMasking()
         case let mask?:
+            if let blockMask = problem.blockMask {
+                return try blockMask.atBlockSize(queryBlockSize: CPUTile.queries, keyBlockSize: CPUTile.keys, for: shape)
+            }
             return try BlockMask(
                 mask, batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength,
                 keyLength: shape.keyLength, queryBlockSize: CPUTile.queries, keyBlockSize: CPUTile.keys)

@@ -9,11 +9,14 @@ final class PlanMods: Sendable {
     let forwardScoreFunction: CUDAModFunction?
     /// With derivatives, for the gradient kernels; nil when the plan has no backward.
     let backwardScoreFunction: CUDAModFunction?
+    /// The caller's block mask, used for the kernels whose blocks are its size.
+    let given: BlockMask?
     let maskArguments: CUDAModArguments?
     let scoreArguments: CUDAModArguments?
 
     init(_ problem: AttentionProblem, includesBackward: Bool, device: CUDADevice) throws {
         mask = problem.mask
+        given = problem.blockMask
         maskFunction = mask.map { CUDAModFunction(mask: $0) }
         forwardScoreFunction = problem.scoreMod.map { CUDAModFunction(scoreMod: $0, includesGradients: false) }
         backwardScoreFunction = includesBackward
@@ -28,10 +31,10 @@ final class PlanMods: Sendable {
         for kernel: some AttentionKernel, shape: AttentionShape, transposed: Bool = false, device: CUDADevice
     ) throws -> CUDABlockList? {
         try mask.map {
-            try CUDABlockList(
-                BlockMask($0, batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength,
-                          keyLength: shape.keyLength, queryBlockSize: kernel.queryBlock, keyBlockSize: kernel.keyBlock),
-                transposed: transposed, device: device)
+            let blocks = try given?.atBlockSize(queryBlockSize: kernel.queryBlock, keyBlockSize: kernel.keyBlock, for: shape)
+                ?? BlockMask($0, batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength,
+                             keyLength: shape.keyLength, queryBlockSize: kernel.queryBlock, keyBlockSize: kernel.keyBlock)
+            return try CUDABlockList(blocks, transposed: transposed, device: device)
         }
     }
 

@@ -10,6 +10,11 @@ extension CUDAConformance {
             AttentionCase(label: "fp32 D=80 sliding window 30 + soft-cap", dtype: .float32,
                           shape: (1, 2, 1, 90, 90, 80, 80), options: .init(mask: .slidingWindow(30), scoreMod: .softCap(20))),
         ]
+        if let documents = try? BlockMask(
+            MaskMod.documentCausal(ids: (0..<200).map { $0 / 70 }), batch: 1, heads: 4, queryLength: 200, keyLength: 200) {
+            cases.append(AttentionCase(label: "bf16 D=64 GQA 4:1 block mask built once (documents, causal)", dtype: .bfloat16,
+                                       shape: (1, 4, 1, 200, 200, 64, 64), options: .init(blockMask: documents)))
+        }
         if let bias {
             cases.append(AttentionCase(label: "fp16 D=128 relative-position bias (table gradient)", dtype: .float16,
                                        shape: (1, 2, 2, 130, 130, 128, 128), options: .init(isCausal: true, scoreMod: bias)))
