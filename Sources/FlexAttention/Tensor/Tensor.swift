@@ -77,20 +77,25 @@ public struct Tensor: Sendable {
         try self.init(storage: storage, dtype: dtype, shape: shape, strides: strides)
     }
 
-    /// A new tensor holding `values` (logical row-major order of `shape`), rounded to `dtype`.
+    /// A new tensor holding `values` rounded to `dtype`, given in the order the layout puts them in memory:
+    /// row-major `[B, H, S, D]` for ``TensorLayout/bhsd``, `[B, S, H, D]` for ``TensorLayout/bshd`` (the bytes a
+    /// projection's output already has), while `shape` is always the logical `[B, H, S, D]`.
+    ///
+    /// ``floats()`` reads back in logical order, so it returns `values` unchanged only for ``TensorLayout/bhsd``.
+    /// - Throws: ``FlexAttentionError`` for a zero or negative extent, a count of `values` other than the shape's, or a
+    ///   BSHD shape that is not rank 4.
     public init(_ values: [Float], shape: [Int], dtype: DType = .float32, layout: TensorLayout = .bhsd) throws {
-        let count = shape.reduce(1, *)
         guard shape.allSatisfy({ $0 > 0 }) else {
             throw FlexAttentionError.nonPositiveDimension(tensor: "tensor", shape: shape)
         }
+        let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
         guard values.count == count else {
             throw FlexAttentionError.elementCountMismatch(expected: count, actual: values.count)
         }
         try self.init(zeros: shape, dtype: dtype, layout: layout)
-        var index = 0
-        forEachOffset { elementOffset in
-            store(values[index], atElementOffset: elementOffset)
-            index += 1
+        // A fresh tensor is dense from offset 0, so memory order is storage order.
+        for (elementOffset, value) in values.enumerated() {
+            store(value, atElementOffset: elementOffset)
         }
     }
 
