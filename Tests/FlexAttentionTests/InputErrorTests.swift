@@ -64,12 +64,19 @@ struct InputErrorTests {
     }
 
     @Test func zeroSizes() throws {
-        #expect(throws: FlexAttentionError.nonPositiveDimension(tensor: "tensor", shape: [1, 0, 4, 8])) {
-            try Tensor(zeros: [1, 0, 4, 8])
+        // Empty tensors exist (an empty KV cache), but attention needs every size positive.
+        let q = try tensor([1, 1, 4, 8])
+        let empty = try Tensor(zeros: [1, 1, 0, 8])
+        #expect(forwardError(q, empty, empty) == .nonPositiveDimension(tensor: "key", shape: [1, 1, 0, 8]))
+        let noHeads = try Tensor(zeros: [1, 0, 4, 8])
+        #expect(forwardError(q, noHeads, noHeads) == .nonPositiveDimension(tensor: "key", shape: [1, 0, 4, 8]))
+        #expect(forwardError(noHeads, q, q) == .nonPositiveDimension(tensor: "query", shape: [1, 0, 4, 8]))
+        #expect(throws: FlexAttentionError.nonPositiveDimension(tensor: "tensor", shape: [1, -1, 4, 8])) {
+            try Tensor(zeros: [1, -1, 4, 8])
         }
         let storage = try #require(TensorStorage(zeroedByteCount: 64))
         #expect(throws: FlexAttentionError.self) {
-            try Tensor(storage: storage, dtype: .float32, shape: [1, 1, 0, 4], strides: [16, 16, 4, 1])
+            try Tensor(storage: storage, dtype: .float32, shape: [1, 1, -2, 4], strides: [16, 16, 4, 1])
         }
     }
 

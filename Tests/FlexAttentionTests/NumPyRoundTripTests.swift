@@ -80,8 +80,10 @@ struct NumPyRoundTripTests {
         #expect(tensor.dtype == .float16 && tensor.shape == [1, 2, 3])
         #expect(tensor.floats() == halves.map(Float.init))
         let floats: [Float] = (0..<24).map { Float($0) / 3 }
+        // BSHD values are in memory order [B, S, H, D]; the array comes back in logical order [B, H, S, D].
         let bshd = try Tensor(floats, shape: [1, 2, 3, 4], layout: .bshd)
-        #expect(NumPyArray(bshd) == (try NumPyArray(shape: [1, 2, 3, 4], elements: .float32(floats))))
+        let logical = (0..<2).flatMap { h in (0..<3).flatMap { s in (0..<4).map { d in floats[(s * 2 + h) * 4 + d] } } }
+        #expect(NumPyArray(bshd) == (try NumPyArray(shape: [1, 2, 3, 4], elements: .float32(logical))))
         #expect(try NumPyArray(shape: [4], elements: .float32([1, 2, 3, 4])).tensor().dtype == .float32)
         #expect(throws: NumPyError.self) { try NumPyArray(shape: [1], elements: .int32([1])).tensor() }
     }

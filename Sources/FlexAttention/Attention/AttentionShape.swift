@@ -60,6 +60,10 @@ public struct AttentionShape: Sendable, Hashable {
         for (name, shape) in zip(names, shapes) where shape.count != 4 {
             throw FlexAttentionError.wrongRank(tensor: name, expected: 4, actual: shape.count)
         }
+        // Tensors may be empty; attention needs every size positive.
+        for (name, shape) in zip(names, shapes) where shape.contains(where: { $0 <= 0 }) {
+            throw FlexAttentionError.nonPositiveDimension(tensor: name, shape: shape)
+        }
         for (name, dtype) in zip(names, dtypes).dropFirst() where dtype != dtypes[0] {
             throw FlexAttentionError.mixedDTypes(expected: dtypes[0], actual: dtype, tensor: name)
         }

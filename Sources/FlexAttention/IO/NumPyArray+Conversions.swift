@@ -20,7 +20,8 @@ extension NumPyArray {
 
     /// The array as a new contiguous tensor of the same shape: ``DType/float32`` for `<f4`, ``DType/float16`` for
     /// `<f2`.
-    /// - Throws: ``NumPyError/unexpectedArray(_:)`` for integer elements; ``FlexAttentionError`` for a zero extent.
+    /// - Throws: ``NumPyError/unexpectedArray(_:)`` for integer elements; ``FlexAttentionError`` when it cannot be
+    ///   allocated. A zero extent gives an empty tensor.
     public func tensor() throws -> Tensor {
         switch elements {
         case .float32(let values): return try Self.tensor(values, shape: shape, dtype: .float32)

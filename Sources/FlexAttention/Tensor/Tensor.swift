@@ -11,6 +11,9 @@ public enum TensorLayout: Sendable, Hashable {
 ///
 /// Attention takes rank-4 views in logical order `[B, H, S, D]`; any strides work, so BSHD memory is read
 /// without a copy (see ``TensorLayout``). Views are cheap values that share their ``TensorStorage``.
+///
+/// An axis may have extent 0 (an empty KV cache, say): such a tensor has no elements and reads nothing, though
+/// attention itself needs every size positive.
 public struct Tensor: Sendable {
     /// Element type.
     public let dtype: DType
@@ -24,25 +27,36 @@ public struct Tensor: Sendable {
     public let storage: TensorStorage
 
     /// A view over existing storage, checked to stay inside it.
-    /// - Throws: ``FlexAttentionError`` when the shape has a zero or negative extent, the shape and strides have
-    ///   different ranks, or any element would fall outside the storage.
+    /// - Throws: ``FlexAttentionError`` when the shape has a negative extent, the shape and strides have
+    ///   different ranks, or any element would fall outside the storage (for an empty view: an offset outside
+    ///   `0...capacity`).
     public init(storage: TensorStorage, dtype: DType, shape: [Int], strides: [Int], offset: Int = 0) throws {
         guard shape.count == strides.count else {
             throw FlexAttentionError.invalidArgument(
                 "shape \(shape) and strides \(strides) must have the same number of dimensions")
         }
-        guard shape.allSatisfy({ $0 > 0 }) else {
+        guard shape.allSatisfy({ $0 >= 0 }) else {
             throw FlexAttentionError.nonPositiveDimension(tensor: "tensor", shape: shape)
         }
-        let capacity = storage.byteCount / dtype.byteSize
-        guard let span = stridedSpan(shape: shape, strides: strides, offset: offset) else {
-            throw FlexAttentionError.viewOutOfBounds(tensor: "tensor", detail: "strides \(strides) overflow")
+        guard Tensor.elementCount(of: shape) != nil else {
+            throw FlexAttentionError.invalidArgument("shape \(shape) has more elements than an Int can count")
         }
-        guard span.lowerBound >= 0, span.upperBound < capacity else {
-            throw FlexAttentionError.viewOutOfBounds(
-                tensor: "tensor",
-                detail: "shape \(shape), strides \(strides), offset \(offset) reach elements \(span.lowerBound)..."
-                    + "\(span.upperBound) of a buffer of \(capacity)")
+        let capacity = storage.byteCount / dtype.byteSize
+        if shape.contains(0) {
+            guard offset >= 0, offset <= capacity else {
+                throw FlexAttentionError.viewOutOfBounds(
+                    tensor: "tensor", detail: "empty view's offset \(offset) is outside a buffer of \(capacity)")
+            }
+        } else {
+            guard let span = stridedSpan(shape: shape, strides: strides, offset: offset) else {
+                throw FlexAttentionError.viewOutOfBounds(tensor: "tensor", detail: "strides \(strides) overflow")
+            }
+            guard span.lowerBound >= 0, span.upperBound < capacity else {
+                throw FlexAttentionError.viewOutOfBounds(
+                    tensor: "tensor",
+                    detail: "shape \(shape), strides \(strides), offset \(offset) reach elements \(span.lowerBound)..."
+                        + "\(span.upperBound) of a buffer of \(capacity)")
+            }
         }
         self.storage = storage
         self.dtype = dtype
@@ -53,20 +67,17 @@ public struct Tensor: Sendable {
 
     /// A new zero-filled tensor of logical shape `shape`. With ``TensorLayout/bshd`` the rank-4 memory is laid
     /// out batch, sequence, heads, head dim, and the view is still indexed `[B, H, S, D]`.
+    /// - Throws: ``FlexAttentionError`` for a negative extent, a shape too large to allocate, or a BSHD shape that
+    ///   is not rank 4.
     public init(zeros shape: [Int], dtype: DType = .float32, layout: TensorLayout = .bhsd) throws {
-        guard shape.allSatisfy({ $0 > 0 }) else {
+        guard shape.allSatisfy({ $0 >= 0 }) else {
             throw FlexAttentionError.nonPositiveDimension(tensor: "tensor", shape: shape)
         }
         if layout == .bshd && shape.count != 4 {
             throw FlexAttentionError.wrongRank(tensor: "a BSHD tensor", expected: 4, actual: shape.count)
         }
-        var count = 1
-        for extent in shape {
-            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
-            guard !overflow, product <= Int(Int32.max) * 64 else {
-                throw FlexAttentionError.invalidArgument("shape \(shape) is too large")
-            }
-            count = product
+        guard let count = Tensor.elementCount(of: shape), count <= Int(Int32.max) * 64 else {
+            throw FlexAttentionError.invalidArgument("shape \(shape) is too large")
         }
         guard let storage = TensorStorage(zeroedByteCount: count * dtype.byteSize) else {
             throw FlexAttentionError.outOfMemory(byteCount: count * dtype.byteSize)
@@ -77,20 +88,22 @@ public struct Tensor: Sendable {
         try self.init(storage: storage, dtype: dtype, shape: shape, strides: strides)
     }
 
-    /// A new tensor holding `values` (logical row-major order of `shape`), rounded to `dtype`.
+    /// A new tensor holding `values` rounded to `dtype`, given in the order the layout puts them in memory:
+    /// row-major `[B, H, S, D]` for ``TensorLayout/bhsd``, `[B, S, H, D]` for ``TensorLayout/bshd`` (the bytes a
+    /// projection's output already has), while `shape` is always the logical `[B, H, S, D]`.
+    ///
+    /// ``floats()`` reads back in logical order, so it returns `values` unchanged only for ``TensorLayout/bhsd``.
+    /// - Throws: ``FlexAttentionError`` for a negative extent, a count of `values` other than the shape's, or a
+    ///   BSHD shape that is not rank 4.
     public init(_ values: [Float], shape: [Int], dtype: DType = .float32, layout: TensorLayout = .bhsd) throws {
-        let count = shape.reduce(1, *)
-        guard shape.allSatisfy({ $0 > 0 }) else {
+        guard shape.allSatisfy({ $0 >= 0 }) else {
             throw FlexAttentionError.nonPositiveDimension(tensor: "tensor", shape: shape)
         }
-        guard values.count == count else {
-            throw FlexAttentionError.elementCountMismatch(expected: count, actual: values.count)
-        }
+        try Tensor.requireElementCount(values.count, for: shape)
         try self.init(zeros: shape, dtype: dtype, layout: layout)
-        var index = 0
-        forEachOffset { elementOffset in
-            store(values[index], atElementOffset: elementOffset)
-            index += 1
+        // A fresh tensor is dense from offset 0, so memory order is storage order.
+        for (elementOffset, value) in values.enumerated() {
+            store(value, atElementOffset: elementOffset)
         }
     }
 
@@ -115,6 +128,28 @@ public struct Tensor: Sendable {
             let (h, s, d) = (shape[1], shape[2], shape[3])
             return [s * h * d, d, h * d, 1]
         }
+    }
+
+    /// The product of a shape's non-negative extents; `nil` when it overflows `Int` (0 whenever an extent is 0).
+    static func elementCount(of shape: [Int]) -> Int? {
+        if shape.contains(0) { return 0 }
+        var count = 1
+        for extent in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+            if overflow { return nil }
+            count = product
+        }
+        return count
+    }
+
+    /// Checks that `count` supplied values fill `shape` exactly, before anything is allocated.
+    /// - Throws: ``FlexAttentionError/elementCountMismatch(expected:actual:)``, or
+    ///   ``FlexAttentionError/invalidArgument(_:)`` when the shape's element count overflows.
+    static func requireElementCount(_ count: Int, for shape: [Int]) throws {
+        guard let expected = elementCount(of: shape) else {
+            throw FlexAttentionError.invalidArgument("shape \(shape) is too large")
+        }
+        guard count == expected else { throw FlexAttentionError.elementCountMismatch(expected: expected, actual: count) }
     }
 
     /// Number of elements in the view.
@@ -159,11 +194,11 @@ public struct Tensor: Sendable {
         return load(atElementOffset: offset + zip(index, strides).reduce(0) { $0 + $1.0 * $1.1 })
     }
 
-    /// Calls `body` with the storage offset of every element, in logical row-major order.
-    func forEachOffset(_ body: (Int) -> Void) {
+    /// Calls `body` with the storage offset of every element (or of the first `limit`), in logical row-major order.
+    func forEachOffset(limit: Int = .max, _ body: (Int) -> Void) {
         var index = [Int](repeating: 0, count: shape.count)
         var elementOffset = offset
-        for _ in 0..<elementCount {
+        for _ in 0..<min(elementCount, max(limit, 0)) {
             body(elementOffset)
             var axis = shape.count - 1
             while axis >= 0 {

@@ -23,6 +23,14 @@ public enum FlexAttentionError: Error, Equatable, Sendable, CustomStringConverti
     case invalidArgument(String)
     /// A buffer of `byteCount` bytes could not be allocated.
     case outOfMemory(byteCount: Int)
+    /// An axis number is not one of the tensor's axes (`0..<rank`).
+    case axisOutOfRange(axis: Int, rank: Int)
+    /// A range of indices along an axis starts below 0 or ends past that axis's extent.
+    case rangeOutOfBounds(range: Range<Int>, axis: Int, extent: Int)
+    /// Two tensors that must have the same shape do not.
+    case shapeMismatch(expected: [Int], actual: [Int], tensor: String)
+    /// An operation that reinterprets memory needs a row-major contiguous view and got strides that are not.
+    case notContiguous(shape: [Int], strides: [Int])
 
     public var description: String {
         switch self {
@@ -48,6 +56,15 @@ public enum FlexAttentionError: Error, Equatable, Sendable, CustomStringConverti
             reason
         case let .outOfMemory(byteCount):
             "out of memory: cannot allocate \(byteCount) bytes"
+        case let .axisOutOfRange(axis, rank):
+            "axis \(axis) is not an axis of a tensor of \(rank) dimensions (0..<\(rank))"
+        case let .rangeOutOfBounds(range, axis, extent):
+            "range \(range.lowerBound)..<\(range.upperBound) along axis \(axis) is not within its extent 0..<\(extent)"
+        case let .shapeMismatch(expected, actual, tensor):
+            "\(tensor) has shape \(actual), expected \(expected)"
+        case let .notContiguous(shape, strides):
+            "a view of shape \(shape) with strides \(strides) is not row-major contiguous; contiguous() makes a copy"
+                + " that is"
         }
     }
 }
