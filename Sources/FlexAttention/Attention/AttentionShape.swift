@@ -28,10 +28,6 @@ public struct AttentionShape: Sendable, Hashable {
         valueDim: Int? = nil, dtype: DType
     ) throws {
         let (skv, dv) = (keyLength ?? queryLength, valueDim ?? headDim)
-        for (name, size) in [("batch", batch), ("query heads", queryHeads), ("key/value heads", keyValueHeads),
-                             ("query length", queryLength), ("key length", skv)] where size <= 0 {
-            throw FlexAttentionError.invalidArgument("\(name) must be positive, not \(size)")
-        }
         try self.init(
             shapes: [[batch, queryHeads, queryLength, headDim], [batch, keyValueHeads, skv, headDim],
                      [batch, keyValueHeads, skv, dv]],
