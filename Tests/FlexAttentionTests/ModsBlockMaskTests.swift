@@ -116,6 +116,7 @@ import Testing
         #expect(throws: ModError.tableIndexOutOfRange(table: "bias", axis: 0, index: 3, extent: 3, at: [0, 0, 2, 0])) {
             try score.checkIndices(batch: 1, heads: 1, queryLength: 3, keyLength: 3)
         }
-        #expect(try BlockMask(MaskMod { _, _, q, _ in short[min(q, 2)] == 0 }, queryLength: 300, keyLength: 300).keptBlockCounts == (full: 0, partial: 3))
+        #expect(try BlockMask(MaskMod { _, _, q, _ in short[min(q, 2)] == 0 }, queryLength: 300, keyLength: 300,
+                              queryBlockSize: 128, keyBlockSize: 128).keptBlockCounts == (full: 0, partial: 3))
     }
 }

@@ -53,6 +53,9 @@ public struct Attention: Sendable {
     ) throws -> AttentionOutput {
         let problem = try AttentionProblem(
             shape: AttentionShape(query: query, key: key, value: value), options: options)
+        if problem.shape.isEmpty {
+            return try EmptyAttention.forward(problem, outputDType: outputDType ?? problem.shape.dtype)
+        }
         let result = try NonFiniteInputs.forward(problem: problem, query: query, key: key, value: value) { query, key, value in
             switch device {
             case .cpu:
@@ -113,6 +116,7 @@ public struct Attention: Sendable {
         try AttentionShape.require(outputGradient, named: "output gradient", shape: shape.outputShape)
         try AttentionShape.require(forward.logSumExp, named: "log-sum-exp", shape: shape.logSumExpShape)
         let problem = try AttentionProblem(shape: shape, options: options)
+        if shape.isEmpty { return try EmptyAttention.backward(problem, gradientDType: gradientDType ?? shape.dtype) }
         return try NonFiniteInputs.backward(
             problem: problem, query: query, key: key, value: value, forward: forward, outputGradient: outputGradient
         ) { query, key, value, forward, outputGradient in

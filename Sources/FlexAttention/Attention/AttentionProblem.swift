@@ -24,8 +24,10 @@ struct AttentionProblem: Sendable {
         self.shape = shape
         self.options = options
         scale = try shape.resolvedScale(options.scale)
-        try options.scoreMod?.checkIndices(
-            batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength, keyLength: shape.keyLength)
+        if !shape.isEmpty {  // an empty domain has nothing to check
+            try options.scoreMod?.checkIndices(
+                batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength, keyLength: shape.keyLength)
+        }
         // Bottom-right is top-left when Sq = Skv: keep the built-in causal, which the CPU loops run faster.
         let causal: MaskMod = options.causalAlignment == .topLeft || shape.queryLength == shape.keyLength
             ? .causal : .causalBottomRight

@@ -56,8 +56,9 @@ public struct AttentionShape: Sendable, Hashable {
         for (name, shape) in zip(names, shapes) where shape.count != 4 {
             throw FlexAttentionError.wrongRank(tensor: name, expected: 4, actual: shape.count)
         }
-        // Tensors may be empty; attention needs every size positive.
-        for (name, shape) in zip(names, shapes) where shape.contains(where: { $0 <= 0 }) {
+        // Batch and lengths may be 0 (no queries, an empty KV cache): the result is defined. Heads and head dims may
+        // not: every query head needs its key/value head.
+        for (name, shape) in zip(names, shapes) where shape.contains(where: { $0 < 0 }) || shape[1] == 0 || shape[3] == 0 {
             throw FlexAttentionError.nonPositiveDimension(tensor: name, shape: shape)
         }
         for (name, dtype) in zip(names, dtypes).dropFirst() where dtype != dtypes[0] {
@@ -103,6 +104,10 @@ public struct AttentionShape: Sendable, Hashable {
             throw FlexAttentionError.invalidArgument("\(name) has shape \(shape), expected \(expected)")
         }
     }
+
+    /// Whether there is nothing to attend: no batch, no queries or no keys. Every row then keeps nothing: O = 0,
+    /// LSE = −∞, and every gradient is 0.
+    public var isEmpty: Bool { batch == 0 || queryLength == 0 || keyLength == 0 }
 
     /// `O`'s shape, `[B, Hq, Sq, Dv]`.
     var outputShape: [Int] { [batch, queryHeads, queryLength, valueDim] }

@@ -76,6 +76,9 @@ public final class AttentionPlan: Sendable {
     }
 
     init(_ problem: AttentionProblem, device: CUDADevice, includesBackward: Bool, cache: KernelCache) throws {
+        guard !problem.shape.isEmpty else {  // device tensors cannot be empty
+            throw FlexAttentionError.invalidArgument("an AttentionPlan needs queries and keys, not \(problem.shape)")
+        }
         sizes = AttentionSizes(problem.shape, scale: problem.scale)
         (self.device, shape, options, self.includesBackward, self.cache) =
             (device, problem.shape, problem.options, includesBackward, cache)
