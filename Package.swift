@@ -18,6 +18,10 @@ let package = Package(
         .library(name: "FlexAttention", targets: ["FlexAttention"]),
         .executable(name: "flexattn", targets: ["flexattn"]),
     ],
+    dependencies: [
+        // Documentation only (`swift package generate-documentation`); no target depends on it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+    ],
     targets: [
         .target(name: "FlexAttentionSIMD", swiftSettings: baselineFlags),
         .target(name: "FlexAttentionAVX512", dependencies: ["FlexAttentionSIMD"], swiftSettings: avx512Flags),

@@ -14,6 +14,7 @@ public struct Attention: Sendable {
     /// Where the work runs.
     public let device: Device
 
+    /// Attention on `device`; ``Device/cpu`` needs no setup.
     /// - Parameter device: where the work runs; the CPU by default.
     public init(device: Device = .cpu) {
         self.device = device

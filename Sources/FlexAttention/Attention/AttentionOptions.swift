@@ -22,6 +22,7 @@ public struct AttentionOptions: Sendable, Equatable {
     /// gradients in ``AttentionGradients/tableGradients``.
     public var scoreMod: ScoreMod?
 
+    /// Options for attention calls; the defaults give plain softmax attention with scale `1 / √D`.
     /// - Parameters:
     ///   - scale: multiplies `q · k`; `nil` means `1 / √D`.
     ///   - isCausal: keep only the keys at or before each query.

@@ -1,12 +1,19 @@
 /// The validated sizes of one attention problem: queries `[B, Hq, Sq, D]`, keys `[B, Hkv, Skv, D]`,
 /// values `[B, Hkv, Skv, Dv]`.
 public struct AttentionShape: Sendable, Hashable {
+    /// `B`, the batch size.
     public let batch: Int
+    /// `Hq`, the query heads.
     public let queryHeads: Int
+    /// `Hkv`, the key/value heads; `Hq` is a multiple of it (GQA/MQA).
     public let keyValueHeads: Int
+    /// `Sq`, the queries per sequence.
     public let queryLength: Int
+    /// `Skv`, the keys per sequence.
     public let keyLength: Int
+    /// `D`, the head dim of queries and keys.
     public let headDim: Int
+    /// `Dv`, the head dim of values and of the output.
     public let valueDim: Int
     /// The element type shared by all inputs.
     public let dtype: DType
@@ -19,8 +26,14 @@ public struct AttentionShape: Sendable, Hashable {
 
     /// A problem of these sizes, for building an ``AttentionPlan`` before any tensor exists.
     /// - Parameters:
+    ///   - batch: `B`.
+    ///   - queryHeads: `Hq`, a multiple of `keyValueHeads`.
+    ///   - keyValueHeads: `Hkv`.
+    ///   - queryLength: `Sq`.
     ///   - keyLength: `Skv`; `queryLength` when `nil`.
+    ///   - headDim: `D`, of queries and keys.
     ///   - valueDim: `Dv`; `headDim` when `nil`.
+    ///   - dtype: the element type of every input.
     /// - Throws: ``FlexAttentionError`` for a size that is not positive, heads that do not divide, or a head dim
     ///   outside ``supportedHeadDims``.
     public init(
@@ -122,6 +135,7 @@ public struct AttentionShape: Sendable, Hashable {
 }
 
 extension AttentionShape: CustomStringConvertible {
+    /// The sizes on one line, as `B=… Hq=… Hkv=… Sq=… Skv=… D=… Dv=… dtype`.
     public var description: String {
         "B=\(batch) Hq=\(queryHeads) Hkv=\(keyValueHeads) Sq=\(queryLength) Skv=\(keyLength) D=\(headDim) Dv=\(valueDim) \(dtype)"
     }

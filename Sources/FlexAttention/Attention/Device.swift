@@ -5,6 +5,7 @@ public enum Device: Sendable, Hashable, CustomStringConvertible {
     /// An NVIDIA GPU, by CUDA device ordinal.
     case cuda(Int)
 
+    /// `cpu` or `cuda:N`.
     public var description: String {
         switch self {
         case .cpu: "cpu"

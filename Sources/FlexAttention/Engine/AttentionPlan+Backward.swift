@@ -7,7 +7,9 @@ extension AttentionPlan {
     /// forked from and joined back into `stream`, so work queued on `stream` afterwards sees all of them.
     ///
     /// - Parameters:
-    ///   - query: the query given to the forward pass; `key` and `value` likewise.
+    ///   - query: the query given to the forward pass.
+    ///   - key: the key given to the forward pass.
+    ///   - value: the value given to the forward pass.
     ///   - forward: what the forward pass wrote.
     ///   - outputGradient: `dO`, `[B, Hq, Sq, Dv]` in the inputs' dtype, any strides.
     ///   - stream: where the work is queued and the new tensors allocated (stream-ordered).
@@ -35,9 +37,15 @@ extension AttentionPlan {
     /// which a graph records as its own allocation and free).
     ///
     /// - Parameters:
+    ///   - query: the query given to the forward pass.
+    ///   - key: the key given to the forward pass.
+    ///   - value: the value given to the forward pass.
+    ///   - forward: what the forward pass wrote.
+    ///   - outputGradient: `dO`, `[B, Hq, Sq, Dv]` in the inputs' dtype, any strides.
     ///   - gradients: contiguous tensors of Q's, K's and V's shapes in their dtype, and a contiguous Float32 tensor
     ///     of each Float table's shape, by table name, for every Float table the score mod reads (they are zeroed
     ///     first, then summed into).
+    ///   - stream: where the work is queued.
     /// - Throws: as ``backward(query:key:value:forward:outputGradient:on:)``; nothing is queued then.
     public func backward(
         query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, forward: DeviceAttentionOutput,

@@ -26,8 +26,12 @@ extension AttentionPlan {
     /// captured in a ``CUDAGraph``.
     ///
     /// - Parameters:
+    ///   - query: `[B, Hq, Sq, D]`, any strides.
+    ///   - key: `[B, Hkv, Skv, D]`.
+    ///   - value: `[B, Hkv, Skv, Dv]`.
     ///   - output: `O`, `[B, Hq, Sq, Dv]` in the inputs' dtype, any strides; and its log-sum-exp, contiguous Float32
     ///     `[B, Hq, Sq]`.
+    ///   - stream: where the work is queued.
     /// - Throws: as ``forward(query:key:value:on:)``; nothing is queued then.
     public func forward(
         query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, into output: DeviceAttentionOutput,

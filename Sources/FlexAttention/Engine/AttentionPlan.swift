@@ -62,6 +62,9 @@ public final class AttentionPlan: Sendable {
 
     /// Prepares attention of `shape` with `options` on `device`.
     /// - Parameters:
+    ///   - shape: the sizes and dtype every call's tensors must have.
+    ///   - options: scale, causality, mask or block mask, and score mod.
+    ///   - device: the GPU the kernels are compiled for and run on.
     ///   - includesBackward: whether to prepare the backward kernels too (compiling them takes seconds the first
     ///     time; the disk cache keeps them for later processes).
     /// - Throws: ``FlexAttentionError`` or ``ModError`` for options that do not fit the shape (a scale that is not

@@ -48,6 +48,7 @@ public struct NumPyArray: Sendable, Equatable {
     /// The contents.
     public let elements: Elements
 
+    /// An array of `shape`, its elements row-major.
     /// - Throws: ``NumPyError/elementCountMismatch(shape:count:)`` when the elements do not fill `shape` exactly
     ///   (or an extent is negative).
     public init(shape: [Int], elements: Elements) throws {

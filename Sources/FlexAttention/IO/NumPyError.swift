@@ -26,6 +26,7 @@ public enum NumPyError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The array does not have the rank, element type or shape its use requires.
     case unexpectedArray(String)
 
+    /// The error as one line of text.
     public var description: String {
         switch self {
         case let .unreadable(path, reason): "cannot read \(path): \(reason)"

@@ -19,6 +19,7 @@ public enum ModError: Error, Equatable, Sendable, CustomStringConvertible {
     /// At `(b, h, q, kv)` an Int `/` or `%` divides by zero.
     case divisionByZero(at: [Int])
 
+    /// The error as one line of text.
     public var description: String {
         switch self {
         case let .syntax(message, position): "syntax error at character \(position): \(message)"

@@ -1,17 +1,25 @@
 /// The value type of a mod expression: index arithmetic is `Int`, scores are `Float`, masks are `Bool`.
 public enum ModType: String, Sendable, Hashable, CustomStringConvertible {
+    /// Integers: indices, lengths, Int32 table entries.
     case int = "Int"
+    /// Single-precision floats: the score, Float table entries.
     case float = "Float"
+    /// Conditions: what a mask returns.
     case bool = "Bool"
 
+    /// The type's name in the textual form: `Int`, `Float` or `Bool`.
     public var description: String { rawValue }
 }
 
 /// The arguments every mod may read. `score` exists only in score mods.
 public enum ModVariable: String, Sendable, Hashable, CaseIterable {
+    /// The batch, the query head, the query position and the key position.
     case b, h, q, kv
+    /// `q_len`, the number of queries (`Sq`).
     case queryLength = "q_len"
+    /// `kv_len`, the number of keys (`Skv`).
     case keyLength = "kv_len"
+    /// `score`, the scaled `q · k` a score mod changes (score mods only).
     case score
 
     var type: ModType { self == .score ? .float : .int }
@@ -48,7 +56,7 @@ enum ModBinaryOperator: String, Sendable, Hashable {
 /// on the CPU, interval analysis for block masks, symbolic differentiation, CUDA emission).
 ///
 /// Expressions are made by tracing (``MaskMod``, ``ScoreMod``, ``ModInt``) or by parsing their textual form
-/// (``MaskMod(parsing:tables:parameters:)``); ``description`` prints that form. An expression is a DAG: a traced value
+/// (``MaskMod/init(parsing:tables:parameters:)``); ``description`` prints that form. An expression is a DAG: a traced value
 /// used twice is one node, and every analysis (typing, differentiation, printing, compiling) takes time linear
 /// in the number of distinct nodes, however large the tree they expand to. A long expression prints with `let`
 /// bindings, which parse back.
@@ -62,7 +70,8 @@ public struct ModExpression: Hashable, Sendable, CustomStringConvertible {
     /// Int, Float or Bool.
     public var type: ModType { node.type }
 
-    /// The textual form, which ``MaskMod(parsing:tables:parameters:)`` and ``ScoreMod(parsing:tables:parameters:)`` read back.
+    /// The textual form, which ``MaskMod/init(parsing:tables:parameters:)`` and
+    /// ``ScoreMod/init(parsing:tables:parameters:)`` read back.
     public var description: String { ModPrinter.print(node) }
 
     /// Whether the value depends on `variable`; a mask that reads neither `b` nor `h` is the same for every head.

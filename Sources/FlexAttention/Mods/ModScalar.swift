@@ -1,6 +1,8 @@
 /// A constant of a mod: the value of a literal or of a named parameter.
 public enum ModScalar: Hashable, Sendable, CustomStringConvertible {
+    /// An Int constant.
     case int(Int)
+    /// A Float constant.
     case float(Float)
 
     /// ``ModType/int`` or ``ModType/float``.
@@ -30,6 +32,7 @@ public struct ModParameter: Hashable, Sendable {
     /// The value it stands for.
     public let value: ModScalar
 
+    /// A constant that prints as `name` instead of its value.
     /// - Throws: ``ModError/invalidName(_:reason:)`` when `name` is not an identifier or is a reserved word.
     public init(name: String, value: ModScalar) throws {
         try ModName.validate(name)

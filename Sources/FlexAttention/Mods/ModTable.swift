@@ -6,7 +6,9 @@
 public struct ModTable: Hashable, Sendable {
     /// The elements, row-major.
     public enum Elements: Hashable, Sendable {
+        /// Int32 elements, read as `Int` by a mod.
         case int32([Int32])
+        /// Float elements, read as `Float` by a mod; a score mod's Float tables get gradients.
         case float([Float])
     }
 
@@ -17,6 +19,7 @@ public struct ModTable: Hashable, Sendable {
     /// The contents.
     public let elements: Elements
 
+    /// A table of `elements`, row-major, with `shape` (1 to 3 axes), indexed as `name[i, j]`.
     /// - Throws: ``ModError`` when the name is not a usable identifier, the rank is not 1 to 3, an extent is not
     ///   positive or the element count does not match the shape.
     public init(name: String, shape: [Int], elements: Elements) throws {
@@ -69,10 +72,12 @@ public struct ModTable: Hashable, Sendable {
         return strides
     }
 
+    /// Tables are equal when their names, shapes and contents are.
     public static func == (lhs: ModTable, rhs: ModTable) -> Bool {
         lhs.name == rhs.name && lhs.shape == rhs.shape && lhs.elements == rhs.elements
     }
 
+    /// Hashes the name, shape and element type only, so large tables hash cheaply.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(name)
         hasher.combine(shape)

@@ -77,34 +77,56 @@ extension ModFloat: ModNumber {}
 extension ModBool: ModSymbol {}
 
 extension ModNumber {
+    /// The sum: `x + y`, recorded in the trace.
     public static func + (x: Self, y: Self) -> Self { Self(.binary(.add, x.node, y.node)) }
+    /// The difference: `x - y`, recorded in the trace.
     public static func - (x: Self, y: Self) -> Self { Self(.binary(.subtract, x.node, y.node)) }
+    /// The product: `x * y`, recorded in the trace.
     public static func * (x: Self, y: Self) -> Self { Self(.binary(.multiply, x.node, y.node)) }
+    /// The quotient `x / y` (floored for Ints, like Python's `//`), recorded in the trace.
     public static func / (x: Self, y: Self) -> Self { Self(.binary(.divide, x.node, y.node)) }
+    /// The remainder `x % y`, floored like Python's (the sign of `y`), recorded in the trace.
     public static func % (x: Self, y: Self) -> Self { Self(.binary(.remainder, x.node, y.node)) }
+    /// The negation: `-x`, recorded in the trace.
     public static prefix func - (x: Self) -> Self { Self(.negated(x.node)) }
+    /// Whether the operands are equal: `x == y`, recorded in the trace.
     public static func == (x: Self, y: Self) -> ModBool { ModBool(.binary(.equal, x.node, y.node)) }
+    /// Whether the operands differ: `x != y`, recorded in the trace.
     public static func != (x: Self, y: Self) -> ModBool { ModBool(.binary(.notEqual, x.node, y.node)) }
+    /// Whether `x` is less than `y`: `x < y`, recorded in the trace.
     public static func < (x: Self, y: Self) -> ModBool { ModBool(.binary(.less, x.node, y.node)) }
+    /// Whether `x` is at most `y`: `x <= y`, recorded in the trace.
     public static func <= (x: Self, y: Self) -> ModBool { ModBool(.binary(.lessEqual, x.node, y.node)) }
+    /// Whether `x` is greater than `y`: `x > y`, recorded in the trace.
     public static func > (x: Self, y: Self) -> ModBool { ModBool(.binary(.greater, x.node, y.node)) }
+    /// Whether `x` is at least `y`: `x >= y`, recorded in the trace.
     public static func >= (x: Self, y: Self) -> ModBool { ModBool(.binary(.greaterEqual, x.node, y.node)) }
 }
 
 extension ModBool {
+    /// Both conditions: `x && y`. Both operands are always evaluated (no short circuit).
     public static func && (x: ModBool, y: ModBool) -> ModBool { ModBool(.binary(.and, x.node, y.node)) }
+    /// Either condition: `x || y`. Both operands are always evaluated (no short circuit).
     public static func || (x: ModBool, y: ModBool) -> ModBool { ModBool(.binary(.or, x.node, y.node)) }
+    /// The opposite condition: `!x`.
     public static prefix func ! (x: ModBool) -> ModBool { ModBool(.unary(.not, x.node)) }
+    /// Whether both conditions agree: `x == y`.
     public static func == (x: ModBool, y: ModBool) -> ModBool { ModBool(.binary(.equal, x.node, y.node)) }
+    /// Whether the conditions differ: `x != y`.
     public static func != (x: ModBool, y: ModBool) -> ModBool { ModBool(.binary(.notEqual, x.node, y.node)) }
 }
 
 /// Mixed Int and Float operands promote the Int, as in the textual form.
 extension ModFloat {
+    /// The sum with the Int promoted: `x + float(y)`.
     public static func + (x: ModFloat, y: ModInt) -> ModFloat { x + y.float }
+    /// The difference with the Int promoted: `x - float(y)`.
     public static func - (x: ModFloat, y: ModInt) -> ModFloat { x - y.float }
+    /// The product with the Int promoted: `x * float(y)`.
     public static func * (x: ModFloat, y: ModInt) -> ModFloat { x * y.float }
+    /// The quotient with the Int promoted: `x / float(y)`.
     public static func / (x: ModFloat, y: ModInt) -> ModFloat { x / y.float }
+    /// The product with the Int promoted: `float(x) * y`.
     public static func * (x: ModInt, y: ModFloat) -> ModFloat { x.float * y }
 }
 
@@ -136,6 +158,7 @@ public struct IntTable: Sendable {
     /// The captured contents.
     public let table: ModTable
 
+    /// A table named `name`, the name the textual form prints and parses (`name[i]`).
     /// - Throws: ``ModError`` for a bad name or a shape that does not match `values`.
     public init(name: String, values: [Int32], shape: [Int]) throws {
         table = try ModTable(name: name, shape: shape, elements: .int32(values))
@@ -159,6 +182,7 @@ public struct FloatTable: Sendable {
     /// The captured contents.
     public let table: ModTable
 
+    /// A table named `name`, the name the textual form prints and parses and its gradient is listed under.
     /// - Throws: ``ModError`` for a bad name or a shape that does not match `values`.
     public init(name: String, values: [Float], shape: [Int]) throws {
         table = try ModTable(name: name, shape: shape, elements: .float(values))

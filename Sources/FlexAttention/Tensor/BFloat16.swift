@@ -22,5 +22,6 @@ public struct BFloat16: Sendable, Hashable, CustomStringConvertible {
     /// The exact Float32 value.
     @inlinable public var float: Float { Float(bitPattern: UInt32(bitPattern) << 16) }
 
+    /// The value as its Float32 prints.
     public var description: String { float.description }
 }

@@ -15,5 +15,6 @@ public enum DType: String, Sendable, Hashable, CaseIterable, CustomStringConvert
         }
     }
 
+    /// `float32`, `float16` or `bfloat16`.
     public var description: String { rawValue }
 }

@@ -32,6 +32,7 @@ public enum FlexAttentionError: Error, Equatable, Sendable, CustomStringConverti
     /// An operation that reinterprets memory needs a row-major contiguous view and got strides that are not.
     case notContiguous(shape: [Int], strides: [Int])
 
+    /// What is wrong, as one line of text.
     public var description: String {
         switch self {
         case let .wrongRank(tensor, expected, actual):

@@ -1,4 +1,4 @@
-/// The CUDA driver, loaded and initialised on first use (see ``LibrarySearch`` for where it is looked for).
+/// The CUDA driver, loaded and initialised on first use (``libraryPath()`` tells which file was loaded).
 ///
 /// Loading happens once per process; the outcome, success or the error listing what was searched, is kept, so a
 /// machine without CUDA pays for the search once and every later call gets the same error.

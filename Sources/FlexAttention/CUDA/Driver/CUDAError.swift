@@ -21,6 +21,7 @@ public enum CUDAError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A disk-cache operation failed (reading is never fatal; this is raised only for unusable folders).
     case cache(String)
 
+    /// The error as text a log reader can act on.
     public var description: String {
         switch self {
         case let .libraryNotFound(library, searched):

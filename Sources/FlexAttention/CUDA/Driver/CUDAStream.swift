@@ -4,6 +4,7 @@
 /// driver does). A stream wrapped with ``init(unowned:device:)`` belongs to another library and is never destroyed
 /// here.
 public final class CUDAStream: Sendable {
+    /// The device the stream belongs to.
     public let device: CUDADevice
     /// The `CUstream` handle as an integer, for handing this stream to another library (PyTorch's
     /// `torch.cuda.ExternalStream` takes it). 0 is the legacy default stream.
@@ -61,6 +62,7 @@ public final class CUDAStream: Sendable {
 
 /// A CUDA event, for ordering and timing work on streams.
 public final class CUDAEvent: Sendable {
+    /// The device the event belongs to.
     public let device: CUDADevice
     let address: UInt  // the CUevent
 

@@ -7,9 +7,11 @@
 /// Copies with a `stream` are queued on it and return at once: the host memory must stay valid and unchanged until
 /// the stream is synchronised. Copies without one complete before returning.
 public final class DeviceBuffer: Sendable {
+    /// The device the memory is on.
     public let device: CUDADevice
     /// The device address (a `CUdeviceptr`).
     public let address: UInt64
+    /// The size in bytes.
     public let byteCount: Int
     private let ownership: Ownership
 

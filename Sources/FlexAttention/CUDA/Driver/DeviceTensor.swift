@@ -1,12 +1,15 @@
 /// A strided view over a ``DeviceBuffer``: the device twin of ``Tensor``, with the same dtype, shape, strides and
 /// offset conventions, so BHSD and BSHD layouts and permuted views work without copies.
 public struct DeviceTensor: Sendable {
+    /// The element type.
     public let dtype: DType
+    /// The logical extent of each axis (`[B, H, S, D]` for attention).
     public let shape: [Int]
     /// Elements between neighbours along each axis.
     public let strides: [Int]
     /// Index, in elements, of the first element within the buffer.
     public let offset: Int
+    /// The device memory the view reads.
     public let buffer: DeviceBuffer
 
     /// A view over an existing buffer (allocated here or wrapped with ``DeviceBuffer/init(unowned:byteCount:device:)``),

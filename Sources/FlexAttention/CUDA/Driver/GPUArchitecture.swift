@@ -1,10 +1,14 @@
 /// A compilation target: a compute capability, optionally with its architecture-specific features (`sm_90a`
 /// enables Hopper's wgmma and setmaxnreg; such a cubin runs only on that exact capability).
 public struct GPUArchitecture: Sendable, Hashable, CustomStringConvertible {
+    /// The compute capability's major version (9 for Hopper).
     public var major: Int
+    /// The compute capability's minor version.
     public var minor: Int
+    /// Whether the target has the `a` suffix: the exact chip's features, no forward compatibility.
     public var architectureSpecific: Bool
 
+    /// A target of compute capability `major.minor`, with the `a` suffix when `architectureSpecific`.
     public init(major: Int, minor: Int, architectureSpecific: Bool = false) {
         self.major = major
         self.minor = minor
@@ -28,7 +32,9 @@ public struct GPUArchitecture: Sendable, Hashable, CustomStringConvertible {
         GPUArchitecture(major: major, minor: minor, architectureSpecific: major >= 9)
     }
 
+    /// `sm_80`: the A100.
     public static let sm80 = GPUArchitecture(major: 8, minor: 0)
+    /// `sm_90a`: the H100 with its Hopper-only instructions.
     public static let sm90a = GPUArchitecture(major: 9, minor: 0, architectureSpecific: true)
 
     /// `sm_90a`.

@@ -46,7 +46,7 @@ extension MaskMod {
     }
 
     /// Packed sequences given by their start offsets (`[0, l₀, l₀ + l₁, …, total]`): the same mask as
-    /// ``document(ids:)``, with the ids table made from the offsets.
+    /// ``document(ids:tableName:)``, with the ids table made from the offsets.
     /// - Throws: ``ModError`` when the offsets do not start at 0 or do not increase.
     public static func document(offsets: [Int], tableName: String = "doc") throws -> MaskMod {
         try document(ids: documentIDs(offsets: offsets), tableName: tableName)
