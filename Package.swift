@@ -18,6 +18,9 @@ let package = Package(
         .library(name: "FlexAttention", targets: ["FlexAttention"]),
         .executable(name: "flexattn", targets: ["flexattn"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         .target(name: "FlexAttentionSIMD", swiftSettings: baselineFlags),
         .target(name: "FlexAttentionAVX512", dependencies: ["FlexAttentionSIMD"], swiftSettings: avx512Flags),
@@ -26,7 +29,11 @@ let package = Package(
             dependencies: ["FlexAttentionSIMD", "FlexAttentionAVX512"],
             swiftSettings: baselineFlags
         ),
-        .executableTarget(name: "flexattn", dependencies: ["FlexAttention"], swiftSettings: baselineFlags),
+        .executableTarget(
+            name: "flexattn",
+            dependencies: ["FlexAttention", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: baselineFlags
+        ),
         .testTarget(name: "FlexAttentionTests", dependencies: ["FlexAttention"], swiftSettings: baselineFlags),
     ],
     swiftLanguageModes: [.v6]
