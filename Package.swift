@@ -19,6 +19,8 @@ let package = Package(
         .executable(name: "flexattn", targets: ["flexattn"]),
     ],
     dependencies: [
+        // The CLI's command line; the library target depends on nothing.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // Documentation only (`swift package generate-documentation`); no target depends on it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -30,7 +32,11 @@ let package = Package(
             dependencies: ["FlexAttentionSIMD", "FlexAttentionAVX512"],
             swiftSettings: baselineFlags
         ),
-        .executableTarget(name: "flexattn", dependencies: ["FlexAttention"], swiftSettings: baselineFlags),
+        .executableTarget(
+            name: "flexattn",
+            dependencies: ["FlexAttention", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: baselineFlags
+        ),
         .testTarget(name: "FlexAttentionTests", dependencies: ["FlexAttention"], swiftSettings: baselineFlags),
     ],
     swiftLanguageModes: [.v6]

@@ -1,8 +1,49 @@
+import ArgumentParser
 import FlexAttention
 
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension Flexattn {
+    /// `flexattn bench`: the options as given (a single-valued one given twice is refused, as by ``Run``), checked
+    /// into a ``BenchCommand``.
+    struct Bench: ParsableCommand {
+        static let usage = """
+            flexattn bench [--json] [--device cpu|cuda|cuda:N] [--sequence N]... [--head-dim N]... [--mods] [--model]
+            """
+        static let configuration = CommandConfiguration(
+            abstract: "Times the forward and backward passes (B=1, H=8, Float32) and prints a table.", usage: usage)
+
+        @Flag(help: "Print one JSON object instead of the table.")
+        var json = false
+        @Option(name: .customLong("device"), parsing: .unconditionalSingleValue,
+                help: ArgumentHelp("Where to time (default cpu).", valueName: "cpu|cuda|cuda:N"))
+        var device: [String] = []
+        @Option(name: .customLong("sequence"), parsing: .unconditionalSingleValue,
+                help: ArgumentHelp("A sequence length to time (repeatable; default 1024 and 4096).", valueName: "N"))
+        var sequences: [String] = []
+        @Option(name: .customLong("head-dim"), parsing: .unconditionalSingleValue,
+                help: ArgumentHelp("A head dimension to time (repeatable; default 64 and 128).", valueName: "N"))
+        var headDims: [String] = []
+        @Flag(help: "Time masks, score mods and block masks instead (CPU).")
+        var mods = false
+        @Flag(help: ArgumentHelp(
+            "With --device cuda: time a model step captured as a CUDA graph and the host overhead per call, at the "
+                + "first --sequence and --head-dim (default 4096 and 128)."))
+        var model = false
+
+        func run() throws {
+            let sequences = try positiveIntegers(sequences, option: "--sequence")
+            let headDims = try positiveIntegers(headDims, option: "--head-dim")
+            try BenchCommand(
+                json: json, device: try parseDevice(try single(device, "--device") ?? "cpu"),
+                sequences: sequences ?? [1024, 4096], headDims: headDims ?? [64, 128], mods: mods, model: model,
+                explicitSequence: sequences?.first, explicitHeadDim: headDims?.first
+            ).execute()
+        }
+    }
+}
 
 /// `flexattn bench`: times the CPU forward and backward passes on the standard shapes (B=1, H=8,
 /// S ∈ {1024, 4096}, D ∈ {64, 128}, causal or not, Float32) and prints a table; `--json` prints one JSON object.
@@ -19,19 +60,6 @@ struct BenchCommand {
     /// The first `--sequence` and `--head-dim` given, for the one shape of `--model`.
     let explicitSequence: Int?
     let explicitHeadDim: Int?
-
-    init(arguments: [String]) throws {
-        let options = try ParsedOptions(
-            arguments, valued: ["--device", "--sequence", "--head-dim"], flags: ["--json", "--mods", "--model"])
-        mods = options.has("--mods")
-        model = options.has("--model")
-        json = options.has("--json")
-        device = try parseDevice(try options.value("--device") ?? "cpu")
-        explicitSequence = try positiveIntegers(options.all("--sequence"), option: "--sequence")?.first
-        explicitHeadDim = try positiveIntegers(options.all("--head-dim"), option: "--head-dim")?.first
-        sequences = try positiveIntegers(options.all("--sequence"), option: "--sequence") ?? [1024, 4096]
-        headDims = try positiveIntegers(options.all("--head-dim"), option: "--head-dim") ?? [64, 128]
-    }
 
     struct Row {
         let sequence: Int, headDim: Int, causal: Bool

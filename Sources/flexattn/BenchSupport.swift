@@ -80,3 +80,11 @@ func parseDevice(_ text: String) throws -> Device {
     if text.hasPrefix("cuda:"), let ordinal = Int(text.dropFirst(5)), ordinal >= 0 { return .cuda(ordinal) }
     throw CommandLineError("unknown device '\(text)' (expected cpu, cuda or cuda:N)")
 }
+
+/// `cuda` / `cuda:N` (of a command that runs only on a GPU): the device ordinal.
+func parseCUDAOrdinal(_ text: String) throws -> Int {
+    guard case .cuda(let ordinal) = try? parseDevice(text) else {
+        throw CommandLineError("--device takes cuda or cuda:N, got '\(text)'")
+    }
+    return ordinal
+}

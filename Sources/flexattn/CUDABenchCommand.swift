@@ -1,29 +1,54 @@
+import ArgumentParser
 import FlexAttention
+
+extension Flexattn {
+    struct CUDABench: ParsableCommand {
+        static let usage = "flexattn cuda-bench [--device cuda:N] [--causal] [--backward] B H S D [bf16|fp16]"
+        static let configuration = CommandConfiguration(
+            commandName: "cuda-bench",
+            abstract: "Times the CUDA forward kernel (and backward) on one shape; prints TFLOP/s, registers, spills.",
+            usage: usage)
+
+        /// The half-precision element types the kernels take.
+        enum HalfPrecision: String, ExpressibleByArgument {
+            case bf16, fp16
+        }
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("The GPU.", valueName: "cuda[:N]"))
+        var device = "cuda"
+        @Flag(help: "A causal mask.")
+        var causal = false
+        @Flag(help: "Time the forward and backward passes.")
+        var backward = false
+        @Argument(help: ArgumentHelp("The batch size.", valueName: "B"))
+        var batch: Int
+        @Argument(help: ArgumentHelp("The number of heads.", valueName: "H"))
+        var heads: Int
+        @Argument(help: ArgumentHelp("The sequence length.", valueName: "S"))
+        var length: Int
+        @Argument(help: ArgumentHelp("The head dimension.", valueName: "D"))
+        var headDim: Int
+        @Argument(help: ArgumentHelp("The element type.", valueName: "bf16|fp16"))
+        var dtype: HalfPrecision = .bf16
+
+        func validate() throws {
+            guard [batch, heads, length, headDim].allSatisfy({ $0 > 0 }) else {
+                throw ValidationError("B, H, S and D must be positive")
+            }
+        }
+
+        func run() throws {
+            try runCUDABench(
+                ordinal: try parseCUDAOrdinal(device), isCausal: causal, backward: backward,
+                sizes: [batch, heads, length, headDim], dtype: dtype == .fp16 ? .float16 : .bfloat16)
+        }
+    }
+}
 
 /// `flexattn cuda-bench [--device cuda:N] [--causal] [--backward] B H S D [bf16|fp16]`: times the CUDA forward kernel
 /// (with `--backward`, forward and backward) and prints milliseconds, TFLOP/s (4·B·H·S²·D, halved under causal,
 /// times 3.5 with the backward) and each kernel's registers and spills.
-func runCUDABench(arguments: [String]) throws -> Int32 {
-    let usage = "usage: flexattn cuda-bench [--device cuda:N] [--causal] [--backward] B H S D [bf16|fp16]"
-    var ordinal = 0
-    var isCausal = false
-    var backward = false
-    var positional: [String] = []
-    var remaining = arguments[...]
-    while let argument = remaining.popFirst() {
-        switch argument {
-        case "--causal": isCausal = true
-        case "--backward": backward = true
-        case "--device":
-            guard let value = remaining.popFirst(), value.hasPrefix("cuda"), let parsed = value == "cuda" ? 0 : Int(value.dropFirst(5))
-            else { throw CUDAError.invalidArgument(usage) }
-            ordinal = parsed
-        default: positional.append(argument)
-        }
-    }
-    let sizes = positional.prefix(4).compactMap { Int($0) }
-    guard sizes.count == 4, sizes.allSatisfy({ $0 > 0 }) else { throw CUDAError.invalidArgument(usage) }
-    let dtype: DType = positional.count > 4 && positional[4] == "fp16" ? .float16 : .bfloat16
+func runCUDABench(ordinal: Int, isCausal: Bool, backward: Bool, sizes: [Int], dtype: DType) throws {
     let device = try CUDADevice.open(ordinal)
     let result = try GPUTiming.measure(
         device: device, batch: sizes[0], heads: sizes[1], length: sizes[2], headDim: sizes[3],
@@ -35,5 +60,4 @@ func runCUDABench(arguments: [String]) throws -> Int32 {
     for kernel in result.kernels {
         print("  \(kernel.name): \(kernel.registers) registers, \(kernel.localMemory) B local")
     }
-    return 0
 }

@@ -1,9 +1,19 @@
+import ArgumentParser
 import FlexAttention
+
+extension Flexattn {
+    struct Info: ParsableCommand {
+        static let usage = "flexattn info"
+        static let configuration = CommandConfiguration(
+            abstract: "Reports the CUDA driver, devices, NVRTC and kernel cache this process would use.", usage: usage)
+
+        func run() { runInfo() }
+    }
+}
 
 /// `flexattn info`: the CUDA driver, devices, NVRTC and kernel cache this process would use. Missing pieces are
 /// reported, not errors: the exit status is 0 whenever the report was printed.
-func runInfo(arguments: [String]) throws -> Int32 {
-    guard arguments.isEmpty else { throw CUDAError.invalidArgument("usage: flexattn info") }
+func runInfo() {
     do {
         let version = try CUDADriver.version()
         print("CUDA driver: \(try CUDADriver.libraryPath()) (CUDA \(version.major).\(version.minor))")
@@ -28,7 +38,6 @@ func runInfo(arguments: [String]) throws -> Int32 {
         print("NVRTC: not available: \(error)")
     }
     print("kernel cache: \(KernelCacheLocation.current)/kernels")
-    return 0
 }
 
 private func gibibytes(_ bytes: Int) -> String {

@@ -1,45 +1,62 @@
+import ArgumentParser
 import FlexAttention
+
+extension Flexattn {
+    struct KernelSource: ParsableCommand {
+        static let usage = "flexattn kernel-source [NAME] [--arch sm_90a|sm_80] [--ptx|--compile]"
+        static let configuration = CommandConfiguration(
+            commandName: "kernel-source",
+            abstract: "Lists the generated kernels, prints one's CUDA C++ or PTX, or times its compilation.",
+            usage: usage)
+
+        @Argument(help: ArgumentHelp("The kernel (none: list them).", valueName: "NAME"))
+        var name: String?
+        @Option(parsing: .unconditional,
+                help: ArgumentHelp("The GPU architecture to compile for (default sm_90a).", valueName: "sm_90a|sm_80"))
+        var arch: String?
+        @Flag(help: "What to print instead of the CUDA C++ source.")
+        var output: KernelSourceOutput?
+
+        func run() throws {
+            try runKernelSource(
+                name: name, architecture: try arch.map(GPUArchitecture.init(parsing:)) ?? .sm90a, output: output)
+        }
+    }
+}
+
+/// What `flexattn kernel-source NAME` prints instead of the source: the PTX, or compile latencies.
+enum KernelSourceOutput: String, EnumerableFlag {
+    case ptx, compile
+
+    static func help(for value: Self) -> ArgumentHelp? {
+        switch value {
+        case .ptx: "Print the kernel's PTX."
+        case .compile: "Compile the kernel and report the first-call and cached-call latency."
+        }
+    }
+}
 
 /// `flexattn kernel-source [NAME] [--arch sm_90a] [--ptx | --compile]`: lists the generated kernels, prints one's
 /// CUDA C++ (or its PTX), or compiles it and reports first-call and cached-call latency.
-func runKernelSource(arguments: [String]) throws -> Int32 {
-    let usage = "usage: flexattn kernel-source [NAME] [--arch sm_90a] [--ptx | --compile]"
-    var name: String?
-    var architecture = GPUArchitecture.sm90a
-    var mode = "source"
-    var remaining = arguments[...]
-    while let argument = remaining.popFirst() {
-        switch argument {
-        case "--arch":
-            guard let value = remaining.popFirst() else { throw CUDAError.invalidArgument(usage) }
-            architecture = try GPUArchitecture(parsing: value)
-        case "--ptx", "--compile":
-            mode = String(argument.dropFirst(2))
-        case _ where !argument.hasPrefix("-") && name == nil:
-            name = argument
-        default:
-            throw CUDAError.invalidArgument(usage)
-        }
-    }
+func runKernelSource(name: String?, architecture: GPUArchitecture, output: KernelSourceOutput?) throws {
     let kernels = try KernelCatalog.kernels()
     guard let name else {
         kernels.forEach { print($0.name) }
-        return 0
+        return
     }
     guard let kernel = kernels.first(where: { $0.name == name }) else {
         throw CUDAError.invalidArgument("no kernel named \(name); 'flexattn kernel-source' lists them")
     }
-    switch mode {
-    case "ptx":
+    switch output {
+    case .ptx?:
         let request = KernelRequest(name: kernel.name, source: kernel.source, architecture: architecture)
         let virtual = request.compilerOptions.map { $0.replacing("=sm_", with: "=compute_") }
         print(try NVRTC().ptx(source: kernel.source, name: kernel.name, options: virtual))
-    case "compile":
+    case .compile?:
         try reportCompileLatency(kernel, architecture: architecture)
-    default:
+    case nil:
         print(kernel.source, terminator: "")
     }
-    return 0
 }
 
 /// Times NVRTC's load, a compile into an empty cache, a memory hit, and a disk hit from a second cache instance

@@ -9,10 +9,6 @@ import FlexAttention
 struct RunCommand {
     let options: RunOptions
 
-    init(arguments: [String]) throws {
-        options = try oneLine { try RunOptions(arguments: arguments) }
-    }
-
     func execute() throws {
         try oneLine {
             _ = try OutputDestination.resolve(options.outputPaths)

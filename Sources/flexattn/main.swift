@@ -1,36 +1,41 @@
+import ArgumentParser
 import FlexAttention
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `flexattn COMMAND [OPTIONS]`: exits 0 on success, 1 with a one-line message on stderr otherwise.
-let usage = """
-    usage: flexattn run --q Q.npy --k K.npy --v V.npy --out O.npy [--lse LSE.npy] [--scale X] [--device cpu]
-                        [--mask EXPR] [--score EXPR] [--table NAME=FILE.npy]...
-                        [--grad-out DO.npy --dq DQ.npy --dk DK.npy --dv DV.npy] [--dtable NAME=FILE.npy]...
-           flexattn bench [--json] [--device cpu] [--sequence N]... [--head-dim N]...
-           flexattn info
-           flexattn check --device cuda[:N] [--seed S]
-           flexattn kernel-source [NAME] [--arch sm_90a|sm_80] [--ptx|--compile]
-    """
+/// `flexattn COMMAND [OPTIONS]`: exits 0 on success, 1 with a one-line message on stderr otherwise. `flexattn`,
+/// `flexattn help`, `--help` and `-h` print the usage of every command (`flexattn help COMMAND` and
+/// `flexattn COMMAND --help` that command's options) and exit 0.
+struct Flexattn: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flexattn",
+        abstract: "Flexible attention on the CPU and CUDA GPUs: run it on .npy files, benchmark it, check a GPU.",
+        usage: [Run.usage, Bench.usage, Info.usage, Check.usage, KernelSource.usage, CUDABench.usage]
+            .joined(separator: "\n"),
+        subcommands: [Run.self, Bench.self, Info.self, Check.self, KernelSource.self, CUDABench.self])
+}
+
+/// Exits with what `error` asks: help on stdout and 0, a status of its own (a failed check) with nothing more, or
+/// one line on stderr and 1 (ArgumentParser's usage errors included, which would print their usage and exit 64).
+func exit(reporting error: any Error) -> Never {
+    if let status = error as? ExitCode { exit(status.rawValue) }
+    if Flexattn.exitCode(for: error) == .success {
+        print(Flexattn.fullMessage(for: error))
+        exit(0)
+    }
+    // Messages can quote user text such as an expression holding a newline.
+    let message = Flexattn.message(for: error).split(whereSeparator: \.isNewline).joined(separator: " ")
+    writeToStandardError("flexattn: \(message)\n")
+    exit(1)
+}
 
 // A FIFO output whose reader has gone is a write error (EPIPE) with a message, not a silent death by SIGPIPE.
 signal(SIGPIPE, SIG_IGN)
-let arguments = Array(CommandLine.arguments.dropFirst())
 do {
-    switch arguments.first {
-    case "run": try RunCommand(arguments: Array(arguments.dropFirst())).execute()
-    case "bench": try BenchCommand(arguments: Array(arguments.dropFirst())).execute()
-    case "info": exit(try runInfo(arguments: Array(arguments.dropFirst())))
-    case "check": exit(try runCheck(arguments: Array(arguments.dropFirst())))
-    case "kernel-source": exit(try runKernelSource(arguments: Array(arguments.dropFirst())))
-    case "cuda-bench": exit(try runCUDABench(arguments: Array(arguments.dropFirst())))
-    case "help", "--help", "-h": print(usage)
-    default:
-        throw CommandLineError("unknown command '\(arguments.first ?? "")'; try 'flexattn help'")
-    }
+    var command = try Flexattn.parseAsRoot()
+    try command.run()
 } catch {
-    writeToStandardError("flexattn: \(error)\n")
-    exit(1)
+    exit(reporting: error)
 }
