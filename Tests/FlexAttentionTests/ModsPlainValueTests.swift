@@ -43,4 +43,21 @@ struct ModsPlainValueTests {
             query: tensors[0], key: tensors[1], value: tensors[2], options: .init(scoreMod: explicit))
         #expect(got.output.floats() == want.output.floats())
     }
+
+    @Test("captured numbers in min, max and clamp, and document ids of any integer type")
+    func capturedInFunctions() throws {
+        let distance = Int.random(in: 1...40)
+        let cap = Float.random(in: 1...10)
+        let captured = ScoreMod { score, _, _, q, kv in
+            clamp(score, -cap, cap) + float(clamp(q - kv, -distance, distance) + min(q, distance) + max(distance, kv))
+        }
+        let explicit = ScoreMod { score, _, _, q, kv in
+            clamp(score, ModFloat(-cap), ModFloat(cap))
+                + float(clamp(q - kv, ModInt(-distance), ModInt(distance)) + min(q, ModInt(distance))
+                    + max(ModInt(distance), kv))
+        }
+        #expect(captured == explicit)
+        let ids: [Int32] = [0, 0, 1, 1, 1, 2]
+        #expect(try MaskMod.document(ids: ids) == MaskMod.document(ids: ids.map(Int.init)))
+    }
 }

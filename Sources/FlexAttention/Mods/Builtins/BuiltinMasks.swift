@@ -31,7 +31,7 @@ extension MaskMod {
     /// Prefix LM with one prefix length per batch, from the table `prefix_len` (or `tableName`) of shape `[B]`:
     /// `kv < prefix_len[b] || q >= kv`.
     /// - Throws: ``ModError`` when `lengths` is empty or a value does not fit in Int32.
-    public static func prefixLM(lengths: [Int], tableName: String = "prefix_len") throws -> MaskMod {
+    public static func prefixLM(lengths: [some BinaryInteger], tableName: String = "prefix_len") throws -> MaskMod {
         let table = try IntTable(name: tableName, values: try int32(lengths, table: tableName), shape: [lengths.count])
         return MaskMod { b, _, q, kv in kv < table[b] || q >= kv }
     }
@@ -40,7 +40,7 @@ extension MaskMod {
     /// one document id per position: `doc[q] == doc[kv]`. Two masks combined with `&&` need distinct names for
     /// tables that differ.
     /// - Throws: ``ModError`` when `ids` is empty or a value does not fit in Int32.
-    public static func document(ids: [Int], tableName: String = "doc") throws -> MaskMod {
+    public static func document(ids: [some BinaryInteger], tableName: String = "doc") throws -> MaskMod {
         let doc = try documentTable(ids, name: tableName)
         return MaskMod { _, _, q, kv in doc[q] == doc[kv] }
     }
@@ -55,7 +55,7 @@ extension MaskMod {
     /// Packed sequences, causal within each: `doc[q] == doc[kv] && q >= kv`, the table named `doc` (or
     /// `tableName`).
     /// - Throws: ``ModError`` when `ids` is empty or a value does not fit in Int32.
-    public static func documentCausal(ids: [Int], tableName: String = "doc") throws -> MaskMod {
+    public static func documentCausal(ids: [some BinaryInteger], tableName: String = "doc") throws -> MaskMod {
         let doc = try documentTable(ids, name: tableName)
         return MaskMod { _, _, q, kv in doc[q] == doc[kv] && q >= kv }
     }
@@ -78,13 +78,13 @@ extension MaskMod {
         }
     }
 
-    private static func documentTable(_ ids: [Int], name: String) throws -> IntTable {
+    private static func documentTable(_ ids: [some BinaryInteger], name: String) throws -> IntTable {
         try IntTable(name: name, values: try int32(ids, table: name), shape: [ids.count])
     }
 }
 
 /// `values` as Int32, or an error naming `table`.
-func int32(_ values: [Int], table: String) throws -> [Int32] {
+func int32(_ values: [some BinaryInteger], table: String) throws -> [Int32] {
     try values.map {
         guard let value = Int32(exactly: $0) else { throw ModError.invalidTable(table, reason: "\($0) does not fit in Int32") }
         return value
