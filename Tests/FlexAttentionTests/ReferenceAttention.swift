@@ -11,6 +11,8 @@ struct ReferenceAttention {
     let keep: (_ b: Int, _ h: Int, _ q: Int, _ kv: Int) -> Bool
     /// The score mod, `nil` for none.
     let score: ((_ s: Double, _ b: Int, _ h: Int, _ q: Int, _ kv: Int) -> Double)?
+    /// Attention sinks, one logit per query head, joining each row's denominator; `nil` for none.
+    var sinks: [Double]? = nil
 
     init(query: Tensor, key: Tensor, value: Tensor, scale: Double? = nil,
          score: ((_ s: Double, _ b: Int, _ h: Int, _ q: Int, _ kv: Int) -> Double)? = nil,
@@ -51,10 +53,11 @@ struct ReferenceAttention {
             let raw = rawScore(b, h, i, j)
             s[j] = score?(raw, b, h, i, j) ?? raw
         }
-        let m = s.max() ?? -.infinity
+        let sink = sinks?[h] ?? -.infinity
+        let m = max(s.max() ?? -.infinity, sink)
         guard m > -.infinity else { return ([Double](repeating: 0, count: keyLength), -.infinity) }
         let e = s.map { ($0 - m).exp }
-        let sum = e.reduce(0, +)
+        let sum = e.reduce(0, +) + (sink - m).exp
         return (e.map { $0 / sum }, m + sum.log)
     }
 
@@ -81,6 +84,19 @@ struct ReferenceAttention {
     /// Σ O ∘ dO: the loss whose gradients ``backward(outputGradient:)`` returns.
     func loss(outputGradient dO: [Double]) -> Double {
         zip(forward().o, dO).reduce(0) { $0 + $1.0 * $1.1 }
+    }
+
+    /// ∂(Σ O ∘ dO)/∂sink per query head: −Σ over the head's rows of e^(sink − LSE) · Σ_j p_j dP_j.
+    func sinkGradient(outputGradient dO: [Double]) -> [Double] {
+        guard let sinks else { return [] }
+        let (o, lse) = forward()
+        var gradient = [Double](repeating: 0, count: queryHeads)
+        for row in lse.indices where lse[row] > -.infinity {
+            let h = row / queryLength % queryHeads
+            let delta = (0..<valueDim).reduce(0.0) { $0 + dO[row * valueDim + $1] * o[row * valueDim + $1] }
+            gradient[h] -= (sinks[h] - lse[row]).exp * delta
+        }
+        return gradient
     }
 
     /// dQ, dK, dV (row-major, shapes of Q, K, V) for the output gradient `dO`.

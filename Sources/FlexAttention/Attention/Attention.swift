@@ -54,6 +54,14 @@ public struct Attention: Sendable {
     ) throws -> AttentionOutput {
         let problem = try AttentionProblem(
             shape: AttentionShape(query: query, key: key, value: value), options: options)
+        let result = try forwardWithoutSinks(problem, query: query, key: key, value: value, outputDType: outputDType)
+        guard let sinks = options.sinks else { return result }
+        return try AttentionSinks.forward(result, sinks: sinks, options: options)
+    }
+
+    private func forwardWithoutSinks(
+        _ problem: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, outputDType: DType?
+    ) throws -> AttentionOutput {
         if problem.shape.isEmpty {
             return try EmptyAttention.forward(problem, outputDType: outputDType ?? problem.shape.dtype)
         }
@@ -73,7 +81,7 @@ public struct Attention: Sendable {
                     logSumExp: result.logSumExp)
             }
         }
-        return AttentionOutput(output: result.output, logSumExp: result.logSumExp, options: options)
+        return AttentionOutput(output: result.output, logSumExp: result.logSumExp, options: problem.options)
     }
 
     /// Gradients of a scalar loss with respect to Q, K and V, given `dO = ∂loss/∂O`.
@@ -117,6 +125,21 @@ public struct Attention: Sendable {
         try AttentionShape.require(outputGradient, named: "output gradient", shape: shape.outputShape)
         try AttentionShape.require(forward.logSumExp, named: "log-sum-exp", shape: shape.logSumExpShape)
         let problem = try AttentionProblem(shape: shape, options: options)
+        var gradients = try backwardWithoutSinks(
+            problem, query: query, key: key, value: value, forward: forward, outputGradient: outputGradient,
+            gradientDType: gradientDType)
+        if let sinks = options.sinks {
+            gradients.sinkGradient = try AttentionSinks.gradient(
+                forward: forward, outputGradient: outputGradient, sinks: sinks)
+        }
+        return gradients
+    }
+
+    private func backwardWithoutSinks(
+        _ problem: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, forward: AttentionOutput,
+        outputGradient: Tensor, gradientDType: DType?
+    ) throws -> AttentionGradients {
+        let shape = problem.shape
         if shape.isEmpty { return try EmptyAttention.backward(problem, gradientDType: gradientDType ?? shape.dtype) }
         return try NonFiniteInputs.backward(
             problem: problem, query: query, key: key, value: value, forward: forward, outputGradient: outputGradient
@@ -173,6 +196,8 @@ public struct AttentionGradients: Sendable {
     public let value: Tensor
     /// `∂loss/∂table` for every Float table the score mod reads, by table name, Float32 with the table's shape.
     public let tableGradients: [String: Tensor]
+    /// `∂loss/∂sink` for the options' attention sinks, Float32 `[Hq]`; nil without sinks.
+    public internal(set) var sinkGradient: Tensor? = nil
 
     /// `∂loss/∂table` for a table the score mod reads (by the table itself rather than its name); nil for a table
     /// it does not read.

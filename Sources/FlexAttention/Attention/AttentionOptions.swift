@@ -21,6 +21,11 @@ public struct AttentionOptions: Sendable, Equatable {
     /// A change to each score before the mask, in natural units (`scale · q·k`). Float tables it reads get
     /// gradients in ``AttentionGradients/tableGradients``.
     public var scoreMod: ScoreMod?
+    /// Attention sinks: one logit per query head that joins every row's softmax denominator and carries no value
+    /// (gpt-oss), so a row may give little weight to every key. Finite, or −∞ for a head without one; the
+    /// log-sum-exp includes them, and backward returns their gradient (``AttentionGradients/sinkGradient``).
+    /// Supported by ``Attention`` on every device (not yet by ``AttentionPlan``).
+    public var sinks: [Float]?
 
     /// Options for attention calls; the defaults give plain softmax attention with scale `1 / √D`.
     /// - Parameters:
@@ -30,9 +35,10 @@ public struct AttentionOptions: Sendable, Equatable {
     ///   - mask: which scores to keep; all when `nil`.
     ///   - blockMask: the mask analysed once, for reuse across calls (instead of `mask`).
     ///   - scoreMod: how to change each score; unchanged when `nil`.
+    ///   - sinks: one sink logit per query head; none when `nil`.
     public init(
         scale: Float? = nil, isCausal: Bool = false, causalAlignment: CausalAlignment = .topLeft, mask: MaskMod? = nil,
-        blockMask: BlockMask? = nil, scoreMod: ScoreMod? = nil
+        blockMask: BlockMask? = nil, scoreMod: ScoreMod? = nil, sinks: [Float]? = nil
     ) {
         self.scale = scale
         self.isCausal = isCausal
@@ -40,6 +46,7 @@ public struct AttentionOptions: Sendable, Equatable {
         self.mask = mask
         self.blockMask = blockMask
         self.scoreMod = scoreMod
+        self.sinks = sinks
     }
 }
 

@@ -24,6 +24,7 @@ struct AttentionProblem: Sendable {
         self.shape = shape
         self.options = options
         scale = try shape.resolvedScale(options.scale)
+        if let sinks = options.sinks { try AttentionSinks.check(sinks, queryHeads: shape.queryHeads) }
         if !shape.isEmpty {  // an empty domain has nothing to check
             try options.scoreMod?.checkIndices(
                 batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength, keyLength: shape.keyLength)

@@ -79,6 +79,9 @@ public final class AttentionPlan: Sendable {
     }
 
     init(_ problem: AttentionProblem, device: CUDADevice, includesBackward: Bool, cache: KernelCache) throws {
+        guard problem.options.sinks == nil else {
+            throw FlexAttentionError.invalidArgument("AttentionPlan does not take attention sinks yet; use Attention")
+        }
         guard !problem.shape.isEmpty else {  // device tensors cannot be empty
             throw FlexAttentionError.invalidArgument("an AttentionPlan needs queries and keys, not \(problem.shape)")
         }
