@@ -28,12 +28,22 @@ struct RunCommand {
                 throw CommandLineError("--dtable \(entry.name): only Float (<f4) tables have gradients")
             }
         }
+        let sinks = try options.sink.map { path in
+            try withContext("--sink \(path)") {
+                let tensor = try Tensor(contentsOfNumPyFile: path)
+                guard tensor.shape.count == 1, tensor.dtype == .float32 else {
+                    throw CommandLineError("expected one <f4 logit per query head, [H], got \(tensor.dtype) \(tensor.shape)")
+                }
+                return tensor.floats()
+            }
+        }
         let attentionOptions = AttentionOptions(
             scale: options.scale,
             mask: try options.mask.map { text in try withContext("--mask") { try MaskMod(parsing: text, tables: tables) } },
             scoreMod: try options.score.map { text in
                 try withContext("--score") { try ScoreMod(parsing: text, tables: tables) }
-            })
+            },
+            sinks: sinks)
         let query = try loadTensor(options.query, option: "--q")
         let key = try loadTensor(options.key, option: "--k")
         let value = try loadTensor(options.value, option: "--v")
@@ -58,6 +68,7 @@ struct RunCommand {
                 }
                 outputs.append((entry.path, gradient))
             }
+            if let path = options.sinkGradient, let gradient = gradients.sinkGradient { outputs.append((path, gradient)) }
         }
         return try outputs.map { try OutputFile(path: $0.0, tensor: $0.1) }
     }

@@ -9,7 +9,8 @@ extension Flexattn {
         static let usage = """
             flexattn run --q Q.npy --k K.npy --v V.npy --out O.npy [--lse LSE.npy] [--scale X] [--device cpu|cuda|cuda:N]
                          [--mask EXPR] [--score EXPR] [--table NAME=FILE.npy]...
-                         [--grad-out DO.npy --dq DQ.npy --dk DK.npy --dv DV.npy] [--dtable NAME=FILE.npy]...
+                         [--sink S.npy] [--grad-out DO.npy --dq DQ.npy --dk DK.npy --dv DV.npy]
+                         [--dtable NAME=FILE.npy]... [--dsink DS.npy]
             """
         static let configuration = CommandConfiguration(
             abstract: "Attention over .npy files, forward and optionally backward; all outputs or none are written.",
@@ -62,6 +63,14 @@ extension Flexattn {
                 help: ArgumentHelp("The gradient of the <f4 --table NAME to write (repeatable; needs a backward pass).",
                                    valueName: "NAME=FILE.npy"))
         var tableGradients: [String] = []
+        @Option(name: .customLong("sink"), parsing: .unconditionalSingleValue,
+                help: ArgumentHelp("Attention sinks: one logit per query head joining each row's denominator, [H] <f4.",
+                                   valueName: "S.npy"))
+        var sink: [String] = []
+        @Option(name: .customLong("dsink"), parsing: .unconditionalSingleValue,
+                help: ArgumentHelp("The sinks' gradient to write, [H] <f4 (needs --sink and a backward pass).",
+                                   valueName: "DS.npy"))
+        var sinkGradient: [String] = []
 
         func run() throws {
             try RunCommand(options: try RunOptions(self)).execute()
@@ -97,6 +106,9 @@ struct RunOptions {
     let tables: [NamedFile]
     let gradients: GradientFiles?
     let tableGradients: [NamedFile]
+    /// Attention sinks to read, `[H]` `<f4`, and their gradient to write.
+    let sink: String?
+    let sinkGradient: String?
 
     /// Checks the options `command` was given.
     init(_ command: Flexattn.Run) throws {
@@ -115,6 +127,8 @@ struct RunOptions {
         score = try single(command.score, "--score")
         tables = try Self.namedFiles(command.tables, option: "--table")
         tableGradients = try Self.namedFiles(command.tableGradients, option: "--dtable")
+        sink = try single(command.sink, "--sink")
+        sinkGradient = try single(command.sinkGradient, "--dsink")
 
         let gradientOptions = [
             ("--grad-out", command.outputGradient), ("--dq", command.queryGradient), ("--dk", command.keyGradient),
@@ -134,6 +148,9 @@ struct RunOptions {
         if gradients == nil, !tableGradients.isEmpty {
             throw CommandLineError("--dtable needs a backward pass (--grad-out, --dq, --dk and --dv)")
         }
+        if sinkGradient != nil && (sink == nil || gradients == nil) {
+            throw CommandLineError("--dsink needs --sink and a backward pass (--grad-out, --dq, --dk and --dv)")
+        }
         for entry in tableGradients where !tables.contains(where: { $0.name == entry.name }) {
             throw CommandLineError("--dtable \(entry.name): no --table named \(entry.name)")
         }
@@ -143,6 +160,7 @@ struct RunOptions {
     var outputPaths: [String] {
         [output] + [logSumExp].compactMap { $0 }
             + [gradients?.query, gradients?.key, gradients?.value].compactMap { $0 } + tableGradients.map(\.path)
+            + [sinkGradient].compactMap { $0 }
     }
 
     private static func parseScale(_ text: String) throws -> Float {
