@@ -25,14 +25,22 @@ import Testing
 
     @Test func deepChainsAttendAndDifferentiate() throws {
         var rng = SeededRandom(seed: freshSeed())
-        let (q, k, v, dO) = (try randomTensor([1, 2, 37, 16], rng: &rng), try randomTensor([1, 1, 29, 16], rng: &rng),
-                             try randomTensor([1, 1, 29, 8], rng: &rng), try randomTensor([1, 2, 37, 8], rng: &rng))
+        let (k, v, dO) = (try randomTensor([1, 1, 29, 16], rng: &rng), try randomTensor([1, 1, 29, 8], rng: &rng),
+                          try randomTensor([1, 2, 37, 8], rng: &rng))
+        // |score| has a kink at 0, where Float32 and Float64 may disagree on the sign: draw queries whose scores all
+        // keep clear of it.
+        var q: Tensor
+        var reference: ReferenceAttention
+        repeat {
+            q = try randomTensor([1, 2, 37, 16], rng: &rng)
+            reference = ReferenceAttention(query: q, key: k, value: v, score: { s, _, _, _, _ in Swift.abs(s) })
+        } while (0..<2).contains { h in (0..<37).contains { i in (0..<29).contains { j in
+            Swift.abs(reference.rawScore(0, h, i, j)) < 1e-4 } } }
         let options = AttentionOptions(scoreMod: Self.nestedAbs(20_000))
         let attention = Attention(device: .cpu)
         let forward = try attention.forward(query: q, key: k, value: v, options: options)
         let grads = try attention.backward(
             query: q, key: k, value: v, forward: forward, outputGradient: dO, options: options)
-        let reference = ReferenceAttention(query: q, key: k, value: v, score: { s, _, _, _, _ in Swift.abs(s) })
         #expect(relativeError(forward.output.floats(), reference.forward().o) < tolerance(.float32))
         let expected = reference.backward(outputGradient: dO.floats().map(Double.init))
         #expect(relativeError(grads.query.floats(), expected.dq) < tolerance(.float32))

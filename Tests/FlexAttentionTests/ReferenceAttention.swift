@@ -35,10 +35,11 @@ struct ReferenceAttention {
         return dot * scale
     }
 
-    /// ∂score′/∂score by a central difference (1 when there is no score mod).
+    /// ∂score′/∂score by a central difference (1 when there is no score mod). The step stays within half the
+    /// distance to 0, so a mod with a kink there (`abs`) is differentiated on the score's own side.
     func scoreSlope(_ s: Double, _ b: Int, _ h: Int, _ i: Int, _ j: Int) -> Double {
         guard let score else { return 1 }
-        let step = 1e-5 * max(1, abs(s))
+        let step = s == 0 ? 1e-5 : min(1e-5 * max(1, abs(s)), abs(s) / 2)
         return (score(s + step, b, h, i, j) - score(s - step, b, h, i, j)) / (2 * step)
     }
 
