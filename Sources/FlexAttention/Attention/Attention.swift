@@ -77,7 +77,7 @@ public struct Attention: Sendable {
                     .forward(problem, query: query, key: key, value: value)
                 guard let outputDType, outputDType != result.output.dtype else { return result }
                 return AttentionOutput(
-                    output: try Tensor(result.output.floats(), shape: result.output.shape, dtype: outputDType),
+                    output: try result.output.converted(to: outputDType),
                     logSumExp: result.logSumExp)
             }
         }
@@ -155,12 +155,9 @@ public struct Attention: Sendable {
                 let result = try CUDAHostAttention(device: CUDADevice.open(ordinal), cache: AttentionPlan.processCache.get())
                     .backward(problem, query: query, key: key, value: value, forward: forward, outputGradient: outputGradient)
                 guard let gradientDType, gradientDType != shape.dtype else { return result }
-                func converted(_ tensor: Tensor) throws -> Tensor {
-                    try Tensor(tensor.floats(), shape: tensor.shape, dtype: gradientDType)
-                }
                 return AttentionGradients(
-                    query: try converted(result.query), key: try converted(result.key),
-                    value: try converted(result.value), tableGradients: result.tableGradients)
+                    query: try result.query.converted(to: gradientDType), key: try result.key.converted(to: gradientDType),
+                    value: try result.value.converted(to: gradientDType), tableGradients: result.tableGradients)
             }
         }
     }

@@ -55,17 +55,19 @@ extension AttentionPlan {
         for (name, tensor, expected) in [("query gradient", gradients.query, shape.queryShape),
                                          ("key gradient", gradients.key, shape.keyShape),
                                          ("value gradient", gradients.value, shape.valueShape)] {
-            try check(tensor, named: name, shape: expected, dtype: shape.dtype, contiguous: true, on: device)
+            try check(tensor, named: name, shape: expected, dtype: shape.dtype, contiguous: true)
         }
         for table in gradientTables {
             guard let tensor = gradients.tableGradients[table.name] else {
                 throw FlexAttentionError.invalidArgument("no gradient tensor for the score mod's table \(table.name)")
             }
-            try check(tensor, named: "\(table.name)'s gradient", shape: table.shape, dtype: .float32, contiguous: true,
-                      on: device)
+            try check(tensor, named: "\(table.name)'s gradient", shape: table.shape, dtype: .float32, contiguous: true)
         }
         try enqueueBackward(query, key, value, forward, outputGradient, into: gradients, on: stream)
     }
+
+    /// What a backward call on a plan made without its backward throws.
+    private static let withoutBackward = FlexAttentionError.invalidArgument("this plan was made with includesBackward: false")
 
     /// The score mod's Float tables, whose gradients the backward pass sums (by the names the plan was made with).
     private var gradientTables: [ModTable] {
@@ -77,11 +79,11 @@ extension AttentionPlan {
         _ outputGradient: DeviceTensor, _ stream: CUDAStream
     ) throws {
         guard includesBackward else {
-            throw FlexAttentionError.invalidArgument("this plan was made with includesBackward: false")
+            throw Self.withoutBackward
         }
         try checkInputs(query: query, key: key, value: value, stream: stream)
         try check(forward: forward)
-        try check(outputGradient, named: "output gradient", shape: shape.outputShape, dtype: shape.dtype, on: device)
+        try check(outputGradient, named: "output gradient", shape: shape.outputShape, dtype: shape.dtype)
     }
 
     private func enqueueBackward(
@@ -89,7 +91,7 @@ extension AttentionPlan {
         _ outputGradient: DeviceTensor, into gradients: DeviceAttentionGradients, on stream: CUDAStream
     ) throws {
         guard let program = try programs(for: [query, key, value, outputGradient]).backward else {
-            throw FlexAttentionError.invalidArgument("this plan was made with includesBackward: false")
+            throw Self.withoutBackward
         }
         // Scratch, freed on `stream` after the kernels when these references go at the end of this call.
         let delta = try DeviceBuffer(device: device, byteCount: max(1, shape.logSumExpShape.reduce(1, *)) * 4, stream: stream)
@@ -126,7 +128,7 @@ extension AttentionPlan {
         // dK/dV on `stream`, dQ beside it: running them side by side fills the SMs that one kernel's last, uneven
         // wave (a causal mask's) leaves idle.
         try backwardFork.withLock { fork in
-            guard let fork else { throw FlexAttentionError.invalidArgument("this plan was made with includesBackward: false") }
+            guard let fork else { throw Self.withoutBackward }
             try fork.forked.record(on: stream)
             try fork.side.wait(for: fork.forked)
             try program.keyValue.enqueue(operands.keyValue, on: stream)

@@ -13,7 +13,7 @@ extension AttentionPlan {
     func checkInputs(query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, stream: CUDAStream) throws {
         try check(stream: stream)
         let given = try AttentionShape(query: query, key: key, value: value)
-        try check(query, named: "query", on: device)
+        try check(query, named: "query")
         guard given == shape else {
             throw FlexAttentionError.invalidArgument("the inputs form \(given), the plan was made for \(shape)")
         }
@@ -23,7 +23,7 @@ extension AttentionPlan {
     /// laid out densely in row-major order (what the kernels write without strides).
     func check(
         _ tensor: DeviceTensor, named name: String, shape expected: [Int]? = nil, dtype: DType? = nil,
-        contiguous: Bool = false, on device: CUDADevice
+        contiguous: Bool = false
     ) throws {
         guard tensor.buffer.device === device else {
             throw FlexAttentionError.invalidArgument(
@@ -41,9 +41,8 @@ extension AttentionPlan {
 
     /// Checks `O` and its log-sum-exp, given to the forward pass to write or to the backward pass to read.
     func check(forward: DeviceAttentionOutput) throws {
-        try check(forward.output, named: "output", shape: shape.outputShape, dtype: shape.dtype, on: device)
+        try check(forward.output, named: "output", shape: shape.outputShape, dtype: shape.dtype)
         try check(
-            forward.logSumExp, named: "log-sum-exp", shape: shape.logSumExpShape, dtype: .float32, contiguous: true,
-            on: device)
+            forward.logSumExp, named: "log-sum-exp", shape: shape.logSumExpShape, dtype: .float32, contiguous: true)
     }
 }

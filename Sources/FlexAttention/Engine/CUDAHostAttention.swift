@@ -23,15 +23,13 @@ struct CUDAHostAttention {
         let plan = try AttentionPlan(problem, device: device, includesBackward: true, cache: cache)
         // The kernels read O and dO in the inputs' dtype and the LSE as contiguous Float32.
         func upload(_ tensor: Tensor, as dtype: DType) throws -> DeviceTensor {
-            let converted = tensor.dtype == dtype && (dtype != .float32 || tensor.strides == Tensor.contiguousStrides(tensor.shape))
-                ? tensor : try Tensor(tensor.floats(), shape: tensor.shape, dtype: dtype)
-            return try DeviceTensor(copying: converted, to: device)
+            try DeviceTensor(copying: tensor.dtype == dtype ? tensor : tensor.converted(to: dtype), to: device)
         }
         let stream = try CUDAStream(device: device)
         let gradients = try plan.backward(
             query: upload(query, as: shape.dtype), key: upload(key, as: shape.dtype), value: upload(value, as: shape.dtype),
             forward: DeviceAttentionOutput(
-                output: upload(forward.output, as: shape.dtype), logSumExp: upload(forward.logSumExp, as: .float32)),
+                output: upload(forward.output, as: shape.dtype), logSumExp: DeviceTensor(copying: forward.logSumExp.contiguousFloat32(), to: device)),
             outputGradient: upload(outputGradient, as: shape.dtype), on: stream)
         try stream.synchronize()
         return AttentionGradients(

@@ -5,9 +5,7 @@ extension Tensor {
     /// - Throws: ``FlexAttentionError/outOfMemory(byteCount:)`` when the copy cannot be allocated.
     public func converted(to dtype: DType) throws -> Tensor {
         let result = try Tensor(zeros: shape, dtype: dtype, layout: denseLayout ?? .bhsd)
-        result.forEachOffsetPair(self) { target, source in
-            result.store(load(atElementOffset: source), atElementOffset: target)
-        }
+        try result.copy(from: self)  // fresh storage: never overlaps, so no second copy
         return result
     }
 }
