@@ -15,6 +15,15 @@ struct ScoreTile {
     var head: Int
     var queries: Range<Int>
     var keys: Range<Int>
+    /// The `q_len` and `kv_len` mods see here when they differ from the problem's (a decoded or packed sequence's
+    /// own lengths); nil for the problem's.
+    var sequenceLengths: SequenceLengths? = nil
+}
+
+/// The query and key counts of one sequence, as mods see them (`q_len`, `kv_len`).
+struct SequenceLengths: Equatable, Sendable {
+    var query: Int
+    var key: Int
 }
 
 /// Which parts of the score matrix survive the mask, asked a block at a time. The CPU loops visit only the

@@ -1,9 +1,11 @@
 /// Walking a score tile in the chunks of ``ModTileMachine``.
 extension ScoreTile {
-    /// The whole tile as chunks of a mod's inputs.
+    /// The whole tile as chunks of a mod's inputs; `q_len` and `kv_len` are the tile's ``sequenceLengths`` when
+    /// it has them, else the given problem lengths.
     func chunks(queryLength: Int, keyLength: Int) -> ModChunks {
         ModChunks(
-            batch: batch, head: head, queries: queries, keys: keys, queryLength: queryLength, keyLength: keyLength)
+            batch: batch, head: head, queries: queries, keys: keys,
+            queryLength: sequenceLengths?.query ?? queryLength, keyLength: sequenceLengths?.key ?? keyLength)
     }
 
     /// Calls `body` for each chunk of `piece` (a part of this tile), in order, with its index in the piece, its
