@@ -31,6 +31,14 @@ public enum FlexAttentionError: Error, Equatable, Sendable, CustomStringConverti
     case shapeMismatch(expected: [Int], actual: [Int], tensor: String)
     /// An operation that reinterprets memory needs a row-major contiguous view and got strides that are not.
     case notContiguous(shape: [Int], strides: [Int])
+    /// A KV cache's page table names a page outside its pool.
+    case pageOutOfRange(sequence: Int, entry: Int, page: Int, pageCount: Int)
+    /// A sequence of a paged KV cache holds tokens in a part of its table that has no page assigned.
+    case unassignedPage(sequence: Int, entry: Int)
+    /// Appending would take a sequence past what its cache can hold.
+    case cacheFull(sequence: Int, length: Int, capacity: Int)
+    /// Appending needs more pages than the pool has free.
+    case outOfPages(needed: Int, free: Int)
 
     /// What is wrong, as one line of text.
     public var description: String {
@@ -66,6 +74,14 @@ public enum FlexAttentionError: Error, Equatable, Sendable, CustomStringConverti
         case let .notContiguous(shape, strides):
             "a view of shape \(shape) with strides \(strides) is not row-major contiguous; contiguous() makes a copy"
                 + " that is"
+        case let .pageOutOfRange(sequence, entry, page, pageCount):
+            "page table entry [\(sequence), \(entry)] is page \(page), outside the pool's 0..<\(pageCount) (−1 marks no page)"
+        case let .unassignedPage(sequence, entry):
+            "sequence \(sequence) holds tokens in page table entry \(entry), which has no page (−1)"
+        case let .cacheFull(sequence, length, capacity):
+            "sequence \(sequence) would hold \(length) tokens, past its cache's capacity of \(capacity)"
+        case let .outOfPages(needed, free):
+            "appending needs \(needed) new pages and the pool has \(free) free"
         }
     }
 }
