@@ -39,25 +39,46 @@ extension AttentionOutput {
         var row = [Double](repeating: 0, count: width)
         for r in 0..<rows {
             let values = logSumExps.map { Double($0[r]) }
-            guard !values.contains(where: \.isNaN) else {
-                mergedLogSumExp[r] = .nan
+            let weights = LogSumExpMerge(values)
+            mergedLogSumExp[r] = Float(weights.logSumExp)
+            guard !weights.logSumExp.isNaN else {
                 for c in 0..<width { merged[r * width + c] = .nan }
                 continue
             }
-            // Rows kept by no part stay O = 0, LSE = −∞; +∞ (an overflowed part) makes the row NaN below.
-            guard let maximum = values.max(), maximum > -.infinity else { continue }
-            let total = values.reduce(0) { $0 + naturalExp($1 - maximum) }
+            guard weights.logSumExp > -.infinity else { continue }  // kept by no part: O = 0
             for c in 0..<width { row[c] = 0 }
-            for (part, value) in values.enumerated() where value > -.infinity {
-                let weight = naturalExp(value - maximum) / total
+            for (part, weight) in weights.weights.enumerated() where weight > 0 {
                 for c in 0..<width { row[c] += weight * Double(outputs[part][r * width + c]) }
             }
-            mergedLogSumExp[r] = Float(maximum + naturalLog(total))
             for c in 0..<width { merged[r * width + c] = Float(row[c]) }
         }
         return AttentionOutput(
             output: try Tensor(merged, shape: outputShape, dtype: first.output.dtype),
             logSumExp: try Tensor(mergedLogSumExp, shape: rowShape))
+    }
+}
+
+/// Parts of a row merged by their log-sum-exps, the one definition every merge uses (``AttentionOutput/merging(_:)``,
+/// split-KV decoding, sinks): `LSE = log Σᵢ exp(LSEᵢ)` and the weights `exp(LSEᵢ − LSE)` of the parts' outputs.
+/// A part of LSE −∞ weighs 0; with no part kept, LSE is −∞; a NaN part, or +∞ (an overflowed part), makes it NaN.
+struct LogSumExpMerge {
+    let weights: [Double]
+    let logSumExp: Double
+
+    init(_ parts: [Double]) {
+        guard !parts.contains(where: \.isNaN), let maximum = parts.max(), maximum < .infinity else {
+            weights = parts.map { _ in .nan }
+            logSumExp = .nan
+            return
+        }
+        guard maximum > -.infinity else {
+            weights = parts.map { _ in 0 }
+            logSumExp = -.infinity
+            return
+        }
+        let total = parts.reduce(0) { $0 + naturalExp($1 - maximum) }
+        weights = parts.map { naturalExp($0 - maximum) / total }
+        logSumExp = maximum + naturalLog(total)
     }
 }
 

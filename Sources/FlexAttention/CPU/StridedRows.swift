@@ -30,7 +30,12 @@ struct StridedRows: @unchecked Sendable {
     @inline(__always)
     func read(_ b: Int, _ h: Int, _ s: Int, into destination: UnsafeMutablePointer<Float>, step: Int = 1,
               factor: Float = 1) {
-        let start = rowOffset(b, h, s)
+        read(atOffset: rowOffset(b, h, s), into: destination, step: step, factor: factor)
+    }
+
+    /// ``read(_:_:_:into:step:factor:)`` of the row that starts `start` elements into the tensor.
+    @inline(__always)
+    func read(atOffset start: Int, into destination: UnsafeMutablePointer<Float>, step: Int = 1, factor: Float = 1) {
         let stride = strides.column
         switch dtype {
         case .float32:
