@@ -1,0 +1,215 @@
+import FlexAttentionSIMD
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Decoding on the CPU.
+///
+/// One work item is one (sequence, KV head, split of the cache). The `group × Sq` queries of the KV head's query
+/// heads are packed side by side as the lanes of one tile, so every key and value row is read once for the whole
+/// group. The split's cached tokens stream through it in blocks: the mask, when there is one, is evaluated first,
+/// and a block it removes entirely is never read. Each split leaves a partial output and log-sum-exp; the splits of
+/// a sequence, and its sinks, are merged in a fixed order (``LogSumExpMerge``), so the bits do not depend on the
+/// thread count. The split count depends on the shapes only.
+struct CPUDecode {
+    let problem: DecodeProblem
+    let query: Tensor
+    let cache: KVCache
+    let outputDType: DType
+
+    /// Splits per (sequence, KV head): enough items for every core of a large machine, none shorter than
+    /// ``minimumSplitKeys``.
+    static func splitCount(batch: Int, kvHeads: Int, capacity: Int) -> Int {
+        let wanted = (targetItems + batch * kvHeads - 1) / (batch * kvHeads)
+        return max(1, min(wanted, capacity / minimumSplitKeys))
+    }
+    private static let targetItems = 64
+    private static let minimumSplitKeys = 512
+
+    func run() throws -> AttentionOutput {
+        let p = problem
+        let rows = p.groupSize * p.queryLength
+        let lanes = paddedToLanes(rows)
+        let splits = Self.splitCount(batch: p.batch, kvHeads: p.kvHeads, capacity: p.capacity)
+        let keysPerSplit = (p.capacity + splits - 1) / splits
+        let chunk = (keysPerSplit + CPUTile.keys - 1) / CPUTile.keys * CPUTile.keys
+        let items = p.batch * p.kvHeads * splits
+        let keys = CPUTile.keys
+        try CPUWorkingMemory.require(
+            perThread: (p.headDim + 2 * keys + p.valueDim + 3) * lanes + keys * (p.headDim + p.valueDim),
+            shared: items * rows * (p.valueDim + 1))
+        let partialOutputs = try Tensor(zeros: [items, rows, p.valueDim])
+        let partialLogSumExps = try Tensor(zeros: [items, rows])
+        let mods = try DecodeMods(problem: p)
+        let plan = DecodeItemPlan(
+            problem: p, mods: mods, lanes: lanes, chunk: chunk, splits: splits, query: StridedRows(query),
+            keys: CacheRows(cache.keys, pageTable: cache.pageTable),
+            values: CacheRows(cache.values, pageTable: cache.pageTable),
+            partialOutputs: partialOutputs.storage.baseAddress.assumingMemoryBound(to: Float.self),
+            partialLogSumExps: partialLogSumExps.storage.baseAddress.assumingMemoryBound(to: Float.self))
+        InstructionSet.current.withKernels { kernels in
+            parallelFor(items) { plan.run(kernels, item: $0) }
+        }
+        return try merge(
+            partialOutputs: partialOutputs.floats(), partialLogSumExps: partialLogSumExps.floats(), splits: splits)
+    }
+
+    /// O and LSE of every row from its splits' partial results and its head's sink, merged in split order.
+    private func merge(partialOutputs: [Float], partialLogSumExps: [Float], splits: Int) throws -> AttentionOutput {
+        let p = problem
+        let rows = p.groupSize * p.queryLength
+        let output = try Tensor(zeros: [p.batch, p.queryHeads, p.queryLength, p.valueDim], dtype: outputDType)
+        let logSumExp = try Tensor(zeros: [p.batch, p.queryHeads, p.queryLength])
+        let outputRows = StridedRows(output)
+        let lse = logSumExp.storage.baseAddress.assumingMemoryBound(to: Float.self)
+        var merged = [Float](repeating: 0, count: p.valueDim)
+        for b in 0..<p.batch {
+            for kvHead in 0..<p.kvHeads {
+                let firstItem = (b * p.kvHeads + kvHead) * splits
+                for r in 0..<rows {
+                    let head = kvHead * p.groupSize + r / p.queryLength
+                    let i = r % p.queryLength
+                    var parts = (0..<splits).map { Double(partialLogSumExps[(firstItem + $0) * rows + r]) }
+                    if let sinks = p.sinks { parts.append(Double(sinks[head])) }  // a part with no value: O = 0
+                    let merge = LogSumExpMerge(parts)
+                    for c in 0..<p.valueDim {
+                        var sum = 0.0
+                        for s in 0..<splits where merge.weights[s] != 0 {
+                            sum += merge.weights[s] * Double(partialOutputs[((firstItem + s) * rows + r) * p.valueDim + c])
+                        }
+                        merged[c] = merge.logSumExp.isNaN ? .nan : Float(sum)
+                    }
+                    outputRows.write(b, head, i, from: merged)
+                    lse[(b * p.queryHeads + head) * p.queryLength + i] = Float(merge.logSumExp)
+                }
+            }
+        }
+        return AttentionOutput(output: output, logSumExp: logSumExp)
+    }
+}
+
+/// The decode problem's mask and score mod, compiled for tiles once per call.
+private struct DecodeMods: Sendable {
+    let mask: MaskTileEvaluator?
+    let scoreModifier: ScoreModTileEvaluator?
+
+    init(problem: DecodeProblem) throws {
+        // Every tile carries its sequence's lengths; the capacity only sizes the evaluators.
+        mask = try problem.mask.map { try MaskTileEvaluator($0, queryLength: problem.capacity, keyLength: problem.capacity) }
+        scoreModifier = try problem.scoreMod.map {
+            try ScoreModTileEvaluator(
+                $0, queryLength: problem.capacity, keyLength: problem.capacity, includesGradients: false)
+        }
+    }
+}
+
+/// Everything one decode work item reads and writes, as raw views that may cross threads.
+private struct DecodeItemPlan: @unchecked Sendable {
+    let problem: DecodeProblem
+    let mods: DecodeMods
+    /// Packed query rows, padded to the tile kernels' lane quantum.
+    let lanes: Int
+    /// Cached positions per split, a multiple of the block size.
+    let chunk: Int
+    let splits: Int
+    let query: StridedRows
+    let keys: CacheRows
+    let values: CacheRows
+    /// `[items, rows, Dv]` normalised outputs of each split.
+    let partialOutputs: UnsafeMutablePointer<Float>
+    /// `[items, rows]` log-sum-exps of each split (−∞ where it keeps nothing).
+    let partialLogSumExps: UnsafeMutablePointer<Float>
+
+    func run<K: TileKernels>(_: K.Type, item: Int) {
+        let p = problem
+        let (b, kvHead, split) = (item / (p.kvHeads * splits), item / splits % p.kvHeads, item % splits)
+        let length = p.lengths[b]
+        let positions = min(split * chunk, length)..<min((split + 1) * chunk, length)
+        let rows = p.groupSize * p.queryLength
+        let (d, dv, blockKeys) = (p.headDim, p.valueDim, CPUTile.keys)
+
+        let queryT = Scratch(d * lanes)
+        let scores = Scratch(blockKeys * lanes)
+        let bias = Scratch(mods.mask == nil ? 0 : blockKeys * lanes)
+        let accumulator = Scratch(dv * lanes)
+        let stats = Scratch(3 * lanes)
+        let (runningMax, runningSum, correction) = (stats.pointer, stats.pointer + lanes, stats.pointer + 2 * lanes)
+        runningMax.update(repeating: -.infinity, count: lanes)
+        let keyRows = Scratch(blockKeys * d)
+        let valueRows = Scratch(blockKeys * dv)
+
+        let factor = mods.scoreModifier == nil ? p.scale * .log2e : p.scale
+        for r in 0..<rows {
+            query.read(b, kvHead * p.groupSize + r / p.queryLength, r % p.queryLength,
+                       into: queryT.pointer + r, step: lanes, factor: factor)
+        }
+        let queryPositions = p.queryPosition(sequence: b, query: 0)..<length
+        var start = positions.lowerBound
+        while start < positions.upperBound {
+            let block = start..<min(start + blockKeys, positions.upperBound)
+            start = block.upperBound
+            if mods.mask != nil {
+                bias.pointer.update(repeating: 0, count: block.count * lanes)
+                forEachHeadTile(bias.pointer, b: b, kvHead: kvHead, queries: queryPositions, keys: block) {
+                    mods.mask?.mask($0)
+                }
+                if !keepsAny(bias.pointer, keys: block.count, rows: rows) { continue }
+            }
+            let (kPointer, kRow, kColumn) = keys.operand(
+                sequence: b, head: kvHead, positions: block, scratch: keyRows.pointer, ld: d)
+            K.gemm(GemmOperands(
+                rows: block.count, lanes: lanes, depth: d, a: kPointer, aRowStride: kRow, aDepthStride: kColumn,
+                b: queryT.pointer, ldb: lanes, c: scores.pointer, ldc: lanes, accumulate: false))
+            if let modifier = mods.scoreModifier {
+                forEachHeadTile(scores.pointer, b: b, kvHead: kvHead, queries: queryPositions, keys: block) {
+                    modifier.modify($0, derivative: nil, valueScale: .log2e, kernels: K.self)
+                }
+            }
+            if mods.mask != nil {
+                // The mask as 0 or −∞, added after the score mod: a mod never sees a masked score as −∞.
+                for e in 0..<block.count * lanes { scores.pointer[e] += bias.pointer[e] }
+            }
+            K.softmaxStep(
+                tile: scores.pointer, rows: block.count, lanes: lanes, ld: lanes, runningMax: runningMax,
+                runningSum: runningSum, correction: correction)
+            K.scaleColumns(c: accumulator.pointer, rows: dv, lanes: lanes, ldc: lanes, factor: correction)
+            let (vPointer, vRow, vColumn) = values.operand(
+                sequence: b, head: kvHead, positions: block, scratch: valueRows.pointer, ld: dv)
+            // Oᵀ[dv][r] += Σ_k V[k][dv] · P[k][r]: V read transposed, its columns as GEMM rows.
+            K.gemm(GemmOperands(
+                rows: dv, lanes: lanes, depth: block.count, a: vPointer, aRowStride: vColumn, aDepthStride: vRow,
+                b: scores.pointer, ldb: lanes, c: accumulator.pointer, ldc: lanes, accumulate: true))
+        }
+        let outputs = partialOutputs + item * rows * dv
+        let logSumExps = partialLogSumExps + item * rows
+        for r in 0..<rows {
+            let sum = runningSum[r]
+            let inverse: Float = sum > 0 ? 1 / sum : 0
+            for c in 0..<dv { outputs[r * dv + c] = accumulator.pointer[c * lanes + r] * inverse }
+            logSumExps[r] = sum > 0 ? runningMax[r] * Float.ln2 + logf(sum) : -.infinity
+        }
+    }
+
+    /// Calls `body` with the tile of each query head of the group: its `Sq` lanes of the key-major `tile`, at the
+    /// sequence's absolute positions and with its own lengths.
+    private func forEachHeadTile(
+        _ tile: UnsafeMutablePointer<Float>, b: Int, kvHead: Int, queries: Range<Int>, keys: Range<Int>,
+        _ body: (ScoreTile) -> Void
+    ) {
+        let length = problem.lengths[b]
+        for g in 0..<problem.groupSize {
+            body(ScoreTile(
+                values: tile + g * problem.queryLength, stride: lanes, batch: b, head: kvHead * problem.groupSize + g,
+                queries: queries, keys: keys, sequenceLengths: SequenceLengths(query: length, key: length)))
+        }
+    }
+
+    /// Whether any of the first `rows` lanes of the key-major bias keeps a key.
+    private func keepsAny(_ bias: UnsafePointer<Float>, keys: Int, rows: Int) -> Bool {
+        for k in 0..<keys {
+            for r in 0..<rows where bias[k * lanes + r] == 0 { return true }
+        }
+        return false
+    }
+}
