@@ -18,36 +18,18 @@ struct RunCommand {
 
     /// Every output file's path and contents.
     private func computeOutputs() throws -> [OutputFile] {
-        let tables = try options.tables.map { entry in
-            try withContext("--table \(entry.name)=\(entry.path)") {
-                try NumPyArray(contentsOfFile: entry.path).table(named: entry.name)
-            }
-        }
+        let tables = try CommandInputs.tables(options.tables)
         for entry in options.tableGradients {
             guard tables.first(where: { $0.name == entry.name })?.elementType == .float else {
                 throw CommandLineError("--dtable \(entry.name): only Float (<f4) tables have gradients")
             }
         }
-        let sinks = try options.sink.map { path in
-            try withContext("--sink \(path)") {
-                let tensor = try Tensor(contentsOfNumPyFile: path)
-                guard tensor.shape.count == 1, tensor.dtype == .float32 else {
-                    throw CommandLineError("expected one <f4 logit per query head, [H], got \(tensor.dtype) \(tensor.shape)")
-                }
-                return tensor.floats()
-            }
-        }
-        let attentionOptions = AttentionOptions(
-            scale: options.scale,
-            mask: try options.mask.map { text in try withContext("--mask") { try MaskMod(parsing: text, tables: tables) } },
-            scoreMod: try options.score.map { text in
-                try withContext("--score") { try ScoreMod(parsing: text, tables: tables) }
-            },
-            sinks: sinks)
-        let query = try loadTensor(options.query, option: "--q")
-        let key = try loadTensor(options.key, option: "--k")
-        let value = try loadTensor(options.value, option: "--v")
-        let outputGradient = try options.gradients.map { try loadTensor($0.outputGradient, option: "--grad-out") }
+        let attentionOptions = try CommandInputs.attentionOptions(
+            scale: options.scale, mask: options.mask, score: options.score, tables: tables, sink: options.sink)
+        let query = try CommandInputs.attentionTensor(options.query, option: "--q")
+        let key = try CommandInputs.attentionTensor(options.key, option: "--k")
+        let value = try CommandInputs.attentionTensor(options.value, option: "--v")
+        let outputGradient = try options.gradients.map { try CommandInputs.attentionTensor($0.outputGradient, option: "--grad-out") }
 
         let attention = Attention(device: options.device)
         let forward = try attention.forward(
@@ -71,35 +53,5 @@ struct RunCommand {
             if let path = options.sinkGradient, let gradient = gradients.sinkGradient { outputs.append((path, gradient)) }
         }
         return try outputs.map { try OutputFile(path: $0.0, tensor: $0.1) }
-    }
-
-    /// An input tensor: `[B, H, S, D]`, `<f4` or `<f2`.
-    private func loadTensor(_ path: String, option: String) throws -> Tensor {
-        try withContext("\(option) \(path)") {
-            let tensor = try Tensor(contentsOfNumPyFile: path)
-            guard tensor.shape.count == 4 else {
-                throw CommandLineError("expected 4 dimensions [B, H, S, D], got shape \(tensor.shape)")
-            }
-            return tensor
-        }
-    }
-}
-
-/// `body`'s error prefixed with `context`, so the message names the option or file at fault.
-private func withContext<T>(_ context: String, _ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch {
-        throw CommandLineError("\(context): \(error)")
-    }
-}
-
-/// `body`'s error as a single line: messages can quote user text such as an expression holding a newline.
-private func oneLine<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch {
-        let text = "\(error)".split(whereSeparator: \.isNewline).joined(separator: " ")
-        throw CommandLineError(text)
     }
 }

@@ -80,12 +80,6 @@ extension Flexattn {
 
 /// The command line of `flexattn run`, checked before any file is read.
 struct RunOptions {
-    /// A `NAME=FILE.npy` value of `--table` or `--dtable`.
-    struct NamedFile {
-        let name: String
-        let path: String
-    }
-
     /// The files of a backward pass: `dO` to read, `dQ`, `dK`, `dV` to write.
     struct GradientFiles {
         let outputGradient: String
@@ -121,12 +115,12 @@ struct RunOptions {
         value = try required(command.value, "--v")
         output = try required(command.output, "--out")
         logSumExp = try single(command.logSumExp, "--lse")
-        scale = try single(command.scale, "--scale").map(Self.parseScale)
+        scale = try single(command.scale, "--scale").map(parseScale)
         device = try parseDevice(try single(command.device, "--device") ?? "cpu")
         mask = try single(command.mask, "--mask")
         score = try single(command.score, "--score")
-        tables = try Self.namedFiles(command.tables, option: "--table")
-        tableGradients = try Self.namedFiles(command.tableGradients, option: "--dtable")
+        tables = try namedFiles(command.tables, option: "--table")
+        tableGradients = try namedFiles(command.tableGradients, option: "--dtable")
         sink = try single(command.sink, "--sink")
         sinkGradient = try single(command.sinkGradient, "--dsink")
 
@@ -161,27 +155,5 @@ struct RunOptions {
         [output] + [logSumExp].compactMap { $0 }
             + [gradients?.query, gradients?.key, gradients?.value].compactMap { $0 } + tableGradients.map(\.path)
             + [sinkGradient].compactMap { $0 }
-    }
-
-    private static func parseScale(_ text: String) throws -> Float {
-        guard let scale = Float(text), scale.isFinite else {
-            throw CommandLineError("--scale takes a finite number, got '\(text)'")
-        }
-        return scale
-    }
-
-    /// `NAME=FILE` values, each name at most once.
-    private static func namedFiles(_ values: [String], option: String) throws -> [NamedFile] {
-        var files: [NamedFile] = []
-        for text in values {
-            guard let equals = text.firstIndex(of: "="), equals != text.startIndex, text.index(after: equals) != text.endIndex
-            else { throw CommandLineError("\(option) takes NAME=FILE.npy, got '\(text)'") }
-            let file = NamedFile(name: String(text[..<equals]), path: String(text[text.index(after: equals)...]))
-            guard !files.contains(where: { $0.name == file.name }) else {
-                throw CommandLineError("\(option) \(file.name) is given more than once")
-            }
-            files.append(file)
-        }
-        return files
     }
 }

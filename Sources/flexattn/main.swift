@@ -12,9 +12,9 @@ struct Flexattn: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flexattn",
         abstract: "Flexible attention on the CPU and CUDA GPUs: run it on .npy files, benchmark it, check a GPU.",
-        usage: [Run.usage, Bench.usage, Info.usage, Check.usage, KernelSource.usage, CUDABench.usage]
+        usage: [Run.usage, Decode.usage, Bench.usage, Info.usage, Check.usage, KernelSource.usage, CUDABench.usage]
             .joined(separator: "\n"),
-        subcommands: [Run.self, Bench.self, Info.self, Check.self, KernelSource.self, CUDABench.self])
+        subcommands: [Run.self, Decode.self, Bench.self, Info.self, Check.self, KernelSource.self, CUDABench.self])
 }
 
 /// Exits with what `error` asks: help on stdout and 0, a status of its own (a failed check) with nothing more, or

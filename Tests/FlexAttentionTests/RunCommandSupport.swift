@@ -34,6 +34,10 @@ final class ScratchFolder {
 
     deinit { try? FileManager.default.removeItem(at: url) }
 
+    func write(_ array: NumPyArray, to name: String) throws {
+        try write(array.encoded(), to: name)
+    }
+
     func write(_ bytes: [UInt8], to name: String) throws {
         try Data(bytes).write(to: url.appendingPathComponent(name))
     }
@@ -53,12 +57,12 @@ final class ScratchFolder {
         Set(try FileManager.default.contentsOfDirectory(atPath: url.path))
     }
 
-    /// Runs `flexattn run` with `arguments` in this folder.
-    func run(_ arguments: [String]) throws -> CommandResult {
+    /// Runs `flexattn run` (or another `command`) with `arguments` in this folder.
+    func run(_ arguments: [String], command: String = "run") throws -> CommandResult {
         guard let flexattnExecutable else { throw CocoaError(.fileNoSuchFile) }
         let process = Process()
         process.executableURL = flexattnExecutable
-        process.arguments = ["run"] + arguments
+        process.arguments = [command] + arguments
         process.currentDirectoryURL = url
         let errorPipe = Pipe()
         process.standardError = errorPipe

@@ -21,7 +21,10 @@ struct KVCacheIndex: Sendable, Equatable {
             try pageTable.checkAssigned(lengths: lengths.map { min($0, capacity) })
         }
         guard !lengths.isEmpty else { throw FlexAttentionError.invalidArgument("a KV cache needs at least one sequence") }
-        if let b = lengths.indices.first(where: { lengths[$0] < 0 || lengths[$0] > capacity }) {
+        if let b = lengths.indices.first(where: { lengths[$0] < 0 }) {
+            throw FlexAttentionError.invalidArgument("sequence \(b) has a negative length, \(lengths[b])")
+        }
+        if let b = lengths.indices.first(where: { lengths[$0] > capacity }) {
             throw FlexAttentionError.cacheFull(sequence: b, length: lengths[b], capacity: capacity)
         }
         self.capacity = capacity
