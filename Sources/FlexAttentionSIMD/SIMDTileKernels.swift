@@ -87,6 +87,8 @@ public enum SIMDTileKernels<Wide: AccumulatorRow, Half: AccumulatorRow, Quarter:
             scoreGradient(p: p, dp: dp, rows: rows, lanes: lanes, ld: ld, delta: delta, slope: slope)
         case let .scaledTanh(o):
             scaledTanh(o)
+        case let .dotRows(o):
+            dotRows(o)
         }
     }
 
@@ -217,6 +219,57 @@ public enum SIMDTileKernels<Wide: AccumulatorRow, Half: AccumulatorRow, Quarter:
         for row in 0..<o.rows {
             for column in stride(from: 0, to: whole, by: 16) { run(row * o.ld + column, 16) }
             if whole < o.columns { run(row * o.ld + whole, o.columns - whole) }
+        }
+    }
+
+    /// Two keys against up to four query rows at a time: eight independent accumulators, each a vector along the
+    /// depth, reduced once at the end. Rows past `rows` read row 0 again and are not stored, as in ``block``.
+    @inlinable
+    static func dotRows(_ o: DotRowsOperands) {
+        let (full, tail) = (o.depth / 16 * 16, o.depth % 16)
+        var k = 0
+        while k < o.keys {
+            let a0 = o.a + k * o.aRowStride
+            let a1 = k + 1 < o.keys ? a0 + o.aRowStride : a0
+            var r = 0
+            while r < o.rows {
+                let q0 = o.q + r * o.ldq
+                let q1 = r + 1 < o.rows ? q0 + o.ldq : q0
+                let q2 = r + 2 < o.rows ? q0 + 2 * o.ldq : q0
+                let q3 = r + 3 < o.rows ? q0 + 3 * o.ldq : q0
+                var (s00, s01, s02, s03) = (Lanes(), Lanes(), Lanes(), Lanes())
+                var (s10, s11, s12, s13) = (Lanes(), Lanes(), Lanes(), Lanes())
+                @inline(__always) func step(_ k0: Lanes, _ k1: Lanes, _ p: Int, _ count: Int) {
+                    let (v0, v1, v2, v3) = count == 16
+                        ? (load(q0 + p, as: Lanes.self), load(q1 + p, as: Lanes.self), load(q2 + p, as: Lanes.self),
+                           load(q3 + p, as: Lanes.self))
+                        : (loadLanes(q0 + p, count: count), loadLanes(q1 + p, count: count),
+                           loadLanes(q2 + p, count: count), loadLanes(q3 + p, count: count))
+                    s00.addProduct(k0, v0); s01.addProduct(k0, v1); s02.addProduct(k0, v2); s03.addProduct(k0, v3)
+                    s10.addProduct(k1, v0); s11.addProduct(k1, v1); s12.addProduct(k1, v2); s13.addProduct(k1, v3)
+                }
+                var p = 0
+                while p < full {
+                    step(load(a0 + p, as: Lanes.self), load(a1 + p, as: Lanes.self), p, 16)
+                    p += 16
+                }
+                if tail > 0 { step(loadLanes(a0 + p, count: tail), loadLanes(a1 + p, count: tail), p, tail) }
+                let n = min(4, o.rows - r)
+                let c0 = o.c + k * o.ldc + r
+                c0[0] = s00.sum()
+                if n > 1 { c0[1] = s01.sum() }
+                if n > 2 { c0[2] = s02.sum() }
+                if n > 3 { c0[3] = s03.sum() }
+                if k + 1 < o.keys {
+                    let c1 = c0 + o.ldc
+                    c1[0] = s10.sum()
+                    if n > 1 { c1[1] = s11.sum() }
+                    if n > 2 { c1[2] = s12.sum() }
+                    if n > 3 { c1[3] = s13.sum() }
+                }
+                r += 4
+            }
+            k += 2
         }
     }
 }

@@ -23,6 +23,26 @@ public enum TileOperation {
         p: UnsafePointer<Float>, dp: UnsafeMutablePointer<Float>, rows: Int, lanes: Int, ld: Int,
         delta: UnsafePointer<Float>, slope: UnsafePointer<Float>?)
     case scaledTanh(ScaledTanhOperands)
+    case dotRows(DotRowsOperands)
+}
+
+/// `c[k*ldc + r] = Σ_p a[k*aRowStride + p] · q[r*ldq + p]` for k < keys, r < rows (any counts), p < depth: each
+/// key row against each query row, as dot products along the contiguous depth. Decoding's scores, where a few
+/// query rows meet many keys: the work is `keys × rows × depth`, with no lanes padded.
+public struct DotRowsOperands {
+    public var keys: Int, rows: Int, depth: Int
+    public var a: UnsafePointer<Float>, aRowStride: Int
+    public var q: UnsafePointer<Float>, ldq: Int
+    public var c: UnsafeMutablePointer<Float>, ldc: Int
+
+    @inlinable
+    public init(
+        keys: Int, rows: Int, depth: Int, a: UnsafePointer<Float>, aRowStride: Int, q: UnsafePointer<Float>, ldq: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        (self.keys, self.rows, self.depth, self.a, self.aRowStride) = (keys, rows, depth, a, aRowStride)
+        (self.q, self.ldq, self.c, self.ldc) = (q, ldq, c, ldc)
+    }
 }
 
 /// `t = tanh(inputScale · x)` for each `x = tile[i*ld + j]`, i < rows, j < columns (any count): the tile gets
@@ -64,6 +84,9 @@ public struct GemmOperands {
 extension TileKernels {
     /// `c (+)= a · b` as described by ``GemmOperands``.
     @inlinable public static func gemm(_ operands: GemmOperands) { perform(.gemm(operands)) }
+
+    /// The dot products described by ``DotRowsOperands``.
+    @inlinable public static func dotRows(_ operands: DotRowsOperands) { perform(.dotRows(operands)) }
 
     /// One online-softmax step over a tile of base-2 scores (`rows` keys × `lanes` queries). Per query: the new
     /// running max, `correction = 2^(oldMax − newMax)`, `runningSum = runningSum·correction + Σ p`, and the tile

@@ -10,7 +10,7 @@ extension Flexattn {
     /// into a ``BenchCommand``.
     struct Bench: ParsableCommand {
         static let usage = """
-            flexattn bench [--json] [--device cpu|cuda|cuda:N] [--sequence N]... [--head-dim N]... [--mods] [--model]
+            flexattn bench [--json] [--device cpu|cuda|cuda:N] [--sequence N]... [--head-dim N]... [--mods] [--model] [--decode]
             """
         static let configuration = CommandConfiguration(
             abstract: "Times the forward and backward passes (B=1, H=8, Float32) and prints a table.", usage: usage)
@@ -32,8 +32,15 @@ extension Flexattn {
             "With --device cuda: time a model step captured as a CUDA graph and the host overhead per call, at the "
                 + "first --sequence and --head-dim (default 4096 and 128)."))
         var model = false
+        @Flag(help: "Time decoding against KV caches (Sq=1, Hq=32, Hkv=8, D=128) as GB/s of keys and values read.")
+        var decode = false
 
         func run() throws {
+            if decode {
+                let device = try parseDevice(try single(device, "--device") ?? "cpu")
+                guard case .cpu = device else { throw CommandLineError("bench --decode on CUDA is not merged yet") }
+                return try CPUDecodeBenchmark(json: json).execute()
+            }
             let sequences = try positiveIntegers(sequences, option: "--sequence")
             let headDims = try positiveIntegers(headDims, option: "--head-dim")
             try BenchCommand(

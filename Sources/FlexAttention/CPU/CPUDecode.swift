@@ -7,8 +7,10 @@ import Glibc
 /// Decoding on the CPU.
 ///
 /// One work item is one (sequence, KV head, split of the cache). The `group × Sq` queries of the KV head's query
-/// heads are packed side by side as the lanes of one tile, so every key and value row is read once for the whole
-/// group. The split's cached tokens stream through it in blocks: the mask, when there is one, is evaluated first,
+/// heads are packed as the rows of one tile, so every key and value row is read once for the whole group. With so
+/// few query rows the loops are shaped for them: scores are dot products of key rows with query rows
+/// (``TileKernels/dotRows(_:)``, no padded lanes), the score tile stays key-major with the rows as lanes for the
+/// mods and the softmax, and the output accumulates row-major from a GEMM whose B operand is V read in place. The split's cached tokens stream through it in blocks: the mask, when there is one, is evaluated first,
 /// and a block it removes entirely is never read. Each split leaves a partial output and log-sum-exp; the splits of
 /// a sequence, and its sinks, are merged in a fixed order (``LogSumExpMerge``), so the bits do not depend on the
 /// thread count. The split count depends on the shapes only.
@@ -37,7 +39,8 @@ struct CPUDecode {
         let items = p.batch * p.kvHeads * splits
         let keys = CPUTile.keys
         try CPUWorkingMemory.require(
-            perThread: (p.headDim + 2 * keys + p.valueDim + 3) * lanes + keys * (p.headDim + p.valueDim),
+            perThread: rows * (p.headDim + paddedToLanes(p.valueDim)) + (2 * keys + 3) * lanes
+                + keys * (p.headDim + paddedToLanes(p.valueDim)),
             shared: items * rows * (p.valueDim + 1))
         let partialOutputs = try Tensor(zeros: [items, rows, p.valueDim])
         let partialLogSumExps = try Tensor(zeros: [items, rows])
@@ -91,12 +94,12 @@ struct CPUDecode {
 
 /// The decode problem's mask and score mod, compiled for tiles once per call.
 private struct DecodeMods: Sendable {
-    let mask: MaskTileEvaluator?
+    let mask: DecodeMasking?
     let scoreModifier: ScoreModTileEvaluator?
 
     init(problem: DecodeProblem) throws {
         // Every tile carries its sequence's lengths; the capacity only sizes the evaluators.
-        mask = try problem.mask.map { try MaskTileEvaluator($0, queryLength: problem.capacity, keyLength: problem.capacity) }
+        mask = try problem.mask.map { try DecodeMasking($0, capacity: problem.capacity) }
         scoreModifier = try problem.scoreMod.map {
             try ScoreModTileEvaluator(
                 $0, queryLength: problem.capacity, keyLength: problem.capacity, includesGradients: false)
@@ -129,64 +132,71 @@ private struct DecodeItemPlan: @unchecked Sendable {
         let rows = p.groupSize * p.queryLength
         let (d, dv, blockKeys) = (p.headDim, p.valueDim, CPUTile.keys)
 
-        let queryT = Scratch(d * lanes)
+        let dvPadded = paddedToLanes(dv)
+        let queryRows = Scratch(rows * d)
         let scores = Scratch(blockKeys * lanes)
         let bias = Scratch(mods.mask == nil ? 0 : blockKeys * lanes)
-        let accumulator = Scratch(dv * lanes)
+        let accumulator = Scratch(rows * dvPadded)
         let stats = Scratch(3 * lanes)
         let (runningMax, runningSum, correction) = (stats.pointer, stats.pointer + lanes, stats.pointer + 2 * lanes)
         runningMax.update(repeating: -.infinity, count: lanes)
         let keyRows = Scratch(blockKeys * d)
-        let valueRows = Scratch(blockKeys * dv)
+        let valueRows = Scratch(blockKeys * dvPadded)
 
         let factor = mods.scoreModifier == nil ? p.scale * .log2e : p.scale
         for r in 0..<rows {
             query.read(b, kvHead * p.groupSize + r / p.queryLength, r % p.queryLength,
-                       into: queryT.pointer + r, step: lanes, factor: factor)
+                       into: queryRows.pointer + r * d, factor: factor)
         }
         let queryPositions = p.queryPosition(sequence: b, query: 0)..<length
-        var start = positions.lowerBound
-        while start < positions.upperBound {
-            let block = start..<min(start + blockKeys, positions.upperBound)
-            start = block.upperBound
-            if mods.mask != nil {
+        let heads = kvHead * p.groupSize..<(kvHead + 1) * p.groupSize
+        let states = mods.mask?.blockStates(
+            sequence: b, length: length, heads: heads, queries: queryPositions, keys: positions, blockSize: blockKeys)
+        for (index, blockStart) in stride(from: positions.lowerBound, to: positions.upperBound, by: blockKeys).enumerated() {
+            let block = blockStart..<min(blockStart + blockKeys, positions.upperBound)
+            let state = states?[index] ?? .kept
+            if state == .removed { continue }
+            if state == .partial {
                 bias.pointer.update(repeating: 0, count: block.count * lanes)
                 forEachHeadTile(bias.pointer, b: b, kvHead: kvHead, queries: queryPositions, keys: block) {
-                    mods.mask?.mask($0)
+                    mods.mask?.evaluator.mask($0)
                 }
-                if !keepsAny(bias.pointer, keys: block.count, rows: rows) { continue }
             }
-            let (kPointer, kRow, kColumn) = keys.operand(
+            let (kPointer, kRow) = keys.operand(
                 sequence: b, head: kvHead, positions: block, scratch: keyRows.pointer, ld: d)
-            K.gemm(GemmOperands(
-                rows: block.count, lanes: lanes, depth: d, a: kPointer, aRowStride: kRow, aDepthStride: kColumn,
-                b: queryT.pointer, ldb: lanes, c: scores.pointer, ldc: lanes, accumulate: false))
+            K.dotRows(DotRowsOperands(
+                keys: block.count, rows: rows, depth: d, a: kPointer, aRowStride: kRow, q: queryRows.pointer, ldq: d,
+                c: scores.pointer, ldc: lanes))
             if let modifier = mods.scoreModifier {
                 forEachHeadTile(scores.pointer, b: b, kvHead: kvHead, queries: queryPositions, keys: block) {
                     modifier.modify($0, derivative: nil, valueScale: .log2e, kernels: K.self)
                 }
             }
-            if mods.mask != nil {
+            if state == .partial {
                 // The mask as 0 or −∞, added after the score mod: a mod never sees a masked score as −∞.
                 for e in 0..<block.count * lanes { scores.pointer[e] += bias.pointer[e] }
             }
             K.softmaxStep(
                 tile: scores.pointer, rows: block.count, lanes: lanes, ld: lanes, runningMax: runningMax,
                 runningSum: runningSum, correction: correction)
-            K.scaleColumns(c: accumulator.pointer, rows: dv, lanes: lanes, ldc: lanes, factor: correction)
-            let (vPointer, vRow, vColumn) = values.operand(
-                sequence: b, head: kvHead, positions: block, scratch: valueRows.pointer, ld: dv)
-            // Oᵀ[dv][r] += Σ_k V[k][dv] · P[k][r]: V read transposed, its columns as GEMM rows.
+            for r in 0..<rows {
+                let row = accumulator.pointer + r * dvPadded
+                for c in 0..<dvPadded { row[c] *= correction[r] }
+            }
+            let (vPointer, vRow) = values.operand(
+                sequence: b, head: kvHead, positions: block, scratch: valueRows.pointer, ld: dvPadded,
+                paddedColumns: dvPadded)
+            // O[r][dv] += Σ_k P[k][r] · V[k][dv]: P read transposed from the key-major tile.
             K.gemm(GemmOperands(
-                rows: dv, lanes: lanes, depth: block.count, a: vPointer, aRowStride: vColumn, aDepthStride: vRow,
-                b: scores.pointer, ldb: lanes, c: accumulator.pointer, ldc: lanes, accumulate: true))
+                rows: rows, lanes: dvPadded, depth: block.count, a: scores.pointer, aRowStride: 1, aDepthStride: lanes,
+                b: vPointer, ldb: vRow, c: accumulator.pointer, ldc: dvPadded, accumulate: true))
         }
         let outputs = partialOutputs + item * rows * dv
         let logSumExps = partialLogSumExps + item * rows
         for r in 0..<rows {
             let sum = runningSum[r]
             let inverse: Float = sum > 0 ? 1 / sum : 0
-            for c in 0..<dv { outputs[r * dv + c] = accumulator.pointer[c * lanes + r] * inverse }
+            for c in 0..<dv { outputs[r * dv + c] = accumulator.pointer[r * dvPadded + c] * inverse }
             logSumExps[r] = sum > 0 ? runningMax[r] * Float.ln2 + logf(sum) : -.infinity
         }
     }
@@ -203,13 +213,5 @@ private struct DecodeItemPlan: @unchecked Sendable {
                 values: tile + g * problem.queryLength, stride: lanes, batch: b, head: kvHead * problem.groupSize + g,
                 queries: queries, keys: keys, sequenceLengths: SequenceLengths(query: length, key: length)))
         }
-    }
-
-    /// Whether any of the first `rows` lanes of the key-major bias keeps a key.
-    private func keepsAny(_ bias: UnsafePointer<Float>, keys: Int, rows: Int) -> Bool {
-        for k in 0..<keys {
-            for r in 0..<rows where bias[k * lanes + r] == 0 { return true }
-        }
-        return false
     }
 }

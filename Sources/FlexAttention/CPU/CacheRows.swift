@@ -31,19 +31,22 @@ struct CacheRows: @unchecked Sendable {
         return positions.lowerBound / pageTable.pageSize == (positions.upperBound - 1) / pageTable.pageSize
     }
 
-    /// Rows `positions` of (sequence, head) as a GEMM operand `(pointer, row stride, column stride)`: read in place
-    /// when Float32 and in one run, otherwise converted to `scratch`, rows `ld` apart.
+    /// Rows `positions` of (sequence, head) with contiguous columns, as `(pointer, row stride)`: read in place when
+    /// Float32, in one run, with contiguous columns and — when `paddedColumns` is given — exactly that many, as a
+    /// GEMM's B operand needs; otherwise converted to `scratch`, rows `ld` apart (padding left as it was).
     func operand(
-        sequence: Int, head: Int, positions: Range<Int>, scratch: UnsafeMutablePointer<Float>, ld: Int
-    ) -> (UnsafePointer<Float>, row: Int, column: Int) {
-        if rows.dtype == .float32 && isOneRun(positions) {
+        sequence: Int, head: Int, positions: Range<Int>, scratch: UnsafeMutablePointer<Float>, ld: Int,
+        paddedColumns: Int? = nil
+    ) -> (UnsafePointer<Float>, row: Int) {
+        let inPlaceLayout = rows.strides.column == 1 && (paddedColumns.map { $0 == rows.columns } ?? true)
+        if rows.dtype == .float32 && inPlaceLayout && isOneRun(positions) {
             let first = rows.base.assumingMemoryBound(to: Float.self)
                 + offset(sequence: sequence, head: head, position: positions.lowerBound)
-            return (UnsafePointer(first), positionStride, rows.strides.column)
+            return (UnsafePointer(first), positionStride)
         }
         for (i, position) in positions.enumerated() {
             rows.read(atOffset: offset(sequence: sequence, head: head, position: position), into: scratch + i * ld)
         }
-        return (UnsafePointer(scratch), ld, 1)
+        return (UnsafePointer(scratch), ld)
     }
 }

@@ -48,11 +48,19 @@ struct StridedRows: @unchecked Sendable {
             }
         case .float16:
             let source = base.assumingMemoryBound(to: Float16.self) + start
-            for c in 0..<columns { destination[c * step] = Float(source[c * stride]) * factor }
+            if stride == 1 && step == 1 {
+                for c in 0..<columns { destination[c] = Float(source[c]) * factor }
+            } else {
+                for c in 0..<columns { destination[c * step] = Float(source[c * stride]) * factor }
+            }
         case .bfloat16:
             let source = base.assumingMemoryBound(to: UInt16.self) + start
-            for c in 0..<columns {
-                destination[c * step] = Float(bitPattern: UInt32(source[c * stride]) << 16) * factor
+            if stride == 1 && step == 1 {
+                for c in 0..<columns { destination[c] = Float(bitPattern: UInt32(source[c]) << 16) * factor }
+            } else {
+                for c in 0..<columns {
+                    destination[c * step] = Float(bitPattern: UInt32(source[c * stride]) << 16) * factor
+                }
             }
         }
     }

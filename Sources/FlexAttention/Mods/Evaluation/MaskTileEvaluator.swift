@@ -3,8 +3,8 @@ import FlexAttentionSIMD
 /// A mask compiled for one pair of sequence lengths, evaluated over tiles and rectangles of the score matrix.
 struct MaskTileEvaluator: Sendable {
     let program: ModProgram
-    let queryLength: Int
-    let keyLength: Int
+    private(set) var queryLength: Int
+    private(set) var keyLength: Int
 
     /// - Throws: ``ModError`` when the mask is not well formed.
     init(_ mask: MaskMod, queryLength: Int, keyLength: Int) throws {
@@ -12,6 +12,13 @@ struct MaskTileEvaluator: Sendable {
         program = ModProgram([mask.expression.node])
         self.queryLength = queryLength
         self.keyLength = keyLength
+    }
+
+    /// The same mask compiled once, for sequences of other lengths.
+    func atLengths(_ length: Int) -> MaskTileEvaluator {
+        var evaluator = self
+        (evaluator.queryLength, evaluator.keyLength) = (length, length)
+        return evaluator
     }
 
     /// Sets every score of `tile` the mask removes to −∞.
