@@ -33,15 +33,16 @@ struct DecodeTests {
         }
     }
 
-    @Test("a long sequence runs in several splits; the bits do not depend on the thread count")
-    func splits() throws {
+    @Test("a long sequence runs in several splits; the bits do not depend on the thread count",
+          arguments: [nil, 16] as [Int?])
+    func splits(pageSize: Int?) throws {
         let seed = freshSeed()
         var rng = SeededRandom(seed: seed)
-        #expect(CPUDecode.splitCount(batch: 1, kvHeads: 1, capacity: 1100) == 2)
+        #expect(CPUDecode.splitCount(batch: 1, headChunks: 1, capacity: 1100) == 2)
         let decodeCase = try DecodeCase(
-            batch: 1, queryHeads: 2, kvHeads: 1, queryLength: 2, lengths: [1031], capacity: 1100, headDim: 64,
-            pageSize: 16, rng: &rng)
-        try check(decodeCase, seed: seed)
+            batch: 1, queryHeads: 4, kvHeads: 2, queryLength: 2, lengths: [1031], capacity: 1100, headDim: 64,
+            pageSize: pageSize, rng: &rng)
+        try check(decodeCase, options: AttentionOptions(mask: .slidingWindow(700)), seed: seed)
         let all = try Attention().decode(query: decodeCase.query, cache: decodeCase.cache)
         let one = try CPUParallelism.$maximumThreads.withValue(1) {
             try Attention().decode(query: decodeCase.query, cache: decodeCase.cache)

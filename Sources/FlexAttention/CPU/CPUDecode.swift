@@ -6,8 +6,10 @@ import Glibc
 
 /// Decoding on the CPU.
 ///
-/// One work item is one (sequence, KV head, split of the cache). The `group × Sq` queries of the KV head's query
-/// heads are packed as the rows of one tile, so every key and value row is read once for the whole group. With so
+/// One work item is one (sequence, KV heads, split of the cache): one KV head for a contiguous cache, every KV head
+/// for a paged one, whose pages interleave the heads' rows, so that an item reads its pages from end to end. The
+/// `group × Sq` queries of each KV head's query heads are packed as rows of one tile, so every key and value row is
+/// read once for the whole group. With so
 /// few query rows the loops are shaped for them: scores are dot products of key rows with query rows
 /// (``TileKernels/dotRows(_:)``, no padded lanes), the score tile stays key-major with the rows as lanes for the
 /// mods and the softmax, and the output accumulates row-major from a GEMM whose B operand is V read in place. The split's cached tokens stream through it in blocks: the mask, when there is one, is evaluated first,
@@ -22,8 +24,8 @@ struct CPUDecode {
 
     /// Splits per (sequence, KV head): enough items for every core of a large machine, none shorter than
     /// ``minimumSplitKeys``.
-    static func splitCount(batch: Int, kvHeads: Int, capacity: Int) -> Int {
-        let wanted = (targetItems + batch * kvHeads - 1) / (batch * kvHeads)
+    static func splitCount(batch: Int, headChunks: Int, capacity: Int) -> Int {
+        let wanted = (targetItems + batch * headChunks - 1) / (batch * headChunks)
         return max(1, min(wanted, capacity / minimumSplitKeys))
     }
     private static let targetItems = 64
@@ -31,12 +33,14 @@ struct CPUDecode {
 
     func run() throws -> AttentionOutput {
         let p = problem
-        let rows = p.groupSize * p.queryLength
+        let kvHeadsPerItem = cache.pageTable == nil ? 1 : p.kvHeads
+        let headChunks = p.kvHeads / kvHeadsPerItem
+        let rows = kvHeadsPerItem * p.groupSize * p.queryLength
         let lanes = paddedToLanes(rows)
-        let splits = Self.splitCount(batch: p.batch, kvHeads: p.kvHeads, capacity: p.capacity)
+        let splits = Self.splitCount(batch: p.batch, headChunks: headChunks, capacity: p.capacity)
         let keysPerSplit = (p.capacity + splits - 1) / splits
-        let chunk = (keysPerSplit + CPUTile.keys - 1) / CPUTile.keys * CPUTile.keys
-        let items = p.batch * p.kvHeads * splits
+        let splitKeys = (keysPerSplit + CPUTile.keys - 1) / CPUTile.keys * CPUTile.keys
+        let items = p.batch * headChunks * splits
         let keys = CPUTile.keys
         try CPUWorkingMemory.require(
             perThread: rows * (p.headDim + paddedToLanes(p.valueDim)) + (2 * keys + 3) * lanes
@@ -46,7 +50,8 @@ struct CPUDecode {
         let partialLogSumExps = try Tensor(zeros: [items, rows])
         let mods = try DecodeMods(problem: p)
         let plan = DecodeItemPlan(
-            problem: p, mods: mods, lanes: lanes, chunk: chunk, splits: splits, query: StridedRows(query),
+            problem: p, mods: mods, kvHeadsPerItem: kvHeadsPerItem, lanes: lanes, splitKeys: splitKeys, splits: splits,
+            query: StridedRows(query),
             keys: CacheRows(cache.keys, pageTable: cache.pageTable),
             values: CacheRows(cache.values, pageTable: cache.pageTable),
             partialOutputs: partialOutputs.storage.baseAddress.assumingMemoryBound(to: Float.self),
@@ -55,23 +60,26 @@ struct CPUDecode {
             parallelFor(items) { plan.run(kernels, item: $0) }
         }
         return try merge(
-            partialOutputs: partialOutputs.floats(), partialLogSumExps: partialLogSumExps.floats(), splits: splits)
+            partialOutputs: partialOutputs.floats(), partialLogSumExps: partialLogSumExps.floats(), rows: rows,
+            splits: splits)
     }
 
     /// O and LSE of every row from its splits' partial results and its head's sink, merged in split order.
-    private func merge(partialOutputs: [Float], partialLogSumExps: [Float], splits: Int) throws -> AttentionOutput {
+    private func merge(
+        partialOutputs: [Float], partialLogSumExps: [Float], rows: Int, splits: Int
+    ) throws -> AttentionOutput {
         let p = problem
-        let rows = p.groupSize * p.queryLength
         let output = try Tensor(zeros: [p.batch, p.queryHeads, p.queryLength, p.valueDim], dtype: outputDType)
         let logSumExp = try Tensor(zeros: [p.batch, p.queryHeads, p.queryLength])
         let outputRows = StridedRows(output)
         let lse = logSumExp.storage.baseAddress.assumingMemoryBound(to: Float.self)
         var merged = [Float](repeating: 0, count: p.valueDim)
+        let headsPerItem = rows / p.queryLength
         for b in 0..<p.batch {
-            for kvHead in 0..<p.kvHeads {
-                let firstItem = (b * p.kvHeads + kvHead) * splits
+            for headChunk in 0..<p.queryHeads / headsPerItem {
+                let firstItem = (b * p.queryHeads / headsPerItem + headChunk) * splits
                 for r in 0..<rows {
-                    let head = kvHead * p.groupSize + r / p.queryLength
+                    let head = headChunk * headsPerItem + r / p.queryLength
                     let i = r % p.queryLength
                     var parts = (0..<splits).map { Double(partialLogSumExps[(firstItem + $0) * rows + r]) }
                     if let sinks = p.sinks { parts.append(Double(sinks[head])) }  // a part with no value: O = 0
@@ -111,10 +119,11 @@ private struct DecodeMods: Sendable {
 private struct DecodeItemPlan: @unchecked Sendable {
     let problem: DecodeProblem
     let mods: DecodeMods
+    let kvHeadsPerItem: Int
     /// Packed query rows, padded to the tile kernels' lane quantum.
     let lanes: Int
     /// Cached positions per split, a multiple of the block size.
-    let chunk: Int
+    let splitKeys: Int
     let splits: Int
     let query: StridedRows
     let keys: CacheRows
@@ -126,12 +135,14 @@ private struct DecodeItemPlan: @unchecked Sendable {
 
     func run<K: TileKernels>(_: K.Type, item: Int) {
         let p = problem
-        let (b, kvHead, split) = (item / (p.kvHeads * splits), item / splits % p.kvHeads, item % splits)
+        let headChunks = p.kvHeads / kvHeadsPerItem
+        let (b, headChunk, split) = (item / (headChunks * splits), item / splits % headChunks, item % splits)
+        let kvHeads = headChunk * kvHeadsPerItem..<(headChunk + 1) * kvHeadsPerItem
         let length = p.lengths[b]
-        let positions = min(split * chunk, length)..<min((split + 1) * chunk, length)
-        let rows = p.groupSize * p.queryLength
+        let positions = min(split * splitKeys, length)..<min((split + 1) * splitKeys, length)
+        let groupRows = p.groupSize * p.queryLength
+        let rows = kvHeadsPerItem * groupRows
         let (d, dv, blockKeys) = (p.headDim, p.valueDim, CPUTile.keys)
-
         let dvPadded = paddedToLanes(dv)
         let queryRows = Scratch(rows * d)
         let scores = Scratch(blockKeys * lanes)
@@ -143,13 +154,14 @@ private struct DecodeItemPlan: @unchecked Sendable {
         let keyRows = Scratch(blockKeys * d)
         let valueRows = Scratch(blockKeys * dvPadded)
 
+        // Row r is query r % Sq of query head firstHead + r / Sq: the item's heads are consecutive.
+        let firstHead = kvHeads.lowerBound * p.groupSize
         let factor = mods.scoreModifier == nil ? p.scale * .log2e : p.scale
         for r in 0..<rows {
-            query.read(b, kvHead * p.groupSize + r / p.queryLength, r % p.queryLength,
-                       into: queryRows.pointer + r * d, factor: factor)
+            query.read(b, firstHead + r / p.queryLength, r % p.queryLength, into: queryRows.pointer + r * d, factor: factor)
         }
         let queryPositions = p.queryPosition(sequence: b, query: 0)..<length
-        let heads = kvHead * p.groupSize..<(kvHead + 1) * p.groupSize
+        let heads = firstHead..<firstHead + rows / p.queryLength
         let states = mods.mask?.blockStates(
             sequence: b, length: length, heads: heads, queries: queryPositions, keys: positions, blockSize: blockKeys)
         for (index, blockStart) in stride(from: positions.lowerBound, to: positions.upperBound, by: blockKeys).enumerated() {
@@ -158,17 +170,19 @@ private struct DecodeItemPlan: @unchecked Sendable {
             if state == .removed { continue }
             if state == .partial {
                 bias.pointer.update(repeating: 0, count: block.count * lanes)
-                forEachHeadTile(bias.pointer, b: b, kvHead: kvHead, queries: queryPositions, keys: block) {
+                forEachHeadTile(bias.pointer, b: b, heads: heads, queries: queryPositions, keys: block) {
                     mods.mask?.evaluator.mask($0)
                 }
             }
-            let (kPointer, kRow) = keys.operand(
-                sequence: b, head: kvHead, positions: block, scratch: keyRows.pointer, ld: d)
-            K.dotRows(DotRowsOperands(
-                keys: block.count, rows: rows, depth: d, a: kPointer, aRowStride: kRow, q: queryRows.pointer, ldq: d,
-                c: scores.pointer, ldc: lanes))
+            for (j, kvHead) in kvHeads.enumerated() {
+                let (kPointer, kRow) = keys.operand(
+                    sequence: b, head: kvHead, positions: block, scratch: keyRows.pointer, ld: d)
+                K.dotRows(DotRowsOperands(
+                    keys: block.count, rows: groupRows, depth: d, a: kPointer, aRowStride: kRow,
+                    q: queryRows.pointer + j * groupRows * d, ldq: d, c: scores.pointer + j * groupRows, ldc: lanes))
+            }
             if let modifier = mods.scoreModifier {
-                forEachHeadTile(scores.pointer, b: b, kvHead: kvHead, queries: queryPositions, keys: block) {
+                forEachHeadTile(scores.pointer, b: b, heads: heads, queries: queryPositions, keys: block) {
                     modifier.modify($0, derivative: nil, valueScale: .log2e, kernels: K.self)
                 }
             }
@@ -183,13 +197,16 @@ private struct DecodeItemPlan: @unchecked Sendable {
                 let row = accumulator.pointer + r * dvPadded
                 for c in 0..<dvPadded { row[c] *= correction[r] }
             }
-            let (vPointer, vRow) = values.operand(
-                sequence: b, head: kvHead, positions: block, scratch: valueRows.pointer, ld: dvPadded,
-                paddedColumns: dvPadded)
-            // O[r][dv] += Σ_k P[k][r] · V[k][dv]: P read transposed from the key-major tile.
-            K.gemm(GemmOperands(
-                rows: rows, lanes: dvPadded, depth: block.count, a: scores.pointer, aRowStride: 1, aDepthStride: lanes,
-                b: vPointer, ldb: vRow, c: accumulator.pointer, ldc: dvPadded, accumulate: true))
+            for (j, kvHead) in kvHeads.enumerated() {
+                let (vPointer, vRow) = values.operand(
+                    sequence: b, head: kvHead, positions: block, scratch: valueRows.pointer, ld: dvPadded,
+                    paddedColumns: dvPadded)
+                // O[r][dv] += Σ_k P[k][r] · V[k][dv]: P read transposed from the key-major tile.
+                K.gemm(GemmOperands(
+                    rows: groupRows, lanes: dvPadded, depth: block.count, a: scores.pointer + j * groupRows,
+                    aRowStride: 1, aDepthStride: lanes, b: vPointer, ldb: vRow,
+                    c: accumulator.pointer + j * groupRows * dvPadded, ldc: dvPadded, accumulate: true))
+            }
         }
         let outputs = partialOutputs + item * rows * dv
         let logSumExps = partialLogSumExps + item * rows
@@ -201,17 +218,17 @@ private struct DecodeItemPlan: @unchecked Sendable {
         }
     }
 
-    /// Calls `body` with the tile of each query head of the group: its `Sq` lanes of the key-major `tile`, at the
-    /// sequence's absolute positions and with its own lengths.
+    /// Calls `body` with the tile of each query head of `heads` (consecutive rows of `Sq` lanes of the key-major
+    /// `tile`), at the sequence's absolute positions and with its own lengths.
     private func forEachHeadTile(
-        _ tile: UnsafeMutablePointer<Float>, b: Int, kvHead: Int, queries: Range<Int>, keys: Range<Int>,
+        _ tile: UnsafeMutablePointer<Float>, b: Int, heads: Range<Int>, queries: Range<Int>, keys: Range<Int>,
         _ body: (ScoreTile) -> Void
     ) {
         let length = problem.lengths[b]
-        for g in 0..<problem.groupSize {
+        for (g, head) in heads.enumerated() {
             body(ScoreTile(
-                values: tile + g * problem.queryLength, stride: lanes, batch: b, head: kvHead * problem.groupSize + g,
-                queries: queries, keys: keys, sequenceLengths: SequenceLengths(query: length, key: length)))
+                values: tile + g * problem.queryLength, stride: lanes, batch: b, head: head, queries: queries,
+                keys: keys, sequenceLengths: SequenceLengths(query: length, key: length)))
         }
     }
 }
