@@ -21,3 +21,23 @@ func readmeExample() throws {
     #expect(grads.key.shape == [1, 2, 100, 64])
     #expect(options.mask?.description == "q >= kv && q - kv < 1024")
 }
+
+/// The README's serving example, at a small size.
+@Test("the README decoding example runs")
+func readmeDecodingExample() throws {
+    var rng = SeededRandom(seed: freshSeed())
+    let attention = Attention(device: .cpu)
+    var cache = try KVCache(batch: 2, kvHeads: 2, headDim: 16, pageCount: 64, pageSize: 16,
+                            maxPagesPerSequence: 8, dtype: .bfloat16)
+    try cache.append(keys: randomTensor([2, 2, 20, 16], rng: &rng), values: randomTensor([2, 2, 20, 16], rng: &rng))
+    let sinkLogits: [Float] = [0, 1, -1, 0.5]
+    for _ in 0..<3 {
+        try cache.append(keys: randomTensor([2, 2, 1, 16], rng: &rng), values: randomTensor([2, 2, 1, 16], rng: &rng))
+        let step = try attention.decode(query: randomTensor([2, 4, 1, 16], rng: &rng), cache: cache,
+                                        options: AttentionOptions(mask: .slidingWindow(4096), sinks: sinkLogits))
+        #expect(step.output.shape == [2, 4, 1, 16] && step.logSumExp.shape == [2, 4, 1])
+    }
+    #expect(cache.lengths == [23, 23])
+    try cache.release(sequence: 1)
+    #expect(cache.lengths == [23, 0] && cache.pageTable?.freePages.count == 64 - 2)
+}
