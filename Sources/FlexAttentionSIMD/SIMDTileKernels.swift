@@ -222,8 +222,9 @@ public enum SIMDTileKernels<Wide: AccumulatorRow, Half: AccumulatorRow, Quarter:
         }
     }
 
-    /// Two keys against up to four query rows at a time: eight independent accumulators, each a vector along the
-    /// depth, reduced once at the end. Rows past `rows` read row 0 again and are not stored, as in ``block``.
+    /// Four keys against four query rows at a time: sixteen accumulators, each a vector along the depth, reduced
+    /// together at the end (``DotAccumulators/sums()``). Keys and rows past the counts read key or row 0 again and
+    /// are not stored, as in ``block``.
     @inlinable
     static func dotRows(_ o: DotRowsOperands) {
         let (full, tail) = (o.depth / 16 * 16, o.depth % 16)
@@ -231,45 +232,89 @@ public enum SIMDTileKernels<Wide: AccumulatorRow, Half: AccumulatorRow, Quarter:
         while k < o.keys {
             let a0 = o.a + k * o.aRowStride
             let a1 = k + 1 < o.keys ? a0 + o.aRowStride : a0
+            let a2 = k + 2 < o.keys ? a0 + 2 * o.aRowStride : a0
+            let a3 = k + 3 < o.keys ? a0 + 3 * o.aRowStride : a0
             var r = 0
             while r < o.rows {
                 let q0 = o.q + r * o.ldq
                 let q1 = r + 1 < o.rows ? q0 + o.ldq : q0
                 let q2 = r + 2 < o.rows ? q0 + 2 * o.ldq : q0
                 let q3 = r + 3 < o.rows ? q0 + 3 * o.ldq : q0
-                var (s00, s01, s02, s03) = (Lanes(), Lanes(), Lanes(), Lanes())
-                var (s10, s11, s12, s13) = (Lanes(), Lanes(), Lanes(), Lanes())
-                @inline(__always) func step(_ k0: Lanes, _ k1: Lanes, _ p: Int, _ count: Int) {
-                    let (v0, v1, v2, v3) = count == 16
-                        ? (load(q0 + p, as: Lanes.self), load(q1 + p, as: Lanes.self), load(q2 + p, as: Lanes.self),
-                           load(q3 + p, as: Lanes.self))
-                        : (loadLanes(q0 + p, count: count), loadLanes(q1 + p, count: count),
-                           loadLanes(q2 + p, count: count), loadLanes(q3 + p, count: count))
-                    s00.addProduct(k0, v0); s01.addProduct(k0, v1); s02.addProduct(k0, v2); s03.addProduct(k0, v3)
-                    s10.addProduct(k1, v0); s11.addProduct(k1, v1); s12.addProduct(k1, v2); s13.addProduct(k1, v3)
-                }
+                var s = DotAccumulators()
                 var p = 0
                 while p < full {
-                    step(load(a0 + p, as: Lanes.self), load(a1 + p, as: Lanes.self), p, 16)
+                    s.add(load(a0 + p, as: Lanes.self), load(a1 + p, as: Lanes.self), load(a2 + p, as: Lanes.self),
+                          load(a3 + p, as: Lanes.self), load(q0 + p, as: Lanes.self), load(q1 + p, as: Lanes.self),
+                          load(q2 + p, as: Lanes.self), load(q3 + p, as: Lanes.self))
                     p += 16
                 }
-                if tail > 0 { step(loadLanes(a0 + p, count: tail), loadLanes(a1 + p, count: tail), p, tail) }
-                let n = min(4, o.rows - r)
-                let c0 = o.c + k * o.ldc + r
-                c0[0] = s00.sum()
-                if n > 1 { c0[1] = s01.sum() }
-                if n > 2 { c0[2] = s02.sum() }
-                if n > 3 { c0[3] = s03.sum() }
-                if k + 1 < o.keys {
-                    let c1 = c0 + o.ldc
-                    c1[0] = s10.sum()
-                    if n > 1 { c1[1] = s11.sum() }
-                    if n > 2 { c1[2] = s12.sum() }
-                    if n > 3 { c1[3] = s13.sum() }
+                if tail > 0 {
+                    s.add(loadLanes(a0 + p, count: tail), loadLanes(a1 + p, count: tail),
+                          loadLanes(a2 + p, count: tail), loadLanes(a3 + p, count: tail),
+                          loadLanes(q0 + p, count: tail), loadLanes(q1 + p, count: tail),
+                          loadLanes(q2 + p, count: tail), loadLanes(q3 + p, count: tail))
                 }
+                let (first, second) = s.sums()
+                let (keyCount, rowCount) = (min(4, o.keys - k), min(4, o.rows - r))
+                let c = o.c + k * o.ldc + r
+                @inline(__always) func store(_ sums: SIMD4<Float>, key i: Int) {
+                    guard i < keyCount else { return }
+                    for j in 0..<rowCount { c[i * o.ldc + j] = sums[j] }
+                }
+                store(first.lowHalf, key: 0)
+                store(first.highHalf, key: 1)
+                store(second.lowHalf, key: 2)
+                store(second.highHalf, key: 3)
                 r += 4
             }
-            k += 2
+            k += 4
         }
+    }
+}
+
+/// The sixteen dot-product accumulators of ``SIMDTileKernels/dotRows(_:)``: `kirj` is key i against row j.
+@usableFromInline
+struct DotAccumulators {
+    @usableFromInline var k0r0 = FloatLanes(), k0r1 = FloatLanes(), k0r2 = FloatLanes(), k0r3 = FloatLanes()
+    @usableFromInline var k1r0 = FloatLanes(), k1r1 = FloatLanes(), k1r2 = FloatLanes(), k1r3 = FloatLanes()
+    @usableFromInline var k2r0 = FloatLanes(), k2r1 = FloatLanes(), k2r2 = FloatLanes(), k2r3 = FloatLanes()
+    @usableFromInline var k3r0 = FloatLanes(), k3r1 = FloatLanes(), k3r2 = FloatLanes(), k3r3 = FloatLanes()
+
+    @inlinable init() {}
+
+    @inlinable @inline(__always)
+    mutating func add(
+        _ a0: FloatLanes, _ a1: FloatLanes, _ a2: FloatLanes, _ a3: FloatLanes,
+        _ q0: FloatLanes, _ q1: FloatLanes, _ q2: FloatLanes, _ q3: FloatLanes
+    ) {
+        k0r0.addProduct(a0, q0); k0r1.addProduct(a0, q1); k0r2.addProduct(a0, q2); k0r3.addProduct(a0, q3)
+        k1r0.addProduct(a1, q0); k1r1.addProduct(a1, q1); k1r2.addProduct(a1, q2); k1r3.addProduct(a1, q3)
+        k2r0.addProduct(a2, q0); k2r1.addProduct(a2, q1); k2r2.addProduct(a2, q2); k2r3.addProduct(a2, q3)
+        k3r0.addProduct(a3, q0); k3r1.addProduct(a3, q1); k3r2.addProduct(a3, q2); k3r3.addProduct(a3, q3)
+    }
+
+    /// The sixteen horizontal sums, keys 0 and 1 then keys 2 and 3, each key's four rows in order. Every level
+    /// halves each accumulator's partial sums and packs two accumulators' halves into one vector, so the reduction
+    /// costs a few vector operations per sum rather than a chain of fifteen scalar adds.
+    @inlinable @inline(__always)
+    func sums() -> (SIMD8<Float>, SIMD8<Float>) {
+        @inline(__always) func halve(_ x: FloatLanes) -> SIMD8<Float> { x.lowHalf + x.highHalf }
+        // Two accumulators of 8 partials → one vector of 4 + 4.
+        @inline(__always) func pair(_ x: SIMD8<Float>, _ y: SIMD8<Float>) -> SIMD8<Float> {
+            SIMD8(lowHalf: x.lowHalf, highHalf: y.lowHalf) + SIMD8(lowHalf: x.highHalf, highHalf: y.highHalf)
+        }
+        // Two vectors of pairs (4 accumulators × 4 partials, then × 2) → 4 accumulators × 2, then × 1.
+        @inline(__always) func fold(_ x: SIMD8<Float>, _ y: SIMD8<Float>) -> SIMD8<Float> {
+            SIMD8(lowHalf: x.evenHalf, highHalf: y.evenHalf) + SIMD8(lowHalf: x.oddHalf, highHalf: y.oddHalf)
+        }
+        @inline(__always) func key(_ r0: FloatLanes, _ r1: FloatLanes, _ r2: FloatLanes, _ r3: FloatLanes)
+            -> SIMD8<Float>
+        {
+            // [r0 r0 r1 r1 r2 r2 r3 r3] after the fold: 2 partials each, in row order.
+            fold(pair(halve(r0), halve(r1)), pair(halve(r2), halve(r3)))
+        }
+        let (key0, key1) = (key(k0r0, k0r1, k0r2, k0r3), key(k1r0, k1r1, k1r2, k1r3))
+        let (key2, key3) = (key(k2r0, k2r1, k2r2, k2r3), key(k3r0, k3r1, k3r2, k3r3))
+        return (fold(key0, key1), fold(key2, key3))
     }
 }
