@@ -27,6 +27,26 @@ import Testing
         }
     }
 
+    @Test("no sequences, or none with rows: empty results, zero gradients, sinks included")
+    func nothingToAttend() throws {
+        var rng = SeededRandom(seed: freshSeed())
+        let bias = try FloatTable(name: "bias", values: [1, 2], shape: [2])
+        let options = AttentionOptions(scoreMod: ScoreMod { score, _, h, _, _ in score + bias[h % 2] }, sinks: [0, 1])
+        for (queries, keys) in [([0], [0]), ([0, 0, 0], [0, 3, 3])] {
+            let sequences = try PackedSequences(queryOffsets: queries, keyOffsets: keys)
+            let k = try randomTensor([keys[keys.count - 1], 1, 8], rng: &rng)
+            let (q, dO) = (try Tensor(zeros: [0, 2, 8]), try Tensor(zeros: [0, 2, 8]))
+            let attention = Attention()
+            let forward = try attention.forward(query: q, key: k, value: k, sequences: sequences, options: options)
+            #expect(forward.output.shape == [0, 2, 8] && forward.logSumExp.shape == [2, 0])
+            let gradients = try attention.backward(
+                query: q, key: k, value: k, sequences: sequences, forward: forward, outputGradient: dO)
+            #expect(gradients.key.shape == k.shape && gradients.key.floats().allSatisfy { $0 == 0 })
+            #expect(gradients[table: bias]?.floats() == [0, 0])
+            #expect(gradients.sinkGradient?.floats() == [0, 0])
+        }
+    }
+
     /// Q `[9, 4, 8]`, K and V `[12, 2, 8]` for the sequences (5 queries, 7 keys) and (4, 5).
     struct Inputs {
         let sequences: PackedSequences
