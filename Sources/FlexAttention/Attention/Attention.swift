@@ -59,7 +59,8 @@ public struct Attention: Sendable {
         return try AttentionSinks.forward(result, sinks: sinks, options: options)
     }
 
-    private func forwardWithoutSinks(
+    /// `problem`'s forward pass on this device, sinks left out (the callers join them): also each packed sequence's.
+    func forwardWithoutSinks(
         _ problem: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, outputDType: DType?
     ) throws -> AttentionOutput {
         if problem.shape.isEmpty {
@@ -115,11 +116,7 @@ public struct Attention: Sendable {
         query: Tensor, key: Tensor, value: Tensor, forward: AttentionOutput, outputGradient: Tensor,
         options: AttentionOptions? = nil, gradientDType: DType? = nil
     ) throws -> AttentionGradients {
-        if let options, let used = forward.options, options != used {
-            throw FlexAttentionError.invalidArgument(
-                "backward's options differ from the forward pass's; pass the same options, or none to use the forward's")
-        }
-        let options = options ?? forward.options ?? AttentionOptions()
+        let options = try forward.backwardOptions(options)
         let shape = try AttentionShape(query: query, key: key, value: value)
         try AttentionShape.require(forward.output, named: "output", shape: shape.outputShape)
         try AttentionShape.require(outputGradient, named: "output gradient", shape: shape.outputShape)
@@ -135,7 +132,8 @@ public struct Attention: Sendable {
         return gradients
     }
 
-    private func backwardWithoutSinks(
+    /// `problem`'s backward pass on this device from a sink-adjusted `forward`: also each packed sequence's.
+    func backwardWithoutSinks(
         _ problem: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, forward: AttentionOutput,
         outputGradient: Tensor, gradientDType: DType?
     ) throws -> AttentionGradients {
@@ -180,6 +178,18 @@ public struct AttentionOutput: Sendable {
         self.output = output
         self.logSumExp = logSumExp
         self.options = options
+    }
+}
+
+extension AttentionOutput {
+    /// The options a backward pass from this output uses: `given`, which must equal those it carries, or those it
+    /// carries, or the defaults.
+    func backwardOptions(_ given: AttentionOptions?) throws -> AttentionOptions {
+        if let given, let options, given != options {
+            throw FlexAttentionError.invalidArgument(
+                "backward's options differ from the forward pass's; pass the same options, or none to use the forward's")
+        }
+        return given ?? options ?? AttentionOptions()
     }
 }
 

@@ -64,7 +64,7 @@ public struct AttentionShape: Sendable, Hashable {
     }
 
     /// Checks shapes and dtypes of query, key and value, in that order.
-    private init(shapes: [[Int]], dtypes: [DType]) throws {
+    init(shapes: [[Int]], dtypes: [DType]) throws {
         let names = ["query", "key", "value"]
         for (name, shape) in zip(names, shapes) where shape.count != 4 {
             throw FlexAttentionError.wrongRank(tensor: name, expected: 4, actual: shape.count)

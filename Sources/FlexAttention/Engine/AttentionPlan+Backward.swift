@@ -51,6 +51,18 @@ extension AttentionPlan {
         query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, forward: DeviceAttentionOutput,
         outputGradient: DeviceTensor, into gradients: DeviceAttentionGradients, on stream: CUDAStream
     ) throws {
+        try backward(
+            query: query, key: key, value: value, forward: forward, outputGradient: outputGradient, into: gradients,
+            addingToTableGradients: false, on: stream)
+    }
+
+    /// ``backward(query:key:value:forward:outputGradient:into:on:)``, adding to the table gradients rather than
+    /// zeroing them first when `addingToTableGradients`: how a packed backward sums them over its sequences.
+    func backward(
+        query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, forward: DeviceAttentionOutput,
+        outputGradient: DeviceTensor, into gradients: DeviceAttentionGradients, addingToTableGradients: Bool,
+        on stream: CUDAStream
+    ) throws {
         try checkBackwardInputs(query, key, value, forward, outputGradient, stream)
         for (name, tensor, expected) in [("query gradient", gradients.query, shape.queryShape),
                                          ("key gradient", gradients.key, shape.keyShape),
@@ -63,7 +75,9 @@ extension AttentionPlan {
             }
             try check(tensor, named: "\(table.name)'s gradient", shape: table.shape, dtype: .float32, contiguous: true)
         }
-        try enqueueBackward(query, key, value, forward, outputGradient, into: gradients, on: stream)
+        try enqueueBackward(
+            query, key, value, forward, outputGradient, into: gradients, zeroingTableGradients: !addingToTableGradients,
+            on: stream)
     }
 
     /// What a backward call on a plan made without its backward throws.
@@ -88,7 +102,8 @@ extension AttentionPlan {
 
     private func enqueueBackward(
         _ query: DeviceTensor, _ key: DeviceTensor, _ value: DeviceTensor, _ forward: DeviceAttentionOutput,
-        _ outputGradient: DeviceTensor, into gradients: DeviceAttentionGradients, on stream: CUDAStream
+        _ outputGradient: DeviceTensor, into gradients: DeviceAttentionGradients, zeroingTableGradients: Bool = true,
+        on stream: CUDAStream
     ) throws {
         guard let program = try programs(for: [query, key, value, outputGradient]).backward else {
             throw Self.withoutBackward
@@ -111,7 +126,7 @@ extension AttentionPlan {
         if let tablePointers {
             for (index, table) in slots.enumerated() {
                 let gradient = table.elementType == .float ? gradients.tableGradients[table.name] : nil
-                if let gradient {  // contiguous, checked
+                if let gradient, zeroingTableGradients {  // contiguous, checked
                     let size = gradient.dtype.byteSize
                     try gradient.buffer.fill(
                         0, fromOffset: gradient.offset * size, count: gradient.shape.reduce(1, *) * size, stream: stream)

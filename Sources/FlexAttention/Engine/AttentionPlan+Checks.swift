@@ -25,18 +25,7 @@ extension AttentionPlan {
         _ tensor: DeviceTensor, named name: String, shape expected: [Int]? = nil, dtype: DType? = nil,
         contiguous: Bool = false
     ) throws {
-        guard tensor.buffer.device === device else {
-            throw FlexAttentionError.invalidArgument(
-                "\(name) is on CUDA device \(tensor.buffer.device.ordinal), the plan on \(device.ordinal)")
-        }
-        if let expected { try AttentionShape.require(shape: tensor.shape, named: name, expected: expected) }
-        if let dtype, tensor.dtype != dtype {
-            throw FlexAttentionError.mixedDTypes(expected: dtype, actual: tensor.dtype, tensor: name)
-        }
-        if contiguous && tensor.strides != Tensor.contiguousStrides(tensor.shape) {
-            throw FlexAttentionError.invalidArgument(
-                "\(name) must be contiguous (strides \(Tensor.contiguousStrides(tensor.shape))), not strides \(tensor.strides)")
-        }
+        try tensor.check(named: name, device: device, shape: expected, dtype: dtype, contiguous: contiguous)
     }
 
     /// Checks `O` and its log-sum-exp, given to the forward pass to write or to the backward pass to read.
@@ -44,5 +33,27 @@ extension AttentionPlan {
         try check(forward.output, named: "output", shape: shape.outputShape, dtype: shape.dtype)
         try check(
             forward.logSumExp, named: "log-sum-exp", shape: shape.logSumExpShape, dtype: .float32, contiguous: true)
+    }
+}
+
+extension DeviceTensor {
+    /// Checks a tensor a plan on `device` reads or writes: its device, `shape` and `dtype`, and with `contiguous` that
+    /// it is laid out densely in row-major order (what the kernels write without strides).
+    func check(
+        named name: String, device: CUDADevice, shape expected: [Int]? = nil, dtype: DType? = nil,
+        contiguous: Bool = false
+    ) throws {
+        guard buffer.device === device else {
+            throw FlexAttentionError.invalidArgument(
+                "\(name) is on CUDA device \(buffer.device.ordinal), the plan on \(device.ordinal)")
+        }
+        if let expected { try AttentionShape.require(shape: shape, named: name, expected: expected) }
+        if let dtype, self.dtype != dtype {
+            throw FlexAttentionError.mixedDTypes(expected: dtype, actual: self.dtype, tensor: name)
+        }
+        if contiguous && strides != Tensor.contiguousStrides(shape) {
+            throw FlexAttentionError.invalidArgument(
+                "\(name) must be contiguous (strides \(Tensor.contiguousStrides(shape))), not strides \(strides)")
+        }
     }
 }

@@ -44,7 +44,7 @@ public struct MaskMod: Sendable, Hashable, CustomStringConvertible {
     /// Kept where this mask masks out.
     public func not() -> MaskMod { !self }
 
-    private init(node: ModNode) { expression = ModExpression(node) }
+    init(node: ModNode) { expression = ModExpression(node) }
 
     private func combined(_ op: ModBinaryOperator, _ other: MaskMod) -> MaskMod {
         MaskMod(node: .binary(op, expression.node, other.expression.node))
@@ -91,7 +91,7 @@ public struct ScoreMod: Sendable, Hashable, CustomStringConvertible {
         ScoreMod(node: outer.expression.node.replacing(.score, with: expression.node))
     }
 
-    private init(node: ModNode) { expression = ModExpression(node) }
+    init(node: ModNode) { expression = ModExpression(node) }
 }
 
 extension ModNode {

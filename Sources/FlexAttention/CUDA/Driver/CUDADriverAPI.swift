@@ -35,6 +35,8 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
     let cuMemcpyHtoDAsync: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int, CUstream?) -> CUresult
     let cuMemcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int, CUstream?) -> CUresult
     let cuMemcpyDtoDAsync: @convention(c) (CUdeviceptr, CUdeviceptr, Int, CUstream?) -> CUresult
+    /// Takes a `CUDA_MEMCPY2D`, which `DeviceBuffer.copyRows` lays out.
+    let cuMemcpy2DAsync: @convention(c) (UnsafeRawPointer?, CUstream?) -> CUresult
     let cuMemsetD8: @convention(c) (CUdeviceptr, UInt8, Int) -> CUresult
     let cuMemsetD8Async: @convention(c) (CUdeviceptr, UInt8, Int, CUstream?) -> CUresult
     let cuMemsetD32Async: @convention(c) (CUdeviceptr, UInt32, Int, CUstream?) -> CUresult
@@ -94,6 +96,7 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         cuMemcpyHtoDAsync = try library.function("cuMemcpyHtoDAsync_v2")
         cuMemcpyDtoHAsync = try library.function("cuMemcpyDtoHAsync_v2")
         cuMemcpyDtoDAsync = try library.function("cuMemcpyDtoDAsync_v2")
+        cuMemcpy2DAsync = try library.function("cuMemcpy2DAsync_v2")
         cuMemsetD8 = try library.function("cuMemsetD8_v2")
         cuMemsetD8Async = try library.function("cuMemsetD8Async")
         cuMemsetD32Async = try library.function("cuMemsetD32Async")
