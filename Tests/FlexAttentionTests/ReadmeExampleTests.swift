@@ -41,3 +41,17 @@ func readmeDecodingExample() throws {
     try cache.release(sequence: 1)
     #expect(cache.lengths == [23, 0] && cache.pageTable?.freePages.count == 64 - 2)
 }
+
+/// The README's packed-sequences example, at its own size.
+@Test("the README packed-sequences example runs")
+func readmePackedExample() throws {
+    var rng = SeededRandom(seed: freshSeed())
+    let attention = Attention(device: .cpu)
+    let q = try randomTensor([1400, 4, 16], rng: &rng)
+    let k = try randomTensor([1400, 2, 16], rng: &rng)
+    let v = try randomTensor([1400, 2, 8], rng: &rng)
+    let sequences = try PackedSequences(queryOffsets: [0, 300, 1324, 1400], keyOffsets: [0, 300, 1324, 1400])
+    let packed = try attention.forward(query: q, key: k, value: v,
+                                       sequences: sequences, options: .init(isCausal: true))
+    #expect(packed.output.shape == [1400, 4, 8] && packed.logSumExp.shape == [4, 1400])
+}
