@@ -27,6 +27,8 @@ import Synchronization
 /// Attention sinks (``AttentionOptions/sinks``) join each row's denominator in one more small kernel after the
 /// forward kernel, so the forward returns the sink-adjusted `O` and log-sum-exp; the backward takes those, as it
 /// takes any forward result, and also returns the sinks' gradient (``DeviceAttentionGradients/sinkGradient``).
+/// The logits belong to the plan, so layers with sinks of their own make a plan each (the kernels are compiled
+/// once and shared).
 ///
 /// Errors are typed and raised before anything is queued. Unlike ``Attention``, the plan does not scan its inputs
 /// for NaN and ±∞ (a scan would read every input once more): inputs are expected to be finite, masked positions
