@@ -46,7 +46,7 @@ struct SinkTests {
         }
     }
 
-    @Test("a row and its sink merge as two parts by LogSumExpMerge: empty rows take the sink, NaN stays, −∞ sinks change nothing")
+    @Test("a row and its sink merge as two parts by LogSumExpMerge: empty rows take the sink, NaN stays, −∞ sinks change none")
     func rowsJoinTheirSink() throws {
         // Head 0: a kept row, an empty row, a NaN row, an overflowed row; head 1 has no sink.
         let output = try Tensor([1, 2, 0, 0, 3, 4, 5, 6, 7, 8, 0, 0, 9, 10, 11, 12], shape: [1, 2, 4, 2])

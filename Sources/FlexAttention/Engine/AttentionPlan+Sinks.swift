@@ -15,7 +15,8 @@ extension AttentionPlan {
     ///   logit that is NaN or +∞; ``CUDAError`` for a stream of another device. Nothing is copied then.
     public func updateSinks(_ sinks: [Float], on stream: CUDAStream) throws {
         guard let program = self.sinks else {
-            throw FlexAttentionError.invalidArgument("this plan was made without attention sinks; make one with options.sinks")
+            throw FlexAttentionError.invalidArgument(
+                "this plan was made without attention sinks; make one with options.sinks")
         }
         try AttentionSinks.check(sinks, queryHeads: shape.queryHeads)
         try check(stream: stream)

@@ -21,12 +21,16 @@ extension DeviceAttentionOutput {
     /// - Throws: ``FlexAttentionError`` when there are no parts, their shapes differ, a log-sum-exp is not Float32,
     ///   or a tensor is on another device; ``CUDAError`` for no memory or a failed launch. Nothing is queued when the
     ///   parts are refused.
-    public static func merging(_ parts: [DeviceAttentionOutput], on stream: CUDAStream) throws -> DeviceAttentionOutput {
+    public static func merging(
+        _ parts: [DeviceAttentionOutput], on stream: CUDAStream
+    ) throws -> DeviceAttentionOutput {
         let first = try checkMerge(parts, on: stream)
-        let device = stream.device
+        func allocate(_ dtype: DType, _ shape: [Int]) throws -> DeviceTensor {
+            try DeviceTensor(device: stream.device, dtype: dtype, shape: shape, stream: stream)
+        }
         let merged = DeviceAttentionOutput(
-            output: try DeviceTensor(device: device, dtype: first.output.dtype, shape: first.output.shape, stream: stream),
-            logSumExp: try DeviceTensor(device: device, dtype: .float32, shape: first.logSumExp.shape, stream: stream))
+            output: try allocate(first.output.dtype, first.output.shape),
+            logSumExp: try allocate(.float32, first.logSumExp.shape))
         try enqueueMerge(parts, into: merged, on: stream)
         return merged
     }
@@ -54,7 +58,8 @@ extension DeviceAttentionOutput {
         try AttentionShape.require(
             shape: merged.logSumExp.shape, named: "the merged log-sum-exp", expected: first.logSumExp.shape)
         guard merged.logSumExp.dtype == .float32 else {
-            throw FlexAttentionError.mixedDTypes(expected: .float32, actual: merged.logSumExp.dtype, tensor: "the merged log-sum-exp")
+            throw FlexAttentionError.mixedDTypes(
+                expected: .float32, actual: merged.logSumExp.dtype, tensor: "the merged log-sum-exp")
         }
         guard merged.logSumExp.strides == Tensor.contiguousStrides(merged.logSumExp.shape) else {
             throw FlexAttentionError.invalidArgument(
@@ -65,7 +70,9 @@ extension DeviceAttentionOutput {
     }
 
     /// Checks the parts against each other and the stream's device; returns the first.
-    private static func checkMerge(_ parts: [DeviceAttentionOutput], on stream: CUDAStream) throws -> DeviceAttentionOutput {
+    private static func checkMerge(
+        _ parts: [DeviceAttentionOutput], on stream: CUDAStream
+    ) throws -> DeviceAttentionOutput {
         guard let first = parts.first else {
             throw FlexAttentionError.invalidArgument("merging needs at least one attention result")
         }
@@ -77,7 +84,8 @@ extension DeviceAttentionOutput {
         for (index, part) in parts.enumerated() {
             guard part.output.shape == outputShape, part.logSumExp.shape == rowShape else {
                 throw FlexAttentionError.invalidArgument(
-                    "part \(index) has O \(part.output.shape) and LSE \(part.logSumExp.shape), part 0 \(outputShape) and \(rowShape)")
+                    "part \(index) has O \(part.output.shape) and LSE \(part.logSumExp.shape),"
+                        + " part 0 \(outputShape) and \(rowShape)")
             }
             try check(part.output, named: "part \(index)'s output", on: stream.device)
             try check(part.logSumExp, named: "part \(index)'s log-sum-exp", on: stream.device)

@@ -24,7 +24,8 @@ struct CUDAMergeKernelTests {
     func unusedPartsAreNull() {
         let tensor = TensorOperand(address: 0x1000, strides: [4096, 1024, 64, 1])
         let rows = MergeRows(output: tensor, dtypeCode: 1, logSumExp: 0x2000, logSumExpStrides: [128, 64, 1])
-        let operands = MergeOperands(parts: [rows, rows], merged: rows, queryHeads: 2, queryLength: 64, valueDim: 64, rows: 128)
+        let operands = MergeOperands(
+            parts: [rows, rows], merged: rows, queryHeads: 2, queryLength: 64, valueDim: 64, rows: 128)
         let arguments = MergeKernel.signature.arguments(operands)
         var named: [String: KernelArgument] = [:]
         for (parameter, argument) in zip(MergeKernel.signature.parameters, arguments) {

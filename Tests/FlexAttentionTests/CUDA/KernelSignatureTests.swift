@@ -42,7 +42,7 @@ struct KernelSignatureTests {
 
     static let tensor = TensorOperand(address: 0x1000, strides: [4096, 1024, 64, 1])
     static let maps = [CUDATensorMap](repeating: CUDATensorMap(words: .init(repeating: 0, count: 16)), count: 4)
-    @Test("Forward, gradient, Delta, sink, merge and mod-grid kernels declare their parameter lists and get matching arguments")
+    @Test("Forward, gradient, Delta, sink, merge and mod-grid kernels declare their parameters and get matching arguments")
     func everyKernelAgrees() throws {
         let shape = try AttentionShape(
             batch: 1, queryHeads: 2, keyValueHeads: 1, queryLength: 64, headDim: 64, dtype: .bfloat16)

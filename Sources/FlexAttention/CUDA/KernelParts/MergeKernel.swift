@@ -19,8 +19,9 @@ struct MergeKernel: GeneratedKernel {
     static let signature: KernelSignature<MergeOperands> = {
         typealias P = KernelParameter<MergeOperands>
         /// `O<suffix>`, its strides `o<suffix>s0…3`, `O<suffix>dtype`, the log-sum-exp `logSumExp`, `l<suffix>s0…2`.
-        func rows(_ suffix: String, logSumExp: String, readOnly: Bool, _ value: @escaping @Sendable (MergeOperands) -> MergeRows?)
-            -> [P] {
+        func rows(
+            _ suffix: String, logSumExp: String, readOnly: Bool, _ value: @escaping @Sendable (MergeOperands) -> MergeRows?
+        ) -> [P] {
             [.pointer("O\(suffix)", "void", readOnly: readOnly, restricted: false) { value($0)?.output.address ?? 0 }]
                 + P.strides("o\(suffix)s") { value($0)?.output.strides ?? [0, 0, 0, 0] }
                 + [.int32("O\(suffix)dtype") { value($0)?.dtypeCode ?? 0 },
@@ -38,9 +39,12 @@ struct MergeKernel: GeneratedKernel {
 
     var source: String {
         let parts = 0..<Self.partsPerLaunch
-        func each(_ line: (Int) -> String) -> String {
-            parts.map(line).joined(separator: "\n        ")
+        func each(_ line: (Int) -> String, indent: Int) -> String {
+            parts.map(line).joined(separator: "\n" + String(repeating: " ", count: indent))
         }
+        // Part p's row, and its element c: offsets through its own strides.
+        func row(_ p: Int) -> String { "b * l\(p)s0 + h * l\(p)s1 + q * l\(p)s2" }
+        func element(_ p: Int) -> String { "b * o\(p)s0 + h * o\(p)s1 + q * o\(p)s2 + c * o\(p)s3" }
         return CUDAPrelude.source + CUDALogSumExpMerge.source + """
             // A stored element of a dtype code (DType.mergeCode: 0 float32, 1 float16, 2 bfloat16) as float, and back.
             FA_INLINE float fa_merge_load(const void* base, long long index, int dtype) {
@@ -60,7 +64,7 @@ struct MergeKernel: GeneratedKernel {
                 const long long b = row / ((long long)Hq * Sq), h = row / Sq % Hq, q = row % Sq;
                 float lse[\(Self.partsPerLaunch)], weight[\(Self.partsPerLaunch)];
                 fa_merge merge = fa_merge_begin();
-                \(each { "lse[\($0)] = parts > \($0) ? L\($0)[b * l\($0)s0 + h * l\($0)s1 + q * l\($0)s2] : fa_negative_infinity();" })
+                \(each({ "lse[\($0)] = parts > \($0) ? L\($0)[\(row($0))] : fa_negative_infinity();" }, indent: 4))
                 #pragma unroll
                 for (int p = 0; p < \(Self.partsPerLaunch); ++p) fa_merge_reference(merge, lse[p]);
                 #pragma unroll
@@ -69,7 +73,9 @@ struct MergeKernel: GeneratedKernel {
                 for (int p = 0; p < \(Self.partsPerLaunch); ++p) weight[p] = fa_merge_weight(merge, lse[p]);
                 for (int c = threadIdx.x % 32; c < Dv; c += 32) {
                     float sum = 0.0f;
-                    \(each { "if (weight[\($0)] != 0.0f) sum += weight[\($0)] * fa_merge_load(O\($0), b * o\($0)s0 + h * o\($0)s1 + q * o\($0)s2 + c * o\($0)s3, O\($0)dtype);" })
+                    \(each({ p in
+                        "if (weight[\(p)] != 0.0f) sum += weight[\(p)] * fa_merge_load(O\(p), \(element(p)), O\(p)dtype);"
+                    }, indent: 8))
                     fa_merge_store(O, b * os0 + h * os1 + q * os2 + c * os3, Odtype, sum);
                 }
                 __syncwarp();  // every lane has read the parts' LSE before the merged one may replace one of them

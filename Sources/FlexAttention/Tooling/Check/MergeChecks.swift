@@ -18,7 +18,8 @@ extension CUDAConformance {
         let dtypes: [DType] = [.bfloat16, .float32, .float16]
         return try (0..<count).map { part in
             let values = (0..<b * h * s * dv).map { _ in Float.random(in: -2...2, using: &random) }
-            let output = try Tensor(values, shape: [b, h, s, dv], dtype: dtypes[part % 3], layout: part % 2 == 0 ? .bhsd : .bshd)
+            let output = try Tensor(
+                values, shape: [b, h, s, dv], dtype: dtypes[part % 3], layout: part % 2 == 0 ? .bhsd : .bshd)
             let rows = (0..<b * h * s).map { _ in Float.random(in: -3...3, using: &random) }
             let logSumExp = part % 2 == 0
                 ? try Tensor(rows, shape: [b, h, s]) : try Tensor(rows, shape: [b, s, h]).permuted([0, 2, 1])
@@ -29,9 +30,8 @@ extension CUDAConformance {
                         let row = logSumExp.offset + bi * ls[0] + hi * ls[1] + si * ls[2]
                         if si == 0 || ((bi * h + hi) * s + si + part) % 7 == 0 {
                             logSumExp.store(-.infinity, atElementOffset: row)
-                            for c in 0..<dv {
-                                output.store(.nan, atElementOffset: output.offset + bi * os[0] + hi * os[1] + si * os[2] + c * os[3])
-                            }
+                            let start = output.offset + bi * os[0] + hi * os[1] + si * os[2]
+                            for c in 0..<dv { output.store(.nan, atElementOffset: start + c * os[3]) }
                         } else if si == 1 && part == count - 1 {
                             logSumExp.store(.nan, atElementOffset: row)
                         }

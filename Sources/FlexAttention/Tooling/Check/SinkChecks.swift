@@ -7,7 +7,8 @@ extension CUDAConformance {
         let emptyRows = MaskMod { _, h, q, kv in h != 1 && !(h == 2 && q < 7) && kv <= q + 10 }
         let cases = [
             AttentionCase(label: "bf16 D=64 GQA 4:2 causal, a −∞ sink", dtype: .bfloat16,
-                          shape: (2, 4, 2, 100, 100, 64, 64), options: .init(isCausal: true, sinks: [0.5, -1, 2, -.infinity])),
+                          shape: (2, 4, 2, 100, 100, 64, 64),
+                          options: .init(isCausal: true, sinks: [0.5, -1, 2, -.infinity])),
             AttentionCase(label: "fp16 D=128 GQA 4:1 bottom-right causal, BSHD, Sq<Skv", dtype: .float16,
                           shape: (1, 4, 1, 70, 150, 128, 128), layout: .bshd,
                           options: .init(isCausal: true, causalAlignment: .bottomRight, sinks: [3, 0, -2, 1])),
@@ -15,7 +16,9 @@ extension CUDAConformance {
                           dtype: .float32, shape: (2, 4, 2, 60, 60, 48, 48),
                           options: .init(mask: emptyRows, scoreMod: .softCap(20), sinks: [1, 0.25, -.infinity, -0.5])),
         ]
-        return cases.map { testCase in ("sinks: plan against the CPU, \(testCase.label)", { try self.planMatchesCPU(testCase, &$0) }) }
+        return cases.map { testCase in
+            ("sinks: plan against the CPU, \(testCase.label)", { try self.planMatchesCPU(testCase, &$0) })
+        }
             + [("sinks: forward and backward into caller tensors, and captured in a graph, replayed twice", sinkGraph),
                ("sinks: updateSinks changes the logits in place, seen by a graph and the backward, without new kernels",
                 sinkUpdate),
