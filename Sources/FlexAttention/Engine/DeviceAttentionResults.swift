@@ -1,10 +1,10 @@
-/// What ``AttentionPlan/forward(query:key:value:on:)`` returns: device tensors written by work queued on the call's
-/// stream.
+/// What ``AttentionPlan/forward(query:key:value:on:)`` and ``merging(_:on:)`` return: device tensors written by
+/// work queued on the call's stream.
 public struct DeviceAttentionOutput: Sendable {
     /// `O`, `[B, Hq, Sq, Dv]`, the inputs' dtype.
     public let output: DeviceTensor
-    /// Natural-log log-sum-exp of each row's kept scores, Float32 `[B, Hq, Sq]`, contiguous; −∞ for rows that keep
-    /// nothing.
+    /// Natural-log log-sum-exp of each row's kept scores, Float32 `[B, Hq, Sq]`, contiguous (a merge's parts may
+    /// have any strides); −∞ for rows that keep nothing.
     public let logSumExp: DeviceTensor
 
     /// Pairs an output with its log-sum-exp: the tensors a forward pass writes into, or ones saved from an earlier
