@@ -42,6 +42,9 @@ extension DeviceAttentionOutput {
     /// The merged tensors may be one part's own (the same views: each element is read before it is written), to
     /// merge in place; otherwise they must not overlap any part.
     ///
+    /// The first merge on a device loads the merge kernel (compiled once per machine, then found in the disk
+    /// cache): make one before a capture, as a plan is made before one.
+    ///
     /// - Parameters:
     ///   - parts: as for ``merging(_:on:)``.
     ///   - merged: O of the parts' shape in any dtype and strides, and a contiguous Float32 log-sum-exp.
