@@ -23,7 +23,8 @@ extension CUDAConformance {
                ("sinks: updateSinks changes the logits in place, seen by a graph and the backward, without new kernels",
                 sinkUpdate),
                ("sinks: the sink gradient has the same bits on a second run", sinkDeterminism),
-               ("sinks: bad sink gradients and updates throw and queue nothing", sinkRefusals)]
+               ("sinks: bad sink gradients and updates throw and queue nothing", sinkRefusals),
+               ("sinks: Attention(device: .cuda) joins them on the host as the CPU does", hostSinks)]
     }
 
     /// A bf16 D=64 GQA 2:1 causal sliding-window plan with `sinks`, and its inputs.
@@ -112,6 +113,30 @@ extension CUDAConformance {
         let sinkGradients = try bytes(runs.compactMap(\.sinkGradient))
         guard sinkGradients.count == 2 else { return "no sink gradient" }
         return sinkGradients[0] == sinkGradients[1] ? nil : "the sink gradient differs between two runs"
+    }
+
+    /// The host-tensor path runs its plan without sinks and joins them as `Attention` does on the CPU.
+    private func hostSinks(_ random: inout SplitMix64) throws -> String? {
+        let testCase = AttentionCase(label: "", dtype: .bfloat16, shape: (1, 2, 1, 100, 100, 64, 64),
+                                     options: .init(isCausal: true, sinks: [1, -.infinity]))
+        let t = try inputs(testCase, &random)
+        var results: [(AttentionOutput, AttentionGradients)] = []
+        for attention in [Attention(device: .cuda(device.ordinal)), Attention(device: .cpu)] {
+            let forward = try attention.forward(
+                query: t[0], key: t[1], value: t[2], options: testCase.options, outputDType: .float32)
+            results.append((forward, try attention.backward(
+                query: t[0], key: t[1], value: t[2], forward: forward, outputGradient: t[3], gradientDType: .float32)))
+        }
+        let ((forward, gradients), (want, wantGradients)) = (results[0], results[1])
+        guard let sinkGradient = gradients.sinkGradient, let wantSinkGradient = wantGradients.sinkGradient else {
+            return "no sink gradient"
+        }
+        for (name, got, reference) in [("O", forward.output, want.output), ("LSE", forward.logSumExp, want.logSumExp),
+                                       ("dQ", gradients.query, wantGradients.query),
+                                       ("∂/∂sinks", sinkGradient, wantSinkGradient)] {
+            if let failure = compare(name, got.floats(), reference.floats(), tolerance: 4e-2) { return failure }
+        }
+        return nil
     }
 
     private func sinkRefusals(_ random: inout SplitMix64) throws -> String? {
