@@ -46,6 +46,34 @@ struct SinkTests {
         }
     }
 
+    @Test("a row and its sink merge as two parts by LogSumExpMerge: empty rows take the sink, NaN stays, −∞ sinks change none")
+    func rowsJoinTheirSink() throws {
+        // Head 0: a kept row, an empty row, a NaN row, an overflowed row; head 1 has no sink.
+        let output = try Tensor([1, 2, 0, 0, 3, 4, 5, 6, 7, 8, 0, 0, 9, 10, 11, 12], shape: [1, 2, 4, 2])
+        let logSumExp = try Tensor([0.25, -.infinity, .nan, .infinity, 1, -.infinity, .nan, 2], shape: [1, 2, 4])
+        let joined = try AttentionSinks.forward(
+            AttentionOutput(output: output, logSumExp: logSumExp), sinks: [0.5, -.infinity], options: nil)
+        let (o, lse) = (joined.output.floats(), joined.logSumExp.floats())
+        let weight: Float = 0.43782349911420193  // 1 / (1 + e^(0.5 − 0.25))
+        #expect(abs(o[0] - weight) < 1e-6 && abs(o[1] - 2 * weight) < 1e-6)
+        #expect(abs(lse[0] - 1.0759394198788437) < 1e-6)  // 0.5 + log(1 + e^(0.25 − 0.5))
+        #expect(o[2] == 0 && o[3] == 0 && lse[1] == 0.5, "a row that keeps nothing: O′ = 0, LSE′ = sink")
+        #expect(o[4].isNaN && o[5].isNaN && lse[2].isNaN)
+        #expect(o[6].isNaN && o[7].isNaN && lse[3].isNaN, "+∞ is an overflowed row: NaN, as merging says")
+        #expect(Array(o[8...]) == Array(output.floats()[8...]))
+        #expect(lse[4] == 1 && lse[5] == -.infinity && lse[6].isNaN && lse[7] == 2)
+    }
+
+    @Test("the problem a backend runs when the sinks are joined afterwards has none, and is otherwise the same")
+    func problemWithoutSinks() throws {
+        let shape = try AttentionShape(
+            batch: 1, queryHeads: 2, keyValueHeads: 1, queryLength: 8, headDim: 8, dtype: .float32)
+        let problem = try AttentionProblem(shape: shape, options: .init(scale: 0.5, isCausal: true, sinks: [0, 1]))
+        let stripped = problem.withoutSinks
+        #expect(stripped.options.sinks == nil && problem.options.sinks == [0, 1])
+        #expect(stripped.scale == 0.5 && stripped.mask == problem.mask && stripped.isCausalOnly)
+    }
+
     @Test("a sink per query head, finite or −∞")
     func refused() throws {
         var rng = SeededRandom(seed: freshSeed())

@@ -23,8 +23,8 @@ public struct AttentionOptions: Sendable, Equatable {
     public var scoreMod: ScoreMod?
     /// Attention sinks: one logit per query head that joins every row's softmax denominator and carries no value
     /// (gpt-oss), so a row may give little weight to every key. Finite, or −∞ for a head without one; the
-    /// log-sum-exp includes them, and backward returns their gradient (``AttentionGradients/sinkGradient``).
-    /// Supported by ``Attention`` on every device (not yet by ``AttentionPlan``).
+    /// log-sum-exp includes them, and backward returns their gradient (``AttentionGradients/sinkGradient``, or
+    /// ``DeviceAttentionGradients/sinkGradient`` from an ``AttentionPlan``).
     public var sinks: [Float]?
 
     /// Options for attention calls; the defaults give plain softmax attention with scale `1 / √D`.

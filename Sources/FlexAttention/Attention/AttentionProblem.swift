@@ -14,7 +14,7 @@ struct AttentionProblem: Sendable {
     let isCausalOnly: Bool
     let scoreMod: ScoreMod?
     /// The options it was made from.
-    let options: AttentionOptions
+    var options: AttentionOptions
 
     /// - Throws: ``FlexAttentionError/invalidScale(_:)`` for a scale that is not finite,
     ///   ``FlexAttentionError/invalidArgument(_:)`` for a block mask of another shape or mask; ``ModError`` when the
@@ -37,6 +37,13 @@ struct AttentionProblem: Sendable {
         blockMask = options.isCausal ? nil : options.blockMask
         isCausalOnly = options.isCausal && given == nil && causal == .causal
         scoreMod = options.scoreMod
+    }
+
+    /// The same problem without attention sinks, for a backend whose result the caller joins the sinks to itself.
+    var withoutSinks: AttentionProblem {
+        var problem = self
+        problem.options.sinks = nil
+        return problem
     }
 
     /// The options' mask: ``AttentionOptions/mask``, or the block mask's after checking it fits `shape`.

@@ -5,7 +5,8 @@ import Darwin
 #endif
 
 /// Attention sinks (gpt-oss style): a learnable logit per query head that joins every row's softmax denominator and
-/// carries no value. They need no kernel of their own:
+/// carries no value. They change no attention kernel (an ``AttentionPlan`` runs the same two steps as row-wise
+/// kernels, ``SinkForwardKernel`` and ``SinkGradientKernel``):
 /// - forward: `LSE′ = log(e^LSE + e^sink)` and `O′ = O · e^(LSE − LSE′)` from the sink-free result;
 /// - backward: the usual backward on `O′` and `LSE′` gives dQ, dK and dV, because the probabilities it recomputes
 ///   from `LSE′` are the sink-adjusted ones and `Δ = dO · O′` already excludes the sink, which has no value; and
@@ -21,20 +22,19 @@ enum AttentionSinks {
         }
     }
 
-    /// The forward result with the sinks joined to each row's denominator.
+    /// The forward result with the sinks joined to each row's denominator: the row and its sink are two parts
+    /// merged by ``LogSumExpMerge``, the sink's having no value (O = 0). A row that keeps nothing gets LSE′ = sink
+    /// and O′ = 0, a NaN row stays NaN, and a head whose sink is −∞ keeps its rows as they are.
     static func forward(_ result: AttentionOutput, sinks: [Float], options: AttentionOptions?) throws -> AttentionOutput {
         let shape = result.output.shape
         let (heads, length, width) = (shape[1], shape[2], shape[3])
         var output = result.output.floats()
         var logSumExp = result.logSumExp.floats()
-        for row in logSumExp.indices {
-            let sink = Double(sinks[row / length % heads])
-            let previous = Double(logSumExp[row])
-            guard !previous.isNaN, sink > -.infinity else { continue }
-            let joined = previous == -.infinity ? sink : max(previous, sink) + log1p(exp(-abs(previous - sink)))
-            let factor = previous == -.infinity ? 0 : exp(previous - joined)
-            for c in row * width..<(row + 1) * width { output[c] = Float(Double(output[c]) * factor) }
-            logSumExp[row] = Float(joined)
+        for row in logSumExp.indices where sinks[row / length % heads] > -.infinity {
+            let merge = LogSumExpMerge([Double(logSumExp[row]), Double(sinks[row / length % heads])])
+            let weight = merge.weights[0]
+            for c in row * width..<(row + 1) * width { output[c] = weight == 0 ? 0 : Float(Double(output[c]) * weight) }
+            logSumExp[row] = Float(merge.logSumExp)
         }
         return AttentionOutput(
             output: try Tensor(output, shape: shape, dtype: result.output.dtype),

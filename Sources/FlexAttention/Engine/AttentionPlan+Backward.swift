@@ -2,9 +2,14 @@ extension AttentionPlan {
     /// Queues the gradients of a scalar loss with respect to Q, K and V, given `dO = ∂loss/∂O`, on `stream`, into
     /// new tensors, and returns without waiting.
     ///
-    /// Recomputes the probabilities from the saved log-sum-exp; deterministic (dQ, dK and dV have the same bits on
-    /// every run; Float tables' gradients are summed with atomics). dQ runs beside dK/dV on a stream of the plan's,
-    /// forked from and joined back into `stream`, so work queued on `stream` afterwards sees all of them.
+    /// Recomputes the probabilities from the saved log-sum-exp; deterministic (dQ, dK, dV and the sinks' gradient
+    /// have the same bits on every run; Float tables' gradients are summed with atomics). dQ runs beside dK/dV on a
+    /// stream of the plan's, forked from and joined back into `stream`, so work queued on `stream` afterwards sees
+    /// all of them.
+    ///
+    /// With sinks, `forward` is the sink-adjusted result the forward pass returned: the kernels recompute the
+    /// sink-adjusted probabilities from it, and the sinks' gradient is `−Σ e^(sink − LSE′) · Δ` over each head's
+    /// rows, with `Δ = rowsum(dO · O′)`.
     ///
     /// - Parameters:
     ///   - query: the query given to the forward pass.
@@ -13,6 +18,7 @@ extension AttentionPlan {
     ///   - forward: what the forward pass wrote.
     ///   - outputGradient: `dO`, `[B, Hq, Sq, Dv]` in the inputs' dtype, any strides.
     ///   - stream: where the work is queued and the new tensors allocated (stream-ordered).
+    /// - Returns: dQ, dK, dV, the Float tables' gradients, and with sinks their gradient (Float32 `[Hq]`).
     /// - Throws: ``FlexAttentionError`` for tensors that do not match the plan or a plan made without its backward,
     ///   ``CUDAError`` for another device or no memory; nothing is queued then.
     public func backward(
@@ -27,7 +33,8 @@ extension AttentionPlan {
         for table in gradientTables { tables[table.name] = try allocate(table.shape, .float32) }
         let gradients = DeviceAttentionGradients(
             query: try allocate(shape.queryShape, shape.dtype), key: try allocate(shape.keyShape, shape.dtype),
-            value: try allocate(shape.valueShape, shape.dtype), tableGradients: tables)
+            value: try allocate(shape.valueShape, shape.dtype), tableGradients: tables,
+            sinkGradient: sinks == nil ? nil : try allocate([shape.queryHeads], .float32))
         try enqueueBackward(query, key, value, forward, outputGradient, into: gradients, on: stream)
         return gradients
     }
@@ -44,9 +51,11 @@ extension AttentionPlan {
     ///   - outputGradient: `dO`, `[B, Hq, Sq, Dv]` in the inputs' dtype, any strides.
     ///   - gradients: contiguous tensors of Q's, K's and V's shapes in their dtype, and a contiguous Float32 tensor
     ///     of each Float table's shape, by table name, for every Float table the score mod reads (they are zeroed
-    ///     first, then summed into).
+    ///     first, then summed into); with sinks, a contiguous Float32 `[Hq]` tensor for their gradient, and without
+    ///     them none.
     ///   - stream: where the work is queued.
-    /// - Throws: as ``backward(query:key:value:forward:outputGradient:on:)``; nothing is queued then.
+    /// - Throws: as ``backward(query:key:value:forward:outputGradient:on:)``, and ``FlexAttentionError`` for a sink
+    ///   gradient missing, of another shape or dtype, or given to a plan without sinks; nothing is queued then.
     public func backward(
         query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, forward: DeviceAttentionOutput,
         outputGradient: DeviceTensor, into gradients: DeviceAttentionGradients, on stream: CUDAStream
@@ -75,13 +84,14 @@ extension AttentionPlan {
             }
             try check(tensor, named: "\(table.name)'s gradient", shape: table.shape, dtype: .float32, contiguous: true)
         }
+        try check(sinkGradient: gradients.sinkGradient)
         try enqueueBackward(
             query, key, value, forward, outputGradient, into: gradients, zeroingTableGradients: !addingToTableGradients,
             on: stream)
     }
 
     /// What a backward call on a plan made without its backward throws.
-    private static let withoutBackward = FlexAttentionError.invalidArgument("this plan was made with includesBackward: false")
+    static let withoutBackward = FlexAttentionError.invalidArgument("this plan was made with includesBackward: false")
 
     /// The score mod's Float tables, whose gradients the backward pass sums (by the names the plan was made with).
     private var gradientTables: [ModTable] {
@@ -122,7 +132,7 @@ extension AttentionPlan {
         CUDAGraph.retainIfCapturing(
             [self, query.buffer, key.buffer, value.buffer, forward.output.buffer, forward.logSumExp.buffer,
              outputGradient.buffer, gradients.query.buffer, gradients.key.buffer, gradients.value.buffer]
-                + gradients.tableGradients.values.map(\.buffer))
+                + gradients.tableGradients.values.map(\.buffer) + [gradients.sinkGradient?.buffer].compactMap { $0 })
         if let tablePointers {
             for (index, table) in slots.enumerated() {
                 let gradient = table.elementType == .float ? gradients.tableGradients[table.name] : nil
@@ -140,6 +150,9 @@ extension AttentionPlan {
                 delta: delta.address, queryHeads: shape.queryHeads, queryLength: shape.queryLength,
                 valueDim: shape.valueDim, rows: shape.logSumExpShape.reduce(1, *)),
             on: stream)
+        if let sinks, let sinkGradient = gradients.sinkGradient {  // present exactly when there are sinks (checked)
+            try sinks.enqueueGradient(logSumExp: forward.logSumExp, delta: delta, into: sinkGradient, on: stream)
+        }
         // dK/dV on `stream`, dQ beside it: running them side by side fills the SMs that one kernel's last, uneven
         // wave (a causal mask's) leaves idle.
         try backwardFork.withLock { fork in

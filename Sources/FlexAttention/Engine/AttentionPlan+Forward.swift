@@ -2,13 +2,17 @@ extension AttentionPlan {
     /// Queues `O = softmax(scale · Q Kᵀ [masked]) V` and its log-sum-exp on `stream`, into new tensors, and returns
     /// without waiting.
     ///
+    /// With sinks, each row's sink joins its softmax denominator (`LSE′ = log(e^LSE + e^sink)`,
+    /// `O′ = O · e^(LSE − LSE′)`; a row that keeps no key gets `LSE′ = sink` and `O′ = 0`), and `O′`, `LSE′` are
+    /// what is returned and what the backward pass takes.
+    ///
     /// - Parameters:
     ///   - query: `[B, Hq, Sq, D]`, any strides (BHSD, BSHD or any other view).
     ///   - key: `[B, Hkv, Skv, D]`.
     ///   - value: `[B, Hkv, Skv, Dv]`.
     ///   - stream: where the work is queued, and the new tensors allocated and later freed (stream-ordered).
     /// - Returns: `O` (contiguous `[B, Hq, Sq, Dv]`, the inputs' dtype) and the log-sum-exp (Float32 `[B, Hq, Sq]`),
-    ///   valid once the queued work has run.
+    ///   sinks included, valid once the queued work has run.
     /// - Throws: ``FlexAttentionError`` for tensors that do not match the plan, ``CUDAError`` for another device or
     ///   no memory; nothing is queued then.
     public func forward(
@@ -51,5 +55,6 @@ extension AttentionPlan {
         try programs(for: [query, key, value]).forward.enqueue(
             query: query, key: key, value: value, output: output.output, logSumExp: output.logSumExp, sizes: sizes,
             mods: mods, tensorMaps: tensorMaps, on: stream)
+        try sinks?.enqueueForward(into: output, on: stream)
     }
 }

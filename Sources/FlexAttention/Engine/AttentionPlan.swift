@@ -24,6 +24,12 @@ import Synchronization
 /// with output parameters allocate nothing the caller sees, so a whole training step can be captured in a
 /// ``CUDAGraph`` and replayed.
 ///
+/// Attention sinks (``AttentionOptions/sinks``) join each row's denominator in one more small kernel after the
+/// forward kernel, so the forward returns the sink-adjusted `O` and log-sum-exp; the backward takes those, as it
+/// takes any forward result, and also returns the sinks' gradient (``DeviceAttentionGradients/sinkGradient``).
+/// The logits belong to the plan, so layers with sinks of their own make a plan each (the kernels are compiled
+/// once and shared).
+///
 /// Errors are typed and raised before anything is queued. Unlike ``Attention``, the plan does not scan its inputs
 /// for NaN and ±∞ (a scan would read every input once more): inputs are expected to be finite, masked positions
 /// included, as in PyTorch's `flex_attention`. A non-finite element in a position the mask removes may reach the
@@ -36,14 +42,16 @@ public final class AttentionPlan: Sendable {
     public let device: CUDADevice
     /// The sizes and dtype every call's tensors must have.
     public let shape: AttentionShape
-    /// Scale, mask and score mod, as the plan was made (``updateScoreMod(_:on:)`` changes the values the kernels
-    /// read, not this).
+    /// Scale, mask, score mod and sinks, as the plan was made (``updateScoreMod(_:on:)`` and ``updateSinks(_:on:)``
+    /// change the values the kernels read, not this).
     public let options: AttentionOptions
     /// Whether the plan was made with its backward kernels.
     public let includesBackward: Bool
 
     let sizes: AttentionSizes
     let mods: PlanMods
+    /// The sinks' logits on the device and their kernels; nil without sinks.
+    let sinks: SinkProgram?
     let tensorMaps = TensorMapCache()
     private let cache: KernelCache
     /// Whether the device reads inputs through TMA tensor maps where it can (a Hopper with a driver that encodes them).
@@ -63,13 +71,14 @@ public final class AttentionPlan: Sendable {
     /// Prepares attention of `shape` with `options` on `device`.
     /// - Parameters:
     ///   - shape: the sizes and dtype every call's tensors must have.
-    ///   - options: scale, causality, mask or block mask, and score mod.
+    ///   - options: scale, causality, mask or block mask, score mod, and attention sinks (one logit per query head,
+    ///     uploaded now; ``updateSinks(_:on:)`` replaces them).
     ///   - device: the GPU the kernels are compiled for and run on.
     ///   - includesBackward: whether to prepare the backward kernels too (compiling them takes seconds the first
     ///     time; the disk cache keeps them for later processes).
     /// - Throws: ``FlexAttentionError`` or ``ModError`` for options that do not fit the shape (a scale that is not
-    ///   finite, a score mod indexing past a table, a head dim no kernel fits); ``CUDAError`` when compilation or the
-    ///   device fails.
+    ///   finite, a score mod indexing past a table, a head dim no kernel fits, a sink count other than the query
+    ///   heads' or a sink that is NaN or +∞); ``CUDAError`` when compilation or the device fails.
     public convenience init(
         shape: AttentionShape, options: AttentionOptions = .init(), device: CUDADevice, includesBackward: Bool = true
     ) throws {
@@ -79,9 +88,6 @@ public final class AttentionPlan: Sendable {
     }
 
     init(_ problem: AttentionProblem, device: CUDADevice, includesBackward: Bool, cache: KernelCache) throws {
-        guard problem.options.sinks == nil else {
-            throw FlexAttentionError.invalidArgument("AttentionPlan does not take attention sinks yet; use Attention")
-        }
         guard !problem.shape.isEmpty else {  // device tensors cannot be empty
             throw FlexAttentionError.invalidArgument("an AttentionPlan needs queries and keys, not \(problem.shape)")
         }
@@ -89,6 +95,9 @@ public final class AttentionPlan: Sendable {
         (self.device, shape, options, self.includesBackward, self.cache) =
             (device, problem.shape, problem.options, includesBackward, cache)
         mods = try PlanMods(problem, includesBackward: includesBackward, device: device)
+        sinks = try problem.options.sinks.map {  // checked by AttentionProblem
+            try SinkProgram($0, shape: problem.shape, includesBackward: includesBackward, cache: cache, device: device)
+        }
         prefersTensorMaps = device.architecture == .sm90a && device.api.cuTensorMapEncodeTiled != nil
         backwardFork = Mutex(includesBackward ? try BackwardFork(device: device) : nil)
         _ = try programs(tensorMaps: prefersTensorMaps)
@@ -161,7 +170,8 @@ extension AttentionPlan {
     /// resources).
     package func kernelFunctions(tensorMaps: Bool) throws -> [CUDAFunction] {
         let made = try programs(tensorMaps: tensorMaps)
-        return [made.forward.kernel.function]
-            + (made.backward.map { [$0.delta.function, $0.keyValue.function, $0.query.function] } ?? [])
+        let backward = made.backward.map { [$0.delta.function] + (sinks?.gradient.map { [$0.function] } ?? [])
+            + [$0.keyValue.function, $0.query.function] } ?? []
+        return [made.forward.kernel.function] + (sinks.map { [$0.forward.function] } ?? []) + backward
     }
 }

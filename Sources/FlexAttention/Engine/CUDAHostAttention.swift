@@ -1,11 +1,15 @@
 /// The host-tensor convenience behind `Attention(device: .cuda(n))`: copies the tensors to the device, runs an
 /// ``AttentionPlan`` made for the call on a stream of its own, waits, and copies the results back.
+///
+/// The plan runs without the options' sinks: ``Attention`` joins them on the host (``AttentionSinks``) after the
+/// non-finite rows are set, as on the CPU, so every device gives the same sink-adjusted results and the same
+/// Float64 sink gradient.
 struct CUDAHostAttention {
     let device: CUDADevice
     let cache: KernelCache
 
     func forward(_ problem: AttentionProblem, query: Tensor, key: Tensor, value: Tensor) throws -> AttentionOutput {
-        let plan = try AttentionPlan(problem, device: device, includesBackward: false, cache: cache)
+        let plan = try AttentionPlan(problem.withoutSinks, device: device, includesBackward: false, cache: cache)
         let stream = try CUDAStream(device: device)
         let result = try plan.forward(
             query: DeviceTensor(copying: query, to: device), key: DeviceTensor(copying: key, to: device),
@@ -20,7 +24,7 @@ struct CUDAHostAttention {
         outputGradient: Tensor
     ) throws -> AttentionGradients {
         let shape = problem.shape
-        let plan = try AttentionPlan(problem, device: device, includesBackward: true, cache: cache)
+        let plan = try AttentionPlan(problem.withoutSinks, device: device, includesBackward: true, cache: cache)
         // The kernels read O and dO in the inputs' dtype and the LSE as contiguous Float32.
         func upload(_ tensor: Tensor, as dtype: DType) throws -> DeviceTensor {
             try DeviceTensor(copying: tensor.dtype == dtype ? tensor : tensor.converted(to: dtype), to: device)

@@ -42,14 +42,14 @@ struct KernelSignatureTests {
 
     static let tensor = TensorOperand(address: 0x1000, strides: [4096, 1024, 64, 1])
     static let maps = [CUDATensorMap](repeating: CUDATensorMap(words: .init(repeating: 0, count: 16)), count: 4)
-    @Test("Forward, gradient, Delta and mod-grid kernels declare their parameter lists and get matching arguments")
+    @Test("Forward, gradient, Delta, sink, merge and mod-grid kernels declare their parameters and get matching arguments")
     func everyKernelAgrees() throws {
         let shape = try AttentionShape(
             batch: 1, queryHeads: 2, keyValueHeads: 1, queryLength: 64, headDim: 64, dtype: .bfloat16)
         let shared = SharedOperands(
             sizes: AttentionSizes(shape, scale: 0.125), vectorLoads: true, blocks: BlockListOperand(),
             mask: ModOperands(ints: 1, floats: 2, tables: 3), scoreMod: ModOperands(ints: 4, floats: 5, tables: 6))
-        var counts = (forward: 0, gradient: 0, delta: 0, grid: 0)
+        var counts = (forward: 0, gradient: 0, delta: 0, grid: 0, logSumExp: 0)
         for kernel in try KernelCatalog.kernels() {
             switch kernel {
             case let kernel as any ForwardAttentionKernel:
@@ -68,6 +68,19 @@ struct KernelSignatureTests {
                 Self.check(kernel, DeltaKernel.signature(kernel.dtype), DeltaOperands(
                     output: Self.tensor, outputGradient: Self.tensor, delta: 9, queryHeads: 2, queryLength: 64,
                     valueDim: 64, rows: 128))
+            case let kernel as SinkForwardKernel:
+                counts.logSumExp += 1
+                Self.check(kernel, SinkForwardKernel.signature(kernel.dtype), SinkForwardOperands(
+                    output: Self.tensor, logSumExp: 8, sinks: 9, queryHeads: 2, queryLength: 64, valueDim: 64, rows: 128))
+            case let kernel as SinkGradientKernel:
+                counts.logSumExp += 1
+                Self.check(kernel, SinkGradientKernel.signature, SinkGradientOperands(
+                    logSumExp: 8, delta: 9, sinks: 10, sinkGradient: 11, batch: 1, queryHeads: 2, queryLength: 64))
+            case let kernel as MergeKernel:
+                counts.logSumExp += 1
+                let rows = MergeRows(output: Self.tensor, dtypeCode: 2, logSumExp: 8, logSumExpStrides: [128, 64, 1])
+                Self.check(kernel, MergeKernel.signature, MergeOperands(
+                    parts: [rows, rows, rows], merged: rows, queryHeads: 2, queryLength: 64, valueDim: 64, rows: 128))
             case let kernel as ModGridKernel:
                 counts.grid += 1
                 Self.check(kernel, ModGridKernel.signature, ModGridOperands(
@@ -78,6 +91,7 @@ struct KernelSignatureTests {
         }
         // Every family is represented: mma.sync, CUDA-core and Hopper forward and gradient kernels.
         #expect(counts.forward >= 30 && counts.gradient >= 30 && counts.delta == 3 && counts.grid > 0)
+        #expect(counts.logSumExp == 5, "three sink forward kernels, the sink gradient and the merge")
     }
 
     @Test("A parameter refuses an argument of another kind")

@@ -26,12 +26,12 @@ extension CUDAConformance {
     }
 
     /// Q, K, V, dO of a case on the device, with the case's layout.
-    private func deviceInputs(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> ([Tensor], [DeviceTensor]) {
+    func deviceInputs(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> ([Tensor], [DeviceTensor]) {
         let host = try inputs(testCase, &random)
         return (host, try host.map { try DeviceTensor(copying: $0, to: device) })
     }
 
-    private func planMatchesCPU(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> String? {
+    func planMatchesCPU(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> String? {
         let (host, tensors) = try deviceInputs(testCase, &random)
         let s = testCase.shape
         let shape = try AttentionShape(
@@ -50,7 +50,7 @@ extension CUDAConformance {
             query: host[0], key: host[1], value: host[2], forward: want, outputGradient: host[3], options: testCase.options,
             gradientDType: .float32)
         let tolerance: Float = testCase.dtype == .float32 ? 1e-4 : testCase.dtype == .float16 ? 5e-3 : 2e-2
-        let pairs = [("O", forward.output, want.output), ("LSE", forward.logSumExp, want.logSumExp),
+        var pairs = [("O", forward.output, want.output), ("LSE", forward.logSumExp, want.logSumExp),
                      ("dQ", gradients.query, wantGradients.query), ("dK", gradients.key, wantGradients.key),
                      ("dV", gradients.value, wantGradients.value)]
             + wantGradients.tableGradients.compactMap { name, reference in
@@ -58,6 +58,11 @@ extension CUDAConformance {
             }
         guard gradients.tableGradients.count == wantGradients.tableGradients.count else {
             return "\(gradients.tableGradients.count) table gradients, expected \(wantGradients.tableGradients.count)"
+        }
+        switch (gradients.sinkGradient, wantGradients.sinkGradient) {
+        case (nil, nil): break
+        case let (got?, reference?): pairs.append(("∂/∂sinks", got, reference))
+        default: return "a sink gradient on one side only"
         }
         for (name, got, reference) in pairs {
             if let failure = compare(name, try got.copyToHost().floats(), reference.floats(), tolerance: 2 * tolerance) {
@@ -80,8 +85,9 @@ extension CUDAConformance {
         return (plan, host, tensors)
     }
 
-    /// New, NaN-filled outputs and gradients of a plan's shapes, allocated before any capture.
-    private func poisonedOutputs(_ plan: AttentionPlan, on stream: CUDAStream)
+    /// New, NaN-filled outputs and gradients of a plan's shapes (the sinks' gradient too when it has sinks),
+    /// allocated before any capture.
+    func poisonedOutputs(_ plan: AttentionPlan, on stream: CUDAStream)
         throws -> (DeviceAttentionOutput, DeviceAttentionGradients) {
         let shape = plan.shape
         func tensor(_ dims: [Int], _ dtype: DType) throws -> DeviceTensor {
@@ -93,11 +99,12 @@ extension CUDAConformance {
                                       logSumExp: try tensor(shape.logSumExpShape, .float32)),
                 DeviceAttentionGradients(query: try tensor(shape.queryShape, shape.dtype),
                                          key: try tensor(shape.keyShape, shape.dtype),
-                                         value: try tensor(shape.valueShape, shape.dtype)))
+                                         value: try tensor(shape.valueShape, shape.dtype),
+                                         sinkGradient: plan.sinks == nil ? nil : try tensor([shape.queryHeads], .float32)))
     }
 
     /// Every output's bytes, in one array per tensor.
-    private func bytes(_ tensors: [DeviceTensor]) throws -> [[UInt8]] {
+    func bytes(_ tensors: [DeviceTensor]) throws -> [[UInt8]] {
         try tensors.map { try $0.buffer.bytes() }
     }
 

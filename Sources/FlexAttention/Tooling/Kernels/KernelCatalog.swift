@@ -10,7 +10,7 @@ package enum KernelCatalog {
         let grids: [any GeneratedKernel] = try ModSamples.gridKernels(compositions: 3, using: &generator)
         let conversions: [any GeneratedKernel] = [DType.float16, .bfloat16].map { ConversionKernel(dtype: $0) }
         let attention: [any GeneratedKernel] = forwardKernels + backwardKernels + (try scalarKernels())
-        return grids + conversions + attention + [SharedMemoryProbeKernel()]
+        return grids + conversions + attention + logSumExpKernels + [SharedMemoryProbeKernel()]
     }
 
     /// Forward kernels of each dtype over the head dims, plain, causal, and with a sliding window and soft-capping,
@@ -69,6 +69,12 @@ package enum KernelCatalog {
         return [DType.bfloat16, .float16, .float32].map { DeltaKernel(dtype: $0) }
             + variants.flatMap { dtype, d, dv in mods.flatMap { pair(dtype, d, dv, $0.mask, $0.scoreMod, stages: 2) } }
             + pair(.bfloat16, 256, 256, nil, nil, stages: 1)
+    }
+
+    /// The kernels that merge rows by their log-sum-exps: the sinks' forward (each dtype) and gradient, and the merge
+    /// of partial results.
+    static var logSumExpKernels: [any GeneratedKernel] {
+        [DType.float32, .float16, .bfloat16].map { SinkForwardKernel(dtype: $0) } + [SinkGradientKernel(), MergeKernel()]
     }
 
     /// The CUDA-core family (forward, dK/dV, dQ) on representative cases: Float32 plain, causal with soft-capping,
