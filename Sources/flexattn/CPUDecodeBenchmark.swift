@@ -7,8 +7,10 @@ import Glibc
 
 /// `flexattn bench --decode` on the CPU: one decoding step (Sq = 1, Hq = 32, Hkv = 8, D = 128) against caches of
 /// several batch sizes and contexts, contiguous and paged, plus a sliding-window and a soft-capped row, as GB/s of
-/// keys and values read, beside this machine's read bandwidth measured in the same run (``ReadBandwidth``).
-/// Rows whose cache would pass ``maximumCacheBytes`` are left out and listed.
+/// keys and values read, against this machine's read bandwidth (``ReadBandwidth``) measured in alternation with each
+/// row: a shared VM's bandwidth drifts by a factor of two within a minute, so each row's ratio is the median of
+/// per-round ratios, each round a streaming read then a decoding step. Rows whose cache would pass
+/// ``maximumCacheBytes`` are left out and listed.
 struct CPUDecodeBenchmark {
     let json: Bool
 
@@ -45,9 +47,18 @@ struct CPUDecodeBenchmark {
         return cases
     }()
 
+    /// One row's medians: seconds of a decoding step, the read bandwidth beside it, and their per-round ratio.
+    struct Measurement {
+        let seconds: Double
+        let bandwidth: Double
+        let fractionOfBandwidth: Double
+    }
+
+    private static let rounds = 7
+
     func execute() throws {
-        let bandwidth = ReadBandwidth.measure()
-        var results: [(Case, Double)] = []
+        let bandwidth = try ReadBandwidth()
+        var results: [(Case, Measurement)] = []
         var skipped: [Case] = []
         let progress = isatty(STDERR_FILENO) != 0
         for item in Self.cases {
@@ -56,13 +67,13 @@ struct CPUDecodeBenchmark {
                 continue
             }
             if progress { writeToStandardError("\rbenchmarking B=\(item.batch) context \(item.context) \(item.layout)...   ") }
-            results.append((item, try measure(item)))
+            results.append((item, try measure(item, bandwidth: bandwidth)))
         }
         if progress { writeToStandardError("\r\u{1B}[K") }
-        print(json ? renderJSON(results, bandwidth: bandwidth) : renderTable(results, skipped: skipped, bandwidth: bandwidth))
+        print(json ? renderJSON(results) : renderTable(results, skipped: skipped))
     }
 
-    private func measure(_ item: Case) throws -> Double {
+    private func measure(_ item: Case, bandwidth: ReadBandwidth) throws -> Measurement {
         let (hkv, d) = (Self.kvHeads, Self.headDim)
         let cache: KVCache
         if let pageSize = item.pageSize {
@@ -90,21 +101,33 @@ struct CPUDecodeBenchmark {
         default: AttentionOptions()
         }
         let attention = Attention()
-        return try medianSeconds { _ = try attention.decode(query: query, cache: cache, options: options) }
+        _ = try attention.decode(query: query, cache: cache, options: options)  // warm-up
+        var rounds: [(seconds: Double, bandwidth: Double)] = []
+        for _ in 0..<Self.rounds {
+            let rate = bandwidth.measure()
+            let elapsed = try ContinuousClock().measure {
+                _ = try attention.decode(query: query, cache: cache, options: options)
+            }
+            rounds.append((Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18, rate))
+        }
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        return Measurement(
+            seconds: median(rounds.map(\.seconds)), bandwidth: median(rounds.map(\.bandwidth)),
+            fractionOfBandwidth: median(rounds.map { Double(item.bytesRead) / $0.seconds / $0.bandwidth }))
     }
 
-    private func renderTable(_ results: [(Case, Double)], skipped: [Case], bandwidth: Double) -> String {
+    private func renderTable(_ results: [(Case, Measurement)], skipped: [Case]) -> String {
         var lines = [
             "flexattn bench --decode: cpu, \(InstructionSet.current) kernels, Sq=1 Hq=32 Hkv=8 D=128",
-            "read bandwidth measured now (streaming sum, all cores): \(fixed(bandwidth / 1e9, 1)) GB/s",
-            "    B  context  layout       mod          dtype       µs     GB/s  % of read bandwidth",
+            "read bandwidth: a streaming sum on all cores, alternated with each row's decoding (medians of \(Self.rounds))",
+            "    B  context  layout       mod          dtype       µs     GB/s  read GB/s  % of read bandwidth",
         ]
-        for (item, seconds) in results {
-            let rate = Double(item.bytesRead) / seconds
+        for (item, m) in results {
             lines.append(
                 pad(item.batch, 5) + pad(item.context, 9) + "  " + item.layout.padding(12) + " "
-                    + item.mod.padding(12) + " " + "\(item.dtype)".padding(8) + pad(fixed(seconds * 1e6, 0), 9)
-                    + pad(fixed(rate / 1e9, 1), 9) + pad(fixed(100 * rate / bandwidth, 1), 21))
+                    + item.mod.padding(12) + " " + "\(item.dtype)".padding(8) + pad(fixed(m.seconds * 1e6, 0), 9)
+                    + pad(fixed(Double(item.bytesRead) / m.seconds / 1e9, 1), 9) + pad(fixed(m.bandwidth / 1e9, 1), 11)
+                    + pad(fixed(100 * m.fractionOfBandwidth, 1), 21))
         }
         if !skipped.isEmpty {
             lines.append("left out (cache over \(Self.maximumCacheBytes >> 30) GiB): "
@@ -113,47 +136,51 @@ struct CPUDecodeBenchmark {
         return lines.joined(separator: "\n")
     }
 
-    private func renderJSON(_ results: [(Case, Double)], bandwidth: Double) -> String {
-        let items = results.map { item, seconds in
+    private func renderJSON(_ results: [(Case, Measurement)]) -> String {
+        let items = results.map { item, m in
             "{\"batch\":\(item.batch),\"context\":\(item.context),\"layout\":\"\(item.layout)\",\"mod\":\"\(item.mod)\","
-                + "\"dtype\":\"\(item.dtype)\",\"microseconds\":\(seconds * 1e6),"
-                + "\"gb_per_s\":\(Double(item.bytesRead) / seconds / 1e9)}"
+                + "\"dtype\":\"\(item.dtype)\",\"microseconds\":\(m.seconds * 1e6),"
+                + "\"gb_per_s\":\(Double(item.bytesRead) / m.seconds / 1e9),\"read_gb_per_s\":\(m.bandwidth / 1e9),"
+                + "\"fraction_of_read_bandwidth\":\(m.fractionOfBandwidth)}"
         }
-        return "{\"device\":\"cpu\",\"read_bandwidth_gb_per_s\":\(bandwidth / 1e9),\"results\":[\(items.joined(separator: ","))]}"
+        return "{\"device\":\"cpu\",\"results\":[\(items.joined(separator: ","))]}"
     }
 }
 
-/// This machine's memory read bandwidth: the best of several streaming sums of a 1 GiB buffer, one slice per core.
-enum ReadBandwidth {
-    static func measure() -> Double {
-        let floats = 1 << 28
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: floats)
-        defer { buffer.deallocate() }
+/// This machine's memory read bandwidth: a streaming sum of a 512 MiB buffer, one slice per core.
+final class ReadBandwidth {
+    private let floats = 1 << 27
+    private let buffer: UnsafeMutablePointer<Float>
+
+    init() throws {
+        buffer = .allocate(capacity: floats)
         buffer.initialize(repeating: 1, count: floats)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Bytes per second of one pass.
+    func measure() -> Double {
         let threads = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let slice = floats / threads / 64 * 64
         let source = UnsafeSendable(buffer)
-        var best = 0.0
-        for _ in 0..<5 {
-            let start = ContinuousClock.now
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
-                var sums = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
-                var p = UnsafeRawPointer(source.pointer + t * slice)
-                for _ in 0..<slice / 64 {
-                    sums.0 += p.loadUnaligned(as: SIMD16<Float>.self)
-                    sums.1 += (p + 64).loadUnaligned(as: SIMD16<Float>.self)
-                    sums.2 += (p + 128).loadUnaligned(as: SIMD16<Float>.self)
-                    sums.3 += (p + 192).loadUnaligned(as: SIMD16<Float>.self)
-                    p += 256
-                }
-                // Kept observable so the loop is not removed.
-                if (sums.0 + sums.1 + sums.2 + sums.3).sum() == -1 { writeToStandardError("") }
+        let start = ContinuousClock.now
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            var sums = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
+            var p = UnsafeRawPointer(source.pointer + t * slice)
+            for _ in 0..<slice / 64 {
+                sums.0 += p.loadUnaligned(as: SIMD16<Float>.self)
+                sums.1 += (p + 64).loadUnaligned(as: SIMD16<Float>.self)
+                sums.2 += (p + 128).loadUnaligned(as: SIMD16<Float>.self)
+                sums.3 += (p + 192).loadUnaligned(as: SIMD16<Float>.self)
+                p += 256
             }
-            let elapsed = ContinuousClock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-            best = max(best, Double(slice * threads * 4) / seconds)
+            // Kept observable so the loop is not removed.
+            if (sums.0 + sums.1 + sums.2 + sums.3).sum() == -1 { writeToStandardError("") }
         }
-        return best
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return Double(slice * threads * 4) / seconds
     }
 }
 
