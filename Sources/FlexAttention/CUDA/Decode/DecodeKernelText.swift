@@ -1,0 +1,183 @@
+/// The steps both decode families share, as kernel text: where a cached token lives, the CTA's indices, loading the
+/// packed query rows, the per-block mask test, and writing a row's result.
+///
+/// A CTA owns one (sequence `b`, KV head `hkv`, row tile, split). Its rows are the query heads of `hkv` times the
+/// `Sq` new queries, packed: row `ρ` is head `hkv · group + ρ / Sq`, query `ρ % Sq`, at absolute position
+/// `L − Sq + ρ % Sq`. Split `s` of `splits` visits key blocks `s, s + splits, s + 2·splits, …` below `L`:
+/// interleaved, so any mask's kept blocks (a window at the end, say) spread evenly over the splits.
+enum DecodeKernelText {
+    /// Device functions: a token's row in the cache, and the Q and Float32 tile loaders.
+    static func helpers(_ dtype: DType) -> String {
+        let storage = dtype.cudaStorageType
+        return """
+            // Element 0 of token t's row for (b, hkv): [B, Hkv, capacity, D] with strides s0..s2, or a page pool
+            // [pages, pageSize, Hkv, D] whose page for token t is table[t / pageSize] (table: sequence b's row).
+            template <bool PAGED, typename T>
+            FA_INLINE const T* fa_decode_row(const T* cache, long long s0, long long s1, long long s2, const int* table,
+                                             int pageSize, int b, int hkv, int t) {
+                if (PAGED) {
+                    const int entry = t / pageSize;
+                    return cache + (long long)table[entry] * s0 + (long long)(t - entry * pageSize) * s1 + (long long)hkv * s2;
+                }
+                return cache + (long long)b * s0 + (long long)hkv * s1 + (long long)t * s2;
+            }
+            // One query element into a tile: raw for the tensor cores' 16-bit tiles, widened for Float32 ones.
+            \(dtype == .float32 ? "" : "FA_INLINE void fa_decode_put(fa_u16* target, fa_u16 value) { *target = value; }")
+            FA_INLINE void fa_decode_put(float* target, \(storage) value) { *target = \(dtype.cudaToFloat("value")); }
+            // Packed query rows row0 ..< row0 + ROWS of (b, hkv) into a tile of PITCH-element rows; rows past `rows`
+            // are zeros.
+            template <int ROWS, int COLS, int PITCH, int THREADS, typename T>
+            FA_INLINE void fa_decode_load_query(T* tile, const \(storage)* Q, long long qs0, long long qs1, long long qs2,
+                                                long long qs3, int b, int hkv, int group, int Sq, int row0, int rows) {
+                for (int i = threadIdx.x; i < ROWS * COLS; i += THREADS) {
+                    const int r = i / COLS, d = i % COLS, rho = row0 + r;
+                    \(storage) value = 0;
+                    if (rho < rows) value = Q[b * qs0 + (hkv * group + rho / Sq) * qs1 + (rho % Sq) * qs2 + d * qs3];
+                    fa_decode_put(tile + r * PITCH + d, value);
+                }
+            }
+            // Tokens first ..< first + ROWS of (b, hkv) as floats, PITCH apart; tokens at or past `length` are zeros.
+            // A warp per row, a lane per column: coalesced when columns are contiguous.
+            template <int ROWS, int COLS, int PITCH, int THREADS, bool PAGED>
+            FA_INLINE void fa_decode_load_floats(float* tile, const \(storage)* cache, long long s0, long long s1,
+                                                 long long s2, long long s3, const int* table, int pageSize, int b,
+                                                 int hkv, int first, int length) {
+                for (int r = threadIdx.x / 32; r < ROWS; r += THREADS / 32) {
+                    const int t = first + r;
+                    const \(storage)* row = t < length ? fa_decode_row<PAGED>(cache, s0, s1, s2, table, pageSize, b, hkv, t) : nullptr;
+                    for (int c = threadIdx.x % 32; c < COLS; c += 32) tile[r * PITCH + c] = row ? \(dtype.cudaToFloat("row[c * s3]")) : 0.0f;
+                }
+            }
+
+            """
+    }
+
+    /// The CTA's indices (`b`, `hkv`, `split`, `L`, `rows`, `row0`, `group`, `batch`, `rowCount`) for `R` packed
+    /// rows per tile, and the mods' argument structs.
+    static func indices(rowsPerTile: Int, mask: CUDAModFunction?, scoreMod: CUDAModFunction?) -> String {
+        """
+        const int group = Hq / Hkv, rows = group * Sq, rowTiles = (rows + \(rowsPerTile) - 1) / \(rowsPerTile);
+            const int tile = blockIdx.x % rowTiles, bh = blockIdx.x / rowTiles;
+            const int b = bh / Hkv, hkv = bh % Hkv, split = blockIdx.y, row0 = tile * \(rowsPerTile);
+            const int batch = gridDim.x / (Hkv * rowTiles);
+            const long long rowCount = (long long)batch * Hq * Sq;  // rows of O: the partials' row count
+            const int L = lengths[b];
+            const int* const table = blockTable ? blockTable + (long long)b * tableStride : nullptr;
+            const int blocks = (L + BN - 1) / BN;
+            \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
+        """
+    }
+
+    /// `blockKept(block, slot)`: evaluates the mask on the tile's rows × the block's keys (keys at or past `L` and
+    /// padding rows removed), stores the result as bits in `sKeep[slot][r][BN / 32]`, and returns whether any is
+    /// kept, the same in every thread (`__syncthreads_or`). Each word is written by one warp's lane 0.
+    static func blockTest(rowsPerTile: Int, mask: CUDAModFunction?) -> String {
+        guard mask != nil else { return "" }
+        return """
+            const auto blockKept = [&](int block, int slot) {
+                    bool any = false;
+                    for (int i = threadIdx.x; i < \(rowsPerTile) * BN; i += THREADS) {
+                        const int r = i / BN, rho = row0 + r, key = block * BN + i % BN;
+                        bool keep = rho < rows && key < L;
+                        if (keep) {
+                            const int head = hkv * group + rho / Sq;
+                            keep = fa_mask(b, head, L - Sq + rho % Sq, key, L, L, fa_mask_prepare(b, head, L, L, mask_arguments));
+                        }
+                        const fa_u32 word = __ballot_sync(0xffffffffu, keep);
+                        if (i % 32 == 0) sKeep[(slot * \(rowsPerTile) + r) * (BN / 32) + i % BN / 32] = word;
+                        any = any || keep;
+                    }
+                    return __syncthreads_or(any) != 0;
+                };
+            """
+    }
+
+    /// Whether tile row `r` keeps key `offset` of the block in stage `slot` (after ``blockTest(rowsPerTile:mask:)``).
+    static func keptBit(rowsPerTile: Int, slot: String, row: String, offset: String) -> String {
+        "((sKeep[(\(slot) * \(rowsPerTile) + \(row)) * (BN / 32) + (\(offset)) / 32] >> ((\(offset)) % 32)) & 1u)"
+    }
+
+    /// `store(rho, c, maximum, sum, acc)`: writes column `c` of packed row `rho` from its base-2 running maximum,
+    /// and its sum and accumulator relative to `fa_softmax_reference(maximum)`. With one split: O in the storage
+    /// type and the LSE, the sink joined to the denominator; with several: this split's normalised partial O and its
+    /// LSE, which the combine kernel merges (and joins the sink to). Column 0 writes the LSE.
+    static func store(_ dtype: DType) -> String {
+        """
+        const auto store = [&](int rho, int c, float maximum, float sum, float acc) {
+                const int head = hkv * group + rho / Sq, qi = rho % Sq;
+                const long long rowIndex = ((long long)b * Hq + head) * Sq + qi;
+                const float reference = fa_softmax_reference(maximum);
+                if (splits == 1) {
+                    const float sink = sinks ? sinks[head] * LOG2E : fa_negative_infinity();
+                    const float joined = fa_softmax_reference(fmaxf(maximum, sink));
+                    const float rescale = fa_exp2(reference - joined);
+                    const float total = sum * rescale + fa_exp2(sink - joined);
+                    const float factor = total > 0.0f ? rescale / total : 0.0f;
+                    O[b * os0 + head * os1 + qi * os2 + c * os3] = \(dtype.cudaFromFloat("acc * factor"));
+                    if (c == 0) LSE[rowIndex] = total > 0.0f ? (joined + log2f(total)) * 0.6931471805599453f : fa_negative_infinity();
+                } else {
+                    const long long part = (long long)split * rowCount + rowIndex;
+                    partialO[part * DV + c] = sum > 0.0f ? acc / sum : 0.0f;
+                    if (c == 0) partialLSE[part] = fa_log_sum_exp(reference, sum);
+                }
+            };
+        """
+    }
+
+    /// The score in base 2 of raw `q · k` `raw` for query head `head` at `position`, key `key`: the scale and
+    /// log2(e) in one multiplication without a score mod.
+    static func score(_ raw: String, scoreMod: CUDAModFunction?, head: String, position: String, key: String,
+                      prepared: String) -> String {
+        scoreMod == nil
+            ? "\(raw) * scaleLog2"
+            : "fa_score_mod(\(raw) * scale, b, \(head), \(position), \(key), L, L, \(prepared), nullptr) * LOG2E"
+    }
+}
+
+/// A decode kernel of either family (``DecodeMMAKernel`` on tensor cores, ``DecodeScalarKernel`` on CUDA cores):
+/// its launch shape and its parameters, ``DecodeSignatures/decode(storage:mask:scoreMod:)``.
+protocol DecodeAttentionKernel: GeneratedKernel {
+    var dtype: DType { get }
+    var headDim: Int { get }
+    var valueDim: Int { get }
+    /// The mask, evaluated per key block before its loads; nil keeps every key below the sequence's length.
+    var mask: CUDAModFunction? { get }
+    var scoreMod: CUDAModFunction? { get }
+    /// Whether the cache is a page pool read through a block table.
+    var isPaged: Bool { get }
+    /// Packed query rows per CTA.
+    var rowsPerTile: Int { get }
+    /// Keys per block: the unit of the mask test, the loads and the split interleaving.
+    var keyBlock: Int { get }
+    var threads: Int { get }
+    var sharedMemoryBytes: Int { get }
+}
+
+extension DecodeAttentionKernel {
+    var signature: KernelSignature<DecodeOperands> {
+        DecodeSignatures.decode(storage: dtype.cudaStorageType, mask: mask != nil, scoreMod: scoreMod != nil)
+    }
+
+    /// `…_dtype_dD_dvDv_(paged|contiguous)_rR` and the mods' tags.
+    func kernelName(_ prefix: String, _ extra: String = "") -> String {
+        "\(prefix)_\(dtype)_d\(headDim)_dv\(valueDim)_\(isPaged ? "paged" : "contiguous")_r\(rowsPerTile)\(extra)"
+            + ModTags.suffix(mask: mask, scoreMod: scoreMod)
+    }
+
+    /// The prepared score mod of each row this thread computes, `scorePrepared[i]` for the packed rows `rowOf(i)`
+    /// (`count` of them), clamped into the real rows so that a padding row never reads a table out of range; and
+    /// their heads and positions.
+    func preparedRows(count: Int, rowOf: String) -> String {
+        """
+        int rowHead[\(count)], rowPosition[\(count)];
+            \(scoreMod == nil ? "" : "fa_score_mod_prepared scorePrepared[\(count)];")
+            #pragma unroll
+            for (int i = 0; i < \(count); ++i) {
+                const int rho = min(row0 + \(rowOf), rows - 1);
+                rowHead[i] = hkv * group + rho / Sq;
+                rowPosition[i] = L - Sq + rho % Sq;
+                \(scoreMod == nil ? "" : "scorePrepared[i] = fa_score_mod_prepare(b, rowHead[i], L, L, score_arguments);")
+            }
+        """
+    }
+}

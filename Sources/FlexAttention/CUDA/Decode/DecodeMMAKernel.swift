@@ -1,0 +1,307 @@
+/// Decode attention on tensor cores (`mma.sync` m16n8k16) for 16-bit caches with head dims that are multiples of 16
+/// up to 256: a CTA of 4 warps per (sequence, KV head, row tile, split).
+///
+/// The query heads of the KV head times the new queries are packed into one tile of 16 or 32 rows (padded), so the
+/// cache's keys and values are read once per KV head. Keys stream in 64-key blocks through a ring of `stages`
+/// shared buffers filled by `cp.async`, `stages − 1` blocks ahead. Each warp takes 16 keys of every block with its
+/// own online softmax (scores, mods, exponentials and `P V` stay in registers, no barrier between warps), and the
+/// four warps' states are merged through shared memory at the end. With a mask, each block's mask is evaluated
+/// (into bits in shared memory) before its loads are issued, and a block the mask removes entirely is neither
+/// loaded nor computed. Tokens at or past the sequence's length are never read: their rows are zero-filled and
+/// their scores removed.
+struct DecodeMMAKernel: DecodeAttentionKernel {
+    let dtype: DType
+    let headDim: Int
+    let valueDim: Int
+    let mask: CUDAModFunction?
+    let scoreMod: CUDAModFunction?
+    let isPaged: Bool
+    /// 16-row tiles of packed rows: 1 up to 16 rows, 2 beyond (and more rows take more CTAs).
+    let rowTiles: Int
+    /// Shared K/V buffers; ``fitting(maxSharedMemory:)`` picks how many fit two CTAs per multiprocessor.
+    var stages = 3
+
+    static let supportedHeadDims = MMAForwardKernel.supportedHeadDims
+
+    /// The kernel for `rows` packed rows (the group times the new queries).
+    init(dtype: DType, headDim: Int, valueDim: Int, rows: Int, isPaged: Bool, mask: CUDAModFunction?,
+         scoreMod: CUDAModFunction?) {
+        (self.dtype, self.headDim, self.valueDim, self.isPaged) = (dtype, headDim, valueDim, isPaged)
+        (self.mask, self.scoreMod) = (mask, scoreMod)
+        rowTiles = rows <= 16 ? 1 : 2
+    }
+
+    var rowsPerTile: Int { 16 * rowTiles }
+    var keyBlock: Int { 64 }
+    var threads: Int { 128 }
+    /// CTAs the launch bounds ask the compiler to fit per multiprocessor.
+    var ctasPerMultiprocessor: Int { 2 }
+
+    var name: String { kernelName("fa_decode_mma", "_st\(stages)") }
+
+    /// Q `[R][D + 8]`, per stage K `[64][D + 8]` and V `[64][Dv + 8]` (16-bit; the 8 extra columns put `ldmatrix`'s
+    /// rows in different banks), and the mask bits `[stages][R][2]`. The stages are reused for the warps' merge,
+    /// `[4][R][Dv]` Float32 accumulators and `[4][R][2]` maxima and sums.
+    var sharedMemoryBytes: Int {
+        let stagesBytes = 2 * stages * keyBlock * (headDim + 8 + valueDim + 8)
+        let merge = 4 * (4 * rowsPerTile * valueDim + 4 * rowsPerTile * 2)
+        return 2 * rowsPerTile * (headDim + 8) + max(stagesBytes, merge) + (mask == nil ? 0 : 4 * stages * rowsPerTile * 2)
+    }
+
+    /// This kernel with three stages when two CTAs of it fit `bytes` of shared memory per multiprocessor (each CTA
+    /// also holds 1 KB for the system), else two (one CTA per multiprocessor at large head dims).
+    func fitting(maxSharedMemoryPerMultiprocessor bytes: Int) -> Self {
+        var kernel = self
+        kernel.stages = 3
+        if 2 * (kernel.sharedMemoryBytes + 1024) > bytes { kernel.stages = 2 }
+        return kernel
+    }
+
+    var source: String {
+        CUDAModPrelude.fastModsDefine + CUDAPrelude.source + CUDAModPrelude.source + TensorCoreHelpers.source(dtype)
+            + (mask?.definition ?? "") + (scoreMod?.definition ?? "") + SharedTileLoader.source
+            + DecodeKernelText.helpers(dtype) + loader + kernel
+    }
+
+    /// Starts the copies of tokens `first ..< first + BN` of (b, hkv) into a stage: keys and values row by row (one
+    /// page lookup per row serves both when D = Dv), 16 bytes per `cp.async`, zeros past `length`.
+    private var loader: String {
+        """
+        template <int BN, int D, int DV, int THREADS, bool PAGED>
+        FA_INLINE void fa_decode_load_stage(fa_u16* sK, fa_u16* sV, const fa_u16* K, const fa_u16* V, long long ks0,
+                                            long long ks1, long long ks2, long long ks3, long long vs0, long long vs1,
+                                            long long vs2, long long vs3, const int* table, int pageSize, int b, int hkv,
+                                            int first, int length, int vectorLoads) {
+            constexpr int KC = D / 8, VC = DV / 8, CHUNKS = KC > VC ? KC : VC;
+            #pragma unroll 2
+            for (int i = threadIdx.x; i < BN * CHUNKS; i += THREADS) {
+                const int r = i / CHUNKS, c = i % CHUNKS * 8, t = first + r;
+                fa_u16* const k = sK + r * (D + 8) + c;
+                fa_u16* const v = sV + r * (DV + 8) + c;
+                if (t >= length) {
+                    if (c < D) *(fa_u128*)k = fa_u128{0, 0, 0, 0};
+                    if (c < DV) *(fa_u128*)v = fa_u128{0, 0, 0, 0};
+                    continue;
+                }
+                const fa_u16* const keyRow = fa_decode_row<PAGED>(K, ks0, ks1, ks2, table, pageSize, b, hkv, t);
+                const fa_u16* const valueRow = fa_decode_row<PAGED>(V, vs0, vs1, vs2, table, pageSize, b, hkv, t);
+                if (vectorLoads) {
+                    if (c < D) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;"
+                                            :: "r"((fa_u32)__cvta_generic_to_shared(k)), "l"(keyRow + c) : "memory");
+                    if (c < DV) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;"
+                                             :: "r"((fa_u32)__cvta_generic_to_shared(v)), "l"(valueRow + c) : "memory");
+                } else {
+                    #pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+                        if (c < D) k[j] = keyRow[(c + j) * ks3];
+                        if (c < DV) v[j] = valueRow[(c + j) * vs3];
+                    }
+                }
+            }
+        }
+
+        """
+    }
+
+    private var kernel: String {
+        let m = rowTiles
+        let kept = DecodeKernelText.keptBit(
+            rowsPerTile: rowsPerTile, slot: "slot", row: "16 * mt + lane / 4 + 8 * (e / 2)",
+            offset: "16 * warp + 8 * j + 2 * (lane % 4) + e % 2")
+        return """
+            extern "C" __global__ void __launch_bounds__(\(threads), \(ctasPerMultiprocessor))
+            \(name)(
+                \(signature.declaration)) {
+                constexpr int D = \(headDim), DV = \(valueDim), DP = D + 8, DVP = DV + 8, M = \(m), R = 16 * M;
+                constexpr int BN = 64, STAGES = \(stages), THREADS = \(threads), STAGE = BN * (DP + DVP);
+                constexpr bool PAGED = \(isPaged);
+                constexpr float LOG2E = 1.4426950408889634f;
+                const float scaleLog2 = scale * LOG2E;
+                extern __shared__ __align__(16) fa_u16 shared[];
+                fa_u16* const sQ = shared;              // [R][DP]
+                fa_u16* const sKV = sQ + R * DP;         // stage i: K at sKV + i * STAGE, V BN * DP further
+                constexpr int KV_BYTES = 2 * STAGES * STAGE > 16 * R * (DV + 2) ? 2 * STAGES * STAGE : 16 * R * (DV + 2);
+                fa_u32* const sKeep = (fa_u32*)((unsigned char*)sKV + KV_BYTES);  // [STAGES][R][BN / 32]
+                (void)sKeep;
+                \(DecodeKernelText.indices(rowsPerTile: rowsPerTile, mask: mask, scoreMod: scoreMod))
+                const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+                fa_decode_load_query<R, D, DP, THREADS>(sQ, Q, qs0, qs1, qs2, qs3, b, hkv, group, Sq, row0, rows);
+                // This thread's rows i < 2M: tile m = i / 2, row lane / 4 + 8 (i % 2) of it.
+                \(preparedRows(count: 2 * m, rowOf: "16 * (i / 2) + lane / 4 + 8 * (i % 2)"))
+                float o[M][DV / 8][4], rowMax[2 * M], rowSum[2 * M];  // rowMax in base 2; rowSum this thread's part
+                #pragma unroll
+                for (int i = 0; i < 2 * M; ++i) {
+                    rowMax[i] = fa_negative_infinity();
+                    rowSum[i] = 0.0f;
+                    #pragma unroll
+                    for (int j = 0; j < DV / 8; ++j) o[i / 2][j][2 * (i % 2)] = o[i / 2][j][2 * (i % 2) + 1] = 0.0f;
+                }
+                \(DecodeKernelText.blockTest(rowsPerTile: rowsPerTile, mask: mask))
+
+                // The ring: each prefetch takes the split's next block the mask keeps (if any) into the next stage
+                // and commits one group, empty past the end; slotBlock[i] is the block stage i holds, −1 for none.
+                int cursor = split, filled = 0, slotBlock[STAGES];
+                #pragma unroll
+                for (int i = 0; i < STAGES; ++i) slotBlock[i] = -1;
+                const auto prefetch = [&]() {
+                    const int slot = filled % STAGES;
+                    int block = -1;
+                    while (cursor < blocks) {
+                        const int candidate = cursor;
+                        cursor += splits;
+                        if (\(mask == nil ? "true" : "blockKept(candidate, slot)")) {
+                            block = candidate;
+                            break;
+                        }
+                    }
+                    if (block >= 0) {
+                        fa_u16* const sK = sKV + slot * STAGE;
+                        fa_decode_load_stage<BN, D, DV, THREADS, PAGED>(
+                            sK, sK + BN * DP, K, V, ks0, ks1, ks2, ks3, vs0, vs1, vs2, vs3, table, pageSize, b, hkv,
+                            block * BN, L, vectorLoads);
+                    }
+                    #pragma unroll
+                    for (int i = 0; i < STAGES; ++i) if (i == slot) slotBlock[i] = block;
+                    fa_cp_async_commit();
+                    ++filled;
+                };
+                for (int i = 0; i < STAGES - 1; ++i) prefetch();
+                for (int consumed = 0;; ++consumed) {
+                    fa_cp_async_wait<STAGES - 2>();
+                    __syncthreads();  // this stage's copies (and Q) are visible; every warp is done with the last one
+                    const int slot = consumed % STAGES;
+                    int block = -1;
+                    #pragma unroll
+                    for (int i = 0; i < STAGES; ++i) if (i == slot) block = slotBlock[i];
+                    if (block < 0) break;
+                    prefetch();  // into the stage consumed last time round
+
+                    // S = Q Kt on this warp's 16 keys: s[mt][j][e] is row lane / 4 + 8 (e / 2) of tile mt, key
+                    // k0 + 8j + 2 (lane % 4) + e % 2.
+                    const int k0 = block * BN + 16 * warp;
+                    const fa_u16* const sK = sKV + slot * STAGE + 16 * warp * DP;
+                    const fa_u16* const sV = sKV + slot * STAGE + BN * DP + 16 * warp * DVP;
+                    float s[M][2][4];
+                    #pragma unroll
+                    for (int mt = 0; mt < M; ++mt)
+                        #pragma unroll
+                        for (int j = 0; j < 2; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
+                    #pragma unroll
+                    for (int kk = 0; kk < D / 16; ++kk) {
+                        fa_u32 bk[4];
+                        fa_ldmatrix_x4(bk, sK + (lane % 8 + 8 * (lane / 16)) * DP + kk * 16 + 8 * (lane / 8 % 2));
+                        #pragma unroll
+                        for (int mt = 0; mt < M; ++mt) {
+                            fa_u32 a[4];
+                            fa_ldmatrix_x4(a, sQ + (16 * mt + lane % 8 + 8 * (lane / 8 % 2)) * DP + kk * 16 + 8 * (lane / 16));
+                            fa_mma(s[mt][0], a, bk[0], bk[1]);
+                            fa_mma(s[mt][1], a, bk[2], bk[3]);
+                        }
+                    }
+
+                    // Mods, the mask's bits (or the length), and the online softmax per row, in base 2.
+                    #pragma unroll
+                    for (int mt = 0; mt < M; ++mt)
+                        #pragma unroll
+                        for (int j = 0; j < 2; ++j)
+                            #pragma unroll
+                            for (int e = 0; e < 4; ++e) {
+                                const int i = 2 * mt + e / 2, key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
+                                const float x = \(DecodeKernelText.score(
+                                    "s[mt][j][e]", scoreMod: scoreMod, head: "rowHead[i]", position: "rowPosition[i]",
+                                    key: "key", prepared: "scorePrepared[i]"));
+                                const bool keep = \(mask == nil ? "key < L" : kept);
+                                s[mt][j][e] = keep ? x : fa_negative_infinity();
+                            }
+                    #pragma unroll
+                    for (int i = 0; i < 2 * M; ++i) {
+                        const int mt = i / 2, r = i % 2;
+                        float blockMax = fmaxf(fmaxf(s[mt][0][2 * r], s[mt][0][2 * r + 1]), fmaxf(s[mt][1][2 * r], s[mt][1][2 * r + 1]));
+                        blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 1));
+                        blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 2));
+                        blockMax = fmaxf(rowMax[i], blockMax);
+                        // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.
+                        const float reference = fa_softmax_reference(blockMax);
+                        const float correction = fa_exp2(rowMax[i] - reference);
+                        rowMax[i] = blockMax;
+                        #pragma unroll
+                        for (int j = 0; j < DV / 8; ++j) {
+                            o[mt][j][2 * r] *= correction;
+                            o[mt][j][2 * r + 1] *= correction;
+                        }
+                        float blockSum = 0.0f;
+                        #pragma unroll
+                        for (int j = 0; j < 2; ++j) {
+                            s[mt][j][2 * r] = fa_exp2(s[mt][j][2 * r] - reference);
+                            s[mt][j][2 * r + 1] = fa_exp2(s[mt][j][2 * r + 1] - reference);
+                            blockSum += s[mt][j][2 * r] + s[mt][j][2 * r + 1];
+                        }
+                        rowSum[i] = rowSum[i] * correction + blockSum;
+                    }
+
+                    // O += P V on the warp's 16 keys (one k-step); each V fragment serves all M tiles.
+                    fa_u32 p[M][4];
+                    #pragma unroll
+                    for (int mt = 0; mt < M; ++mt) {
+                        p[mt][0] = fa_pack(s[mt][0][0], s[mt][0][1]);
+                        p[mt][1] = fa_pack(s[mt][0][2], s[mt][0][3]);
+                        p[mt][2] = fa_pack(s[mt][1][0], s[mt][1][1]);
+                        p[mt][3] = fa_pack(s[mt][1][2], s[mt][1][3]);
+                    }
+                    #pragma unroll
+                    for (int n = 0; n < DV / 16; ++n) {
+                        fa_u32 bv[4];
+                        fa_ldmatrix_x4_trans(bv, sV + (lane % 8 + 8 * (lane / 8 % 2)) * DVP + n * 16 + 8 * (lane / 16));
+                        #pragma unroll
+                        for (int mt = 0; mt < M; ++mt) {
+                            fa_mma(o[mt][2 * n], p[mt], bv[0], bv[1]);
+                            fa_mma(o[mt][2 * n + 1], p[mt], bv[2], bv[3]);
+                        }
+                    }
+                }
+                asm volatile("cp.async.wait_all;" ::: "memory");
+                __syncthreads();  // every warp is done with the stages: they hold the merge now
+
+                // Merge the four warps' rows through shared memory: accumulators [4][R][DV], maxima and sums [4][R][2].
+                float* const sO = (float*)sKV;
+                float* const sStats = sO + 4 * R * DV;
+                #pragma unroll
+                for (int i = 0; i < 2 * M; ++i) {
+                    const int mt = i / 2, r = i % 2, row = 16 * mt + lane / 4 + 8 * r;
+                    float sum = rowSum[i];
+                    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+                    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+                    #pragma unroll
+                    for (int j = 0; j < DV / 8; ++j) {
+                        float* const target = sO + (warp * R + row) * DV + 8 * j + 2 * (lane % 4);
+                        target[0] = o[mt][j][2 * r];
+                        target[1] = o[mt][j][2 * r + 1];
+                    }
+                    if (lane % 4 == 0) {
+                        sStats[(warp * R + row) * 2] = rowMax[i];
+                        sStats[(warp * R + row) * 2 + 1] = sum;
+                    }
+                }
+                __syncthreads();
+                \(DecodeKernelText.store(dtype))
+                for (int index = threadIdx.x; index < R * DV; index += THREADS) {
+                    const int r = index / DV, c = index % DV;
+                    if (row0 + r >= rows) continue;
+                    float maximum = fa_negative_infinity();
+                    #pragma unroll
+                    for (int w = 0; w < 4; ++w) maximum = fmaxf(maximum, sStats[(w * R + r) * 2]);
+                    const float reference = fa_softmax_reference(maximum);
+                    float sum = 0.0f, acc = 0.0f;
+                    #pragma unroll
+                    for (int w = 0; w < 4; ++w) {
+                        const float weight = fa_exp2(sStats[(w * R + r) * 2] - reference);
+                        sum += sStats[(w * R + r) * 2 + 1] * weight;
+                        acc += sO[(w * R + r) * DV + c] * weight;
+                    }
+                    store(row0 + r, c, maximum, sum, acc);
+                }
+            }
+
+            """
+    }
+}
