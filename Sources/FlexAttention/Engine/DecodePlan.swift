@@ -106,7 +106,7 @@ public final class DecodePlan: Sendable {
             let rowCount = layout.batch * problem.queryHeads * problem.queryLength
             combine = LoadedKernel(
                 function: try cache.function(for: merge, on: device), signature: merge.signature,
-                grid: ((rowCount + DecodeCombineKernel.rowsPerBlock - 1) / DecodeCombineKernel.rowsPerBlock, 1, 1),
+                grid: (rowCount, 1, 1),
                 block: DecodeCombineKernel.threads)
         } else {
             combine = nil

@@ -2,14 +2,15 @@
 /// (``AttentionOutput/merging(_:)``'s formula, the sink a part with O = 0), in split order, so the result does not
 /// depend on timing. A row no split keeps and without a sink gets O = 0 and LSE = −∞; a NaN LSE makes its row NaN.
 ///
-/// One warp per row of `[B, Hq, Sq]`: the lanes reduce the splits' LSEs, then each lane sums columns `lane + 32j` of
-/// the partial outputs (Float32 `[splits, rows, Dv]`, `[splits, rows]`) and writes O (any strides) and the LSE.
+/// One CTA per row of `[B, Hq, Sq]`: its first warp reduces the splits' LSEs into the row's LSE and one weight per
+/// split (in shared memory); then each thread sums one column of the partial outputs (Float32 `[splits, rows, Dv]`,
+/// `[splits, rows]`) over the splits, coalesced across threads and independent across splits, and writes O (any
+/// strides) and the LSE.
 struct DecodeCombineKernel: GeneratedKernel {
     let dtype: DType
     let valueDim: Int
 
     static let threads = 128
-    static let rowsPerBlock = threads / 32
 
     var name: String { "fa_decode_combine_\(dtype)_dv\(valueDim)" }
 
@@ -21,35 +22,38 @@ struct DecodeCombineKernel: GeneratedKernel {
             extern "C" __global__ void __launch_bounds__(\(Self.threads))
             \(name)(
                 \(signature.declaration)) {
-                constexpr int DV = \(valueDim);
-                const long long row = (long long)blockIdx.x * \(Self.rowsPerBlock) + threadIdx.x / 32;
-                if (row >= rows) return;
-                const int lane = threadIdx.x % 32;
+                constexpr int DV = \(valueDim), THREADS = \(Self.threads);
+                __shared__ float sWeight[\(DecodeSplitPlanner.maximumSplits)], sLSE;
+                const long long row = blockIdx.x;
                 const int qi = (int)(row % Sq), head = (int)(row / Sq % Hq);
                 const long long b = row / ((long long)Sq * Hq);
-                const float sink = sinks ? sinks[head] : fa_negative_infinity();
-                float maximum = sink;
-                for (int s = lane; s < splits; s += 32) maximum = fa_nan_max(maximum, partialLSE[s * rows + row]);
-                #pragma unroll
-                for (int offset = 16; offset > 0; offset /= 2)
-                    maximum = fa_nan_max(maximum, __shfl_xor_sync(0xffffffffu, maximum, offset));
-                const float reference = maximum == fa_negative_infinity() ? 0.0f : maximum;
-                float total = lane == 0 ? expf(sink - reference) : 0.0f;
-                for (int s = lane; s < splits; s += 32) total += expf(partialLSE[s * rows + row] - reference);
-                #pragma unroll
-                for (int offset = 16; offset > 0; offset /= 2) total += __shfl_xor_sync(0xffffffffu, total, offset);
-                // No part kept: −∞ (and weights 0 below); a NaN part: NaN throughout.
-                const bool kept = total > 0.0f || total != total;
-                const float lse = kept ? reference + logf(total) : fa_negative_infinity();
-                for (int c = lane; c < DV; c += 32) {
+                if (threadIdx.x < 32) {
+                    const int lane = threadIdx.x;
+                    const float sink = sinks ? sinks[head] : fa_negative_infinity();
+                    float maximum = sink;
+                    for (int s = lane; s < splits; s += 32) maximum = fa_nan_max(maximum, partialLSE[s * rows + row]);
+                    #pragma unroll
+                    for (int offset = 16; offset > 0; offset /= 2)
+                        maximum = fa_nan_max(maximum, __shfl_xor_sync(0xffffffffu, maximum, offset));
+                    const float reference = maximum == fa_negative_infinity() ? 0.0f : maximum;
+                    float total = lane == 0 ? expf(sink - reference) : 0.0f;
+                    for (int s = lane; s < splits; s += 32) total += expf(partialLSE[s * rows + row] - reference);
+                    #pragma unroll
+                    for (int offset = 16; offset > 0; offset /= 2) total += __shfl_xor_sync(0xffffffffu, total, offset);
+                    // No part kept: −∞ and weights 0; a NaN part: NaN throughout.
+                    const bool kept = total > 0.0f || total != total;
+                    const float lse = kept ? reference + logf(total) : fa_negative_infinity();
+                    for (int s = lane; s < splits; s += 32) sWeight[s] = kept ? expf(partialLSE[s * rows + row] - lse) : 0.0f;
+                    if (lane == 0) sLSE = lse;
+                }
+                __syncthreads();
+                for (int c = threadIdx.x; c < DV; c += THREADS) {
                     float acc = 0.0f;
-                    for (int s = 0; s < splits; ++s) {
-                        const float weight = kept ? expf(partialLSE[s * rows + row] - lse) : 0.0f;
-                        acc += weight == 0.0f ? 0.0f : weight * partialO[(s * rows + row) * DV + c];
-                    }
+                    #pragma unroll 8
+                    for (int s = 0; s < splits; ++s) acc = fmaf(sWeight[s], partialO[(s * rows + row) * DV + c], acc);
                     O[b * os0 + head * os1 + qi * os2 + c * os3] = \(dtype.cudaFromFloat("acc"));
                 }
-                if (lane == 0) LSE[row] = lse;
+                if (threadIdx.x == 0) LSE[row] = sLSE;
             }
 
             """

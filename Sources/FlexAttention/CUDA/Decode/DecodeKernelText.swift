@@ -68,33 +68,90 @@ enum DecodeKernelText {
         """
     }
 
-    /// `blockKept(block, slot)`: evaluates the mask on the tile's rows × the block's keys (keys at or past `L` and
-    /// padding rows removed), stores the result as bits in `sKeep[slot][r][BN / 32]`, and returns whether any is
-    /// kept, the same in every thread (`__syncthreads_or`). Each word is written by one warp's lane 0.
-    static func blockTest(rowsPerTile: Int, mask: CUDAModFunction?) -> String {
+    /// Candidate key blocks a mask test round takes, two per warp.
+    static let candidatesPerRound = 8
+
+    /// With a mask, the tile rows' heads, positions and the mask's prepared values in shared memory (`sRowHead`,
+    /// `sRowPosition`, `sMaskPrepared`) for the block tests and the masked scores; rows past the real ones are
+    /// clamped to the last. Visible after the next barrier.
+    static func maskTables(rowsPerTile: Int, mask: CUDAModFunction?) -> String {
         guard mask != nil else { return "" }
         return """
-            const auto blockKept = [&](int block, int slot) {
-                    bool any = false;
-                    for (int i = threadIdx.x; i < \(rowsPerTile) * BN; i += THREADS) {
-                        const int r = i / BN, rho = row0 + r, key = block * BN + i % BN;
-                        bool keep = rho < rows && key < L;
-                        if (keep) {
-                            const int head = hkv * group + rho / Sq;
-                            keep = fa_mask(b, head, L - Sq + rho % Sq, key, L, L, fa_mask_prepare(b, head, L, L, mask_arguments));
+        __shared__ int sRowHead[\(rowsPerTile)], sRowPosition[\(rowsPerTile)];
+            __shared__ fa_mask_prepared sMaskPrepared[\(rowsPerTile)];
+            for (int r = threadIdx.x; r < \(rowsPerTile); r += THREADS) {
+                const int rho = min(row0 + r, rows - 1), head = hkv * group + rho / Sq;
+                sRowHead[r] = head;
+                sRowPosition[r] = L - Sq + rho % Sq;
+                sMaskPrepared[r] = fa_mask_prepare(b, head, L, L, mask_arguments);
+            }
+        """
+    }
+
+    /// `nextBlock()`: the split's next key block to load, as `block << 1 | partial`, or −1 past the last (the same in
+    /// every thread). Without a mask every block below `L` is taken, none partial. With one, blocks are tested in
+    /// rounds of ``candidatesPerRound`` before any of their loads: each warp evaluates the mask on the tile's real
+    /// rows × a candidate's keys below `L` and votes whether it keeps any (and all) of them; blocks it keeps nothing
+    /// of are skipped, blocks it keeps in part are marked for per-score masking.
+    static func blockSelection(rowsPerTile: Int, mask: CUDAModFunction?) -> String {
+        guard mask != nil else {
+            return """
+                int cursor = split;
+                    const auto nextBlock = [&]() {
+                        const int block = cursor < blocks ? cursor << 1 : -1;
+                        cursor += splits;
+                        return block;
+                    };
+                """
+        }
+        let candidates = candidatesPerRound
+        return """
+            __shared__ int sRound[\(candidates)];  // per candidate: bit 0 keeps some, bit 1 keeps not all
+                const int realRows = min(\(rowsPerTile), rows - row0);
+                int cursor = split, roundFirst = 0;
+                unsigned roundKept = 0, roundPartial = 0;
+                const auto testRound = [&]() {
+                    __syncthreads();  // every thread has read the last round's flags (and the row tables are visible)
+                    for (int c = threadIdx.x / 32; c < \(candidates); c += THREADS / 32) {
+                        const int block = cursor + c * splits;
+                        bool any = false, all = true;
+                        if (block < blocks) {
+                            for (int r = 0; r < realRows; ++r)
+                                for (int k = threadIdx.x % 32; k < BN; k += 32) {
+                                    const int key = block * BN + k;
+                                    if (key >= L) continue;
+                                    const bool keep = fa_mask(b, sRowHead[r], sRowPosition[r], key, L, L, sMaskPrepared[r]);
+                                    any = any || keep;
+                                    all = all && keep;
+                                }
                         }
-                        const fa_u32 word = __ballot_sync(0xffffffffu, keep);
-                        if (i % 32 == 0) sKeep[(slot * \(rowsPerTile) + r) * (BN / 32) + i % BN / 32] = word;
-                        any = any || keep;
+                        any = __any_sync(0xffffffffu, any);
+                        all = __all_sync(0xffffffffu, all);
+                        if (threadIdx.x % 32 == 0) sRound[c] = any ? (all ? 1 : 3) : 0;
                     }
-                    return __syncthreads_or(any) != 0;
+                    __syncthreads();
+                    roundFirst = cursor;
+                    cursor += \(candidates) * splits;
+                    roundKept = roundPartial = 0;
+                    #pragma unroll
+                    for (int c = 0; c < \(candidates); ++c) {
+                        roundKept |= (unsigned)(sRound[c] & 1) << c;
+                        roundPartial |= (unsigned)(sRound[c] >> 1) << c;
+                    }
+                };
+                const auto nextBlock = [&]() {
+                    while (roundKept == 0 && cursor < blocks) testRound();
+                    if (roundKept == 0) return -1;
+                    const int c = __ffs(roundKept) - 1;
+                    roundKept &= roundKept - 1;
+                    return (roundFirst + c * splits) << 1 | (int)((roundPartial >> c) & 1u);
                 };
             """
     }
 
-    /// Whether tile row `r` keeps key `offset` of the block in stage `slot` (after ``blockTest(rowsPerTile:mask:)``).
-    static func keptBit(rowsPerTile: Int, slot: String, row: String, offset: String) -> String {
-        "((sKeep[(\(slot) * \(rowsPerTile) + \(row)) * (BN / 32) + (\(offset)) / 32] >> ((\(offset)) % 32)) & 1u)"
+    /// Whether tile row `row` keeps key `key` in a block marked partial (after ``maskTables(rowsPerTile:mask:)``).
+    static func maskedKeep(row: String, key: String) -> String {
+        "fa_mask(b, sRowHead[\(row)], sRowPosition[\(row)], \(key), L, L, sMaskPrepared[\(row)])"
     }
 
     /// `store(rho, c, maximum, sum, acc)`: writes column `c` of packed row `rho` from its base-2 running maximum,

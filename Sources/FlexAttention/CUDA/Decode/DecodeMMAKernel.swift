@@ -39,13 +39,13 @@ struct DecodeMMAKernel: DecodeAttentionKernel {
 
     var name: String { kernelName("fa_decode_mma", "_st\(stages)") }
 
-    /// Q `[R][D + 8]`, per stage K `[64][D + 8]` and V `[64][Dv + 8]` (16-bit; the 8 extra columns put `ldmatrix`'s
-    /// rows in different banks), and the mask bits `[stages][R][2]`. The stages are reused for the warps' merge,
-    /// `[4][R][Dv]` Float32 accumulators and `[4][R][2]` maxima and sums.
+    /// Dynamic shared memory: Q `[R][D + 8]` and per stage K `[64][D + 8]` and V `[64][Dv + 8]` (16-bit; the 8 extra
+    /// columns put `ldmatrix`'s rows in different banks). The stages are reused for the warps' merge, `[4][R][Dv]`
+    /// Float32 accumulators and `[4][R][2]` maxima and sums. (The mask's row tables are static shared memory.)
     var sharedMemoryBytes: Int {
         let stagesBytes = 2 * stages * keyBlock * (headDim + 8 + valueDim + 8)
         let merge = 4 * (4 * rowsPerTile * valueDim + 4 * rowsPerTile * 2)
-        return 2 * rowsPerTile * (headDim + 8) + max(stagesBytes, merge) + (mask == nil ? 0 : 4 * stages * rowsPerTile * 2)
+        return 2 * rowsPerTile * (headDim + 8) + max(stagesBytes, merge)
     }
 
     /// This kernel with three stages when two CTAs of it fit `bytes` of shared memory per multiprocessor (each CTA
@@ -105,9 +105,7 @@ struct DecodeMMAKernel: DecodeAttentionKernel {
 
     private var kernel: String {
         let m = rowTiles
-        let kept = DecodeKernelText.keptBit(
-            rowsPerTile: rowsPerTile, slot: "slot", row: "16 * mt + lane / 4 + 8 * (e / 2)",
-            offset: "16 * warp + 8 * j + 2 * (lane % 4) + e % 2")
+        let masked = DecodeKernelText.maskedKeep(row: "16 * mt + lane / 4 + 8 * (e / 2)", key: "key")
         return """
             extern "C" __global__ void __launch_bounds__(\(threads), \(ctasPerMultiprocessor))
             \(name)(
@@ -120,11 +118,31 @@ struct DecodeMMAKernel: DecodeAttentionKernel {
                 extern __shared__ __align__(16) fa_u16 shared[];
                 fa_u16* const sQ = shared;              // [R][DP]
                 fa_u16* const sKV = sQ + R * DP;         // stage i: K at sKV + i * STAGE, V BN * DP further
-                constexpr int KV_BYTES = 2 * STAGES * STAGE > 16 * R * (DV + 2) ? 2 * STAGES * STAGE : 16 * R * (DV + 2);
-                fa_u32* const sKeep = (fa_u32*)((unsigned char*)sKV + KV_BYTES);  // [STAGES][R][BN / 32]
-                (void)sKeep;
                 \(DecodeKernelText.indices(rowsPerTile: rowsPerTile, mask: mask, scoreMod: scoreMod))
                 const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+                \(DecodeKernelText.maskTables(rowsPerTile: rowsPerTile, mask: mask))
+                \(DecodeKernelText.blockSelection(rowsPerTile: rowsPerTile, mask: mask))
+
+                // The ring: each prefetch takes the split's next block (if any) into the next stage and commits one
+                // group, empty past the end; slotBlock[i] is the entry (block << 1 | partial) stage i holds, −1 for
+                // none.
+                int filled = 0, slotBlock[STAGES];
+                #pragma unroll
+                for (int i = 0; i < STAGES; ++i) slotBlock[i] = -1;
+                const auto prefetch = [&]() {
+                    const int slot = filled % STAGES, entry = nextBlock();
+                    if (entry >= 0) {
+                        fa_u16* const sK = sKV + slot * STAGE;
+                        fa_decode_load_stage<BN, D, DV, THREADS, PAGED>(
+                            sK, sK + BN * DP, K, V, ks0, ks1, ks2, ks3, vs0, vs1, vs2, vs3, table, pageSize, b, hkv,
+                            (entry >> 1) * BN, L, vectorLoads);
+                    }
+                    #pragma unroll
+                    for (int i = 0; i < STAGES; ++i) if (i == slot) slotBlock[i] = entry;
+                    fa_cp_async_commit();
+                    ++filled;
+                };
+                for (int i = 0; i < STAGES - 1; ++i) prefetch();  // the first loads go out before Q's
                 fa_decode_load_query<R, D, DP, THREADS>(sQ, Q, qs0, qs1, qs2, qs3, b, hkv, group, Sq, row0, rows);
                 // This thread's rows i < 2M: tile m = i / 2, row lane / 4 + 8 (i % 2) of it.
                 \(preparedRows(count: 2 * m, rowOf: "16 * (i / 2) + lane / 4 + 8 * (i % 2)"))
@@ -136,45 +154,18 @@ struct DecodeMMAKernel: DecodeAttentionKernel {
                     #pragma unroll
                     for (int j = 0; j < DV / 8; ++j) o[i / 2][j][2 * (i % 2)] = o[i / 2][j][2 * (i % 2) + 1] = 0.0f;
                 }
-                \(DecodeKernelText.blockTest(rowsPerTile: rowsPerTile, mask: mask))
-
-                // The ring: each prefetch takes the split's next block the mask keeps (if any) into the next stage
-                // and commits one group, empty past the end; slotBlock[i] is the block stage i holds, −1 for none.
-                int cursor = split, filled = 0, slotBlock[STAGES];
-                #pragma unroll
-                for (int i = 0; i < STAGES; ++i) slotBlock[i] = -1;
-                const auto prefetch = [&]() {
-                    const int slot = filled % STAGES;
-                    int block = -1;
-                    while (cursor < blocks) {
-                        const int candidate = cursor;
-                        cursor += splits;
-                        if (\(mask == nil ? "true" : "blockKept(candidate, slot)")) {
-                            block = candidate;
-                            break;
-                        }
-                    }
-                    if (block >= 0) {
-                        fa_u16* const sK = sKV + slot * STAGE;
-                        fa_decode_load_stage<BN, D, DV, THREADS, PAGED>(
-                            sK, sK + BN * DP, K, V, ks0, ks1, ks2, ks3, vs0, vs1, vs2, vs3, table, pageSize, b, hkv,
-                            block * BN, L, vectorLoads);
-                    }
-                    #pragma unroll
-                    for (int i = 0; i < STAGES; ++i) if (i == slot) slotBlock[i] = block;
-                    fa_cp_async_commit();
-                    ++filled;
-                };
-                for (int i = 0; i < STAGES - 1; ++i) prefetch();
                 for (int consumed = 0;; ++consumed) {
                     fa_cp_async_wait<STAGES - 2>();
                     __syncthreads();  // this stage's copies (and Q) are visible; every warp is done with the last one
                     const int slot = consumed % STAGES;
-                    int block = -1;
+                    int entry = -1;
                     #pragma unroll
-                    for (int i = 0; i < STAGES; ++i) if (i == slot) block = slotBlock[i];
-                    if (block < 0) break;
+                    for (int i = 0; i < STAGES; ++i) if (i == slot) entry = slotBlock[i];
+                    if (entry < 0) break;
                     prefetch();  // into the stage consumed last time round
+                    const int block = entry >> 1;
+                    const bool partial = (entry & 1) != 0;
+                    (void)partial;
 
                     // S = Q Kt on this warp's 16 keys: s[mt][j][e] is row lane / 4 + 8 (e / 2) of tile mt, key
                     // k0 + 8j + 2 (lane % 4) + e % 2.
@@ -199,7 +190,8 @@ struct DecodeMMAKernel: DecodeAttentionKernel {
                         }
                     }
 
-                    // Mods, the mask's bits (or the length), and the online softmax per row, in base 2.
+                    // Mods, the length and (in blocks it keeps in part) the mask, and the online softmax per row, in
+                    // base 2.
                     #pragma unroll
                     for (int mt = 0; mt < M; ++mt)
                         #pragma unroll
@@ -210,7 +202,8 @@ struct DecodeMMAKernel: DecodeAttentionKernel {
                                 const float x = \(DecodeKernelText.score(
                                     "s[mt][j][e]", scoreMod: scoreMod, head: "rowHead[i]", position: "rowPosition[i]",
                                     key: "key", prepared: "scorePrepared[i]"));
-                                const bool keep = \(mask == nil ? "key < L" : kept);
+                                bool keep = key < L;
+                                \(mask == nil ? "" : "if (partial) keep = keep && \(masked);")
                                 s[mt][j][e] = keep ? x : fa_negative_infinity();
                             }
                     #pragma unroll

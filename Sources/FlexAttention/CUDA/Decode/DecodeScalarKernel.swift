@@ -30,9 +30,9 @@ struct DecodeScalarKernel: DecodeAttentionKernel {
 
     var name: String { kernelName("fa_decode_scalar") }
 
-    /// Q `[R][D]`, K `[32][D | 1]` and V `[32][Dv]` as floats, and the mask bits `[R]`.
+    /// Dynamic shared memory: Q `[R][D]`, K `[32][D | 1]` and V `[32][Dv]` as floats.
     var sharedMemoryBytes: Int {
-        4 * (rowsPerTile * headDim + keyBlock * (headDim | 1) + keyBlock * valueDim) + (mask == nil ? 0 : 4 * rowsPerTile)
+        4 * (rowsPerTile * headDim + keyBlock * (headDim | 1) + keyBlock * valueDim)
     }
 
     /// The largest head dim (D = Dv) whose kernel, with this one's rows and mods, fits `bytes` of shared memory.
@@ -48,7 +48,7 @@ struct DecodeScalarKernel: DecodeAttentionKernel {
     }
 
     private var kernel: String {
-        let kept = DecodeKernelText.keptBit(rowsPerTile: rowsPerTile, slot: "0", row: "warp + 4 * r", offset: "lane")
+        let masked = DecodeKernelText.maskedKeep(row: "warp + 4 * r", key: "key")
         return """
             extern "C" __global__ void __launch_bounds__(\(threads))
             \(name)(
@@ -62,8 +62,6 @@ struct DecodeScalarKernel: DecodeAttentionKernel {
                 float* const sQ = shared;          // [R][D]; the warp's rows are warp + 4r
                 float* const sK = sQ + R * D;      // [BN][KP]
                 float* const sV = sK + BN * KP;    // [BN][DV]
-                fa_u32* const sKeep = (fa_u32*)(sV + BN * DV);  // [R][1]
-                (void)sKeep;
                 (void)vectorLoads;
                 \(DecodeKernelText.indices(rowsPerTile: rowsPerTile, mask: mask, scoreMod: scoreMod))
                 const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -77,10 +75,13 @@ struct DecodeScalarKernel: DecodeAttentionKernel {
                     #pragma unroll
                     for (int j = 0; j < DVJ; ++j) o[r][j] = 0.0f;
                 }
-                \(DecodeKernelText.blockTest(rowsPerTile: rowsPerTile, mask: mask))
-                for (int block = split; block < blocks; block += splits) {
-                    __syncthreads();  // every warp is done with the last block's tiles and bits (and Q is visible)
-                    \(mask == nil ? "" : "if (!blockKept(block, 0)) continue;")
+                \(DecodeKernelText.maskTables(rowsPerTile: rowsPerTile, mask: mask))
+                \(DecodeKernelText.blockSelection(rowsPerTile: rowsPerTile, mask: mask))
+                for (int entry = nextBlock(); entry >= 0; entry = nextBlock()) {
+                    const int block = entry >> 1;
+                    const bool partial = (entry & 1) != 0;
+                    (void)partial;
+                    __syncthreads();  // every warp is done with the last block's tiles (and Q is visible)
                     fa_decode_load_floats<BN, D, KP, THREADS, PAGED>(sK, K, ks0, ks1, ks2, ks3, table, pageSize, b, hkv, block * BN, L);
                     fa_decode_load_floats<BN, DV, DV, THREADS, PAGED>(sV, V, vs0, vs1, vs2, vs3, table, pageSize, b, hkv, block * BN, L);
                     __syncthreads();
@@ -97,13 +98,16 @@ struct DecodeScalarKernel: DecodeAttentionKernel {
                         for (int r = 0; r < RW; ++r) s[r] = fmaf(sQ[(warp + 4 * r) * D + d], k, s[r]);
                     }
 
-                    // Mods, the mask's bits (or the length) and the online softmax, in base 2; s[r] becomes P.
+                    // Mods, the length and (in blocks it keeps in part) the mask, and the online softmax, in base 2;
+                    // s[r] becomes P.
                     #pragma unroll
                     for (int r = 0; r < RW; ++r) {
                         float x = \(DecodeKernelText.score(
                             "s[r]", scoreMod: scoreMod, head: "rowHead[r]", position: "rowPosition[r]", key: "key",
                             prepared: "scorePrepared[r]"));
-                        x = \(mask == nil ? "key < L" : kept) ? x : fa_negative_infinity();
+                        bool keep = key < L;
+                        \(mask == nil ? "" : "if (partial) keep = keep && \(masked);")
+                        x = keep ? x : fa_negative_infinity();
                         const float blockMax = fmaxf(rowMax[r], fa_warp_max(x));
                         // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.
                         const float reference = fa_softmax_reference(blockMax);

@@ -26,7 +26,7 @@ package struct CUDAConformance: Sendable {
         var results = [Result]()
         let checks: [(String, (inout SplitMix64) throws -> String?)] =
             memoryChecks() + kernelChecks() + modGridChecks() + forwardChecks() + backwardChecks() + attentionModChecks()
-                + nonFiniteChecks() + modDomainChecks() + streamChecks() + planChecks()
+                + nonFiniteChecks() + modDomainChecks() + streamChecks() + planChecks() + decodeChecks()
         for (name, check) in checks {
             if let filter, !name.contains(filter) { continue }
             let result: Result
