@@ -34,7 +34,7 @@ struct DecodeKernelTests {
                 Issue.record("unexpected kernel \(kernel.name) among the decode kernels")
             }
         }
-        #expect(counts.decode >= 9 && counts.combine == 3 && counts.append == 6)
+        #expect(counts.decode >= 9 && counts.combine == 4 && counts.append == 6)
     }
 
     @Test(

@@ -10,16 +10,18 @@ enum DecodeKernelText {
     static func helpers(_ dtype: DType) -> String {
         let storage = dtype.cudaStorageType
         return """
-            // Element 0 of token t's row for (b, hkv): [B, Hkv, capacity, D] with strides s0..s2, or a page pool
-            // [pages, pageSize, Hkv, D] whose page for token t is table[t / pageSize] (table: sequence b's row).
-            template <bool PAGED, typename T>
-            FA_INLINE const T* fa_decode_row(const T* cache, long long s0, long long s1, long long s2, const int* table,
-                                             int pageSize, int b, int hkv, int t) {
-                if (PAGED) {
-                    const int entry = t / pageSize;
-                    return cache + (long long)table[entry] * s0 + (long long)(t - entry * pageSize) * s1 + (long long)hkv * s2;
-                }
-                return cache + (long long)b * s0 + (long long)hkv * s1 + (long long)t * s2;
+            // Token t of a sequence as (page, slot): through the sequence's row of the block table, with
+            // t / pageSize as a multiply-high by magic = floor((2^32 - 1) / pageSize) and one correction (exact for every
+            // t below 2^31); (0, t) in a contiguous cache. Its row starts page * pageStride + slot * slotStride
+            // elements past the (b, hkv) base.
+            struct fa_token { long long page; int slot; };
+            template <bool PAGED>
+            FA_INLINE fa_token fa_decode_locate(const int* table, int pageSize, unsigned magic, int t) {
+                if (!PAGED) return fa_token{0, t};
+                unsigned q = __umulhi((unsigned)t, magic);
+                int slot = t - (int)q * pageSize;
+                if (slot >= pageSize) { ++q; slot -= pageSize; }
+                return fa_token{table[q], slot};
             }
             // One query element into a tile: raw for the tensor cores' 16-bit tiles, widened for Float32 ones.
             \(dtype == .float32 ? "" : "FA_INLINE void fa_decode_put(fa_u16* target, fa_u16 value) { *target = value; }")
@@ -39,13 +41,15 @@ enum DecodeKernelText {
             // Tokens first ..< first + ROWS of (b, hkv) as floats, PITCH apart; tokens at or past `length` are zeros.
             // A warp per row, a lane per column: coalesced when columns are contiguous.
             template <int ROWS, int COLS, int PITCH, int THREADS, bool PAGED>
-            FA_INLINE void fa_decode_load_floats(float* tile, const \(storage)* cache, long long s0, long long s1,
-                                                 long long s2, long long s3, const int* table, int pageSize, int b,
-                                                 int hkv, int first, int length) {
+            FA_INLINE void fa_decode_load_floats(float* tile, const \(storage)* base, long long pageStride,
+                                                 long long slotStride, long long columnStride, const int* table,
+                                                 int pageSize, unsigned magic, int first, int length) {
                 for (int r = threadIdx.x / 32; r < ROWS; r += THREADS / 32) {
                     const int t = first + r;
-                    const \(storage)* row = t < length ? fa_decode_row<PAGED>(cache, s0, s1, s2, table, pageSize, b, hkv, t) : nullptr;
-                    for (int c = threadIdx.x % 32; c < COLS; c += 32) tile[r * PITCH + c] = row ? \(dtype.cudaToFloat("row[c * s3]")) : 0.0f;
+                    const fa_token token = fa_decode_locate<PAGED>(table, pageSize, magic, t < length ? t : 0);
+                    const \(storage)* const row = base + token.page * pageStride + token.slot * slotStride;
+                    for (int c = threadIdx.x % 32; c < COLS; c += 32)
+                        tile[r * PITCH + c] = t < length ? \(dtype.cudaToFloat("row[c * columnStride]")) : 0.0f;
                 }
             }
 
@@ -64,11 +68,24 @@ enum DecodeKernelText {
             const int L = lengths[b];
             const int* const table = blockTable ? blockTable + (long long)b * tableStride : nullptr;
             const int blocks = (L + BN - 1) / BN;
+            // (b, hkv)'s keys and values: rows page * s0 + slot * s1 past these in a pool, t * s2 in a contiguous cache.
+            const auto* const keyBase = PAGED ? K + hkv * ks2 : K + b * ks0 + hkv * ks1;
+            const auto* const valueBase = PAGED ? V + hkv * vs2 : V + b * vs0 + hkv * vs1;
+            const long long keySlotStride = PAGED ? ks1 : ks2, valueSlotStride = PAGED ? vs1 : vs2;
+            const unsigned pageMagic = PAGED ? 0xffffffffu / (unsigned)pageSize : 0u;
+            // The split's blocks split, split + splits, … below `blocks`, visited from a rotation fixed by the (b, hkv)
+            // index, so that CTAs at the same step read unrelated addresses.
+            const int count = split < blocks ? (blocks - split + splits - 1) / splits : 0;
+            const int rotation = count > 0 ? (int)(((unsigned)bh * 2654435761u >> 8) % (unsigned)count) : 0;
+            const auto blockAt = [&](int position) {
+                const int j = position + rotation;
+                return split + (j >= count ? j - count : j) * splits;
+            };
             \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
         """
     }
 
-    /// Candidate key blocks a mask test round takes, two per warp.
+    /// Candidate key blocks a mask test round takes: one per warp of the tensor-core kernel, two of the CUDA-core one.
     static let candidatesPerRound = 8
 
     /// With a mask, the tile rows' heads, positions and the mask's prepared values in shared memory (`sRowHead`,
@@ -96,26 +113,22 @@ enum DecodeKernelText {
     static func blockSelection(rowsPerTile: Int, mask: CUDAModFunction?) -> String {
         guard mask != nil else {
             return """
-                int cursor = split;
-                    const auto nextBlock = [&]() {
-                        const int block = cursor < blocks ? cursor << 1 : -1;
-                        cursor += splits;
-                        return block;
-                    };
+                int cursor = 0;  // the next position of the split's blocks
+                    const auto nextBlock = [&]() { return cursor < count ? blockAt(cursor++) << 1 : -1; };
                 """
         }
         let candidates = candidatesPerRound
         return """
             __shared__ int sRound[\(candidates)];  // per candidate: bit 0 keeps some, bit 1 keeps not all
                 const int realRows = min(\(rowsPerTile), rows - row0);
-                int cursor = split, roundFirst = 0;
+                int cursor = 0, roundFirst = 0;  // positions of the split's blocks
                 unsigned roundKept = 0, roundPartial = 0;
                 const auto testRound = [&]() {
                     __syncthreads();  // every thread has read the last round's flags (and the row tables are visible)
                     for (int c = threadIdx.x / 32; c < \(candidates); c += THREADS / 32) {
-                        const int block = cursor + c * splits;
+                        const int block = cursor + c < count ? blockAt(cursor + c) : -1;
                         bool any = false, all = true;
-                        if (block < blocks) {
+                        if (block >= 0) {
                             for (int r = 0; r < realRows; ++r)
                                 for (int k = threadIdx.x % 32; k < BN; k += 32) {
                                     const int key = block * BN + k;
@@ -131,7 +144,7 @@ enum DecodeKernelText {
                     }
                     __syncthreads();
                     roundFirst = cursor;
-                    cursor += \(candidates) * splits;
+                    cursor += \(candidates);
                     roundKept = roundPartial = 0;
                     #pragma unroll
                     for (int c = 0; c < \(candidates); ++c) {
@@ -140,11 +153,11 @@ enum DecodeKernelText {
                     }
                 };
                 const auto nextBlock = [&]() {
-                    while (roundKept == 0 && cursor < blocks) testRound();
+                    while (roundKept == 0 && cursor < count) testRound();
                     if (roundKept == 0) return -1;
                     const int c = __ffs(roundKept) - 1;
                     roundKept &= roundKept - 1;
-                    return (roundFirst + c * splits) << 1 | (int)((roundPartial >> c) & 1u);
+                    return blockAt(roundFirst + c) << 1 | (int)((roundPartial >> c) & 1u);
                 };
             """
     }

@@ -82,8 +82,10 @@ struct DecodeScalarKernel: DecodeAttentionKernel {
                     const bool partial = (entry & 1) != 0;
                     (void)partial;
                     __syncthreads();  // every warp is done with the last block's tiles (and Q is visible)
-                    fa_decode_load_floats<BN, D, KP, THREADS, PAGED>(sK, K, ks0, ks1, ks2, ks3, table, pageSize, b, hkv, block * BN, L);
-                    fa_decode_load_floats<BN, DV, DV, THREADS, PAGED>(sV, V, vs0, vs1, vs2, vs3, table, pageSize, b, hkv, block * BN, L);
+                    fa_decode_load_floats<BN, D, KP, THREADS, PAGED>(
+                        sK, keyBase, ks0, keySlotStride, ks3, table, pageSize, pageMagic, block * BN, L);
+                    fa_decode_load_floats<BN, DV, DV, THREADS, PAGED>(
+                        sV, valueBase, vs0, valueSlotStride, vs3, table, pageSize, pageMagic, block * BN, L);
                     __syncthreads();
 
                     // s[r] = q · k for key block * BN + lane.
@@ -116,7 +118,8 @@ struct DecodeScalarKernel: DecodeAttentionKernel {
                         s[r] = exp2f(x - reference);
                         rowSum[r] = rowSum[r] * correction + s[r];
                         #pragma unroll
-                        for (int j = 0; j < DVJ; ++j) o[r][j] *= correction;
+                        if (correction != 1.0f)  // the maximum moved: rescale (rarely, once the row has settled)
+                            for (int j = 0; j < DVJ; ++j) o[r][j] *= correction;
                     }
 
                     // O += P V: key t's probabilities come from lane t.

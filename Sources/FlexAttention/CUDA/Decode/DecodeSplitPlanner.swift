@@ -9,8 +9,9 @@
 /// partials than on keys) and at ``maximumSplits``. When the other dimensions already fill a wave there is one split
 /// and no combine.
 enum DecodeSplitPlanner {
-    /// The most splits: bounds the partials' memory and the combine's work per row.
-    static let maximumSplits = 128
+    /// The most splits: bounds the partials' memory and the combine's work per row; the combine reads one split's
+    /// LSE per thread.
+    static let maximumSplits = DecodeCombineKernel.threads
     /// The fewest key blocks of capacity per split.
     static let minimumBlocksPerSplit = 4
 

@@ -114,6 +114,7 @@ package enum KernelCatalog {
                                       scoreMod: scoreMod)
         }
         let combines: [any GeneratedKernel] = DType.allCases.map { DecodeCombineKernel(dtype: $0, valueDim: 128) }
+            + [DecodeCombineKernel(dtype: .float16, valueDim: 70)]
         let appends: [any GeneratedKernel] = [(DType.bfloat16, DType.bfloat16), (.float16, .float32), (.float32, .float32)]
             .flatMap { dtype, input in [false, true].map { KVAppendKernel(dtype: dtype, input: input, isPaged: $0) } }
         return attention + combines + appends
