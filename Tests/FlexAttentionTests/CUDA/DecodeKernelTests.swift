@@ -51,13 +51,14 @@ struct DecodeKernelTests {
         }
     }
 
-    @Test("the split plan fills one wave, keeps four blocks per split, and is 1 when the batch fills the GPU")
+    @Test("the split plan fills one wave, keeps two blocks per split, and is 1 when the batch fills the GPU")
     func splitPlan() {
         // B=1, Hkv=8 at 128k on 132 SMs × 2: 33 splits of 62 blocks each.
         #expect(DecodeSplitPlanner.splits(ctasPerSplit: 8, capacity: 131_072, keyBlock: 64, residentCTAs: 264) == 33)
         #expect(DecodeSplitPlanner.splits(ctasPerSplit: 64, capacity: 32768, keyBlock: 64, residentCTAs: 264) == 4)
         #expect(DecodeSplitPlanner.splits(ctasPerSplit: 512, capacity: 32768, keyBlock: 64, residentCTAs: 264) == 1)
-        #expect(DecodeSplitPlanner.splits(ctasPerSplit: 1, capacity: 256, keyBlock: 64, residentCTAs: 264) == 1)
+        #expect(DecodeSplitPlanner.splits(ctasPerSplit: 8, capacity: 1024, keyBlock: 64, residentCTAs: 264) == 8)
+        #expect(DecodeSplitPlanner.splits(ctasPerSplit: 1, capacity: 128, keyBlock: 64, residentCTAs: 264) == 1)
         #expect(DecodeSplitPlanner.splits(ctasPerSplit: 1, capacity: 1 << 20, keyBlock: 64, residentCTAs: 264) == 128)
     }
 }

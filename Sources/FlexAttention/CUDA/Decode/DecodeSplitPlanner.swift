@@ -13,7 +13,7 @@ enum DecodeSplitPlanner {
     /// LSE per thread.
     static let maximumSplits = DecodeCombineKernel.threads
     /// The fewest key blocks of capacity per split.
-    static let minimumBlocksPerSplit = 4
+    static let minimumBlocksPerSplit = 2
 
     /// - Parameters:
     ///   - ctasPerSplit: `B · Hkv · row tiles`, the CTAs of one split.
