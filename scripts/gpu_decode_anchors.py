@@ -109,19 +109,19 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--contexts", type=int, nargs="+", default=[1024, 8192, 32768, 131072])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64])
-    arguments = parser.parse_args()
+    options = parser.parse_args()
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}, bf16 Hq={HQ} Hkv={HKV} D={D} Sq=1", flush=True)
-    for b in arguments.batches:
-        for context in arguments.contexts:
+    for b in options.batches:
+        for context in options.contexts:
             need = b * HKV * context * 2 * D * 2
             if need > torch.cuda.mem_get_info()[0] - (4 << 30):
                 print(f"B={b} context={context}: skipped, the cache needs {need >> 30} GiB", flush=True)
                 continue
-            for rows, arguments in [(contiguous_rows, ()), (paged_rows, (16,)), (paged_rows, (64,))]:
+            for rows, extra in [(contiguous_rows, ()), (paged_rows, (16,)), (paged_rows, (64,))]:
                 try:
-                    rows(b, context, *arguments)
+                    rows(b, context, *extra)
                 except Exception as error:  # a setup that fails (memory, an API change) skips its rows only
-                    print(f"B={b} context={context} {rows.__name__}{arguments}: not run: {type(error).__name__}: "
+                    print(f"B={b} context={context} {rows.__name__}{extra}: not run: {type(error).__name__}: "
                           f"{str(error).splitlines()[0][:120]}", flush=True)
                     torch.cuda.empty_cache()
 
