@@ -10,7 +10,8 @@ extension Flexattn {
     /// into a ``BenchCommand``.
     struct Bench: ParsableCommand {
         static let usage = """
-            flexattn bench [--json] [--device cpu|cuda|cuda:N] [--sequence N]... [--head-dim N]... [--mods] [--model] [--decode]
+            flexattn bench [--json] [--device cpu|cuda|cuda:N] [--sequence N]... [--head-dim N]... [--mods] [--model]
+                           [--decode]
             """
         static let configuration = CommandConfiguration(
             abstract: "Times the forward and backward passes (B=1, H=8, Float32) and prints a table.", usage: usage)
@@ -32,21 +33,19 @@ extension Flexattn {
             "With --device cuda: time a model step captured as a CUDA graph and the host overhead per call, at the "
                 + "first --sequence and --head-dim (default 4096 and 128)."))
         var model = false
-        @Flag(help: "Time decoding against KV caches (Sq=1, Hq=32, Hkv=8, D=128) as GB/s of keys and values read.")
+        @Flag(help: ArgumentHelp(
+            "Time one decoding step against KV caches instead (Sq=1, Hq=32, Hkv=8, D=128), as GB/s of keys and values "
+                + "read: on the CPU, Float32 against the read bandwidth measured beside it; with --device cuda, bf16 "
+                + "at B ∈ {1, 8, 64} over contexts 1k to 128k (or the --sequence values), contiguous and paged."))
         var decode = false
 
         func run() throws {
-            if decode {
-                let device = try parseDevice(try single(device, "--device") ?? "cpu")
-                guard case .cpu = device else { throw CommandLineError("bench --decode on CUDA is not merged yet") }
-                return try CPUDecodeBenchmark(json: json).execute()
-            }
             let sequences = try positiveIntegers(sequences, option: "--sequence")
             let headDims = try positiveIntegers(headDims, option: "--head-dim")
             try BenchCommand(
                 json: json, device: try parseDevice(try single(device, "--device") ?? "cpu"),
                 sequences: sequences ?? [1024, 4096], headDims: headDims ?? [64, 128], mods: mods, model: model,
-                explicitSequence: sequences?.first, explicitHeadDim: headDims?.first
+                decode: decode, explicitSequences: sequences, explicitHeadDim: headDims?.first
             ).execute()
         }
     }
@@ -57,6 +56,8 @@ extension Flexattn {
 /// `--sequence N` and `--head-dim N` (repeatable) choose other shapes; `--mods` times masks, score mods and block
 /// masks instead (see ``ModsBenchmark``). With `--device cuda` it times the GPU instead (see ``GPUBenchmark``), and
 /// with `--device cuda --model` the engine: a model step captured as a CUDA graph, and the host overhead per call.
+/// `--decode` times one decoding step against a KV cache (``GPUDecodeBenchmark`` on the GPU, ``CPUDecodeBenchmark``
+/// on the CPU).
 struct BenchCommand {
     let json: Bool
     let device: Device
@@ -64,8 +65,10 @@ struct BenchCommand {
     let headDims: [Int]
     let mods: Bool
     let model: Bool
-    /// The first `--sequence` and `--head-dim` given, for the one shape of `--model`.
-    let explicitSequence: Int?
+    let decode: Bool
+    /// The `--sequence` values and the first `--head-dim` given: `--model`'s one shape (the first of each),
+    /// `--decode`'s contexts.
+    let explicitSequences: [Int]?
     let explicitHeadDim: Int?
 
     struct Row {
@@ -80,10 +83,16 @@ struct BenchCommand {
     }
 
     func execute() throws {
+        if decode {
+            guard case let .cuda(ordinal) = device else { return try CPUDecodeBenchmark(json: json).execute() }
+            var benchmark = GPUDecodeBenchmark(ordinal: ordinal)
+            if let explicitSequences { benchmark.contexts = explicitSequences }
+            return try benchmark.execute()
+        }
         if case let .cuda(ordinal) = device {
             let benchmark = GPUBenchmark(ordinal: ordinal)
             if model {
-                return try benchmark.executeModel(length: explicitSequence ?? 4096, headDim: explicitHeadDim ?? 128)
+                return try benchmark.executeModel(length: explicitSequences?.first ?? 4096, headDim: explicitHeadDim ?? 128)
             }
             print(try benchmark.execute())
             return

@@ -9,6 +9,9 @@ extension Attention {
     /// `isCausal` is `q >= kv` on the absolute positions (both alignments agree when the queries are the last
     /// tokens); without it, each new query also sees the other new tokens. Sinks join every row's denominator.
     ///
+    /// On a CUDA device each call uploads the cache, decodes and waits, a convenience for tests and tools; a server
+    /// keeps a ``DeviceKVCache`` on the GPU and calls a ``DecodePlan`` on its own stream.
+    ///
     /// The query heads that share a KV head are computed together, so each cached key and value is read once per
     /// KV head; long caches are split and the parts merged, with a split count that depends on the shapes only, so
     /// results are the same bits on every run. Slots past a sequence's length are never read: they may hold
@@ -34,8 +37,10 @@ extension Attention {
         case .cpu:
             return try CPUDecode(problem: problem, query: query, cache: cache, outputDType: outputDType ?? query.dtype)
                 .run()
-        case .cuda:
-            throw FlexAttentionError.invalidArgument("decoding on CUDA is not merged yet")
+        case let .cuda(ordinal):
+            let result = try CUDAHostDecode.decode(problem, query: query, cache: cache, ordinal: ordinal)
+            guard let outputDType, outputDType != result.output.dtype else { return result }
+            return AttentionOutput(output: try result.output.converted(to: outputDType), logSumExp: result.logSumExp)
         }
     }
 }

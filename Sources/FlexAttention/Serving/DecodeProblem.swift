@@ -46,11 +46,7 @@ struct DecodeProblem: Sendable {
             throw FlexAttentionError.mismatchedDimension(name: "batch", expected: cache.batch, actual: query[0], tensor: "query")
         }
         guard query[2] > 0 else { throw FlexAttentionError.nonPositiveDimension(tensor: "query", shape: query) }
-        if let b = cache.lengths.indices.first(where: { cache.lengths[$0] < query[2] }) {
-            throw FlexAttentionError.invalidArgument(
-                "sequence \(b) holds \(cache.lengths[b]) tokens, fewer than the \(query[2]) new queries; append their"
-                    + " keys and values to the cache first")
-        }
+        try Self.checkLengths(cache.lengths, queryLength: query[2])
         guard options.blockMask == nil else {
             throw FlexAttentionError.invalidArgument(
                 "decoding evaluates the mask per sequence; give it as `mask`, not as a block mask")
@@ -67,6 +63,17 @@ struct DecodeProblem: Sendable {
         self.mask = mask
         scoreMod = options.scoreMod
         sinks = options.sinks
+    }
+
+    /// Checks that every sequence already holds its `queryLength` new tokens (a device plan repeats this per call,
+    /// since its cache's lengths change between calls).
+    /// - Throws: ``FlexAttentionError/invalidArgument(_:)`` naming the first sequence that holds fewer.
+    static func checkLengths(_ lengths: [Int], queryLength: Int) throws {
+        if let b = lengths.indices.first(where: { lengths[$0] < queryLength }) {
+            throw FlexAttentionError.invalidArgument(
+                "sequence \(b) holds \(lengths[b]) tokens, fewer than the \(queryLength) new queries; append their"
+                    + " keys and values to the cache first")
+        }
     }
 
     /// The absolute position of query `i` of sequence `b`.

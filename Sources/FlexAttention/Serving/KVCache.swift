@@ -27,10 +27,7 @@ public struct KVCache: Sendable {
     /// - Throws: ``FlexAttentionError`` for tensors that are not rank 4, disagree on batch, heads or capacity, or
     ///   lengths outside `0...capacity`.
     public init(keys: Tensor, values: Tensor, lengths: [Int]) throws {
-        try Self.checkPair(keys: keys, values: values, names: ("B", "Hkv", "capacity"), axes: [0, 1, 2])
-        guard keys.shape[0] == lengths.count else {
-            throw FlexAttentionError.invalidArgument("\(lengths.count) lengths for a cache of \(keys.shape[0]) sequences")
-        }
+        try Self.checkContiguous(keys: keys.shape, values: values.shape, lengths: lengths)
         self.keys = keys
         self.values = values
         index = try KVCacheIndex(capacity: keys.shape[2], lengths: lengths, pageTable: nil)
@@ -40,12 +37,7 @@ public struct KVCache: Sendable {
     /// - Throws: ``FlexAttentionError`` for pools that are not rank 4 or disagree with each other or the table,
     ///   or lengths outside `0...capacity` or reaching an unassigned page.
     public init(keyPages: Tensor, valuePages: Tensor, pageTable: PageTable, lengths: [Int]) throws {
-        try Self.checkPair(keys: keyPages, values: valuePages, names: ("pages", "pageSize", "Hkv"), axes: [0, 1, 2])
-        guard keyPages.shape[0] == pageTable.pageCount, keyPages.shape[1] == pageTable.pageSize else {
-            throw FlexAttentionError.invalidArgument(
-                "pools of \(keyPages.shape[0]) pages of \(keyPages.shape[1]) tokens for a page table of"
-                    + " \(pageTable.pageCount) pages of \(pageTable.pageSize)")
-        }
+        try Self.checkPaged(keyPages: keyPages.shape, valuePages: valuePages.shape, pageTable: pageTable)
         keys = keyPages
         values = valuePages
         index = try KVCacheIndex(capacity: pageTable.capacity, lengths: lengths, pageTable: pageTable)
@@ -99,8 +91,8 @@ public struct KVCache: Sendable {
     ///   ``FlexAttentionError/outOfPages(needed:free:)`` when the pool has too few free pages; then nothing is written.
     public mutating func append(keys newKeys: Tensor, values newValues: Tensor) throws {
         let count = newKeys.shape.count == 4 ? newKeys.shape[2] : 0
-        try Self.checkTokens(newKeys, expected: [batch, kvHeads, count, headDim], name: "appended keys")
-        try Self.checkTokens(newValues, expected: [batch, kvHeads, count, valueDim], name: "appended values")
+        try Self.checkTokens(newKeys.shape, expected: [batch, kvHeads, count, headDim], name: "appended keys")
+        try Self.checkTokens(newValues.shape, expected: [batch, kvHeads, count, valueDim], name: "appended values")
         let grown = try index.appending(count)
         try grown.forEachRun(from: index.lengths, count: count) { b, tokens, outer, rows in
             try cacheRows(keys, outer: outer, rows: rows).copy(from: tokenRows(newKeys, batch: b, tokens: tokens))
@@ -132,23 +124,42 @@ public struct KVCache: Sendable {
         try tokens.narrowed(axis: 0, range: b..<b + 1).narrowed(axis: 2, range: range)
     }
 
-    private static func checkTokens(_ tensor: Tensor, expected: [Int], name: String) throws {
-        guard tensor.shape == expected else {
-            throw FlexAttentionError.shapeMismatch(expected: expected, actual: tensor.shape, tensor: name)
+    static func checkTokens(_ shape: [Int], expected: [Int], name: String) throws {
+        guard shape == expected else {
+            throw FlexAttentionError.shapeMismatch(expected: expected, actual: shape, tensor: name)
         }
     }
 
-    /// Checks that both are rank 4 and agree on `axes`.
-    static func checkPair(keys: Tensor, values: Tensor, names: (String, String, String), axes: [Int]) throws {
-        for (tensor, name) in [(keys, "keys"), (values, "values")] where tensor.shape.count != 4 {
-            throw FlexAttentionError.wrongRank(tensor: name, expected: 4, actual: tensor.shape.count)
+    /// Checks contiguous keys `[B, Hkv, capacity, D]` and values `[B, Hkv, capacity, Dv]` against each other and the
+    /// lengths (host and device caches alike).
+    static func checkContiguous(keys: [Int], values: [Int], lengths: [Int]) throws {
+        try checkPair(keys: keys, values: values, names: ("B", "Hkv", "capacity"))
+        guard keys[0] == lengths.count else {
+            throw FlexAttentionError.invalidArgument("\(lengths.count) lengths for a cache of \(keys[0]) sequences")
         }
-        for (axis, name) in zip(axes, [names.0, names.1, names.2]) where keys.shape[axis] != values.shape[axis] {
+    }
+
+    /// Checks page pools `[pages, pageSize, Hkv, D]` and `[…, Dv]` against each other and the page table.
+    static func checkPaged(keyPages: [Int], valuePages: [Int], pageTable: PageTable) throws {
+        try checkPair(keys: keyPages, values: valuePages, names: ("pages", "pageSize", "Hkv"))
+        guard keyPages[0] == pageTable.pageCount, keyPages[1] == pageTable.pageSize else {
+            throw FlexAttentionError.invalidArgument(
+                "pools of \(keyPages[0]) pages of \(keyPages[1]) tokens for a page table of"
+                    + " \(pageTable.pageCount) pages of \(pageTable.pageSize)")
+        }
+    }
+
+    /// Checks that both shapes are rank 4, positive, and agree on their first three axes.
+    private static func checkPair(keys: [Int], values: [Int], names: (String, String, String)) throws {
+        for (shape, name) in [(keys, "keys"), (values, "values")] where shape.count != 4 {
+            throw FlexAttentionError.wrongRank(tensor: name, expected: 4, actual: shape.count)
+        }
+        for (axis, name) in [names.0, names.1, names.2].enumerated() where keys[axis] != values[axis] {
             throw FlexAttentionError.mismatchedDimension(
-                name: name, expected: keys.shape[axis], actual: values.shape[axis], tensor: "values")
+                name: name, expected: keys[axis], actual: values[axis], tensor: "values")
         }
-        guard keys.shape.allSatisfy({ $0 > 0 }), values.shape.allSatisfy({ $0 > 0 }) else {
-            throw FlexAttentionError.nonPositiveDimension(tensor: "a KV cache", shape: keys.shape)
+        guard keys.allSatisfy({ $0 > 0 }), values.allSatisfy({ $0 > 0 }) else {
+            throw FlexAttentionError.nonPositiveDimension(tensor: "a KV cache", shape: keys)
         }
     }
 }

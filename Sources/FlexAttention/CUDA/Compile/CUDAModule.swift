@@ -77,6 +77,17 @@ package final class CUDAFunction: Sendable {
     /// The largest block this kernel can be launched with.
     package func maxThreadsPerBlock() throws -> Int { try attribute(0, "MAX_THREADS_PER_BLOCK") }
 
+    /// How many CTAs of `threads` threads and `sharedMemory` bytes of dynamic shared memory fit on one
+    /// multiprocessor at once (registers, shared memory and threads considered).
+    package func maxActiveBlocksPerMultiprocessor(threads: Int, sharedMemory: Int) throws -> Int {
+        try device.bind()
+        var blocks: Int32 = 0
+        try device.api.check(
+            device.api.cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, handle, Int32(threads), sharedMemory),
+            "cuOccupancyMaxActiveBlocksPerMultiprocessor(\(name))")
+        return Int(blocks)
+    }
+
     /// Allows launches with up to `bytes` of dynamic shared memory; needed above 48 KB.
     package func setMaxDynamicSharedMemory(_ bytes: Int) throws {
         guard bytes >= 0, bytes <= device.maxSharedMemoryPerBlockOptIn else {

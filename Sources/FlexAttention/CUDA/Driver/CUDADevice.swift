@@ -20,6 +20,8 @@ public final class CUDADevice: Sendable {
     public let maxSharedMemoryPerBlockOptIn: Int
     /// L2 cache in bytes.
     public let l2CacheSize: Int
+    /// Shared memory one multiprocessor holds for all its resident CTAs.
+    let maxSharedMemoryPerMultiprocessor: Int
 
     let api: CUDADriverAPI
     let handle: CUdevice
@@ -65,6 +67,7 @@ public final class CUDADevice: Sendable {
         multiprocessorCount = try attribute(16, "MULTIPROCESSOR_COUNT")
         maxSharedMemoryPerBlockOptIn = try attribute(97, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN")
         l2CacheSize = try attribute(38, "L2_CACHE_SIZE")
+        maxSharedMemoryPerMultiprocessor = try attribute(81, "MAX_SHARED_MEMORY_PER_MULTIPROCESSOR")
         var bytes = 0
         try api.check(api.cuDeviceTotalMem(&bytes, handle), "cuDeviceTotalMem")
         totalMemory = bytes

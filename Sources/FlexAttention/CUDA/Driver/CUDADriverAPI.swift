@@ -63,6 +63,8 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         -> CUresult
     let cuFuncGetAttribute: @convention(c) (UnsafeMutablePointer<Int32>, Int32, CUfunction?) -> CUresult
     let cuFuncSetAttribute: @convention(c) (CUfunction?, Int32, Int32) -> CUresult
+    let cuOccupancyMaxActiveBlocksPerMultiprocessor: @convention(c) (UnsafeMutablePointer<Int32>, CUfunction?, Int32, Int)
+        -> CUresult
     /// Absent from drivers older than CUDA 12; only the Hopper kernels need it.
     let cuTensorMapEncodeTiled: (@convention(c) (
         UnsafeMutableRawPointer, UInt32, UInt32, UnsafeMutableRawPointer?, UnsafePointer<UInt64>, UnsafePointer<UInt64>,
@@ -124,6 +126,7 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         cuModuleGetFunction = try library.function("cuModuleGetFunction")
         cuFuncGetAttribute = try library.function("cuFuncGetAttribute")
         cuFuncSetAttribute = try library.function("cuFuncSetAttribute")
+        cuOccupancyMaxActiveBlocksPerMultiprocessor = try library.function("cuOccupancyMaxActiveBlocksPerMultiprocessor")
         cuLaunchKernel = try library.function("cuLaunchKernel")
         cuTensorMapEncodeTiled = try? library.function("cuTensorMapEncodeTiled")
     }

@@ -17,12 +17,13 @@ struct LoadedKernel<Operands>: Sendable {
         sharedMemory = kernel.sharedMemoryBytes
     }
 
-    init(function: CUDAFunction, signature: KernelSignature<Operands>, grid: (x: Int, y: Int, z: Int), block: Int) {
+    init(function: CUDAFunction, signature: KernelSignature<Operands>, grid: (x: Int, y: Int, z: Int), block: Int,
+         sharedMemory: Int = 0) {
         self.function = function
         self.signature = signature
         self.grid = grid
         self.block = block
-        sharedMemory = 0
+        self.sharedMemory = sharedMemory
     }
 
     /// Queues the kernel on `stream` with `operands`; an empty grid (no rows or no keys) launches nothing.

@@ -10,7 +10,7 @@ package enum KernelCatalog {
         let grids: [any GeneratedKernel] = try ModSamples.gridKernels(compositions: 3, using: &generator)
         let conversions: [any GeneratedKernel] = [DType.float16, .bfloat16].map { ConversionKernel(dtype: $0) }
         let attention: [any GeneratedKernel] = forwardKernels + backwardKernels + (try scalarKernels())
-        return grids + conversions + attention + logSumExpKernels + [SharedMemoryProbeKernel()]
+        return grids + conversions + attention + logSumExpKernels + (try decodeKernels()) + [SharedMemoryProbeKernel()]
     }
 
     /// Forward kernels of each dtype over the head dims, plain, causal, and with a sliding window and soft-capping,
@@ -95,6 +95,35 @@ package enum KernelCatalog {
                 ScalarQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod),
             ]
         }
+    }
+
+    /// Decode kernels (tensor-core and CUDA-core, contiguous and paged, one and two row tiles, plain and with a
+    /// window, soft-capping, ALiBi and a document table), the combine for each dtype, and the append kernels.
+    static func decodeKernels() throws -> [any GeneratedKernel] {
+        let window = CUDAModFunction(mask: .causal && .slidingWindow(256))
+        let documents = CUDAModFunction(mask: try .documentCausal(ids: (0..<64).map { $0 / 16 }))
+        let softCap = CUDAModFunction(scoreMod: .softCap(30), includesGradients: false)
+        let alibi = CUDAModFunction(scoreMod: try .alibi(heads: 8), includesGradients: false)
+        let cases: [(DType, Int, Int, Int, Bool, CUDAModFunction?, CUDAModFunction?)] = [
+            (.bfloat16, 128, 128, 4, false, nil, nil), (.bfloat16, 128, 128, 4, true, nil, nil),
+            (.bfloat16, 128, 128, 4, true, window, softCap), (.float16, 64, 64, 48, true, documents, alibi),
+            (.bfloat16, 256, 256, 1, true, nil, nil), (.float16, 128, 64, 16, false, window, nil),
+            (.float32, 128, 128, 4, false, nil, nil), (.float32, 64, 64, 32, true, window, alibi),
+            (.bfloat16, 72, 72, 3, false, documents, softCap),
+        ]
+        let attention: [any GeneratedKernel] = cases.map { dtype, d, dv, rows, paged, mask, scoreMod in
+            if dtype != .float32 && d % 16 == 0 && dv % 16 == 0 {
+                return DecodeMMAKernel(dtype: dtype, headDim: d, valueDim: dv, rows: rows, isPaged: paged, mask: mask,
+                                       scoreMod: scoreMod).fitting(maxSharedMemoryPerMultiprocessor: 228 * 1024)
+            }
+            return DecodeScalarKernel(dtype: dtype, headDim: d, valueDim: dv, rows: rows, isPaged: paged, mask: mask,
+                                      scoreMod: scoreMod)
+        }
+        let combines: [any GeneratedKernel] = DType.allCases.map { DecodeCombineKernel(dtype: $0, valueDim: 128) }
+            + [DecodeCombineKernel(dtype: .float16, valueDim: 70)]
+        let appends: [any GeneratedKernel] = [(DType.bfloat16, DType.bfloat16), (.float16, .float32), (.float32, .float32)]
+            .flatMap { dtype, input in [false, true].map { KVAppendKernel(dtype: dtype, input: input, isPaged: $0) } }
+        return attention + combines + appends
     }
 
     /// The architectures CI compiles for: Hopper with its specific features, and Ampere.
