@@ -73,8 +73,10 @@ struct MergeKernel: GeneratedKernel {
                 for (int p = 0; p < \(Self.partsPerLaunch); ++p) weight[p] = fa_merge_weight(merge, lse[p]);
                 for (int c = threadIdx.x % 32; c < Dv; c += 32) {
                     float sum = 0.0f;
+                    // Parts past `parts` are null: a poisoned row's NaN weights must not reach them.
                     \(each({ p in
-                        "if (weight[\(p)] != 0.0f) sum += weight[\(p)] * fa_merge_load(O\(p), \(element(p)), O\(p)dtype);"
+                        "if (parts > \(p) && weight[\(p)] != 0.0f)"
+                            + " sum += weight[\(p)] * fa_merge_load(O\(p), \(element(p)), O\(p)dtype);"
                     }, indent: 8))
                     fa_merge_store(O, b * os0 + h * os1 + q * os2 + c * os3, Odtype, sum);
                 }
