@@ -27,11 +27,9 @@ let package = Package(
     targets: [
         .target(name: "FlexAttentionSIMD", swiftSettings: baselineFlags),
         .target(name: "FlexAttentionAVX512", dependencies: ["FlexAttentionSIMD"], swiftSettings: avx512Flags),
-        // One inline C function: a cache-line prefetch, which Swift cannot express.
-        .target(name: "FlexAttentionPrefetch"),
         .target(
             name: "FlexAttention",
-            dependencies: ["FlexAttentionSIMD", "FlexAttentionAVX512", "FlexAttentionPrefetch"],
+            dependencies: ["FlexAttentionSIMD", "FlexAttentionAVX512"],
             swiftSettings: baselineFlags
         ),
         .executableTarget(

@@ -168,12 +168,6 @@ private struct DecodeItemPlan: @unchecked Sendable {
             let block = blockStart..<min(blockStart + blockKeys, positions.upperBound)
             let state = states?[index] ?? .kept
             if state == .removed { continue }
-            // The next block streams in while this one computes.
-            let next = block.upperBound..<min(block.upperBound + blockKeys, positions.upperBound)
-            for kvHead in kvHeads {
-                keys.prefetch(sequence: b, head: kvHead, positions: next)
-                values.prefetch(sequence: b, head: kvHead, positions: next)
-            }
             if state == .partial {
                 bias.pointer.update(repeating: 0, count: block.count * lanes)
                 forEachHeadTile(bias.pointer, b: b, heads: heads, queries: queryPositions, keys: block) {

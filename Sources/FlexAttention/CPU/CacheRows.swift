@@ -1,5 +1,3 @@
-import FlexAttentionPrefetch
-
 /// Raw access to the keys or values of a ``KVCache`` by (sequence, KV head, position), contiguous or paged, for
 /// the CPU decode loop. Built only from a checked cache.
 struct CacheRows: @unchecked Sendable {
@@ -50,15 +48,5 @@ struct CacheRows: @unchecked Sendable {
             rows.read(atOffset: offset(sequence: sequence, head: head, position: position), into: scratch + i * ld)
         }
         return (UnsafePointer(scratch), ld)
-    }
-
-    /// Starts loading rows `positions` of (sequence, head) into the caches, a line at a time.
-    func prefetch(sequence: Int, head: Int, positions: Range<Int>) {
-        let rowBytes = rows.columns * rows.strides.column * rows.dtype.byteSize
-        let elementBytes = rows.dtype.byteSize
-        for position in positions {
-            let row = rows.base + offset(sequence: sequence, head: head, position: position) * elementBytes
-            for line in stride(from: 0, to: rowBytes, by: 64) { flexattention_prefetch(row + line) }
-        }
     }
 }
