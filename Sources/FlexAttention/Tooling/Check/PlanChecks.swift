@@ -50,7 +50,7 @@ extension CUDAConformance {
             query: host[0], key: host[1], value: host[2], forward: want, outputGradient: host[3], options: testCase.options,
             gradientDType: .float32)
         let tolerance: Float = testCase.dtype == .float32 ? 1e-4 : testCase.dtype == .float16 ? 5e-3 : 2e-2
-        var pairs = [("O", forward.output, want.output), ("LSE", forward.logSumExp, want.logSumExp),
+        let pairs = [("O", forward.output, want.output), ("LSE", forward.logSumExp, want.logSumExp),
                      ("dQ", gradients.query, wantGradients.query), ("dK", gradients.key, wantGradients.key),
                      ("dV", gradients.value, wantGradients.value)]
             + wantGradients.tableGradients.compactMap { name, reference in
@@ -59,17 +59,19 @@ extension CUDAConformance {
         guard gradients.tableGradients.count == wantGradients.tableGradients.count else {
             return "\(gradients.tableGradients.count) table gradients, expected \(wantGradients.tableGradients.count)"
         }
-        switch (gradients.sinkGradient, wantGradients.sinkGradient) {
-        case (nil, nil): break
-        case let (got?, reference?): pairs.append(("∂/∂sinks", got, reference))
-        default: return "a sink gradient on one side only"
-        }
         for (name, got, reference) in pairs {
             if let failure = compare(name, try got.copyToHost().floats(), reference.floats(), tolerance: 2 * tolerance) {
                 return failure
             }
         }
-        return nil
+        switch (gradients.sinkGradient, wantGradients.sinkGradient, testCase.options.sinks) {
+        case (nil, nil, _): return nil
+        case let (got?, reference?, sinks?):
+            return sinkGradientFailure(
+                "∂/∂sinks", got: try got.copyToHost().floats(), want: reference.floats(), forward: want,
+                outputGradient: host[3], sinks: sinks, tolerance: tolerance)
+        default: return "a sink gradient on one side only"
+        }
     }
 
     /// A plan and inputs for the checks below: bf16 D=64, GQA 2:1, causal sliding window, soft-capped.
