@@ -6,6 +6,25 @@ struct NamedFile {
     let path: String
 }
 
+/// A command over `.npy` files (`run`, `decode`): its output paths are checked first, then everything is read, checked
+/// and computed before anything is written, and the outputs are written all or nothing (``OutputFiles``); any error
+/// is one line.
+protocol FileCommand {
+    /// Every file the command writes.
+    var outputPaths: [String] { get }
+    /// Every output file's path and contents.
+    func computeOutputs() throws -> [OutputFile]
+}
+
+extension FileCommand {
+    func execute() throws {
+        try oneLine {
+            _ = try OutputDestination.resolve(outputPaths)
+            try OutputFiles.write(try computeOutputs())
+        }
+    }
+}
+
 /// What `run` and `decode` read the same way: tables, sinks, mods and the scale, and 4-dimensional tensors.
 enum CommandInputs {
     /// The `--table` files as mod tables.

@@ -3,17 +3,12 @@ import FlexAttention
 /// `flexattn decode`: one decoding step over `.npy` files (see ``Flexattn/Decode``). As `run`, the output paths are
 /// checked first, everything is read, checked and computed before anything is written, and outputs (Float32) are
 /// written all or nothing.
-struct DecodeCommand {
+struct DecodeCommand: FileCommand {
     let options: DecodeOptions
 
-    func execute() throws {
-        try oneLine {
-            _ = try OutputDestination.resolve(options.outputPaths)
-            try OutputFiles.write(try computeOutputs())
-        }
-    }
+    var outputPaths: [String] { options.outputPaths }
 
-    private func computeOutputs() throws -> [OutputFile] {
+    func computeOutputs() throws -> [OutputFile] {
         let tables = try CommandInputs.tables(options.tables)
         let attentionOptions = try CommandInputs.attentionOptions(
             scale: options.scale, mask: options.mask, score: options.score, tables: tables, sink: options.sink)

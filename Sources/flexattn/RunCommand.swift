@@ -6,18 +6,13 @@ import FlexAttention
 /// and the outputs are written all or nothing (see ``OutputFiles``): a failure leaves no output file behind and
 /// every file that was there as it was. An output may name an input (it is replaced after being read); two outputs
 /// may not name one file. Outputs are Float32 whatever the input dtype, so nothing is rounded to Float16.
-struct RunCommand {
+struct RunCommand: FileCommand {
     let options: RunOptions
 
-    func execute() throws {
-        try oneLine {
-            _ = try OutputDestination.resolve(options.outputPaths)
-            try OutputFiles.write(try computeOutputs())
-        }
-    }
+    var outputPaths: [String] { options.outputPaths }
 
     /// Every output file's path and contents.
-    private func computeOutputs() throws -> [OutputFile] {
+    func computeOutputs() throws -> [OutputFile] {
         let tables = try CommandInputs.tables(options.tables)
         for entry in options.tableGradients {
             guard tables.first(where: { $0.name == entry.name })?.elementType == .float else {
