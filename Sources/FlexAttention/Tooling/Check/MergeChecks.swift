@@ -93,7 +93,7 @@ extension CUDAConformance {
             try DeviceAttentionOutput.merging(deviceParts, into: target, on: stream)
         }
         try stream.synchronize()
-        if try bytes([target.logSumExp]).contains(where: { $0.contains { $0 != 0xFF } }) { return "capturing ran the work" }
+        if try !arePoisoned([target.logSumExp]) { return "capturing ran the work" }
         for replay in 1...2 {
             try graph.launch(on: stream)
             try stream.synchronize()
@@ -144,14 +144,9 @@ extension CUDAConformance {
                 try merging(parts, into: DeviceAttentionOutput(output: reread, logSumExp: merged.logSumExp))
             }),
         ]
-        for (label, call) in calls {
-            do {
-                try call()
-                return "\(label) was accepted"
-            } catch {}
-        }
+        if let accepted = firstAccepted(calls) { return accepted }
         try stream.synchronize()
-        let untouched = try bytes([merged.output, merged.logSumExp]).allSatisfy { $0.allSatisfy { $0 == 0xFF } }
+        let untouched = try arePoisoned([merged.output, merged.logSumExp])
         return untouched ? nil : "a refused call wrote an output"
     }
 }

@@ -110,6 +110,22 @@ extension CUDAConformance {
         try tensors.map { try $0.buffer.bytes() }
     }
 
+    /// Whether every byte of the tensors' buffers still holds the 0xFF poison written before refused calls.
+    func arePoisoned(_ tensors: [DeviceTensor]) throws -> Bool {
+        try bytes(tensors).allSatisfy { $0.allSatisfy { $0 == 0xFF } }
+    }
+
+    /// "`label` was accepted" for the first call that does not throw; nil when every call is refused.
+    func firstAccepted(_ calls: [(String, () throws -> Void)]) -> String? {
+        for (label, call) in calls {
+            do {
+                try call()
+                return "\(label) was accepted"
+            } catch {}
+        }
+        return nil
+    }
+
     private func planIntoAndGraph(_ random: inout SplitMix64) throws -> String? {
         let (plan, _, t) = try smallPlan(&random)
         let stream = try CUDAStream(device: device)
@@ -194,14 +210,9 @@ extension CUDAConformance {
             }),
             ("a score mod of another structure", { try plan.updateScoreMod(.alibi(heads: 2), on: stream) }),
         ]
-        for (label, call) in calls {
-            do {
-                try call()
-                return "\(label) was accepted"
-            } catch {}
-        }
+        if let accepted = firstAccepted(calls) { return accepted }
         try stream.synchronize()
-        let untouched = try bytes([forward.output, gradients.key]).allSatisfy { $0.allSatisfy { $0 == 0xFF } }
+        let untouched = try arePoisoned([forward.output, gradients.key])
         return untouched ? nil : "a refused call wrote an output"
     }
 }
