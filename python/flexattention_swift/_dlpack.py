@@ -97,14 +97,14 @@ class TensorView:
 
     def __init__(self, x):
         self.owner = x
+        if not (isinstance(x, np.ndarray) or is_torch_tensor(x)):
+            raise InvalidArgumentError(f"expected a NumPy array or a torch tensor, got {type(x).__name__}")
         code, bits = dl_dtype(x)
         if is_torch_tensor(x):
             shape = tuple(x.shape)
             strides = tuple(x.stride())
             data = x.data_ptr()
         else:
-            if not isinstance(x, np.ndarray):
-                raise InvalidArgumentError(f"expected a NumPy array or a torch tensor, got {type(x).__name__}")
             shape = x.shape
             itemsize = x.dtype.itemsize
             if any(s % itemsize for s in x.strides):
