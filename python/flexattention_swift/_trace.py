@@ -605,51 +605,56 @@ def _div(x, y, rounding_mode=None):
 # ---- public functions for NumPy users (and everyone) --------------------------------------------------------------
 
 
-def _dispatch_real(name, real, *args):
-    """Applies ``real`` to plain values, or the traced function ``name`` when any argument is symbolic."""
-    if any(isinstance(a, (Expr, Table)) for a in args):
-        return None
-    return real(*args)
+def _real(name, numpy_function, *args):
+    """``numpy_function(*args)``, or torch's function of that name when an argument is a torch tensor."""
+    if any(is_torch_tensor(a) for a in args):
+        return getattr(torch_module(), name)(*args)
+    return numpy_function(*args)
 
 
 def tanh(x):
-    """Hyperbolic tangent; on a traced value records ``tanh(x)`` (Ints are promoted to Float)."""
+    """Hyperbolic tangent; on a traced value records ``tanh(x)`` (Ints are promoted to Float).
+
+    On arrays or tensors it computes the value (NumPy or torch), so one mod also runs eagerly.
+    """
     if not isinstance(x, Expr):
-        return np.tanh(x)
+        return _real("tanh", np.tanh, x)
     return E.unary("tanh", x)
 
 
 def exp(x):
     """Exponential; on a traced value records ``exp(x)``."""
     if not isinstance(x, Expr):
-        return np.exp(x)
+        return _real("exp", np.exp, x)
     return E.unary("exp", x)
 
 
 def log(x):
     """Natural logarithm; on a traced value records ``log(x)``."""
     if not isinstance(x, Expr):
-        return np.log(x)
+        return _real("log", np.log, x)
     return E.unary("log", x)
 
 
 def sqrt(x):
     """Square root; on a traced value records ``sqrt(x)``."""
     if not isinstance(x, Expr):
-        return np.sqrt(x)
+        return _real("sqrt", np.sqrt, x)
     return E.unary("sqrt", x)
 
 
 def abs(x):  # noqa: A001 - the mod language's name
     """Absolute value; on a traced value records ``abs(x)`` (Int stays Int)."""
     if not isinstance(x, Expr):
-        return np.abs(x)
+        return _real("abs", np.abs, x)
     return E.unary("abs", x)
 
 
 def sigmoid(x):
     """The logistic function ``1 / (1 + exp(-x))``."""
     if not isinstance(x, Expr):
+        if is_torch_tensor(x):
+            return torch_module().sigmoid(x)
         return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
     return _truediv(1.0, E.binary("+", E.literal(1.0), E.unary("exp", E.negate(E.to_float(x)))))
 
@@ -657,6 +662,11 @@ def sigmoid(x):
 def where(condition, x, y):
     """``x`` where ``condition`` holds, else ``y``; on traced values records ``where(condition, x, y)``."""
     if not any(isinstance(a, Expr) for a in (condition, x, y)):
+        if any(is_torch_tensor(a) for a in (condition, x, y)):
+            torch = torch_module()
+            device = next(a.device for a in (condition, x, y) if is_torch_tensor(a))
+            return torch.where(torch.as_tensor(condition, device=device), x if is_torch_tensor(x) else
+                               torch.as_tensor(x, device=device), y)
         return np.where(condition, x, y)
     return E.select(to_expr(condition), to_expr(x), to_expr(y))
 
@@ -664,6 +674,9 @@ def where(condition, x, y):
 def minimum(x, y):
     """The smaller of ``x`` and ``y``; on traced values records ``min(x, y)``."""
     if not any(isinstance(a, Expr) for a in (x, y)):
+        if any(is_torch_tensor(a) for a in (x, y)):
+            torch = torch_module()
+            return torch.minimum(torch.as_tensor(x), torch.as_tensor(y))
         return np.minimum(x, y)
     return E.binary("min", to_expr(x), to_expr(y))
 
@@ -671,6 +684,9 @@ def minimum(x, y):
 def maximum(x, y):
     """The larger of ``x`` and ``y``; on traced values records ``max(x, y)``."""
     if not any(isinstance(a, Expr) for a in (x, y)):
+        if any(is_torch_tensor(a) for a in (x, y)):
+            torch = torch_module()
+            return torch.maximum(torch.as_tensor(x), torch.as_tensor(y))
         return np.maximum(x, y)
     return E.binary("max", to_expr(x), to_expr(y))
 
@@ -678,6 +694,8 @@ def maximum(x, y):
 def clamp(x, min=None, max=None):  # noqa: A002
     """``x`` limited to ``[min, max]`` (either may be None); on traced values records ``clamp(x, min, max)``."""
     if not any(isinstance(a, Expr) for a in (x, min, max)):
+        if is_torch_tensor(x):
+            return torch_module().clamp(x, min, max)
         return np.clip(x, min, max)
     return E.clamp(to_expr(x), _opt(min), _opt(max))
 
