@@ -14,7 +14,7 @@ from ._block_mask import BlockMask
 from ._expr import FLOAT
 from ._modstruct import ModStruct, TableArray, table_identity, table_values_on
 from ._trace import trace
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, UnsupportedError
 
 CACHE_SIZE = 64
 
@@ -279,7 +279,7 @@ def _autograd_function():
     return _function
 
 
-def _prepare(desc_values, score, block_mask, includes_backward, as_torch, device):
+def _prepare(desc_values, score, block_mask, includes_backward):
     """Finds or makes the prepared object for a call (a cache of CACHE_SIZE entries, LRU)."""
     (device_type, device_id, code, bits, batch, hq, hkv, sq, skv, d, dv, scale) = desc_values
     table_key = []
@@ -332,8 +332,12 @@ def _prepare(desc_values, score, block_mask, includes_backward, as_torch, device
     return prepared
 
 
+class AuxOutput(collections.namedtuple("AuxOutput", ["lse", "max_scores"])):
+    """The auxiliary outputs PyTorch's ``return_aux`` asks for: ``lse`` (or None); ``max_scores`` is always None."""
+
+
 def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=None, enable_gqa=False,
-                   return_lse=False, kernel_options=None, *, mod_args=None):
+                   return_lse=False, kernel_options=None, *, return_aux=None, mod_args=None):
     """Attention with a programmable score mod and block mask, as ``torch.nn.attention.flex_attention``.
 
     Args:
@@ -349,6 +353,8 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
             equal, as in PyTorch.
         return_lse: also return the log-sum-exp (natural log), float32 ``[B, Hq, Sq]``.
         kernel_options: accepted for PyTorch compatibility and ignored.
+        return_aux: PyTorch's ``AuxRequest`` (newer releases): with ``lse=True`` the call returns
+            ``(out, AuxOutput(lse, None))``; ``max_scores`` is not supported.
         mod_args: names read by a string ``score_mod`` mapped to arrays/tensors (tables) or numbers.
 
     Returns:
@@ -407,6 +413,12 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
     device_type, device_id = D.device_of(query)
     code, bits = D.dl_dtype(query)
     float_sources = score.float_tables() if score is not None else []
+    want_lse = bool(return_lse)
+    if return_aux is not None:
+        if return_lse:
+            raise InvalidArgumentError("pass return_lse or return_aux, not both")
+        if getattr(return_aux, "max_scores", False):
+            raise UnsupportedError("return_aux with max_scores=True is not supported")
     if as_torch:
         import torch
 
@@ -416,14 +428,15 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
         needs_grad = torch.is_grad_enabled() and (
             any(t.requires_grad for t in tensors) or any(t.requires_grad for t in float_values))
     else:
-        device = None
         float_values = [s.values for s in float_sources]
         needs_grad = False
     desc_values = (device_type, device_id, code, bits, batch, hq, hkv, sq, skv, d, dv, scale_value)
-    prepared = _prepare(desc_values, score, block_mask, needs_grad, as_torch, device)
+    prepared = _prepare(desc_values, score, block_mask, needs_grad)
     call = _Call(prepared, float_sources, as_torch)
     if needs_grad:
         out, lse = _autograd_function().apply(call, query, key, value, *float_values)
     else:
         out, lse = call.forward(query, key, value, float_values)
-    return (out, lse) if return_lse else out
+    if return_aux is not None:
+        return out, AuxOutput(lse if getattr(return_aux, "lse", False) else None, None)
+    return (out, lse) if want_lse else out
