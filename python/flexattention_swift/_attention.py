@@ -25,11 +25,14 @@ _pending = []  # states of CUDA objects whose last queued work had not run when 
 
 
 class _State:
-    __slots__ = ("handle", "event")
+    __slots__ = ("handle", "events")
 
     def __init__(self, handle):
         self.handle = handle
-        self.event = None
+        self.events = {}  # CUstream -> torch.cuda.Event recorded after the last work queued there
+
+    def idle(self):
+        return all(event.query() for event in list(self.events.values()))
 
 
 def _free_now(state):
@@ -41,8 +44,7 @@ def _free_now(state):
 def _release(state):
     """Frees a prepared object once the work queued with it has run (never waiting for it)."""
     try:
-        event = state.event
-        if event is not None and not event.query():
+        if not state.idle():
             with _pending_lock:
                 _pending.append(state)
             return
@@ -58,7 +60,7 @@ def _drain_pending():
         keep = []
         for state in _pending:
             try:
-                if state.event is None or state.event.query():
+                if state.idle():
                     _free_now(state)
                 else:
                     keep.append(state)
@@ -91,7 +93,7 @@ class PreparedAttention:
 
             event = torch.cuda.Event()
             event.record(stream)
-            self._state.event = event
+            self._state.events[stream.cuda_stream] = event
 
 
 _cache_lock = threading.Lock()

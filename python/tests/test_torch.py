@@ -178,6 +178,16 @@ class TorchCPUTests(_Checks, unittest.TestCase):
         out, lse = fa.flex_attention(q, k, v, return_lse=True)
         self.assertFalse(lse.requires_grad)
 
+    def test_cpu_is_deterministic(self):
+        q, k, v = make(requires_grad=True, seed=16, sq=64, skv=64)
+        bias = torch.randn(4, 127, requires_grad=True)
+        runs = []
+        for _ in range(2):
+            out = fa.flex_attention(q, k, v, score_mod=lambda s, b, h, qi, kv: s + bias[h, qi - kv + 63])
+            runs.append([out] + list(torch.autograd.grad(out, (q, k, v, bias), torch.ones_like(out))))
+        for first, second in zip(*runs):
+            self.assertTrue(torch.equal(first, second))
+
     def test_errors(self):
         q, k, v = make()
         with self.assertRaises(fa.InvalidArgumentError):
