@@ -198,7 +198,9 @@ class _Call:
         self.as_torch = as_torch
 
     def _tables(self, values):
-        return TableArray([(s.name, v) for s, v in zip(self.float_sources, values)])
+        """The per-call ``tables`` argument: the Float tables the prepared object lists, as float32."""
+        listed = set(self.prepared.gradient_table_names)
+        return TableArray([(s.name, v) for s, v in zip(self.float_sources, values) if s.name in listed])
 
     def forward(self, q, k, v, table_values):
         library = _lib.lib()
@@ -430,7 +432,8 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
         needs_grad = torch.is_grad_enabled() and (
             any(t.requires_grad for t in tensors) or any(t.requires_grad for t in float_values))
     else:
-        float_values = [s.values for s in float_sources]
+        table_values = table_values_on(float_sources, None, False)
+        float_values = [table_values[s.name] for s in float_sources]
         needs_grad = False
     desc_values = (device_type, device_id, code, bits, batch, hq, hkv, sq, skv, d, dv, scale_value)
     prepared = _prepare(desc_values, score, block_mask, needs_grad)

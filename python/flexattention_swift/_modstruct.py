@@ -79,19 +79,31 @@ def make_tables(sources, table_values=None):
 
 
 def table_values_on(sources, device, as_torch):
-    """The tables' values where a call on ``device`` reads them: torch tensors on that device, or arrays."""
+    """The Float tables' values as a call on ``device`` reads them (the ``tables`` argument of a call).
+
+    The library takes these per-call values as float32 (row-major contiguous on CUDA; CPU tensors for CPU
+    calls): torch tensors are converted (differentiably, so gradients reach the original table) and moved to the
+    call's device; NumPy arrays are converted to float32.
+    """
     result = {}
     if not as_torch:
+        for source in sources:
+            values = source.values
+            if is_torch_tensor(values):
+                values = values.detach().cpu().numpy()
+            result[source.name] = np.ascontiguousarray(values, dtype=np.float32)
         return result
     import torch
 
     for source in sources:
         values = source.values
         if isinstance(values, np.ndarray):
-            values = torch.from_numpy(np.ascontiguousarray(values))
+            values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
         if values.device != device:
             values = values.to(device, non_blocking=True)
-        result[source.name] = values
+        if values.dtype != torch.float32:
+            values = values.to(torch.float32)
+        result[source.name] = values.contiguous()
     return result
 
 

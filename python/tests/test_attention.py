@@ -107,6 +107,12 @@ class AttentionTests(unittest.TestCase):
         self.check(*inputs(13, sq=sq, skv=skv, hq=heads, hkv=heads),
                    score_mod=lambda score, b, h, q, kv: score + bias[h, q - kv + skv - 1])
 
+    def test_float16_and_float64_tables(self):
+        g = rng(23)
+        for dtype in (np.float16, np.float64):
+            bias = randn(g, 4, 90).astype(dtype)
+            self.check(*inputs(23), score_mod=lambda score, b, h, q, kv: score + bias[h, q - kv + 52])
+
     def test_soft_cap_with_captured_number(self):
         q, k, v = inputs(14)
         q = q * 4

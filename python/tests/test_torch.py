@@ -131,6 +131,9 @@ class TorchCPUTests(_Checks, unittest.TestCase):
         slopes = torch.tensor([0.5, 0.25, 0.125, 0.0625], requires_grad=True)
         self.gradient_check(q, k, v, score_mod=lambda s, b, h, qi, kv: s + slopes[h] * (kv - qi),
                             tables=(slopes,))
+        half_bias = (torch.randn(4, 37 + 53 - 1) * 0.5).to(torch.bfloat16).requires_grad_(True)
+        self.gradient_check(q, k, v, score_mod=lambda s, b, h, qi, kv: s + half_bias[h, qi - kv + 52],
+                            tables=(half_bias,), tolerance=1e-2)
         temperature = torch.tensor(1.5, requires_grad=True)  # a 0-d learnable scalar
         self.gradient_check(q, k, v, score_mod=lambda s, b, h, qi, kv: s * temperature, tables=(temperature,))
 
