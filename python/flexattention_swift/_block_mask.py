@@ -60,6 +60,7 @@ class BlockMask:
 
     @property
     def is_freed(self):
+        """Whether :meth:`free` was called."""
         return self._handle is None
 
     def free(self):

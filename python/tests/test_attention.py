@@ -139,6 +139,13 @@ class AttentionTests(unittest.TestCase):
                    score_mod=lambda s, b, h, q, kv: s + ((q - kv) // 3) * 0.25 + ((kv - q) % 5) * 0.5
                    - ((q - 20) % -7) * 0.125)
 
+    def test_sequence_length_symbols(self):
+        q, k, v = inputs(24, sq=30, skv=50)
+        out = fa.flex_attention(q, k, v, score_mod=lambda s, b, h, qi, kv: fa.where(
+            qi + fa.kv_len - fa.q_len >= kv, s, s - 3.0))
+        expected, _ = reference(q, k, v, lambda s, b, h, qi, kv: np.where(qi + 50 - 30 >= kv, s, s - 3.0))
+        self.assertLess(relative_error(out, expected), TOLERANCE)
+
     def test_string_mods(self):
         bias = randn(rng(19), 4, 90)
         q, k, v = inputs(19)
