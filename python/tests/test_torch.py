@@ -3,13 +3,11 @@
 Skipped where torch is not installed; the CUDA classes are skipped without a GPU.
 """
 
-import gc
 import math
 import unittest
 
-import numpy as np
 
-from _support import HAS_CUDA, HAS_LIBRARY, HAS_TORCH, fa, relative_error, requires_cuda, requires_library
+from _support import fa, relative_error, requires_cuda, requires_library
 from _support import requires_torch, torch
 
 TOLERANCE = 2e-5

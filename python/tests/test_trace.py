@@ -5,7 +5,7 @@ import unittest
 
 import numpy as np
 
-from _support import HAS_TORCH, E, evaluate, fa, requires_torch, torch
+from _support import evaluate, fa, requires_torch, torch
 from flexattention_swift import _trace as T
 
 MODULE_WINDOW = 64
