@@ -108,6 +108,6 @@ struct AttentionDescription {
         guard count == Int64(queryHeads) else {
             throw BridgeError.invalid("sink_count is \(count); sinks need one logit per query head (\(queryHeads))")
         }
-        return try ModArgument.array(pointer, count: count, named: "sinks")
+        return try cArray(pointer, count: count, named: "sinks")
     }
 }

@@ -13,17 +13,6 @@ final class BlockMaskObject: Sendable {
     }
 }
 
-/// The largest batch, head count or length the C interface takes: the kernels index with 32-bit integers.
-let largestSize = Int64(Int32.max)
-
-/// Checks that a size from C is in `range` (within ``largestSize``).
-func checkSize(_ value: Int64, named name: String, positive: Bool) throws -> Int {
-    guard value >= (positive ? 1 : 0), value <= largestSize else {
-        throw BridgeError.invalid("\(name) is \(value); it must be in \(positive ? 1 : 0)...\(largestSize)")
-    }
-    return Int(value)
-}
-
 @_cdecl("fa_block_mask_create")
 public func blockMaskCreate(
     _ mask: UnsafePointer<fa_mod>?, _ batch: Int64, _ heads: Int64, _ queryLength: Int64, _ keyLength: Int64,

@@ -43,6 +43,9 @@ struct DLPackArgument {
     let byteCount: Int
     /// The element `[0, …, 0]`'s index from `base`.
     let offset: Int
+    /// Elements in the view (more than it reaches when strides overlap); at most `Int.max / 8`, so that no byte
+    /// count of them overflows.
+    let elementCount: Int
 
     /// Reads `pointer`'s tensor, whose rank must be in `ranks`.
     /// - Throws: ``BridgeError`` (invalid argument) for a NULL pointer, another rank, a negative extent, a data type
@@ -72,6 +75,15 @@ struct DLPackArgument {
             strides = try Self.rowMajorStrides(shape, name: name)
         }
         (self.shape, self.strides) = (shape, strides)
+        var elements = 1
+        for extent in shape {
+            let (product, overflow) = elements.multipliedReportingOverflow(by: extent)
+            guard !overflow, product <= Int.max / 8 else {
+                throw BridgeError.invalid("\(name)'s shape \(shape) has too many elements")
+            }
+            elements = product
+        }
+        elementCount = elements
         let size = element.byteSize
         let (first, overflow) = UInt(bitPattern: tensor.data).addingReportingOverflow(UInt(tensor.byte_offset))
         guard !overflow, tensor.byte_offset <= UInt64(Int.max) else {
@@ -99,8 +111,7 @@ struct DLPackArgument {
         (base, byteCount, offset) = (UInt(bitPattern: start), count, -lowest)
     }
 
-    var elementCount: Int { shape.reduce(1, *) }  // bounded: the view's bytes fit in an Int
-    var isEmpty: Bool { shape.contains(0) }
+    var isEmpty: Bool { elementCount == 0 }
 
     /// The float type, for Q, K, V and outputs.
     func floatType() throws -> DType {
@@ -141,7 +152,9 @@ struct DLPackArgument {
     /// The elements as Floats in row-major order, read wherever they are (device memory with a waiting copy, on
     /// `stream` when given, else after the whole device has finished its work).
     func floats(stream: CUDAStream? = nil) throws -> [Float] {
-        try tensor(over: readableStorage(stream: stream)).floats()
+        let storage = try readableStorage(stream: stream)
+        try Allocation.requireAvailable(elementCount * 4)
+        return try tensor(over: storage).floats()
     }
 
     /// The integer elements in row-major order, read as ``floats(stream:)`` reads.
@@ -150,6 +163,7 @@ struct DLPackArgument {
             throw BridgeError.invalid("\(name) has a float dtype; it must be int32 or int64")
         }
         let storage = try readableStorage(stream: stream)
+        try Allocation.requireAvailable(elementCount * 8)
         var values: [Int64] = []
         values.reserveCapacity(elementCount)
         var index = [Int](repeating: 0, count: shape.count)

@@ -42,7 +42,7 @@ struct DLPackOutputs {
     let kind: DLPackOutputKind
     private var made: [UnsafeMutableRawPointer] = []
 
-    init(kind: DLPackOutputKind) { self.kind = kind }
+    private init(kind: DLPackOutputKind) { self.kind = kind }
 
     /// A new DLPack tensor for each of `tensors`, in order: all of them, or none.
     static func make(_ tensors: [ProducedTensor], kind: DLPackOutputKind) throws -> [UnsafeMutableRawPointer] {
@@ -61,14 +61,14 @@ struct DLPackOutputs {
     }
 
     /// A new DLPack tensor owning `tensor`.
-    mutating func add(_ tensor: Tensor) throws -> UnsafeMutableRawPointer {
+    private mutating func add(_ tensor: Tensor) throws -> UnsafeMutableRawPointer {
         try add(
             owner: tensor, data: tensor.storage.baseAddress, device: DLDevice(device_type: kDLCPU, device_id: 0),
             dtype: tensor.dtype, shape: tensor.shape, strides: tensor.strides, offset: tensor.offset)
     }
 
     /// A new DLPack tensor owning `tensor`.
-    mutating func add(_ tensor: DeviceTensor) throws -> UnsafeMutableRawPointer {
+    private mutating func add(_ tensor: DeviceTensor) throws -> UnsafeMutableRawPointer {
         let device = DLDevice(device_type: kDLCUDA, device_id: Int32(tensor.buffer.device.ordinal))
         return try add(
             owner: tensor, data: UnsafeMutableRawPointer(bitPattern: UInt(tensor.buffer.address)), device: device,
@@ -76,7 +76,7 @@ struct DLPackOutputs {
     }
 
     /// Releases every tensor made so far, as their deleters would.
-    func discard() {
+    private func discard() {
         for pointer in made {
             switch kind {
             case .versioned: deleteVersioned(pointer.assumingMemoryBound(to: DLManagedTensorVersioned.self))

@@ -17,10 +17,6 @@ enum LastError {
     }
 }
 
-/// `fa_abi_version`: the ABI version this library implements.
-@_cdecl("fa_abi_version")
-public func abiVersion() -> Int32 { FA_ABI_VERSION }
-
 /// `fa_last_error`: the message of this thread's last failed call, "" when none failed.
 @_cdecl("fa_last_error")
 public func lastError() -> UnsafePointer<CChar> { fa_error_store_get() }

@@ -19,12 +19,12 @@ struct ModArgument {
             return
         }
         self.text = text
-        tables = try Self.array(mod.tables, count: mod.table_count, named: "\(role).tables").map { table in
+        tables = try cArray(mod.tables, count: mod.table_count, named: "\(role).tables").map { table in
             let name = try string(table.name, named: "a name in \(role).tables")
             return try Self.table(name: name, values: DLPackArgument(table.values, name: "table \(name)", ranks: 1...3))
         }
         var parameters: [String: ModScalar] = [:]
-        for parameter in try Self.array(mod.parameters, count: mod.parameter_count, named: "\(role).parameters") {
+        for parameter in try cArray(mod.parameters, count: mod.parameter_count, named: "\(role).parameters") {
             let name = try string(parameter.name, named: "a name in \(role).parameters")
             guard parameters[name] == nil else { throw BridgeError.invalid("\(role) has two parameters named \(name)") }
             parameters[name] = switch parameter.kind {
@@ -34,7 +34,7 @@ struct ModArgument {
             }
         }
         self.parameters = parameters
-        if let name = Self.firstDuplicate(tables.map(\.name)) {
+        if let name = firstDuplicate(tables.map(\.name)) {
             throw BridgeError.invalid("\(role) has two tables named \(name)")
         }
     }
@@ -59,18 +59,5 @@ struct ModArgument {
         case .int32, .int64: try ModTable(name: name, shape: values.shape, int64: values.integers())
         case .float: try ModTable(name: name, shape: values.shape, elements: .float(values.floats()))
         }
-    }
-
-    /// The `count` elements at `pointer`.
-    static func array<Element>(_ pointer: UnsafePointer<Element>?, count: Int64, named name: String) throws -> [Element] {
-        guard count >= 0 else { throw BridgeError.invalid("\(name) has a negative count, \(count)") }
-        guard count > 0 else { return [] }
-        guard let pointer else { throw BridgeError.invalid("\(name) is NULL with a count of \(count)") }
-        return Array(UnsafeBufferPointer(start: pointer, count: Int(count)))
-    }
-
-    static func firstDuplicate(_ names: [String]) -> String? {
-        var seen: Set<String> = []
-        return names.first { !seen.insert($0).inserted }
     }
 }

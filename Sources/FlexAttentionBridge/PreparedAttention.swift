@@ -86,7 +86,7 @@ final class PreparedAttention: Sendable {
     /// The `fa_table` array of a call: names of the score mod's Float tables, each at most once, with Float32
     /// values of the table's shape.
     func tableValues(_ pointer: UnsafePointer<fa_table>?, count: Int64) throws -> [TableValues] {
-        let tables = try ModArgument.array(pointer, count: count, named: "tables").map { table in
+        let tables = try cArray(pointer, count: count, named: "tables").map { table in
             let name = try string(table.name, named: "a name in tables")
             guard let expected = gradientTables.first(where: { $0.name == name })?.shape else {
                 throw BridgeError.invalid(
@@ -99,7 +99,7 @@ final class PreparedAttention: Sendable {
             }
             return TableValues(name: name, values: values)
         }
-        if let name = ModArgument.firstDuplicate(tables.map(\.name)) {
+        if let name = firstDuplicate(tables.map(\.name)) {
             throw BridgeError.invalid("tables names \(name) twice")
         }
         return tables

@@ -68,6 +68,16 @@ struct BridgeErrorTests {
         fa_attention_free(made)
     }
 
+    @Test("a message longer than the store is cut to it, on one line")
+    func longMessage() {
+        let strings = CStrings()
+        let name = String(repeating: "x", count: 5000)
+        let (status, handle) = Self.create { $0.score_mod.text = strings("score +\n" + name) }
+        Self.expectFailure(status, FA_ERROR_MOD, "unknown name 'xxx")
+        #expect(handle == nil)
+        #expect(lastErrorMessage().utf8.count == Int(FA_ERROR_STORE_CAPACITY) - 1)
+    }
+
     @Test("fa_attention_create on CUDA without a GPU says so (or, with one, succeeds)")
     func cudaWithoutDevice() {
         let (status, handle) = Self.create { $0.device = DLDevice(device_type: kDLCUDA, device_id: 0) }

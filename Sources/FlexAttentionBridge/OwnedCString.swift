@@ -2,14 +2,6 @@
 import Glibc
 #endif
 
-/// A NUL-terminated UTF-8 argument as a String.
-/// - Throws: ``BridgeError`` (invalid argument) for NULL or bytes that are not UTF-8.
-func string(_ pointer: UnsafePointer<CChar>?, named name: String) throws -> String {
-    guard let pointer else { throw BridgeError.null(name) }
-    guard let text = String(validatingCString: pointer) else { throw BridgeError.invalid("\(name) is not UTF-8") }
-    return text
-}
-
 /// A C string the library hands out and frees with the object that owns it.
 final class OwnedCString: @unchecked Sendable {  // immutable after init
     let pointer: UnsafePointer<CChar>
