@@ -1,5 +1,6 @@
 import CFlexAttention
 @testable import FlexAttention
+import Foundation
 import Testing
 
 /// Every failure returns its status, leaves the out-parameters and outputs as they were, and sets a one-line
@@ -66,6 +67,21 @@ struct BridgeErrorTests {
         let (status, made) = Self.create { _ in }
         #expect(status == FA_OK)
         fa_attention_free(made)
+    }
+
+    @Test("the message is per thread: a failure on another thread leaves this thread's as it was")
+    func perThread() {
+        var handle: OpaquePointer?
+        Self.expectFailure(fa_attention_create(nil, &handle), FA_ERROR_INVALID_ARGUMENT, "desc is NULL")
+        let done = DispatchSemaphore(value: 0)
+        let other = Thread {
+            var desc = Self.desc
+            _ = fa_attention_create(&desc, nil)
+            done.signal()
+        }
+        other.start()
+        done.wait()
+        #expect(lastErrorMessage() == "desc is NULL")
     }
 
     @Test("a message longer than the store is cut to it, on one line")
@@ -137,6 +153,9 @@ struct BridgeErrorTests {
         ]
         for (message, call) in cases { Self.expectFailure(call(), FA_ERROR_INVALID_ARGUMENT, message) }
         #expect(run() == FA_OK)
+        // Pinned and managed CUDA memory are host-accessible: a CPU call reads them in place.
+        #expect(run { $0.device.device_type = kDLCUDAHost } == FA_OK)
+        #expect(run { $0.device.device_type = kDLCUDAManaged } == FA_OK)
 
         var (output, logSumExp): (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) = (nil, nil)
         Self.expectFailure(
