@@ -2,8 +2,8 @@
  * flexattention.h: the C interface of FlexAttention for Swift.
  *
  * Exact attention (tiled, online softmax) with programmable score mods and masks, on the CPU and on NVIDIA GPUs,
- * over DLPack tensors. The library is `libflexattention.so` (`swift build -c release`, or with `--product flexattention`;
- * scripts/build-gpu-bundle.sh links the Swift runtime in, for machines without Swift).
+ * over DLPack tensors. The library is `libflexattention.so` (`swift build -c release`, or `--product flexattention`
+ * alone; scripts/build-gpu-bundle.sh links the Swift runtime in, for machines without Swift).
  *
  * Conventions
  * - Every function that can fail returns an fa_status. FA_OK is 0; on any other value the call changed nothing the
