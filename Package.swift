@@ -17,6 +17,8 @@ let package = Package(
     products: [
         .library(name: "FlexAttention", targets: ["FlexAttention"]),
         .executable(name: "flexattn", targets: ["flexattn"]),
+        // The C interface (Sources/CFlexAttention/include/flexattention.h): libflexattention.so.
+        .library(name: "flexattention", type: .dynamic, targets: ["FlexAttentionBridge"]),
     ],
     dependencies: [
         // The CLI's command line; the library target depends on nothing.
@@ -32,12 +34,25 @@ let package = Package(
             dependencies: ["FlexAttentionSIMD", "FlexAttentionAVX512"],
             swiftSettings: baselineFlags
         ),
+        // The C interface's header and the thread-local storage of its error message.
+        .target(name: "CFlexAttention"),
+        // The C interface implemented over the Swift API (`@_cdecl` functions).
+        .target(
+            name: "FlexAttentionBridge",
+            dependencies: ["FlexAttention", "CFlexAttention"],
+            swiftSettings: baselineFlags
+        ),
         .executableTarget(
             name: "flexattn",
             dependencies: ["FlexAttention", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: baselineFlags
         ),
         .testTarget(name: "FlexAttentionTests", dependencies: ["FlexAttention"], swiftSettings: baselineFlags),
+        .testTarget(
+            name: "FlexAttentionBridgeTests",
+            dependencies: ["FlexAttentionBridge", "FlexAttention", "CFlexAttention"],
+            swiftSettings: baselineFlags
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

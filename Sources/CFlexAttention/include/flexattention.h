@@ -2,7 +2,8 @@
  * flexattention.h: the C interface of FlexAttention for Swift.
  *
  * Exact attention (tiled, online softmax) with programmable score mods and masks, on the CPU and on NVIDIA GPUs,
- * over DLPack tensors. The library is `libflexattention.so` (`swift build -c release --product flexattention`).
+ * over DLPack tensors. The library is `libflexattention.so` (`swift build -c release`, or `--product flexattention`
+ * alone; scripts/build-gpu-bundle.sh links the Swift runtime in, for machines without Swift).
  *
  * Conventions
  * - Every function that can fail returns an fa_status. FA_OK is 0; on any other value the call changed nothing the
@@ -10,8 +11,12 @@
  * - Input tensors are borrowed `const DLTensor *`: the `dl_tensor` member of a DLManagedTensor or of a
  *   DLManagedTensorVersioned, or a DLTensor of the caller's own. They are read during the call (CPU) or by work
  *   queued on the call's stream (CUDA); keep them alive until that work has run. Any strides and byte offsets;
- *   NULL strides mean compact row-major. Data types: float32, float16, bfloat16 for Q/K/V; float32 for the
- *   log-sum-exp; int32 or int64 for lengths and page tables.
+ *   NULL strides mean compact row-major; the stride of an axis of extent 1 is ignored (it addresses nothing). Data
+ *   must be aligned to the element size. Data types: float32, float16, bfloat16 for Q/K/V; float32 for the
+ *   log-sum-exp; int32 or int64 for lengths and page tables. Device types: kDLCPU and kDLCUDAHost are host memory,
+ *   kDLCUDA device memory; kDLCUDAManaged is read as host memory by CPU calls and as device memory by CUDA calls.
+ * - Sizes (batch, heads, lengths, head dims) are at most INT32_MAX. On the CPU, batch, query_length and key_length
+ *   may be 0 (empty attention: O = 0, LSE = -inf, zero gradients); CUDA tensors must have every extent positive.
  * - Output tensors are new DLManagedTensorVersioned (FA_DLPACK_VERSIONED) or DLManagedTensor (FA_DLPACK_LEGACY)
  *   objects, written as `void *` to the out-parameters; the caller owns each one and calls its deleter once, after
  *   which the memory is released (on CUDA, stream-ordered on the call's stream).
@@ -135,7 +140,7 @@ const char *fa_last_error(void);
 /* ---- Mods -------------------------------------------------------------------------------------------------------- */
 /* A table a mod reads by name: int32/int64 elements make an Int table, float32/float16/bfloat16 a Float table. The
  * values are copied (from the CPU or a CUDA device; a device table is read with a synchronising copy) when the
- * object that takes it is made. */
+ * object that takes it is made, or by each fa_decode call. */
 typedef struct {
     const char *name;
     const DLTensor *values;
@@ -217,13 +222,18 @@ fa_status fa_attention_create(const fa_attention_desc *desc, fa_attention **out)
 
 void fa_attention_free(fa_attention *attention);
 
-/* The Float tables the score mod reads, whose gradients the backward pass returns, in that order. */
+/* The Float tables the score mod reads, whose gradients the backward pass returns, in that order. The name is owned
+ * by the attention; NULL for an index outside [0, count) (the count of a NULL attention is 0). */
 int64_t fa_attention_gradient_table_count(const fa_attention *attention);
 const char *fa_attention_gradient_table_name(const fa_attention *attention, int64_t index);
 
 /* O = softmax(scale * Q K^T, masked and modded) V and its log-sum-exp (natural log, float32 [B, Hq, Sq]).
  * `tables` (may be NULL) replaces the values of the score mod's Float tables for this call and later ones, read on
- * the call's device in stream order (no synchronisation; same shapes as at creation).
+ * the call's device in stream order (no synchronisation; same shapes as at creation). Each is float32 and names one
+ * of the tables fa_attention_gradient_table_name lists; unnamed tables keep their values. On the CPU they are CPU
+ * tensors. On CUDA a tensor on the attention's device must be row-major contiguous (copied device to device); a CPU
+ * tensor is staged through stream-ordered device memory (a pageable copy, which the driver may order after the
+ * stream's earlier work).
  * The outputs are new tensors: O contiguous [B, Hq, Sq, Dv] in the inputs' dtype, LSE contiguous float32. */
 fa_status fa_attention_forward(fa_attention *attention, const DLTensor *query, const DLTensor *key,
                                const DLTensor *value, const fa_table *tables, int64_t table_count, void *stream,
@@ -234,8 +244,9 @@ fa_status fa_attention_forward_into(fa_attention *attention, const DLTensor *que
                                     const DLTensor *value, const fa_table *tables, int64_t table_count,
                                     DLTensor *output, DLTensor *log_sum_exp, void *stream);
 
-/* Gradients of a loss given dO, from the forward pass's O and LSE (recomputed probabilities). Deterministic on the
- * CPU; on CUDA dQ, dK, dV and the sinks' gradient are, Float tables' gradients are summed with atomics.
+/* Gradients of a loss given dO, from the forward pass's O and LSE (recomputed probabilities; O and dO in the inputs'
+ * dtype, LSE contiguous as forward writes it). Deterministic on the CPU; on CUDA dQ, dK, dV and the sinks' gradient
+ * are, Float tables' gradients are summed with atomics. Needs includes_backward at creation.
  * `table_gradients` has fa_attention_gradient_table_count entries (may be NULL when that is 0); `sink_gradient` may
  * be NULL when there are no sinks, else receives float32 [Hq]. */
 fa_status fa_attention_backward(fa_attention *attention, const DLTensor *query, const DLTensor *key,
@@ -245,9 +256,10 @@ fa_status fa_attention_backward(fa_attention *attention, const DLTensor *query, 
                                 void **value_gradient, void **table_gradients, void **sink_gradient);
 
 /* ---- Decode against a KV cache ----------------------------------------------------------------------------------- */
-/* A decoding step: each sequence b's Sq new queries sit at positions lengths[b] - Sq + i and see cache positions
- * below lengths[b] (with `causal`, only those at or before their own). Mods see those absolute positions and
- * q_len = kv_len = lengths[b].
+/* A decoding step: with L[b] = lengths[b] + Sn (the length after the append below), each sequence b's Sq new queries
+ * sit at positions L[b] - Sq + i and see cache positions below L[b] (with `causal`, only those at or before their
+ * own). Mods see those absolute positions and q_len = kv_len = L[b]. It runs where the key cache is: on its GPU for
+ * kDLCUDA, else on the CPU.
  *
  * The cache is contiguous (`page_table` NULL; keys [B, Hkv, capacity, D], any strides) or paged (keys
  * [pages, page_size, Hkv, D], `page_table` int32/int64 [B, max_pages] of page indices, -1 unassigned).
@@ -255,8 +267,12 @@ fa_status fa_attention_backward(fa_attention *attention, const DLTensor *query, 
  * and the lengths grow by Sn (the caller's `lengths` tensor is not modified; `lengths` counts tokens before the
  * append). Paged caches must have pages assigned for the appended positions.
  * `lengths` and `page_table` are read on the host: CUDA tensors are copied with a synchronising copy, so pass CPU
- * tensors to keep the call asynchronous. The query is [B, Hq, Sq, D]; the outputs O [B, Hq, Sq, Dv] in the cache's
- * dtype and LSE float32 [B, Hq, Sq], as new tensors. */
+ * tensors to keep the call asynchronous. The query is [B, Hq, Sq, D] in the cache's dtype; the outputs O
+ * [B, Hq, Sq, Dv] in the cache's dtype and LSE float32 [B, Hq, Sq], as new tensors.
+ * On CUDA the prepared kernels and uploaded mod arguments of a step (a decode plan) are kept for the 32 most recently
+ * used descriptions (device, cache layout and dtype, page size and count, capacity, query heads and length, scale,
+ * causal, sinks, and the mods' text, parameters and table contents), so repeated steps of a model reuse one; a step
+ * whose tables hold new values makes a new plan (its kernels are compiled once and shared). */
 typedef struct {
     double scale;  /* 0 for 1/sqrt(head_dim) */
     int32_t causal; /* nonzero: query i sees keys up to its own position */

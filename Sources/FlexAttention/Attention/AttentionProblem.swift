@@ -60,3 +60,13 @@ struct AttentionProblem: Sendable {
         return blockMask.mask
     }
 }
+
+extension AttentionOptions {
+    /// Checks these options against `shape` as every call of that shape does (scale, sinks, the score mod over the
+    /// domain, the block mask's cover), running nothing: for a caller that prepares once and calls many times, such
+    /// as the C interface's `fa_attention_create`.
+    /// - Throws: as ``Attention/forward(query:key:value:options:outputDType:)`` for these options.
+    package func check(for shape: AttentionShape) throws {
+        _ = try AttentionProblem(shape: shape, options: self)
+    }
+}

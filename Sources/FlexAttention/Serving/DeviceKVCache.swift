@@ -90,7 +90,27 @@ public final class DeviceKVCache: Sendable {
                       values: DeviceTensor(copying: cache.values, to: device), index: cache.index)
     }
 
-    private init(keys: DeviceTensor, values: DeviceTensor, index: KVCacheIndex) throws {
+    /// A cache over existing device tensors for work queued on `stream`: its lengths and page table are copied to
+    /// device buffers allocated, filled and later freed in order on `stream`, so making it never synchronises (a
+    /// caller that wraps its own cache memory for a single step, as the C interface's `fa_decode` does).
+    /// - Throws: as ``init(keys:values:lengths:)`` (contiguous, `pageTable` nil) or
+    ///   ``init(keyPages:valuePages:pageTable:lengths:)`` (paged).
+    package convenience init(
+        keys: DeviceTensor, values: DeviceTensor, lengths: [Int], pageTable: PageTable?, stream: CUDAStream
+    ) throws {
+        if let pageTable {
+            try KVCache.checkPaged(keyPages: keys.shape, valuePages: values.shape, pageTable: pageTable)
+        } else {
+            try KVCache.checkContiguous(keys: keys.shape, values: values.shape, lengths: lengths)
+        }
+        try self.init(
+            keys: keys, values: values,
+            index: KVCacheIndex(capacity: pageTable?.capacity ?? keys.shape[2], lengths: lengths, pageTable: pageTable),
+            stream: stream)
+    }
+
+    /// With a `stream`, the length and table buffers are allocated and filled in stream order on it.
+    private init(keys: DeviceTensor, values: DeviceTensor, index: KVCacheIndex, stream: CUDAStream? = nil) throws {
         guard keys.dtype == values.dtype else {
             throw FlexAttentionError.mixedDTypes(expected: keys.dtype, actual: values.dtype, tensor: "values")
         }
@@ -104,8 +124,12 @@ public final class DeviceKVCache: Sendable {
         }
         self.keys = keys
         self.values = values
-        lengthBuffer = try DeviceBuffer(device: device, copying: index.lengths.map { Int32($0) })
-        tableBuffer = try index.pageTable.map { try DeviceBuffer(device: device, copying: $0.entries) }
+        func buffer(_ values: [Int32]) throws -> DeviceBuffer {
+            if let stream { return try DeviceBuffer(device: device, copying: values, stream: stream) }
+            return try DeviceBuffer(device: device, copying: values)
+        }
+        lengthBuffer = try buffer(index.lengths.map { Int32($0) })
+        tableBuffer = try index.pageTable.map { try buffer($0.entries) }
         state = Mutex(index)
     }
 

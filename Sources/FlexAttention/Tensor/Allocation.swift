@@ -8,9 +8,9 @@ import Glibc
 /// allocates the bytes and frees them at once: it meets the same limits the array would (the address-space limit
 /// of `ulimit -v`, the kernel's overcommit policy), though another thread could take the memory in between.
 /// ``TensorStorage`` needs no check: its allocation itself can fail.
-enum Allocation {
+package enum Allocation {
     /// - Throws: ``FlexAttentionError/outOfMemory(byteCount:)`` unless `byteCount` bytes can be allocated now.
-    static func requireAvailable(_ byteCount: Int) throws {
+    package static func requireAvailable(_ byteCount: Int) throws {
         guard let memory = malloc(max(byteCount, 1)) else { throw FlexAttentionError.outOfMemory(byteCount: byteCount) }
         free(memory)
     }

@@ -6,9 +6,19 @@ final class CUDAModArguments: Sendable {
     private let tablePointers: DeviceBuffer
     /// Kept alive for as long as `tablePointers` points at them.
     private let tables: [DeviceBuffer]
+    /// Name, shape and element type of each table, in the order of `tables`.
+    let tableSlots: [TableSlot]
+
+    /// What a table's device memory holds, apart from its values.
+    struct TableSlot: Sendable {
+        let name: String
+        let shape: [Int]
+        let elementType: ModType
+    }
 
     init(_ arguments: ModArguments, device: CUDADevice) throws {
         let (ints, floats) = Self.scalars(arguments)
+        tableSlots = arguments.tables.map { TableSlot(name: $0.name, shape: $0.shape, elementType: $0.elementType) }
         tables = try arguments.tables.map { table in
             switch table.elements {
             case .int32(let values): try DeviceBuffer(device: device, copying: values)
@@ -62,6 +72,21 @@ final class CUDAModArguments: Sendable {
             }
         }
     }
+
+    /// Queues a device-to-device copy of `source`'s elements over table `slot`'s values on `stream`.
+    /// - Throws: ``CUDAError/invalidArgument(_:)`` when `source` is not a contiguous tensor of the table's element
+    ///   count and 4-byte elements, before anything is queued.
+    func copyTable(_ slot: Int, from source: DeviceTensor, stream: CUDAStream) throws {
+        let target = tables[slot]
+        guard source.dtype.byteSize == 4, source.strides == Tensor.contiguousStrides(source.shape),
+              source.shape.reduce(1, *) * 4 == target.byteCount
+        else {
+            throw CUDAError.invalidArgument(
+                "table \(tableSlots[slot].name) takes \(target.byteCount / 4) contiguous 4-byte elements, not a"
+                    + " \(source.dtype) tensor of shape \(source.shape), strides \(source.strides)")
+        }
+        try target.copy(from: source.buffer, sourceOffset: source.offset * 4, count: target.byteCount, stream: stream)
+    }
 }
 
 extension DeviceBuffer {
@@ -69,5 +94,12 @@ extension DeviceBuffer {
     convenience init<Element: BitwiseCopyable>(device: CUDADevice, copying values: [Element]) throws {
         try self.init(device: device, byteCount: values.count * MemoryLayout<Element>.stride)
         try values.withUnsafeBytes { try copy(from: $0) }
+    }
+
+    /// A new buffer holding `values`, allocated and filled in order on `stream` (the host values are staged before
+    /// this returns), freed on `stream` with its last reference.
+    convenience init<Element: BitwiseCopyable>(device: CUDADevice, copying values: [Element], stream: CUDAStream) throws {
+        try self.init(device: device, byteCount: values.count * MemoryLayout<Element>.stride, stream: stream)
+        try values.withUnsafeBytes { try copy(from: $0, stream: stream) }
     }
 }
