@@ -54,6 +54,8 @@ import traceback
 import warnings
 import zlib
 
+from json_report import clean  # scripts/ is the script's own folder, first on sys.path
+
 T0 = time.time()
 
 
@@ -69,17 +71,6 @@ def fatal(message):
 
 RESULTS = []
 ENVIRONMENT = {}
-
-
-def clean(value):
-    """JSON without NaN/Infinity."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    return value
 
 
 def write_json(fatal_message=None):

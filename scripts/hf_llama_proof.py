@@ -70,6 +70,8 @@ import time
 import traceback
 import warnings
 
+from json_report import clean  # scripts/ is the script's own folder, first on sys.path
+
 T0 = time.time()
 CHILD_IMPL = sys.argv[2] if len(sys.argv) >= 3 and sys.argv[1] == "--first-call" else None
 KEEP_CACHES = os.environ.get("HF_PROOF_KEEP_CACHES") == "1"
@@ -90,17 +92,6 @@ def log(message):
 
 RESULTS = []
 REPORT = {"checks": RESULTS, "timings": {}, "first_call": {}, "notes": []}
-
-
-def clean(value):
-    """JSON without NaN/Infinity."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    return value
 
 
 def write_json(fatal_message=None):

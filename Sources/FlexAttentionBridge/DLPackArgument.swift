@@ -99,9 +99,11 @@ struct DLPackArgument {
                 "\(name)'s first element (data + byte_offset \(tensor.byte_offset)) is not aligned to its \(size)-byte"
                     + " elements")
         }
-        guard let (lowest, highest) = Self.span(shape: shape, strides: strides),
+        guard let span = stridedSpan(shape: shape, strides: strides, offset: 0),
+              case let (width, widthOverflow) = span.upperBound.subtractingReportingOverflow(span.lowerBound),
+              !widthOverflow, width < .max, case let lowest = span.lowerBound,
               case let (lowBytes, lowOverflow) = lowest.multipliedReportingOverflow(by: size), !lowOverflow,
-              case let (count, countOverflow) = (highest - lowest + 1).multipliedReportingOverflow(by: size),
+              case let (count, countOverflow) = (width + 1).multipliedReportingOverflow(by: size),
               !countOverflow,
               case let (start, startOverflow) = Int(bitPattern: first).addingReportingOverflow(lowBytes),
               !startOverflow, start > 0, UInt(bitPattern: start).addingReportingOverflow(UInt(count)).overflow == false
@@ -257,19 +259,5 @@ struct DLPackArgument {
             stride = next
         }
         return strides
-    }
-
-    /// The lowest and highest element index a non-empty view reaches from element `[0, …, 0]`; nil on overflow.
-    private static func span(shape: [Int], strides: [Int]) -> (Int, Int)? {
-        var (lowest, highest) = (0, 0)
-        for (extent, stride) in zip(shape, strides) {
-            let (reach, overflow) = (extent - 1).multipliedReportingOverflow(by: stride)
-            guard !overflow else { return nil }
-            let (moved, movedOverflow) = (reach < 0 ? lowest : highest).addingReportingOverflow(reach)
-            guard !movedOverflow else { return nil }
-            if reach < 0 { lowest = moved } else { highest = moved }
-        }
-        let (width, overflow) = highest.subtractingReportingOverflow(lowest)
-        return overflow || width == .max ? nil : (lowest, highest)
     }
 }

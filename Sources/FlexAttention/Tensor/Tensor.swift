@@ -233,7 +233,7 @@ public struct Tensor: Sendable {
 }
 
 /// The lowest and highest storage index a strided view reaches, or `nil` when that arithmetic overflows.
-func stridedSpan(shape: [Int], strides: [Int], offset: Int) -> ClosedRange<Int>? {
+package func stridedSpan(shape: [Int], strides: [Int], offset: Int) -> ClosedRange<Int>? {
     var (lowest, highest) = (offset, offset)
     for (extent, stride) in zip(shape, strides) {
         let (reach, overflow) = (extent - 1).multipliedReportingOverflow(by: stride)
