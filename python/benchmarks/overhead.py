@@ -6,13 +6,20 @@ Shapes are those of one decode step with grouped-query attention (q [1, 16, 1, 6
 is measured is the Python wrapper plus the library call. The library's ``fa_attention_forward`` and
 ``fa_attention_backward`` are timed around their ctypes calls ("in C": the C call alone, its CPU compute
 included), so "Python" (total minus in C) is the wrapper's own host time, with torch's autograd machinery in the
-autograd cases. Times are the calling thread's CPU time (the library's worker threads, if its CPU code uses
-any, are not counted; neither are other processes that take the cores). Each case runs in rounds after a
-warm-up; the round with the smallest Python share is reported. The timing wrapper adds about a microsecond per
-C call.
+autograd cases and the deleters of the outputs the previous call dropped. Times are the calling thread's CPU time
+(the library's worker threads, if its CPU code uses any, are not counted; neither are other processes that take
+the cores). Each case runs in rounds after a warm-up; the round with the smallest Python share is reported. The
+timing wrapper adds about a microsecond per C call.
+
+To compare with another version of the package, give its parent folder; both are timed round by round in turn,
+so that both see the same machine:
+
+    git archive <commit> python/flexattention_swift | tar -x -C /tmp/baseline
+    ... overhead.py --baseline /tmp/baseline/python
 """
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -21,8 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import flexattention_swift as fa  # noqa: E402
-from flexattention_swift import _lib  # noqa: E402
+import flexattention_swift  # noqa: E402
 
 try:
     import torch
@@ -36,13 +42,14 @@ BATCH, QUERY_HEADS, KV_HEADS, QUERY_LENGTH, KV_LENGTH, HEAD_DIM = 1, 16, 4, 1, 6
 
 
 class LibraryTimer:
-    """Replaces the library's attention calls with ctypes-timed ones, so a case's time splits into C and Python."""
+    """Replaces a package's library attention calls with ctypes-timed ones, to split a case's time into C and
+    Python."""
 
     TIMED = ("fa_attention_forward", "fa_attention_backward")
 
-    def __init__(self):
+    def __init__(self, package):
         self.seconds = 0.0
-        library = _lib.lib()
+        library = package._lib.lib()
         for name in self.TIMED:
             setattr(library, name, self._timed(getattr(library, name)))
 
@@ -57,20 +64,39 @@ class LibraryTimer:
         return timed
 
 
-def measure(function, calls, rounds, timer):
-    """(total, in the library) microseconds per call, from the round whose Python share was the smallest."""
-    for _ in range(max(calls // 10, 10)):
-        function()
-    best = None
-    for _ in range(rounds):
-        timer.seconds = 0.0
-        start = CLOCK()
-        for _ in range(calls):
-            function()
-        total, in_c = (CLOCK() - start) / calls, timer.seconds / calls
-        if best is None or total - in_c < best[0] - best[1]:
-            best = (total, in_c)
-    return best[0] * 1e6, best[1] * 1e6
+def load_baseline(folder):
+    """The package found in ``folder`` (another version), imported as ``flexattention_swift_baseline``."""
+    name = "flexattention_swift_baseline"
+    init = os.path.join(folder, "flexattention_swift", "__init__.py")
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[os.path.dirname(init)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class Timing:
+    """One version's function for a case and the best round seen: (total, in C) seconds per call."""
+
+    def __init__(self, function, timer, context):
+        self.function = function
+        self.timer = timer
+        self.context = context
+        self.best = None
+
+    def round(self, calls):
+        with self.context():
+            self.timer.seconds = 0.0
+            start = CLOCK()
+            for _ in range(calls):
+                self.function()
+            total, in_c = (CLOCK() - start) / calls, self.timer.seconds / calls
+        if self.best is None or total - in_c < self.best[0] - self.best[1]:
+            self.best = (total, in_c)
+
+    def microseconds(self):
+        total, in_c = self.best
+        return total * 1e6, in_c * 1e6, (total - in_c) * 1e6
 
 
 def inputs(module):
@@ -85,8 +111,8 @@ def inputs(module):
     return [torch.from_numpy(a) for a in arrays], torch.from_numpy(bias)
 
 
-def cases():
-    """(name, function) for each benchmark case."""
+def cases(fa):
+    """(name, function) for each benchmark case, calling package ``fa``."""
     mask = fa.create_block_mask(lambda b, h, q, kv: kv <= q + KV_LENGTH - 1, None, None, QUERY_LENGTH, KV_LENGTH)
     modules = ["numpy"] + (["torch"] if torch is not None else [])
     for module in modules:
@@ -111,25 +137,54 @@ def cases():
         yield "torch autograd: forward + backward", forward_backward
 
 
+def context_of(name):
+    """torch.no_grad for the torch inference cases, else nothing."""
+    if name.startswith("torch: "):
+        return torch.no_grad
+    return lambda: _Nothing()
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return False
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", type=int, default=200, help="calls per round")
-    parser.add_argument("--rounds", type=int, default=30, help="rounds per case (the least disturbed is reported)")
+    parser.add_argument("--calls", type=int, default=100, help="calls per round")
+    parser.add_argument("--rounds", type=int, default=60, help="rounds per case (the least disturbed is reported)")
+    parser.add_argument("--baseline", help="folder holding another version's flexattention_swift, timed in turn")
     args = parser.parse_args()
     if torch is not None:
         torch.set_num_threads(1)
-    timer = LibraryTimer()
+    packages = [("this", flexattention_swift)]
+    if args.baseline:
+        packages.insert(0, ("baseline", load_baseline(args.baseline)))
+    timers = [LibraryTimer(package) for _, package in packages]
+    case_lists = [list(cases(package)) for _, package in packages]
     rows = []
-    for name, function in cases():
-        if name.startswith("torch: "):
-            with torch.no_grad():
-                rows.append((name + " (no_grad)", *measure(function, args.calls, args.rounds, timer)))
-        else:
-            rows.append((name, *measure(function, args.calls, args.rounds, timer)))
-    width = max(len(name) for name, _, _ in rows)
-    print(f"{'case':<{width}}  {'total':>8}  {'in C':>8}  {'Python':>8}   (us per call)")
-    for name, total, in_c in rows:
-        print(f"{name:<{width}}  {total:8.1f}  {in_c:8.1f}  {total - in_c:8.1f}")
+    for index, (name, _) in enumerate(case_lists[0]):
+        label = name + (" (no_grad)" if name.startswith("torch: ") else "")
+        timings = [Timing(functions[index][1], timer, context_of(name))
+                   for functions, timer in zip(case_lists, timers)]
+        for timing in timings:
+            timing.round(max(args.calls // 10, 10))  # warm-up
+        for i in range(args.rounds):
+            for timing in (timings if i % 2 == 0 else reversed(timings)):
+                timing.round(args.calls)
+        rows.append((label, [timing.microseconds() for timing in timings]))
+    width = max(len(label) for label, _ in rows)
+    header = "".join(f"  {version + ': total':>16}  {'in C':>6}  {'Python':>6}" for version, _ in packages)
+    print(f"{'case':<{width}}{header}   (us per call)")
+    for label, results in rows:
+        print(f"{label:<{width}}" + "".join(f"  {t:16.1f}  {c:6.1f}  {p:6.1f}" for t, c, p in results))
+    if args.baseline:
+        print("\nPython share, baseline / this:")
+        for label, (base, this) in rows:
+            print(f"{label:<{width}}  {base[2] / this[2]:5.2f}x")
 
 
 if __name__ == "__main__":
