@@ -204,12 +204,12 @@ class _Call:
 
     def forward(self, q, k, v, table_values):
         library = _lib.lib()
-        views = [D.TensorView(t) for t in (q, k, v)]
+        views = D.TensorViews((q, k, v))
         tables = self._tables(table_values)
         stream = _stream_of(q)
         out, lse = ctypes.c_void_p(), ctypes.c_void_p()
         _lib.check(library.fa_attention_forward(
-            self.prepared.handle, views[0].pointer, views[1].pointer, views[2].pointer, tables.pointer,
+            self.prepared.handle, views[0], views[1], views[2], tables.pointer,
             tables.count, _stream_pointer(stream), D.OUTPUT_KIND, ctypes.byref(out), ctypes.byref(lse)))
         if stream is not None:
             self.prepared.used_on(stream)
@@ -217,14 +217,14 @@ class _Call:
 
     def backward(self, q, k, v, out, lse, grad_out, table_values):
         library = _lib.lib()
-        views = [D.TensorView(t) for t in (q, k, v, out, lse, grad_out)]
+        views = D.TensorViews((q, k, v, out, lse, grad_out))
         tables = self._tables(table_values)
         stream = _stream_of(q)
         names = self.prepared.gradient_table_names
         dq, dk, dv = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
         table_grads = (ctypes.c_void_p * max(len(names), 1))()
         _lib.check(library.fa_attention_backward(
-            self.prepared.handle, *(view.pointer for view in views), tables.pointer, tables.count,
+            self.prepared.handle, *(views[i] for i in range(6)), tables.pointer, tables.count,
             _stream_pointer(stream), D.OUTPUT_KIND, ctypes.byref(dq), ctypes.byref(dk), ctypes.byref(dv),
             ctypes.cast(table_grads, ctypes.POINTER(ctypes.c_void_p)) if names else None, None))
         if stream is not None:
