@@ -249,8 +249,8 @@ class _Call:
         stream = _stream_of(q)
         out, lse = ctypes.c_void_p(), ctypes.c_void_p()
         _lib.check(library.fa_attention_forward(
-            self.prepared.handle, views[0], views[1], views[2], tables.pointer,
-            tables.count, _stream_pointer(stream), D.OUTPUT_KIND, ctypes.byref(out), ctypes.byref(lse)))
+            self.prepared.handle, *views, tables.pointer, tables.count, _stream_pointer(stream), D.OUTPUT_KIND,
+            ctypes.byref(out), ctypes.byref(lse)))
         if stream is not None:
             self.prepared.used_on(stream)
         return D.adopt_all([out, lse], self.as_torch)
@@ -264,7 +264,7 @@ class _Call:
         dq, dk, dv = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
         table_grads = (ctypes.c_void_p * max(len(names), 1))()
         _lib.check(library.fa_attention_backward(
-            self.prepared.handle, *(views[i] for i in range(6)), tables.pointer, tables.count,
+            self.prepared.handle, *views, tables.pointer, tables.count,
             _stream_pointer(stream), D.OUTPUT_KIND, ctypes.byref(dq), ctypes.byref(dk), ctypes.byref(dv),
             table_grads if names else None, None))
         if stream is not None:

@@ -167,9 +167,9 @@ class TensorViews:
     """``DLTensor``s describing NumPy arrays or torch tensors without copying them, all in one ctypes buffer.
 
     ``views[i]`` is the i-th ``DLTensor`` (a ctypes struct in the buffer; a ``POINTER(DLTensor)`` argument takes
-    it as is). The buffer holds the structs and their shape and stride arrays and is filled by one
-    ``struct.pack_into``, a fraction of the cost of a ctypes Structure and two arrays per tensor on every call.
-    The object keeps the arrays or tensors alive.
+    it as is), and ``*views`` all of them in order. The buffer holds the structs and their shape and stride
+    arrays and is filled by one ``struct.pack_into``, a fraction of the cost of a ctypes Structure and two arrays
+    per tensor on every call. The object keeps the arrays or tensors alive.
     """
 
     __slots__ = ("owners", "buffer")
@@ -192,6 +192,9 @@ class TensorViews:
 
     def __getitem__(self, index):
         return self.buffer.tensors[index]
+
+    def __iter__(self):
+        return iter(self.buffer.tensors)
 
 
 class TensorView:
