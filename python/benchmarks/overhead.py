@@ -5,11 +5,12 @@
 Shapes are those of one decode step with grouped-query attention (q [1, 16, 1, 64], k/v [1, 4, 64, 64]), so what
 is measured is the Python wrapper plus the library call. The library's ``fa_attention_forward`` and
 ``fa_attention_backward`` are timed around their ctypes calls ("in C": the C call alone, its CPU compute
-included), so "Python" (total minus in C) is the wrapper's own host time, with torch's autograd machinery in the
-autograd cases and the deleters of the outputs the previous call dropped. Times are the calling thread's CPU time
-(the library's worker threads, if its CPU code uses any, are not counted; neither are other processes that take
-the cores). Each case runs in rounds after a warm-up; the round with the smallest Python share is reported. The
-timing wrapper adds about a microsecond per C call.
+included), so "Python" (total minus in C) is the wrapper's own host time, with the deleters of the outputs the
+previous call dropped and, in the autograd cases, torch's autograd machinery: the "torch's own share" rows time an
+autograd.Function with the same inputs, saved tensors and outputs but no library call, what torch charges any
+such node. Times are the calling thread's CPU time (the library's worker threads, if its CPU code uses any, are
+not counted; neither are other processes that take the cores). Each case runs in rounds after a warm-up; the
+round with the smallest Python share is reported. The timing wrapper adds about a microsecond per C call.
 
 To compare with another version of the package, give its parent folder; both are timed round by round in turn,
 so that both see the same machine:
@@ -19,6 +20,7 @@ so that both see the same machine:
 """
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import sys
@@ -111,6 +113,26 @@ def inputs(module):
     return [torch.from_numpy(a) for a in arrays], torch.from_numpy(bias)
 
 
+if torch is not None:
+    class AutogradFloor(torch.autograd.Function):
+        """What torch itself charges for an autograd node like flex_attention's: the same inputs, saved tensors,
+        outputs and gradients, made with torch.empty instead of a library call."""
+
+        @staticmethod
+        def forward(ctx, q, k, v):
+            out, lse = torch.empty(q.shape[:3] + v.shape[3:]), torch.empty(q.shape[:3])
+            ctx.save_for_backward(q, k, v, out, lse)
+            ctx.mark_non_differentiable(lse)
+            return out, lse
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, grad_out, grad_lse):
+            q, k, v, out, lse = ctx.saved_tensors
+            grad_out = grad_out.contiguous()
+            return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+
 def cases(fa):
     """(name, function) for each benchmark case, calling package ``fa``."""
     mask = fa.create_block_mask(lambda b, h, q, kv: kv <= q + KV_LENGTH - 1, None, None, QUERY_LENGTH, KV_LENGTH)
@@ -135,21 +157,13 @@ def cases(fa):
             fa.flex_attention(q, k, v, block_mask=mask, enable_gqa=True).sum().backward()
 
         yield "torch autograd: forward + backward", forward_backward
+        yield "torch's own share: forward", lambda: AutogradFloor.apply(q, k, v)
+        yield "torch's own share: forward + backward", lambda: AutogradFloor.apply(q, k, v)[0].sum().backward()
 
 
 def context_of(name):
     """torch.no_grad for the torch inference cases, else nothing."""
-    if name.startswith("torch: "):
-        return torch.no_grad
-    return lambda: _Nothing()
-
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_):
-        return False
+    return torch.no_grad if name.startswith("torch: ") else contextlib.nullcontext
 
 
 def main():
