@@ -324,8 +324,11 @@ def _autograd_function():
 
 
 def _mod_key(score):
-    """What the cache key records of a score mod (its text, parameter values and tables), and the torch tensors
-    the key identifies by ``id`` (Int tables), as (key, [(weak reference, tensor)])."""
+    """(key, refs): what the cache key records of a score mod, and the tensors it identifies by ``id``.
+
+    The key holds the text, the parameter values and the tables (Int tables by identity or contents); refs are
+    (weak reference, tensor) pairs of the torch Int tables, so that a cached entry is reused only while they live.
+    """
     if score is None:
         return ("", (), ()), []
     table_key = []

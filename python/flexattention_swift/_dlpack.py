@@ -92,6 +92,7 @@ def device_of(x):
 
 
 def _torch_device(x):
+    """(DLDeviceType, ordinal) of a torch tensor; InvalidArgumentError unless it is on the CPU or a CUDA GPU."""
     if x.is_cuda:
         return (_lib.kDLCUDA, x.get_device())
     _torch_dtype_table()  # makes _torch_cpu
