@@ -29,7 +29,7 @@ class _State:
 
     def __init__(self, handle):
         self.handle = handle
-        self.events = {}  # CUstream -> torch.cuda.Event recorded after the last work queued there
+        self.events = {}  # CUstream -> a torch.cuda.Event re-recorded after each piece of work queued there
 
     def idle(self):
         return all(event.query() for event in list(self.events.values()))
@@ -87,13 +87,19 @@ class PreparedAttention:
         return self._state.handle
 
     def used_on(self, stream):
-        """Records that work was queued with this object on a torch CUDA stream (for a deferred free)."""
-        if self.cuda:
-            import torch
+        """Records that work was queued with this object on a torch CUDA stream (for a deferred free).
 
-            event = torch.cuda.Event()
+        One event per stream, recorded again after each call: a record replaces the previous one, so the event
+        completes once the latest work queued there has run, which is what freeing needs to wait for. Making
+        the event once saves creating one per call. Threads sharing this object and stream record into the same
+        event (setdefault keeps the first one made), so no call's work goes untracked.
+        """
+        if self.cuda:
+            events = self._state.events
+            event = events.get(stream.cuda_stream)
+            if event is None:
+                event = events.setdefault(stream.cuda_stream, D.torch_module().cuda.Event())
             event.record(stream)
-            self._state.events[stream.cuda_stream] = event
 
 
 _cache_lock = threading.Lock()
@@ -136,6 +142,18 @@ def _cache_put(key, entry):
 
 _TORCH_DTYPES = ("float32", "float16", "bfloat16")
 _NUMPY_DTYPES = ("float32", "float16")
+_NUMPY_DTYPE_OBJECTS = frozenset(np.dtype(name) for name in _NUMPY_DTYPES)
+_torch_dtype_objects = None  # frozenset of the torch dtypes in _TORCH_DTYPES, made at first use
+
+
+def _allowed_dtype_objects(as_torch):
+    global _torch_dtype_objects
+    if not as_torch:
+        return _NUMPY_DTYPE_OBJECTS
+    if _torch_dtype_objects is None:
+        torch = D.torch_module()
+        _torch_dtype_objects = frozenset(getattr(torch, name) for name in _TORCH_DTYPES)
+    return _torch_dtype_objects
 
 
 def _backend(tensors, names):
@@ -150,8 +168,27 @@ def _backend(tensors, names):
     return False
 
 
+def _inputs_agree(tensors, as_torch, ndim):
+    """Whether the inputs surely pass check_inputs: one supported dtype, one CPU or CUDA device, ndim each.
+
+    The common case in a few attribute reads; when it says no, check_inputs' full checks decide and word the error.
+    """
+    first = tensors[0]
+    dtype = first.dtype
+    if dtype not in _allowed_dtype_objects(as_torch):
+        return False
+    if not as_torch:
+        return all(t.ndim == ndim and t.dtype == dtype for t in tensors)
+    device = first.device
+    if not (first.is_cuda or device.type == "cpu"):
+        return False
+    return all(t.ndim == ndim and t.dtype == dtype and t.device == device for t in tensors)
+
+
 def check_inputs(tensors, names, as_torch, ndim=4):
     """Same dtype (a supported one), same device, and ``ndim`` dimensions for each tensor."""
+    if _inputs_agree(tensors, as_torch, ndim):
+        return
     allowed = _TORCH_DTYPES if as_torch else _NUMPY_DTYPES
     for t, name in zip(tensors, names):
         if t.ndim != ndim:
@@ -174,11 +211,9 @@ def check_inputs(tensors, names, as_torch, ndim=4):
 
 
 def _stream_of(tensor):
-    """The CUstream of torch's current stream on a CUDA tensor's device (None on the CPU)."""
-    if D.is_torch_tensor(tensor) and tensor.device.type == "cuda":
-        import torch
-
-        return torch.cuda.current_stream(tensor.device)
+    """torch's current stream on a CUDA tensor's device (None on the CPU)."""
+    if D.is_torch_tensor(tensor) and tensor.is_cuda:
+        return D.torch_module().cuda.current_stream(tensor.get_device())
     return None
 
 
@@ -187,6 +222,9 @@ def _stream_pointer(stream):
 
 
 # ---- the call -----------------------------------------------------------------------------------------------------
+
+
+_NO_TABLES = TableArray([])  # the tables argument of a call without Float tables (a null pointer and 0)
 
 
 class _Call:
@@ -199,34 +237,36 @@ class _Call:
 
     def _tables(self, values):
         """The per-call ``tables`` argument: the Float tables the prepared object lists, as float32."""
+        if not self.float_sources:
+            return _NO_TABLES
         listed = set(self.prepared.gradient_table_names)
         return TableArray([(s.name, v) for s, v in zip(self.float_sources, values) if s.name in listed])
 
     def forward(self, q, k, v, table_values):
         library = _lib.lib()
-        views = [D.TensorView(t) for t in (q, k, v)]
+        views = D.TensorViews((q, k, v))
         tables = self._tables(table_values)
         stream = _stream_of(q)
         out, lse = ctypes.c_void_p(), ctypes.c_void_p()
         _lib.check(library.fa_attention_forward(
-            self.prepared.handle, views[0].pointer, views[1].pointer, views[2].pointer, tables.pointer,
-            tables.count, _stream_pointer(stream), D.OUTPUT_KIND, ctypes.byref(out), ctypes.byref(lse)))
+            self.prepared.handle, *views, tables.pointer, tables.count, _stream_pointer(stream), D.OUTPUT_KIND,
+            ctypes.byref(out), ctypes.byref(lse)))
         if stream is not None:
             self.prepared.used_on(stream)
         return D.adopt_all([out, lse], self.as_torch)
 
     def backward(self, q, k, v, out, lse, grad_out, table_values):
         library = _lib.lib()
-        views = [D.TensorView(t) for t in (q, k, v, out, lse, grad_out)]
+        views = D.TensorViews((q, k, v, out, lse, grad_out))
         tables = self._tables(table_values)
         stream = _stream_of(q)
         names = self.prepared.gradient_table_names
         dq, dk, dv = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
         table_grads = (ctypes.c_void_p * max(len(names), 1))()
         _lib.check(library.fa_attention_backward(
-            self.prepared.handle, *(view.pointer for view in views), tables.pointer, tables.count,
+            self.prepared.handle, *views, tables.pointer, tables.count,
             _stream_pointer(stream), D.OUTPUT_KIND, ctypes.byref(dq), ctypes.byref(dk), ctypes.byref(dv),
-            ctypes.cast(table_grads, ctypes.POINTER(ctypes.c_void_p)) if names else None, None))
+            table_grads if names else None, None))
         if stream is not None:
             self.prepared.used_on(stream)
         pointers = [dq, dk, dv] + [ctypes.c_void_p(table_grads[i]) for i in range(len(names))]
@@ -283,12 +323,17 @@ def _autograd_function():
     return _function
 
 
-def _prepare(desc_values, score, block_mask, includes_backward):
-    """Finds or makes the prepared object for a call (a cache of CACHE_SIZE entries, LRU)."""
-    (device_type, device_id, code, bits, batch, hq, hkv, sq, skv, d, dv, scale) = desc_values
+def _mod_key(score):
+    """(key, refs): what the cache key records of a score mod, and the tensors it identifies by ``id``.
+
+    The key holds the text, the parameter values and the tables (Int tables by identity or contents); refs are
+    (weak reference, tensor) pairs of the torch Int tables, so that a cached entry is reused only while they live.
+    """
+    if score is None:
+        return ("", (), ()), []
     table_key = []
     refs = []
-    for source in (score.tables if score is not None else ()):
+    for source in score.tables:
         values = source.values
         entry = (source.name, source.kind, source.shape, D.dtype_name(values))
         if source.kind != FLOAT:
@@ -296,11 +341,14 @@ def _prepare(desc_values, score, block_mask, includes_backward):
             if D.is_torch_tensor(source.original):
                 refs.append((weakref.ref(source.original), source.original))
         table_key.append(entry)
-    base_key = (desc_values,
-                score.text if score is not None else "",
-                tuple((p.name, p.type, p.value) for p in (score.params if score is not None else ())),
-                tuple(table_key),
-                block_mask.serial if block_mask is not None else 0)
+    return (score.text, tuple((p.name, p.type, p.value) for p in score.params), tuple(table_key)), refs
+
+
+def _prepare(desc_values, score, block_mask, includes_backward):
+    """Finds or makes the prepared object for a call (a cache of CACHE_SIZE entries, LRU)."""
+    (device_type, device_id, code, bits, batch, hq, hkv, sq, skv, d, dv, scale) = desc_values
+    mod_key, refs = _mod_key(score)
+    base_key = (desc_values,) + mod_key + (block_mask.serial if block_mask is not None else 0,)
     wanted = [(True,)] if includes_backward else [(False,), (True,)]
     live_refs = [r for r, _ in refs]
     originals = [o for _, o in refs]
@@ -374,9 +422,9 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
     tensors = (query, key, value)
     as_torch = _backend(tensors, names)
     check_inputs(tensors, names, as_torch)
-    batch, hq, sq, d = (int(n) for n in query.shape)
-    kb, hkv, skv, kd = (int(n) for n in key.shape)
-    vb, vh, vs, dv = (int(n) for n in value.shape)
+    batch, hq, sq, d = map(int, query.shape)
+    kb, hkv, skv, kd = map(int, key.shape)
+    vb, vh, vs, dv = map(int, value.shape)
     if kb != batch or vb != batch:
         raise InvalidArgumentError(f"batch sizes differ: query {batch}, key {kb}, value {vb}")
     if vh != hkv or vs != skv:
@@ -424,12 +472,9 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
         if getattr(return_aux, "max_scores", False):
             raise UnsupportedError("return_aux with max_scores=True is not supported")
     if as_torch:
-        import torch
-
-        device = query.device
-        table_values = table_values_on(float_sources, device, True)
+        table_values = table_values_on(float_sources, query.device, True)
         float_values = [table_values[s.name] for s in float_sources]
-        needs_grad = torch.is_grad_enabled() and (
+        needs_grad = D.torch_module().is_grad_enabled() and (
             any(t.requires_grad for t in tensors) or any(t.requires_grad for t in float_values))
     else:
         table_values = table_values_on(float_sources, None, False)

@@ -160,6 +160,20 @@ class ViewTests(unittest.TestCase):
         with self.assertRaises(fa.InvalidArgumentError):
             D.TensorView([1, 2, 3])
 
+    def test_several_views_in_one_buffer(self):
+        arrays = [np.zeros((2, 3, 4, 5), np.float32)[:, :, 1:], np.zeros((3, 4, 5), np.float16),
+                  np.arange(7, dtype=np.int64)]
+        views = D.TensorViews(arrays)
+        for i, x in enumerate(arrays):
+            s = views[i]
+            self.assertEqual(s.data, x.ctypes.data)
+            self.assertEqual((s.device.device_type, s.device.device_id), (L.kDLCPU, 0))
+            self.assertEqual(s.ndim, x.ndim)
+            self.assertEqual((s.dtype.code, s.dtype.bits, s.dtype.lanes), D.dl_dtype(x) + (1,))
+            self.assertEqual([s.shape[d] for d in range(x.ndim)], list(x.shape))
+            self.assertEqual([s.strides[d] for d in range(x.ndim)], [st // x.itemsize for st in x.strides])
+            self.assertEqual(s.byte_offset, 0)
+
     @requires_torch
     def test_torch_view(self):
         x = torch.zeros(2, 7, 3, 8, dtype=torch.bfloat16).transpose(1, 2)
