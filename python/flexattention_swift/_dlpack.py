@@ -150,6 +150,7 @@ def _describe(x):
         found = _torch_dtype_table().get(x.dtype)
         if found is None:
             raise InvalidArgumentError(f"unsupported element type {dtype_name(x)}")
+        _check_storage(x)
         return (x.data_ptr(),) + _torch_device(x) + found + (x.shape, x.stride())
     if not isinstance(x, np.ndarray):
         raise InvalidArgumentError(f"expected a NumPy array or a torch tensor, got {type(x).__name__}")
@@ -162,6 +163,20 @@ def _describe(x):
             f"array strides {x.strides} (bytes) are not multiples of the element size {itemsize}")
     strides = tuple(s // itemsize for s in x.strides)
     return (x.ctypes.data, _lib.kDLCPU, 0) + found + (x.shape, strides)
+
+
+def _check_storage(x):
+    """Refuses a tensor whose storage no longer holds its view: one freed or shrunk in place
+    (``x.untyped_storage().resize_(0)``, as FSDP does to parameters) would hand the library a dangling pointer."""
+    if x.numel() == 0:
+        return
+    reach = x.storage_offset() + sum((n - 1) * s for n, s in zip(x.shape, x.stride()))
+    needed = (reach + 1) * x.element_size()
+    held = x.untyped_storage().nbytes()
+    if held < needed:
+        raise InvalidArgumentError(
+            f"a tensor of shape {tuple(x.shape)} needs {needed} bytes of storage but its storage holds {held}: "
+            "was it freed or resized?")
 
 
 class TensorViews:

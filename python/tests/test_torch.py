@@ -202,6 +202,19 @@ class TorchCPUTests(_Checks, unittest.TestCase):
         with self.assertRaises(fa.TraceError):
             fa.flex_attention(q, k, v, score_mod=lambda s, b, h, qi, kv: torch.sin(s))
 
+    def test_freed_storage_is_refused(self):
+        q, k, v = make()
+        freed = k.clone()
+        freed.untyped_storage().resize_(0)  # what FSDP does to a parameter it has sharded away
+        with self.assertRaises(fa.InvalidArgumentError) as caught:
+            fa.flex_attention(q, freed, v)
+        self.assertIn("freed or resized", str(caught.exception))
+        shrunk = v.clone()
+        shrunk.untyped_storage().resize_(shrunk.untyped_storage().nbytes() - 4)
+        with self.assertRaises(fa.InvalidArgumentError):
+            fa.flex_attention(q, k, shrunk)
+        torch.testing.assert_close(fa.flex_attention(q, k, v), fa.flex_attention(q, k, v.clone()), rtol=0, atol=0)
+
     def test_decode(self):
         generator = torch.Generator().manual_seed(15)
         batch, capacity, hq, hkv, d = 2, 64, 4, 2, 32
