@@ -46,7 +46,6 @@ Metric: relative error ||x - ref|| / ||ref|| in float64 (LSE included). A quanti
 Exit status 1 when any case FAILs (SKIPs do not fail).
 """
 import gc
-import json
 import math
 import os
 import sys
@@ -55,7 +54,7 @@ import traceback
 import warnings
 import zlib
 
-from json_report import clean  # scripts/ is the script's own folder, first on sys.path
+from json_report import write_report  # scripts/ is the script's own folder, first on sys.path
 
 T0 = time.time()
 
@@ -82,11 +81,7 @@ def write_json(fatal_message=None):
     payload = {"summary": {**counts, "elapsed_s": round(time.time() - T0, 1), "fatal": fatal_message},
                "environment": ENVIRONMENT, "results": RESULTS}
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        path = os.path.join(out_dir, "python_checks.json")
-        with open(path + ".tmp", "w") as handle:
-            json.dump(clean(payload), handle, indent=1, default=str)
-        os.replace(path + ".tmp", path)
+        write_report(out_dir, "python_checks.json", payload)
     except OSError as error:
         log(f"warning: could not write JSON to {out_dir}: {error}")
 

@@ -70,7 +70,7 @@ import time
 import traceback
 import warnings
 
-from json_report import clean  # scripts/ is the script's own folder, first on sys.path
+from json_report import write_report  # scripts/ is the script's own folder, first on sys.path
 
 T0 = time.time()
 CHILD_IMPL = sys.argv[2] if len(sys.argv) >= 3 and sys.argv[1] == "--first-call" else None
@@ -102,11 +102,7 @@ def write_json(fatal_message=None):
                          "FAIL": sum(r["status"] == "FAIL" for r in RESULTS),
                          "elapsed_s": round(time.time() - T0, 1), "fatal": fatal_message}
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        path = os.path.join(out_dir, "hf_llama.json")
-        with open(path + ".tmp", "w") as handle:
-            json.dump(clean(REPORT), handle, indent=1, default=str)
-        os.replace(path + ".tmp", path)
+        write_report(out_dir, "hf_llama.json", REPORT)
     except OSError as error:
         log(f"warning: could not write JSON to {out_dir}: {error}")
 
