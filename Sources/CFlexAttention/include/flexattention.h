@@ -245,8 +245,8 @@ fa_status fa_attention_forward_into(fa_attention *attention, const DLTensor *que
                                     DLTensor *output, DLTensor *log_sum_exp, void *stream);
 
 /* Gradients of a loss given dO, from the forward pass's O and LSE (recomputed probabilities; O and dO in the inputs'
- * dtype, LSE contiguous as forward writes it). Deterministic on the CPU; on CUDA dQ, dK, dV and the sinks' gradient
- * are, Float tables' gradients are summed with atomics. Needs includes_backward at creation.
+ * dtype, LSE contiguous as forward writes it). Deterministic (the same bits on every run) on the CPU and on CUDA,
+ * table gradients included. Needs includes_backward at creation.
  * `table_gradients` has fa_attention_gradient_table_count entries (may be NULL when that is 0); `sink_gradient` may
  * be NULL when there are no sinks, else receives float32 [Hq]. */
 fa_status fa_attention_backward(fa_attention *attention, const DLTensor *query, const DLTensor *key,

@@ -2,8 +2,8 @@ extension AttentionPlan {
     /// Queues the gradients of a scalar loss with respect to Q, K and V, given `dO = ∂loss/∂O`, on `stream`, into
     /// new tensors, and returns without waiting.
     ///
-    /// Recomputes the probabilities from the saved log-sum-exp; deterministic (dQ, dK, dV and the sinks' gradient
-    /// have the same bits on every run; Float tables' gradients are summed with atomics). dQ runs beside dK/dV on a
+    /// Recomputes the probabilities from the saved log-sum-exp; deterministic (dQ, dK, dV, the sinks' and the Float
+    /// tables' gradients have the same bits on every run; tables are summed in fixed point, ``TableGradientSum``). dQ runs beside dK/dV on a
     /// stream of the plan's, forked from and joined back into `stream`, so work queued on `stream` afterwards sees
     /// all of them.
     ///
@@ -133,15 +133,21 @@ extension AttentionPlan {
             [self, query.buffer, key.buffer, value.buffer, forward.output.buffer, forward.logSumExp.buffer,
              outputGradient.buffer, gradients.query.buffer, gradients.key.buffer, gradients.value.buffer]
                 + gradients.tableGradients.values.map(\.buffer) + [gradients.sinkGradient?.buffer].compactMap { $0 })
+        // The kernels sum each Float table's gradient into zeroed fixed-point slots (TableGradientSum, the same bits
+        // in any order), turned into the caller's Float32 tensor after dQ.
+        var tableSums: [(sums: DeviceBuffer, gradient: DeviceTensor)] = []
         if let tablePointers {
             for (index, table) in slots.enumerated() {
-                let gradient = table.elementType == .float ? gradients.tableGradients[table.name] : nil
-                if let gradient, zeroingTableGradients {  // contiguous, checked
-                    let size = gradient.dtype.byteSize
-                    try gradient.buffer.fill(
-                        0, fromOffset: gradient.offset * size, count: gradient.shape.reduce(1, *) * size, stream: stream)
+                var address: UInt64 = 0
+                if table.elementType == .float, let gradient = gradients.tableGradients[table.name] {  // contiguous
+                    let sums = try DeviceBuffer(
+                        device: device, byteCount: max(1, gradient.shape.reduce(1, *)) * TableGradientSum.slotBytes,
+                        stream: stream)
+                    try sums.fill(0, stream: stream)
+                    tableSums.append((sums, gradient))
+                    address = sums.address
                 }
-                try tablePointers.write(gradient?.address ?? 0, atByteOffset: 8 * index, stream: stream)
+                try tablePointers.write(address, atByteOffset: 8 * index, stream: stream)
             }
         }
         try program.delta.enqueue(
@@ -164,6 +170,17 @@ extension AttentionPlan {
             try fork.joined.record(on: fork.side)
             try stream.wait(for: fork.joined)
         }
-        withExtendedLifetime((delta, tablePointers)) {}
+        for (sums, gradient) in tableSums {
+            let count = gradient.shape.reduce(1, *)
+            guard let finish = tableGradientFinish else { throw Self.withoutBackward }
+            try LoadedKernel(
+                function: finish, signature: TableGradientKernel.signature,
+                grid: (TableGradientKernel.blocks(count), 1, 1), block: TableGradientKernel.threads
+            ).enqueue(
+                TableGradientOperands(
+                    sums: sums.address, gradient: gradient.address, count: count, adding: !zeroingTableGradients),
+                on: stream)
+        }
+        withExtendedLifetime((delta, tablePointers, tableSums)) {}
     }
 }

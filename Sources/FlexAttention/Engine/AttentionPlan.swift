@@ -62,6 +62,8 @@ public final class AttentionPlan: Sendable {
     /// The side stream and events the backward forks dQ onto; held while they are used, so calls from several
     /// threads cannot interleave their records and waits.
     let backwardFork: Mutex<BackwardFork?>
+    /// The kernel turning fixed-point table-gradient sums into Float32; nil without a backward that sums them.
+    let tableGradientFinish: CUDAFunction?
 
     struct Programs {
         let forward: ForwardProgram
@@ -100,6 +102,8 @@ public final class AttentionPlan: Sendable {
         }
         prefersTensorMaps = device.architecture == .sm90a && device.api.cuTensorMapEncodeTiled != nil
         backwardFork = Mutex(includesBackward ? try BackwardFork(device: device) : nil)
+        tableGradientFinish = includesBackward && mods.backwardScoreFunction?.tableGradientDefinition != nil
+            ? try cache.function(for: TableGradientKernel(), on: device) : nil
         _ = try programs(tensorMaps: prefersTensorMaps)
     }
 

@@ -72,6 +72,10 @@ struct KernelSignatureTests {
                 counts.logSumExp += 1
                 Self.check(kernel, SinkForwardKernel.signature(kernel.dtype), SinkForwardOperands(
                     output: Self.tensor, logSumExp: 8, sinks: 9, queryHeads: 2, queryLength: 64, valueDim: 64, rows: 128))
+            case let kernel as TableGradientKernel:
+                counts.delta += 1
+                Self.check(kernel, TableGradientKernel.signature, TableGradientOperands(
+                    sums: 8, gradient: 9, count: 300, adding: true))
             case let kernel as SinkGradientKernel:
                 counts.logSumExp += 1
                 Self.check(kernel, SinkGradientKernel.signature, SinkGradientOperands(
@@ -90,7 +94,7 @@ struct KernelSignatureTests {
             }
         }
         // Every family is represented: mma.sync, CUDA-core and Hopper forward and gradient kernels.
-        #expect(counts.forward >= 30 && counts.gradient >= 30 && counts.delta == 3 && counts.grid > 0)
+        #expect(counts.forward >= 30 && counts.gradient >= 30 && counts.delta == 4 && counts.grid > 0)  // 3 Delta, 1 table finish
         #expect(counts.logSumExp == 5, "three sink forward kernels, the sink gradient and the merge")
     }
 

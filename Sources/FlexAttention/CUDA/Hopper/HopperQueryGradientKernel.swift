@@ -4,7 +4,7 @@
 /// block list's 64-key blocks, K and V streamed through ``HopperPipeline``. Per block a warpgroup computes S = Q Kᵀ
 /// and dP = dO Vᵀ from shared memory, forms dS = P (dP − Delta) ∂score′/∂score in registers, and adds dS K with
 /// dS from registers and K read MN-major. Only this CTA writes its rows, in key order: dQ is deterministic.
-/// Table gradients are added with atomics as each score's ∂L/∂score′ appears. The tensor maps of Q, K, V and dO
+/// Table gradients are added to fixed-point sums (``TableGradientSum``) as each score's ∂L/∂score′ appears. The tensor maps of Q, K, V and dO
 /// come before ``MMAQueryGradientKernel``'s parameters.
 struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
     var gradientNames: [String] { ["dQ"] }

@@ -2,7 +2,7 @@
 /// (`Σ dO · O` per row), dK/dV (one CTA per key block and key/value head, walking the transposed block list over
 /// the group's query heads) and dQ (one CTA per query block, walking the forward block list), loaded, with both
 /// block lists uploaded. Both gradient kernels sum in a fixed order, so dQ, dK and dV are deterministic; Float
-/// tables' gradients are summed with atomics.
+/// tables' gradients are summed in fixed point (``TableGradientSum``), deterministic too.
 struct BackwardProgram: Sendable {
     let delta: LoadedKernel<DeltaOperands>
     let keyValue: LoadedKernel<GradientOperands>

@@ -4,7 +4,7 @@
 /// walks the forward block list's key blocks, prefetching K and V with `cp.async`. Per block a warp recomputes
 /// P = exp2(Q Kᵀ …) and dP = dO Vᵀ, forms dS = P (dP − Delta) ∂score′/∂score and accumulates dQ += dS K in
 /// registers. Only this CTA writes its rows, in key order: dQ is deterministic without atomics. Table gradients
-/// are added with atomics as each score's ∂L/∂score′ appears.
+/// are added to fixed-point sums (``TableGradientSum``) as each score's ∂L/∂score′ appears.
 struct MMAQueryGradientKernel: TensorCoreAttentionKernel, GradientAttentionKernel {
     var gradientNames: [String] { ["dQ"] }
     let dtype: DType

@@ -29,8 +29,9 @@ struct CUDAModFunction: Sendable {
     /// element and the sum not yet added; start it with `NAME_table_pending_start()`), `void NAME_table_gradients(float
     /// score, indices…, const NAME_prepared& p, float upstream, const fa_u64* gradients, NAME_table_pending& pending)`,
     /// which adds `upstream · ∂value/∂table[i]` for every Float lookup, and `NAME_table_gradients_flush(gradients,
-    /// pending)`. A lookup's sum goes to `((float*)gradients[slot])[i]` with an atomic only when its element changes
-    /// (and at the flush): a table read at one element by a whole tile costs one atomic per thread instead of one
+    /// pending)`. A lookup's sum goes to element `i` of the fixed-point slots at `gradients[slot]`
+    /// (``TableGradientSum``: order-independent, so deterministic) only when its element changes (and at the
+    /// flush): a table read at one element by a whole tile costs one addition per thread instead of one
     /// per score. A lookup whose element the head fixes (ALiBi's slope) only adds to its sum, so callers flush
     /// before `b` or `h` changes (the dQ kernels own one head). Nil for other mods.
     let tableGradientDefinition: String?
@@ -95,8 +96,9 @@ extension CUDAModFunction {
             guard case .lookup(let table, let lookupIndices) = lookup.operation else { continue }
             let slope = emitter.emit(value.derivative(withRespectTo: lookup).node)
             let offset = emitter.offset(in: table, lookupIndices.map { emitter.emit($0) })
-            let target = "(float*)gradients[\(tables.firstIndex(of: table) ?? 0)] + pending.element[\(index)]"
-            flushes += "    if (pending.element[\(index)] >= 0) atomicAdd(\(target), pending.sum[\(index)]);\n"
+            let words = TableGradientSum.slotBytes / 8
+            let target = "(long long*)gradients[\(tables.firstIndex(of: table) ?? 0)] + \(words) * pending.element[\(index)]"
+            flushes += "    if (pending.element[\(index)] >= 0) fa_table_gradient_add(\(target), pending.sum[\(index)]);\n"
             guard !lookup.isPerHead else {
                 updates += """
                         pending.element[\(index)] = \(emitter.perHead(offset, type: "long long"));
@@ -108,7 +110,7 @@ extension CUDAModFunction {
             updates += """
                     const long long element\(index) = \(offset);
                     if (element\(index) != pending.element[\(index)]) {
-                        if (pending.element[\(index)] >= 0) atomicAdd(\(target), pending.sum[\(index)]);
+                        if (pending.element[\(index)] >= 0) fa_table_gradient_add(\(target), pending.sum[\(index)]);
                         pending.element[\(index)] = element\(index);
                         pending.sum[\(index)] = 0.0f;
                     }
@@ -116,7 +118,7 @@ extension CUDAModFunction {
 
                 """
         }
-        return """
+        return TableGradientSum.deviceFunction + """
             struct \(name)_table_pending { long long element[\(lookups.count)]; float sum[\(lookups.count)]; };
             FA_INLINE \(name)_table_pending \(name)_table_pending_start() {
                 \(name)_table_pending pending;

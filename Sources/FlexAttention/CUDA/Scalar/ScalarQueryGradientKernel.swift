@@ -4,7 +4,7 @@
 /// forward block list, one 32-key block at a time: it recomputes P and dS (``ScalarBackwardTile``), then
 /// `dQ += dS K`, each warp owning the rows it recomputed and each lane columns `lane + 32j`. dQ is summed in key
 /// order in registers and written once (contiguous `[B, Hq, Sq, D]`, the inputs' dtype): deterministic. When the
-/// score mod reads Float tables it also adds their gradients, by atomics, through the mod emitter's
+/// score mod reads Float tables it also adds their gradients, into fixed-point sums (``TableGradientSum``), through the mod emitter's
 /// `fa_score_mod_table_gradients`. Parameters as in notes/cuda-backward.md; `vectorLoads` is ignored.
 struct ScalarQueryGradientKernel: ScalarBackwardKernel, GradientAttentionKernel {
     var gradientNames: [String] { ["dQ"] }

@@ -54,7 +54,8 @@ extension CUDAConformance {
                           shape: (1, 4, 2, 60, 130, 192, 192), options: .init(isCausal: true)),
         ]
         return cases.map { testCase in ("backward: \(testCase.label)", { try self.backward(testCase, &$0) }) }
-            + [("backward: the same bits on a second run", determinism)]
+            + [("backward: the same bits on a second run, ALiBi and relative-bias table gradients included",
+                determinism)]
     }
 
     func backward(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> String? {
@@ -102,10 +103,13 @@ extension CUDAConformance {
         return error <= Double(tolerance) ? nil : "\(name): relative error \(error) > \(tolerance)"
     }
 
-    /// dQ, dK and dV are summed in a fixed order: a second run gives the same bits.
+    /// dQ, dK and dV are summed in a fixed order and table gradients in fixed point: a second run gives the same
+    /// bits. The relative bias changes element with every score, so its sums come from many CTAs in any order.
     private func determinism(_ random: inout SplitMix64) throws -> String? {
+        let bias = (0..<4 * 63).map { _ in Float(random.next() % 1000) / 1000 - 0.5 }
+        let scoreMod = try ScoreMod.alibi(heads: 4).then(.relativePositionBias(bias, heads: 4, maxDistance: 31))
         let testCase = AttentionCase(label: "", dtype: .bfloat16, shape: (1, 4, 2, 300, 300, 64, 64),
-                                     options: .init(isCausal: true))
+                                     options: .init(isCausal: true, scoreMod: scoreMod))
         let tensors = try inputs(testCase, &random)
         let forward = try Attention(device: .cpu).forward(
             query: tensors[0], key: tensors[1], value: tensors[2], options: testCase.options)
@@ -114,7 +118,11 @@ extension CUDAConformance {
                 query: tensors[0], key: tensors[1], value: tensors[2], forward: forward, outputGradient: tensors[3],
                 options: testCase.options)
         }
-        let bits = runs.map { [$0.query, $0.key, $0.value].flatMap { $0.floats().map(\.bitPattern) } }
+        let bits = runs.map { run in
+            ([run.query, run.key, run.value] + run.tableGradients.keys.sorted().compactMap { run.tableGradients[$0] })
+                .flatMap { (tensor: Tensor) in tensor.floats().map(\.bitPattern) }
+        }
+        guard runs[0].tableGradients.count == 2 else { return "expected two table gradients" }
         return bits[0] == bits[1] ? nil : "two runs differ"
     }
 }

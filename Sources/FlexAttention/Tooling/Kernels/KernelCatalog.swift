@@ -68,7 +68,7 @@ package enum KernelCatalog {
         }
         return [DType.bfloat16, .float16, .float32].map { DeltaKernel(dtype: $0) }
             + variants.flatMap { dtype, d, dv in mods.flatMap { pair(dtype, d, dv, $0.mask, $0.scoreMod, stages: 2) } }
-            + pair(.bfloat16, 256, 256, nil, nil, stages: 1)
+            + pair(.bfloat16, 256, 256, nil, nil, stages: 1) + [TableGradientKernel()]
     }
 
     /// The kernels that merge rows by their log-sum-exps: the sinks' forward (each dtype) and gradient, and the merge
