@@ -35,16 +35,8 @@ from ._trace import (
     tanh,
     where,
 )
-from .errors import (
-    CUDAError,
-    FlexAttentionError,
-    InvalidArgumentError,
-    LibraryNotFoundError,
-    ModError,
-    OutOfMemoryError,
-    TraceError,
-    UnsupportedError,
-)
+from . import errors
+from .errors import *  # noqa: F401,F403 (the exception classes, listed in errors.__all__)
 
 __version__ = "0.1.0"
 
@@ -92,12 +84,4 @@ __all__ = [
     "cache_info",
     "is_available",
     "library_path",
-    "FlexAttentionError",
-    "InvalidArgumentError",
-    "ModError",
-    "TraceError",
-    "CUDAError",
-    "OutOfMemoryError",
-    "UnsupportedError",
-    "LibraryNotFoundError",
-]
+] + errors.__all__
