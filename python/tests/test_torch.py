@@ -202,6 +202,33 @@ class TorchCPUTests(_Checks, unittest.TestCase):
         with self.assertRaises(fa.TraceError):
             fa.flex_attention(q, k, v, score_mod=lambda s, b, h, qi, kv: torch.sin(s))
 
+    def test_agrees_with_torch_flex_attention(self):
+        """The drop-in claim, on the same callables and tensors: torch's own eager flex_attention (forward; torch
+        has no CPU backward) gives the same outputs and log-sum-exps."""
+        from torch.nn.attention import flex_attention as torch_flex
+
+        q, k, v = make(batch=2, hq=4, hkv=2, sq=200, skv=300, d=64, seed=41)
+        slopes = torch.tensor([2.0 ** (-8 * (i + 1) / 4) for i in range(4)])
+        cap = 20.0
+        cases = {
+            "causal": (None, lambda b, h, qi, kv: qi >= kv),
+            "window": (None, lambda b, h, qi, kv: (qi >= kv) & (qi - kv < 64)),
+            "alibi": (lambda s, b, h, qi, kv: s + slopes[h] * (kv - qi), None),
+            "soft-cap": (lambda s, b, h, qi, kv: cap * torch.tanh(s / cap), lambda b, h, qi, kv: qi >= kv),
+        }
+        for name, (score_mod, mask_mod) in cases.items():
+            with self.subTest(name):
+                ours_mask = torch_mask = None
+                if mask_mod is not None:
+                    ours_mask = fa.create_block_mask(mask_mod, None, None, 200, 300)
+                    torch_mask = torch_flex.create_block_mask(mask_mod, None, None, 200, 300, device="cpu")
+                out, lse = fa.flex_attention(q, k, v, score_mod=score_mod, block_mask=ours_mask, enable_gqa=True,
+                                             return_lse=True)
+                expected, expected_lse = torch_flex.flex_attention(
+                    q, k, v, score_mod=score_mod, block_mask=torch_mask, enable_gqa=True, return_lse=True)
+                self.assertLess(rel(out, expected), 1e-5)
+                self.assertLess(rel(lse, expected_lse), 1e-6)
+
     def test_freed_storage_is_refused(self):
         q, k, v = make()
         freed = k.clone()
