@@ -20,7 +20,7 @@ from ._attention import cache_info, clear_cache, flex_attention
 from ._block_mask import BlockMask, create_block_mask
 from ._decode import flash_attn_with_kvcache
 from ._lib import is_available, library_path
-from ._trace import (
+from ._symbolic import (
     abs,
     clamp,
     exp,

@@ -2,7 +2,7 @@
 
 An :class:`Expr` is one immutable node of a DAG: a variable (``score b h q kv q_len kv_len``), a literal, a named
 parameter, an operator or function over other nodes, or a table lookup. Python operators on an Expr build new
-nodes (see ``_trace.py`` for the operators, torch and NumPy hooks); :func:`print_text` prints the textual form
+nodes (see ``_symbolic.py`` for the operators, torch and NumPy hooks); :func:`print_text` prints the textual form
 the library parses (``ModParser.swift``), with the fewest parentheses the precedence rules allow and ``let``
 bindings for long or deep expressions.
 
