@@ -26,8 +26,8 @@ final class DeviceAttention: AttentionEngine {
         let stream = self.stream(pointer)
         let shape = plan.shape
         let result = DeviceAttentionOutput(
-            output: try allocate([shape.batch, shape.queryHeads, shape.queryLength, shape.valueDim], shape.dtype, stream),
-            logSumExp: try allocate([shape.batch, shape.queryHeads, shape.queryLength], .float32, stream))
+            output: try allocate(shape.outputShape, shape.dtype, stream),
+            logSumExp: try allocate(shape.logSumExpShape, .float32, stream))
         try run(query, key, value, tables, into: result, on: stream)
         return (.device(result.output), .device(result.logSumExp))
     }
@@ -55,10 +55,12 @@ final class DeviceAttention: AttentionEngine {
         let dO = try outputGradient.deviceTensor(on: device)
         var tableGradients: [String: DeviceTensor] = [:]
         for (name, shape) in gradientTables { tableGradients[name] = try allocate(shape, .float32, stream) }
+        let shape = plan.shape
         let gradients = DeviceAttentionGradients(
-            query: try allocate(q.shape, q.dtype, stream), key: try allocate(k.shape, k.dtype, stream),
-            value: try allocate(v.shape, v.dtype, stream), tableGradients: tableGradients,
-            sinkGradient: plan.options.sinks == nil ? nil : try allocate([plan.shape.queryHeads], .float32, stream))
+            query: try allocate(shape.queryShape, shape.dtype, stream),
+            key: try allocate(shape.keyShape, shape.dtype, stream),
+            value: try allocate(shape.valueShape, shape.dtype, stream), tableGradients: tableGradients,
+            sinkGradient: plan.options.sinks == nil ? nil : try allocate([shape.queryHeads], .float32, stream))
         try update(tables, on: stream)
         try plan.backward(
             query: q, key: k, value: v, forward: forward, outputGradient: dO, into: gradients, on: stream)

@@ -48,10 +48,7 @@ final class HostAttention: AttentionEngine {
         query: DLPackArgument, key: DLPackArgument, value: DLPackArgument, tables: [TableValues],
         stream: UnsafeMutableRawPointer?
     ) throws -> (output: ProducedTensor, logSumExp: ProducedTensor) {
-        let result = try withOptions(tables) { options in
-            try attention.forward(
-                query: query.hostTensor(), key: key.hostTensor(), value: value.hostTensor(), options: options)
-        }
+        let result = try forward(query, key, value, tables)
         return (.host(result.output), .host(result.logSumExp))
     }
 
@@ -60,10 +57,7 @@ final class HostAttention: AttentionEngine {
         into output: DLPackArgument, logSumExp: DLPackArgument, stream: UnsafeMutableRawPointer?
     ) throws {
         let (outputTensor, logSumExpTensor) = (try output.hostTensor(), try logSumExp.hostTensor())
-        let result = try withOptions(tables) { options in
-            try attention.forward(
-                query: query.hostTensor(), key: key.hostTensor(), value: value.hostTensor(), options: options)
-        }
+        let result = try forward(query, key, value, tables)
         try outputTensor.copy(from: result.output)
         try logSumExpTensor.copy(from: result.logSumExp)
     }
@@ -88,6 +82,16 @@ final class HostAttention: AttentionEngine {
         return ProducedGradients(
             query: .host(gradients.query), key: .host(gradients.key), value: .host(gradients.value),
             tables: tableGradients, sink: gradients.sinkGradient.map { .host($0) })
+    }
+
+    /// The forward pass with `tables`' values (kept for later calls once it succeeds), into new tensors.
+    private func forward(
+        _ query: DLPackArgument, _ key: DLPackArgument, _ value: DLPackArgument, _ tables: [TableValues]
+    ) throws -> AttentionOutput {
+        try withOptions(tables) { options in
+            try attention.forward(
+                query: query.hostTensor(), key: key.hostTensor(), value: value.hostTensor(), options: options)
+        }
     }
 
     /// Runs `body` with the options whose score mod reads `tables`' values (the current ones when none are given),

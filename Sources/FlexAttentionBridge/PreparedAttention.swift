@@ -60,22 +60,18 @@ final class PreparedAttention: Sendable {
     func inputs(_ query: UnsafePointer<DLTensor>?, _ key: UnsafePointer<DLTensor>?, _ value: UnsafePointer<DLTensor>?)
         throws -> (DLPackArgument, DLPackArgument, DLPackArgument)
     {
-        let s = shape
-        return (
-            try argument(query, "query", [s.batch, s.queryHeads, s.queryLength, s.headDim]),
-            try argument(key, "key", [s.batch, s.keyValueHeads, s.keyLength, s.headDim]),
-            try argument(value, "value", [s.batch, s.keyValueHeads, s.keyLength, s.valueDim]))
+        (try argument(query, "query", shape.queryShape), try argument(key, "key", shape.keyShape),
+         try argument(value, "value", shape.valueShape))
     }
 
     /// O or dO, read and checked: `[B, Hq, Sq, Dv]` in the inputs' dtype.
     func outputShaped(_ pointer: UnsafePointer<DLTensor>?, named name: String) throws -> DLPackArgument {
-        try argument(pointer, name, [shape.batch, shape.queryHeads, shape.queryLength, shape.valueDim])
+        try argument(pointer, name, shape.outputShape)
     }
 
     /// A log-sum-exp, read and checked: contiguous Float32 `[B, Hq, Sq]`.
     func logSumExp(_ pointer: UnsafePointer<DLTensor>?) throws -> DLPackArgument {
-        let expected = [shape.batch, shape.queryHeads, shape.queryLength]
-        let lse = try argument(pointer, "log_sum_exp", expected, dtype: .float32)
+        let lse = try argument(pointer, "log_sum_exp", shape.logSumExpShape, dtype: .float32)
         let compact = [shape.queryHeads * shape.queryLength, shape.queryLength, 1]
         guard lse.isEmpty || lse.strides == compact else {
             throw BridgeError.invalid("log_sum_exp must be contiguous (strides \(compact)), not strides \(lse.strides)")

@@ -123,15 +123,15 @@ public struct AttentionShape: Sendable, Hashable {
     public var isEmpty: Bool { batch == 0 || queryLength == 0 || keyLength == 0 }
 
     /// `O`'s shape, `[B, Hq, Sq, Dv]`.
-    var outputShape: [Int] { [batch, queryHeads, queryLength, valueDim] }
+    package var outputShape: [Int] { [batch, queryHeads, queryLength, valueDim] }
     /// The log-sum-exp's shape, `[B, Hq, Sq]`.
-    var logSumExpShape: [Int] { [batch, queryHeads, queryLength] }
+    package var logSumExpShape: [Int] { [batch, queryHeads, queryLength] }
     /// Q's (and dQ's) shape.
-    var queryShape: [Int] { [batch, queryHeads, queryLength, headDim] }
+    package var queryShape: [Int] { [batch, queryHeads, queryLength, headDim] }
     /// K's (and dK's) shape.
-    var keyShape: [Int] { [batch, keyValueHeads, keyLength, headDim] }
+    package var keyShape: [Int] { [batch, keyValueHeads, keyLength, headDim] }
     /// V's (and dV's) shape.
-    var valueShape: [Int] { [batch, keyValueHeads, keyLength, valueDim] }
+    package var valueShape: [Int] { [batch, keyValueHeads, keyLength, valueDim] }
 }
 
 extension AttentionShape: CustomStringConvertible {
