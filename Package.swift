@@ -29,9 +29,12 @@ let package = Package(
     targets: [
         .target(name: "FlexAttentionSIMD", swiftSettings: baselineFlags),
         .target(name: "FlexAttentionAVX512", dependencies: ["FlexAttentionSIMD"], swiftSettings: avx512Flags),
+        // A header only: NCCL's unique ID as a C struct, because ncclCommInitRank takes it by value and Swift cannot
+        // spell that call itself. NCCL is still loaded at run time; nothing is linked.
+        .target(name: "CFlexNCCL"),
         .target(
             name: "FlexAttention",
-            dependencies: ["FlexAttentionSIMD", "FlexAttentionAVX512"],
+            dependencies: ["FlexAttentionSIMD", "FlexAttentionAVX512", "CFlexNCCL"],
             swiftSettings: baselineFlags
         ),
         // The C interface's header and the thread-local storage of its error message.

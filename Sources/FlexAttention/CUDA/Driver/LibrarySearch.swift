@@ -1,9 +1,11 @@
 /// One place to try when loading a library: a path for `dlopen` (a full path, or a bare name for the system
-/// loader), where it came from, and libraries to load from the same folder first.
+/// loader), where it came from, and libraries to load from the same folder first. A candidate marked
+/// `onlyIfLoaded` is taken only when the process already has that library (`RTLD_NOLOAD`).
 struct LibraryCandidate: Sendable, Equatable {
     var path: String
     var origin: String
     var preload: [String] = []
+    var onlyIfLoaded = false
 }
 
 /// Where the CUDA driver and NVRTC are looked for, in order. Nothing here is fixed at build time: the package builds
@@ -32,6 +34,7 @@ struct LibraryCandidate: Sendable, Equatable {
 enum LibrarySearch {
     static let nvrtcNames = ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"]
     static let driverNames = ["libcuda.so.1", "libcuda.so"]
+    static let nvrtcWheelFolders = ["nvidia/cu13/lib", "nvidia/cu12/lib", "nvidia/cuda_nvrtc/lib"]
 
     static func nvrtcCandidates(environment: [String: String]) -> [LibraryCandidate] {
         var folders = [(String, String)]()
@@ -41,7 +44,8 @@ enum LibrarySearch {
             }
         }
         folders += toolkitLibraryFolders("/usr/local/cuda").map { ($0, "default CUDA toolkit") }
-        folders += pythonWheelFolders(environment: environment).map { ($0, "Python site-packages") }
+        folders += pythonWheelFolders(environment: environment, wheelFolders: nvrtcWheelFolders)
+            .map { ($0, "Python site-packages") }
         folders += installScriptFolders(environment: environment).map { ($0, "scripts/install-nvrtc.sh") }
 
         var candidates = explicitCandidates(
@@ -72,7 +76,7 @@ enum LibrarySearch {
     }
 
     /// A variable naming either the library or its folder.
-    private static func explicitCandidates(_ value: String?, variable: String, names: [String]) -> [LibraryCandidate] {
+    static func explicitCandidates(_ value: String?, variable: String, names: [String]) -> [LibraryCandidate] {
         guard let value, !value.isEmpty else { return [] }
         guard FileSystem.isDirectory(value) else {
             return [nvrtcCandidate(path: value, origin: variable)]
@@ -93,15 +97,20 @@ enum LibrarySearch {
     }
 
     private static func toolkitLibraryFolders(_ root: String) -> [String] {
-        #if arch(x86_64)
-        let target = "x86_64-linux"
-        #else
-        let target = "sbsa-linux"
-        #endif
-        return ["\(root)/lib64", "\(root)/targets/\(target)/lib"]
+        ["\(root)/lib64", toolkitTargetFolder(root)]
     }
 
-    static func pythonWheelFolders(environment: [String: String]) -> [String] {
+    /// The toolkit's per-architecture library folder, `targets/<arch>-linux/lib`.
+    static func toolkitTargetFolder(_ root: String) -> String {
+        #if arch(x86_64)
+        "\(root)/targets/x86_64-linux/lib"
+        #else
+        "\(root)/targets/sbsa-linux/lib"
+        #endif
+    }
+
+    /// The existing `wheelFolders` (such as `nvidia/cu13/lib`) of every site-packages folder the search knows.
+    static func pythonWheelFolders(environment: [String: String], wheelFolders: [String]) -> [String] {
         var prefixes = [String]()
         var sitePackages = [String]()
         if let venv = environment["VIRTUAL_ENV"] { prefixes.append(venv) }
@@ -119,7 +128,6 @@ enum LibrarySearch {
                 sitePackages += ["\(lib)/\(version)/site-packages", "\(lib)/\(version)/dist-packages"]
             }
         }
-        let wheelFolders = ["nvidia/cu13/lib", "nvidia/cu12/lib", "nvidia/cuda_nvrtc/lib"]
         return sitePackages.flatMap { site in wheelFolders.map { "\(site)/\($0)" } }
             .filter(FileSystem.isDirectory)
     }
