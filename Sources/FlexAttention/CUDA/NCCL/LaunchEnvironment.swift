@@ -1,7 +1,7 @@
 /// Where this process sits in a job, as its launcher describes it in the environment, and where the job's NCCL
 /// unique ID comes from. Parsed before any CUDA or NCCL call, so a misconfigured job fails with a message naming
 /// the variables.
-struct LaunchEnvironment: Equatable {
+struct LaunchEnvironment {
     /// How the ranks get the same ``NCCLUniqueID``.
     enum IDSource: Equatable {
         /// `FLEXATTENTION_NCCL_ID`: the ID itself, made by a process that stays alive.
