@@ -7,9 +7,19 @@ import Synchronization
 /// - one process per GPU (`torchrun`, `mpirun`): ``init(rank:worldSize:device:id:)``, or ``fromEnvironment(environment:)``
 ///   which reads the launcher's variables.
 ///
-/// NCCL is loaded on first use (``LibrarySearch`` lists where it is looked for). Before the first communicator is
-/// created, `NCCL_NVLS_ENABLE` is set to 0 unless the user set it: NVLink SHARP needs multicast objects, which are
-/// off on the machines this library targets and which its transfers never use.
+/// NCCL (2.18 or newer) is loaded on first use; the CPU path never looks for it. The first of these that loads is
+/// used, names `libnccl.so.2` then `libnccl.so`:
+/// 1. the NCCL already in the process (PyTorch's, say): two copies in one process would not share state;
+/// 2. `FLEXATTENTION_NCCL`, the library file or its folder;
+/// 3. Python site-packages, `nvidia/nccl/lib` (the `nvidia-nccl-cu12`/`-cu13` wheels), under `VIRTUAL_ENV`,
+///    `CONDA_PREFIX`, `PYTHONPATH`, `~/.local`, `/usr/local`, `/usr`, `/opt/conda` and `/opt/*/.venv`;
+/// 4. `CUDA_HOME`, `CUDA_PATH`, then `/usr/local/cuda`: `lib64`, `lib` and `targets/<arch>-linux/lib`;
+/// 5. the system loader (`LD_LIBRARY_PATH`, `ld.so.cache`).
+///
+/// When none loads, ``NCCLError/libraryNotFound(searched:)`` lists every place tried and why it failed.
+///
+/// Before the first communicator is created, `NCCL_NVLS_ENABLE` is set to 0 unless the user set it: NVLink SHARP
+/// needs multicast objects, which are off on the machines this library targets and which its transfers never use.
 ///
 /// A failed NCCL call leaves the communicators in an unknown state, so it marks the group broken: every later call
 /// throws ``NCCLError/broken(_:)`` with the first failure's text, and the communicators are aborted rather than
