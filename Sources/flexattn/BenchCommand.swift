@@ -12,6 +12,8 @@ extension Flexattn {
         static let usage = """
             flexattn bench [--json] [--device cpu|cuda|cuda:N] [--sequence N]... [--head-dim N]... [--mods] [--model]
                            [--decode]
+            flexattn bench --device cuda --context-parallel N... [--sequence N]... [--mask causal|window:W]
+                           [--head-groups G] [--longest]
             """
         static let configuration = CommandConfiguration(
             abstract: "Times the forward and backward passes (B=1, H=8, Float32) and prints a table.", usage: usage)
@@ -38,10 +40,41 @@ extension Flexattn {
                 + "read: on the CPU, Float32 against the read bandwidth measured beside it; with --device cuda, bf16 "
                 + "at B ∈ {1, 8, 64} over contexts 1k to 128k (or the --sequence values), contiguous and paged."))
         var decode = false
+        @Option(name: .customLong("context-parallel"), parsing: .unconditionalSingleValue,
+                help: ArgumentHelp(
+                    "With --device cuda: time ring attention over this many GPUs against one GPU (repeatable; B=1, "
+                        + "Hq=32, Hkv=8, D=128, bf16, S ∈ {128k, 256k, 512k} or the --sequence values).",
+                    valueName: "N"))
+        var contextParallel: [String] = []
+        @Option(name: .customLong("mask"), parsing: .unconditionalSingleValue,
+                help: ArgumentHelp("With --context-parallel: the mask (default causal).", valueName: "causal|window:W"))
+        var mask: [String] = []
+        @Option(name: .customLong("head-groups"), parsing: .unconditionalSingleValue,
+                help: ArgumentHelp("With --context-parallel: run the ring once per group of heads (default 1).",
+                                   valueName: "G"))
+        var headGroups: [String] = []
+        @Flag(help: "With --context-parallel: find the longest causal sequence that runs on one GPU and on N.")
+        var longest = false
 
         func run() throws {
             let sequences = try positiveIntegers(sequences, option: "--sequence")
             let headDims = try positiveIntegers(headDims, option: "--head-dim")
+            if let worlds = try positiveIntegers(contextParallel, option: "--context-parallel") {
+                guard case .cuda = try parseDevice(try single(device, "--device") ?? "cpu"), !json, !mods, !model,
+                      !decode, headDims == nil else {
+                    throw CommandLineError(
+                        "--context-parallel goes with --device cuda and none of --json, --mods, --model, --decode,"
+                            + " --head-dim")
+                }
+                return try ContextParallelBenchmark(
+                    worldSizes: worlds, sequences: sequences ?? [131_072, 262_144, 524_288],
+                    mask: try parseMask(try single(mask, "--mask") ?? "causal"),
+                    headGroups: try positiveIntegers(headGroups, option: "--head-groups")?.first ?? 1, longest: longest
+                ).execute()
+            }
+            guard mask.isEmpty, headGroups.isEmpty, !longest else {
+                throw CommandLineError("--mask, --head-groups and --longest go with --context-parallel")
+            }
             try BenchCommand(
                 json: json, device: try parseDevice(try single(device, "--device") ?? "cpu"),
                 sequences: sequences ?? [1024, 4096], headDims: headDims ?? [64, 128], mods: mods, model: model,
@@ -49,6 +82,13 @@ extension Flexattn {
             ).execute()
         }
     }
+}
+
+/// `--mask`'s value: `causal` or `window:W`.
+private func parseMask(_ text: String) throws -> ContextParallelBenchmark.MaskChoice {
+    if text == "causal" { return .causal }
+    if text.hasPrefix("window:"), let size = Int(text.dropFirst("window:".count)), size > 0 { return .window(size) }
+    throw CommandLineError("--mask takes causal or window:W (W a positive integer), not \(text)")
 }
 
 /// `flexattn bench`: times the CPU forward and backward passes on the standard shapes (B=1, H=8,

@@ -45,18 +45,7 @@ struct MergeKernel: GeneratedKernel {
         // Part p's row, and its element c: offsets through its own strides.
         func row(_ p: Int) -> String { "b * l\(p)s0 + h * l\(p)s1 + q * l\(p)s2" }
         func element(_ p: Int) -> String { "b * o\(p)s0 + h * o\(p)s1 + q * o\(p)s2 + c * o\(p)s3" }
-        return CUDAPrelude.source + CUDALogSumExpMerge.source + """
-            // A stored element of a dtype code (DType.mergeCode: 0 float32, 1 float16, 2 bfloat16) as float, and back.
-            FA_INLINE float fa_merge_load(const void* base, long long index, int dtype) {
-                if (dtype == 0) return ((const float*)base)[index];
-                const fa_u16 bits = ((const fa_u16*)base)[index];
-                return dtype == 1 ? fa_float16_to_float(bits) : fa_bfloat16_to_float(bits);
-            }
-            FA_INLINE void fa_merge_store(void* base, long long index, int dtype, float value) {
-                if (dtype == 0) ((float*)base)[index] = value;
-                else ((fa_u16*)base)[index] = dtype == 1 ? fa_float_to_float16(value) : fa_float_to_bfloat16(value);
-            }
-
+        return CUDAPrelude.source + CUDALogSumExpMerge.source + CUDAElementAccess.source + """
             extern "C" __global__ void __launch_bounds__(\(Self.threads))
             \(name)(\(Self.signature.declaration)) {
                 const long long row = (long long)blockIdx.x * \(Self.rowsPerBlock) + threadIdx.x / 32;
@@ -76,9 +65,9 @@ struct MergeKernel: GeneratedKernel {
                     // Parts past `parts` are null: a poisoned row's NaN weights must not reach them.
                     \(each({ p in
                         "if (parts > \(p) && weight[\(p)] != 0.0f)"
-                            + " sum += weight[\(p)] * fa_merge_load(O\(p), \(element(p)), O\(p)dtype);"
+                            + " sum += weight[\(p)] * fa_load_element(O\(p), \(element(p)), O\(p)dtype);"
                     }, indent: 8))
-                    fa_merge_store(O, b * os0 + h * os1 + q * os2 + c * os3, Odtype, sum);
+                    fa_store_element(O, b * os0 + h * os1 + q * os2 + c * os3, Odtype, sum);
                 }
                 __syncwarp();  // every lane has read the parts' LSE before the merged one may replace one of them
                 if (threadIdx.x % 32 == 0) LSE[b * ls0 + h * ls1 + q * ls2] = fa_merge_log_sum_exp(merge);

@@ -27,7 +27,7 @@ package struct CUDAConformance: Sendable {
         let checks: [(String, (inout SplitMix64) throws -> String?)] =
             memoryChecks() + kernelChecks() + modGridChecks() + forwardChecks() + backwardChecks() + attentionModChecks()
                 + nonFiniteChecks() + modDomainChecks() + streamChecks() + planChecks() + packedSequenceChecks()
-                + sinkChecks() + mergeChecks() + decodeChecks()
+                + sinkChecks() + mergeChecks() + decodeChecks() + contextParallelChecks()
         for (name, check) in checks {
             if let filter, !name.contains(filter) { continue }
             let result: Result
