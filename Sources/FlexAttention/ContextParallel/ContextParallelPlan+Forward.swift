@@ -49,12 +49,15 @@ extension ContextParallelPlan {
         }
         try runRing(rings, inputs: inputs, headGroup: headGroup, returnGradients: false) { ring, step in
             let keyValues = try keyValues(ring, step: step, inputs: inputs[ring.local], headGroup: headGroup)
+            var pieces: [[DeviceAttentionOutput]] = [[], []]
             for (index, pair) in schedule.steps[ring.rank][step].pairs.enumerated() {
                 guard let (key, value) = keyValues[pair.keyChunk] else { continue }  // a pair implies its rows
                 let query = try inputs[ring.local].query.slice(heads: queryHeads, rows: rows(chunk: pair.queryChunk))
-                let piece = try pairPlans[ring.local][step][index][headGroup].forward(
-                    query: query, key: key, value: value, on: ring.stream)
-                try chunks[ring.local][pair.queryChunk].add(piece, on: ring.stream)
+                pieces[pair.queryChunk].append(try pairPlans[ring.local][step][index][headGroup].forward(
+                    query: query, key: key, value: value, on: ring.stream))
+            }
+            for (chunk, parts) in pieces.enumerated() where !parts.isEmpty {
+                try chunks[ring.local][chunk].add(parts, on: ring.stream)
             }
         }
         for (ring, results) in zip(rings, chunks) {
@@ -63,12 +66,14 @@ extension ContextParallelPlan {
     }
 }
 
-/// One query chunk's result as its pieces arrive: merged in order into a Float32 running result, the last piece
-/// straight into the output (and its log-sum-exp into a contiguous buffer the merge needs, copied out at the end).
+/// One query chunk's result as its pieces arrive: each step's pieces merged, in order and in one launch, into a
+/// Float32 running result, the last step's straight into the output (and its log-sum-exp into a contiguous buffer
+/// the merge needs, copied out at the end).
 private final class ChunkResult {
-    private let pieces: Int
+    /// Steps with pieces for this chunk.
+    private let steps: Int
     private var merged = 0
-    /// The Float32 running result; only when more than one piece merges (or none, to give the empty result).
+    /// The Float32 running result; only when more than one step merges (or none, to give the empty result).
     private let running: DeviceAttentionOutput?
     private let final: DeviceAttentionOutput
     private let logSumExp: DeviceTensor
@@ -77,30 +82,31 @@ private final class ChunkResult {
         plan: ContextParallelPlan, rank: Int, chunk: Int, stream: CUDAStream, output: DeviceTensor,
         logSumExp: DeviceTensor
     ) throws {
-        pieces = plan.schedule.steps[rank].map { $0.pairs.filter { $0.queryChunk == chunk }.count }.reduce(0, +)
+        steps = plan.schedule.steps[rank].filter { $0.pairs.contains { $0.queryChunk == chunk } }.count
         let rowShape = Array(output.shape.dropLast())
         func allocate(_ shape: [Int]) throws -> DeviceTensor {
             try DeviceTensor(device: stream.device, dtype: .float32, shape: shape, stream: stream)
         }
-        running = pieces == 1 ? nil
+        running = steps == 1 ? nil
             : DeviceAttentionOutput(output: try allocate(output.shape), logSumExp: try allocate(rowShape))
         final = DeviceAttentionOutput(output: output, logSumExp: try allocate(rowShape))
         self.logSumExp = logSumExp
-        if pieces == 0, let running {  // no key kept for any row: O = 0, LSE = −∞, as one GPU gives
+        if steps == 0, let running {  // no key kept for any row: O = 0, LSE = −∞, as one GPU gives
             try running.output.buffer.fill(0, stream: stream)
             try running.logSumExp.buffer.fill(word: (-Float.infinity).bitPattern, fromOffset: 0,
                                               count: rowShape.reduce(1, *), stream: stream)
         }
     }
 
-    func add(_ piece: DeviceAttentionOutput, on stream: CUDAStream) throws {
-        let parts = merged == 0 ? [piece] : [running, piece].compactMap { $0 }
+    /// Merges one step's pieces.
+    func add(_ pieces: [DeviceAttentionOutput], on stream: CUDAStream) throws {
+        let parts = (merged == 0 ? [] : [running].compactMap { $0 }) + pieces
         merged += 1
-        try DeviceAttentionOutput.merging(parts, into: merged == pieces ? final : running ?? final, on: stream)
+        try DeviceAttentionOutput.merging(parts, into: merged == steps ? final : running ?? final, on: stream)
     }
 
     func finish(on stream: CUDAStream) throws {
-        if pieces == 0, let running { try DeviceAttentionOutput.merging([running], into: final, on: stream) }
+        if steps == 0, let running { try DeviceAttentionOutput.merging([running], into: final, on: stream) }
         let rows = final.logSumExp
         try logSumExp.accumulate(
             DeviceTensor(buffer: rows.buffer, dtype: .float32, shape: rows.shape + [1], strides: rows.strides + [1],

@@ -60,7 +60,7 @@ public final class ContextParallelPlan: Sendable {
     let problem: AttentionProblem
     /// The attention of each pair one group of heads computes: `[local rank][step][pair][head group]`.
     let pairPlans: [[[[AttentionPlan]]]]
-    /// The stream each local rank communicates on.
+    /// The stream each local rank communicates on (high priority).
     let communication: [CUDAStream]
 
     /// Prepares ring attention of `shape` (the whole sequence) with `options` over `group`.
@@ -96,7 +96,8 @@ public final class ContextParallelPlan: Sendable {
             queryLength: 2 * schedule.chunkLength, headDim: shape.headDim, valueDim: shape.valueDim, dtype: shape.dtype)
         pairPlans = try Self.pairPlans(
             problem, schedule: schedule, group: group, headGroups: headGroups, includesBackward: includesBackward)
-        communication = try group.devices.map { try CUDAStream(device: $0) }
+        // High priority: a transfer (and the copy that packs it) must not wait for the step's long kernels to drain.
+        communication = try group.devices.map { try CUDAStream(device: $0, highPriority: true) }
     }
 
     /// The plans of every pair this process computes, made once: pairs of equal shape and mods share one.

@@ -43,6 +43,8 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
     let cuMemAllocAsync: @convention(c) (UnsafeMutablePointer<CUdeviceptr>, Int, CUstream?) -> CUresult
     let cuMemFreeAsync: @convention(c) (CUdeviceptr, CUstream?) -> CUresult
     let cuStreamCreate: @convention(c) (UnsafeMutablePointer<CUstream?>, UInt32) -> CUresult
+    let cuStreamCreateWithPriority: @convention(c) (UnsafeMutablePointer<CUstream?>, UInt32, Int32) -> CUresult
+    let cuCtxGetStreamPriorityRange: @convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> CUresult
     let cuStreamDestroy: @convention(c) (CUstream?) -> CUresult
     let cuStreamSynchronize: @convention(c) (CUstream?) -> CUresult
     let cuStreamWaitEvent: @convention(c) (CUstream?, CUevent?, UInt32) -> CUresult
@@ -107,6 +109,8 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         cuMemAllocAsync = try library.function("cuMemAllocAsync")
         cuMemFreeAsync = try library.function("cuMemFreeAsync")
         cuStreamCreate = try library.function("cuStreamCreate")
+        cuStreamCreateWithPriority = try library.function("cuStreamCreateWithPriority")
+        cuCtxGetStreamPriorityRange = try library.function("cuCtxGetStreamPriorityRange")
         cuStreamDestroy = try library.function("cuStreamDestroy_v2")
         cuStreamSynchronize = try library.function("cuStreamSynchronize")
         cuStreamWaitEvent = try library.function("cuStreamWaitEvent")

@@ -12,11 +12,22 @@ public final class CUDAStream: Sendable {
     private let ownsStream: Bool
 
     /// A new stream that does not synchronise with the legacy default stream.
-    public init(device: CUDADevice) throws {
+    /// - Parameter highPriority: whether the GPU dispatches this stream's thread blocks ahead of those of streams of
+    ///   normal priority whose kernels were queued first: for short work that must not wait behind a long kernel,
+    ///   such as communication overlapped with computation.
+    public init(device: CUDADevice, highPriority: Bool = false) throws {
         self.device = device
         try device.bind()
+        let api = device.api
         var stream: CUstream?
-        try device.api.check(device.api.cuStreamCreate(&stream, 1), "cuStreamCreate(CU_STREAM_NON_BLOCKING)")
+        if highPriority {
+            var (least, greatest): (Int32, Int32) = (0, 0)
+            try api.check(api.cuCtxGetStreamPriorityRange(&least, &greatest), "cuCtxGetStreamPriorityRange")
+            try api.check(api.cuStreamCreateWithPriority(&stream, 1, greatest),
+                          "cuStreamCreateWithPriority(CU_STREAM_NON_BLOCKING, \(greatest))")
+        } else {
+            try api.check(api.cuStreamCreate(&stream, 1), "cuStreamCreate(CU_STREAM_NON_BLOCKING)")
+        }
         address = UInt(bitPattern: stream)
         ownsStream = true
     }
