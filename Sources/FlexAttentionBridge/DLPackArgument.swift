@@ -189,7 +189,7 @@ struct DLPackArgument {
     /// Host memory holding the view's bytes: the caller's own, or a copy of device memory.
     private func readableStorage(stream: CUDAStream?) throws -> TensorStorage {
         guard case .cuda(let ordinal) = location, !isEmpty else { return try hostStorage() }
-        let device = try stream?.device ?? CUDADevice.open(ordinal)
+        let device = try stream?.device ?? SharedDevice.open(ordinal)
         guard device.ordinal == ordinal else {
             throw BridgeError.invalid("\(name) is on CUDA device \(ordinal); this call runs on \(device.ordinal)")
         }

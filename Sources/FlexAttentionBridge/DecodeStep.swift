@@ -171,8 +171,8 @@ public func decode(
         let tableArgument = try pageTable.map { try DLPackArgument($0, name: "page_table", ranks: 2...2) }
         let result = if case .cuda(let ordinal) = step.keys.location {
             try step.runOnDevice(
-                CUDADevice.open(ordinal), lengths: lengthArgument, pageTable: tableArgument,
-                stream: CUDAStream(unowned: UInt(bitPattern: stream), device: CUDADevice.open(ordinal)))
+                SharedDevice.open(ordinal), lengths: lengthArgument, pageTable: tableArgument,
+                stream: CUDAStream(unowned: UInt(bitPattern: stream), device: SharedDevice.open(ordinal)))
         } else {
             try step.runOnHost(lengths: lengthArgument, pageTable: tableArgument)
         }

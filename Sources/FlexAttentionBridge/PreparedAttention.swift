@@ -52,7 +52,7 @@ final class PreparedAttention: Sendable {
         gradientTableNames = try gradientTables.map { try OwnedCString($0.name) }
         engine = switch description.device {
         case .cpu: try HostAttention(description)
-        case .cuda(let ordinal): try DeviceAttention(description, device: CUDADevice.open(ordinal))
+        case .cuda(let ordinal): try DeviceAttention(description, device: SharedDevice.open(ordinal))
         }
     }
 

@@ -52,6 +52,27 @@ struct ContextParallelScheduleTests {
         #expect((0..<ranks).allSatisfy { rank in (2..<ranks).allSatisfy { contiguous.steps[rank][$0].isEmpty } })
     }
 
+    @Test("shards of host tensors hold their ranks' chunks and gather back to the whole", arguments: [1, 2, 3])
+    func shardAndGather(ranks: Int) throws {
+        var rng = SeededRandom(seed: freshSeed())
+        let whole = try randomTensor([2, 3, 2 * ranks * 5, 4], dtype: .bfloat16, rng: &rng)
+        for layout in [ContextParallelLayout.zigzag, .contiguous] {
+            let shards = try (0..<ranks).map { try layout.shard(whole, rank: $0, worldSize: ranks) }
+            for (rank, shard) in shards.enumerated() {
+                let rows = layout.positions(rank: rank, worldSize: ranks, length: whole.shape[2])
+                let expected = try rows.map { try whole.narrowed(axis: 2, range: $0).floats() }
+                let got = try [0..<5, 5..<10].map { try shard.narrowed(axis: 2, range: $0).floats() }
+                #expect(got.count == 2 && zip(got, expected).allSatisfy { $0 == $1 }, "\(layout) rank \(rank)")
+            }
+            #expect(try layout.gather(shards).floats() == whole.floats())
+        }
+        #expect(ContextParallelLayout.zigzag.chunks(rank: 0, worldSize: 4) == [0, 7])
+        #expect(throws: FlexAttentionError.self) { try ContextParallelLayout.zigzag.shard(whole, rank: ranks, worldSize: ranks) }
+        #expect(throws: FlexAttentionError.self) {
+            try ContextParallelLayout.zigzag.shard(whole, rank: 0, worldSize: 4 * ranks)
+        }
+    }
+
     @Test("lengths that do not split, and queries and keys of different lengths, are refused")
     func refusals() throws {
         #expect(throws: FlexAttentionError.self) {

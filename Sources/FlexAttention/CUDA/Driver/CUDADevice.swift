@@ -40,6 +40,9 @@ public final class CUDADevice: Sendable {
                 throw CUDAError.noSuchDevice(ordinal: ordinal, available: count)
             }
             let device = try CUDADevice(api: api, ordinal: ordinal)
+            // Freed stream-ordered memory stays in the pool (CUDADevice+MemoryPool); a device without pools only
+            // loses that cache, so a failure here is not an error.
+            try? device.setMemoryPoolRetention(bytes: .max)
             devices[ordinal] = device
             return device
         }

@@ -9,6 +9,7 @@ typealias CUstream = OpaquePointer
 typealias CUevent = OpaquePointer
 typealias CUgraph = OpaquePointer
 typealias CUgraphExec = OpaquePointer
+typealias CUmemoryPool = OpaquePointer
 
 /// The driver functions the library calls, resolved once from `libcuda.so.1` with `dlsym`. Versioned names (`_v2`)
 /// are the ones the CUDA 12 and 13 headers bind to.
@@ -42,6 +43,10 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
     let cuMemsetD32Async: @convention(c) (CUdeviceptr, UInt32, Int, CUstream?) -> CUresult
     let cuMemAllocAsync: @convention(c) (UnsafeMutablePointer<CUdeviceptr>, Int, CUstream?) -> CUresult
     let cuMemFreeAsync: @convention(c) (CUdeviceptr, CUstream?) -> CUresult
+    let cuDeviceGetDefaultMemPool: @convention(c) (UnsafeMutablePointer<CUmemoryPool?>, CUdevice) -> CUresult
+    /// `(pool, CUmemPool_attribute, value)`: the value's type depends on the attribute.
+    let cuMemPoolSetAttribute: @convention(c) (CUmemoryPool?, Int32, UnsafeMutableRawPointer?) -> CUresult
+    let cuMemPoolTrimTo: @convention(c) (CUmemoryPool?, Int) -> CUresult
     let cuStreamCreate: @convention(c) (UnsafeMutablePointer<CUstream?>, UInt32) -> CUresult
     let cuStreamCreateWithPriority: @convention(c) (UnsafeMutablePointer<CUstream?>, UInt32, Int32) -> CUresult
     let cuCtxGetStreamPriorityRange: @convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> CUresult
@@ -108,6 +113,9 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         // cuGraphInstantiateWithFlags from 11.4, older than the CUDA 12 and 13 drivers the library is used with.
         cuMemAllocAsync = try library.function("cuMemAllocAsync")
         cuMemFreeAsync = try library.function("cuMemFreeAsync")
+        cuDeviceGetDefaultMemPool = try library.function("cuDeviceGetDefaultMemPool")
+        cuMemPoolSetAttribute = try library.function("cuMemPoolSetAttribute")
+        cuMemPoolTrimTo = try library.function("cuMemPoolTrimTo")
         cuStreamCreate = try library.function("cuStreamCreate")
         cuStreamCreateWithPriority = try library.function("cuStreamCreateWithPriority")
         cuCtxGetStreamPriorityRange = try library.function("cuCtxGetStreamPriorityRange")

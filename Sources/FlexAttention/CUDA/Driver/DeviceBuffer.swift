@@ -25,7 +25,8 @@ public final class DeviceBuffer: Sendable {
         case borrowed
     }
 
-    /// Allocates `byteCount` uninitialised bytes.
+    /// Allocates `byteCount` uninitialised bytes. When the device has no room, the memory pool's cached memory is
+    /// returned to the driver (``CUDADevice/trimMemoryPool(keeping:)``) and the allocation tried once more.
     /// - Throws: ``CUDAError/outOfMemory(call:bytes:)`` when the device has no room; other ``CUDAError``s for
     ///   driver failures.
     public init(device: CUDADevice, byteCount: Int) throws {
@@ -33,7 +34,10 @@ public final class DeviceBuffer: Sendable {
         try device.bind()
         var address: CUdeviceptr = 0
         // The driver rejects zero-byte allocations; a one-byte one keeps every buffer a valid address.
-        let result = device.api.cuMemAlloc(&address, max(byteCount, 1))
+        var result = device.api.cuMemAlloc(&address, max(byteCount, 1))
+        if result == 2, (try? device.trimMemoryPool()) != nil {  // memory the pool caches is free for this too
+            result = device.api.cuMemAlloc(&address, max(byteCount, 1))
+        }
         if result == 2 {  // CUDA_ERROR_OUT_OF_MEMORY
             throw CUDAError.outOfMemory(call: "cuMemAlloc", bytes: byteCount)
         }
