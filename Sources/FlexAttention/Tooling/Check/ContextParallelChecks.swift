@@ -3,6 +3,10 @@
 /// (with table gradients and two head groups), on 2 and 4 GPUs; the same bits on a second run; bad calls refused.
 extension CUDAConformance {
     func contextParallelChecks() -> [Check] {
+        // Started by a launcher, one process per GPU: only the check of that mode (every rank runs it).
+        if ProcessEnvironment.current["WORLD_SIZE"] != nil {
+            return [("context parallel: one process per GPU (launcher variables), causal and window", contextParallelPerProcess)]
+        }
         let count = (try? CUDADriver.deviceCount()) ?? 0
         guard count >= 2 else { return [] }
         var checks = [Check]()
@@ -129,6 +133,67 @@ extension CUDAConformance {
         return failures.isEmpty ? nil : failures.joined(separator: "; ")
     }
 
+    /// This process's rank, joined through ``ContextParallelGroup/fromEnvironment(environment:)``, against one GPU
+    /// (this one, on the whole sequence) and the CPU, on its own rows. Every rank draws the same problem (the same
+    /// seed and checks).
+    private func contextParallelPerProcess(_ random: inout SplitMix64) throws -> String? {
+        let group = try ContextParallelGroup.fromEnvironment()
+        let (rank, world, local) = (group.ranks[0], group.worldSize, group.devices[0])
+        var failures = [String]()
+        for options in [AttentionOptions(isCausal: true), AttentionOptions(mask: .slidingWindow(1000))] {
+            let problem = try WholeProblem(&random)
+            let plan = try ContextParallelPlan(shape: problem.shape, options: options, group: group)
+            let stream = try CUDAStream(device: local)
+            func shard(_ tensor: Tensor) throws -> Tensor { try plan.layout.shard(tensor, rank: rank, worldSize: world) }
+            let (q, k, v, dO) = try [problem.query, problem.key, problem.value, problem.outputGradient].map {
+                try DeviceTensor(copying: shard($0), to: local)
+            }.quadruple()
+            let forward = try plan.forward(query: q, key: k, value: v, on: stream)
+            let gradients = try plan.backward(query: q, key: k, value: v, forward: forward, outputGradient: dO, on: stream)
+            try stream.synchronize()
+            try group.check()
+
+            let (whole, wholeGradients) = try singleGPU(problem, options: options, on: local)
+            let cpu = Attention()
+            let (q32, k32, v32, dO32) = try [problem.query, problem.key, problem.value, problem.outputGradient]
+                .map { try $0.converted(to: .float32) }.quadruple()
+            let reference = try cpu.forward(query: q32, key: k32, value: v32, options: options)
+            let referenceGradients = try cpu.backward(
+                query: q32, key: k32, value: v32, forward: reference, outputGradient: dO32)
+            let compared: [(String, DeviceTensor, Tensor, Tensor)] = [
+                ("O", forward.output, whole.output, reference.output),
+                ("dQ", gradients.query, wholeGradients.query, referenceGradients.query),
+                ("dK", gradients.key, wholeGradients.key, referenceGradients.key),
+                ("dV", gradients.value, wholeGradients.value, referenceGradients.value),
+            ]
+            for (name, got, one, want) in compared {
+                let (ringError, singleError) = (relativeDistance(try got.copyToHost().floats(), try shard(want).floats()),
+                                                relativeDistance(try shard(one).floats(), try shard(want).floats()))
+                if !(ringError <= 1.5 * singleError + 1e-4) {
+                    failures.append("rank \(rank), \(name): ring \(ringError), one GPU \(singleError) from the CPU")
+                }
+            }
+        }
+        return failures.isEmpty ? nil : failures.joined(separator: "; ")
+    }
+
+    /// The whole problem on one GPU: O and the gradients, on the host.
+    private func singleGPU(
+        _ problem: WholeProblem, options: AttentionOptions, on device: CUDADevice
+    ) throws -> (output: AttentionOutput, gradients: AttentionGradients) {
+        let plan = try AttentionPlan(shape: problem.shape, options: options, device: device)
+        let stream = try CUDAStream(device: device)
+        let (q, k, v, dO) = try [problem.query, problem.key, problem.value, problem.outputGradient].map {
+            try DeviceTensor(copying: $0, to: device)
+        }.quadruple()
+        let forward = try plan.forward(query: q, key: k, value: v, on: stream)
+        let gradients = try plan.backward(query: q, key: k, value: v, forward: forward, outputGradient: dO, on: stream)
+        try stream.synchronize()
+        return (AttentionOutput(output: try forward.output.copyToHost(), logSumExp: try forward.logSumExp.copyToHost()),
+                AttentionGradients(query: try gradients.query.copyToHost(), key: try gradients.key.copyToHost(),
+                                   value: try gradients.value.copyToHost(), tableGradients: [:]))
+    }
+
     private func contextParallelDeterminism(_ random: inout SplitMix64) throws -> String? {
         let problem = try WholeProblem(&random)
         let options = AttentionOptions(isCausal: true, scoreMod: try .alibi(heads: 8))
@@ -182,6 +247,14 @@ extension CUDAConformance {
             }
         }
         return nil
+    }
+}
+
+extension Array {
+    /// The first four elements, for unpacking a mapped list of four.
+    fileprivate func quadruple() throws -> (Element, Element, Element, Element) {
+        guard count == 4 else { throw FlexAttentionError.invalidArgument("expected 4 values, not \(count)") }
+        return (self[0], self[1], self[2], self[3])
     }
 }
 
