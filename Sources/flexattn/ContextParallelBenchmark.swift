@@ -65,7 +65,7 @@ struct ContextParallelBenchmark {
         print("flexattn bench --context-parallel: \(most) × \(devices[0].name), bf16; \(environment.isEmpty ? "no NCCL_* set" : environment)")
         if longest { return try executeLongest(devices: devices) }
         print("B=\(Self.batch) Hq=\(Self.queryHeads) Hkv=\(Self.keyValueHeads) D=\(Self.headDim), \(mask); fwd+bwd credits 3.5× the forward's FLOPs")
-        print("       S  GPUs  pass      ms   TFLOP/s/GPU  speedup  efficiency  received/GPU")
+        print("       S  GPUs  pass      ms   TFLOP/s/GPU  speedup  efficiency  received/GPU  host queue ms")
         for length in sequences {
             let shape = try AttentionShape(
                 batch: Self.batch, queryHeads: Self.queryHeads, keyValueHeads: Self.keyValueHeads, queryLength: length,
@@ -79,38 +79,49 @@ struct ContextParallelBenchmark {
                 let ring = try timeRing(shape, devices: Array(devices.prefix(world)))
                 for (pass, ms, base, bytes) in [("fwd", ring.forward, one.forward, ring.forwardBytes),
                                                 ("fwd+bwd", ring.training, one.training, ring.trainingBytes)] {
-                    print(row(length, world, pass, ms, flops * (pass == "fwd" ? 1 : 3.5), speedup: base / ms, received: bytes))
+                    print(row(length, world, pass, ms, flops * (pass == "fwd" ? 1 : 3.5), speedup: base.total / ms.total,
+                              received: bytes))
                 }
             }
         }
     }
 
-    private func row(_ length: Int, _ world: Int, _ pass: String, _ ms: Double, _ flops: Double, speedup: Double,
-                     received: Int) -> String {
-        pad(length, 8) + pad(world, 6) + "  " + pass.padding(8) + pad(fixed(ms, 1), 8)
-            + pad(fixed(flops / (ms * 1e-3) / 1e12 / Double(world), 1), 14) + pad(fixed(speedup, 2), 9)
+    private func row(
+        _ length: Int, _ world: Int, _ pass: String, _ ms: (total: Double, queued: Double), _ flops: Double,
+        speedup: Double, received: Int
+    ) -> String {
+        pad(length, 8) + pad(world, 6) + "  " + pass.padding(8) + pad(fixed(ms.total, 1), 8)
+            + pad(fixed(flops / (ms.total * 1e-3) / 1e12 / Double(world), 1), 14) + pad(fixed(speedup, 2), 9)
             + pad(world == 1 ? "" : fixed(100 * speedup / Double(world), 1) + "%", 12)
-            + pad(world == 1 ? "" : fixed(Double(received) / 1e9, 2) + " GB", 14)
+            + pad(world == 1 ? "" : fixed(Double(received) / 1e9, 2) + " GB", 14) + pad(fixed(ms.queued, 1), 15)
     }
 
     /// Median wall milliseconds of `body` over `iterations` runs after one warm-up, each run waited for on every
-    /// stream (the ring's end is the last GPU's).
-    private func milliseconds(_ streams: [CUDAStream], iterations: Int, _ body: () throws -> Void) throws -> Double {
+    /// stream (the ring's end is the last GPU's), and the median of the host's time to queue it.
+    private func milliseconds(
+        _ streams: [CUDAStream], iterations: Int, _ body: () throws -> Void
+    ) throws -> (total: Double, queued: Double) {
         let clock = ContinuousClock()
-        var samples = [Double]()
-        for run in 0...iterations {
-            let elapsed = try clock.measure {
-                try body()
-                for stream in streams { try stream.synchronize() }
-            }
-            if run > 0 { samples.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) * 1e-15) }
+        func ms(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) * 1e3 + Double(duration.components.attoseconds) * 1e-15
         }
-        return samples.sorted()[samples.count / 2]
+        var samples = [(total: Double, queued: Double)]()
+        for run in 0...iterations {
+            let start = clock.now
+            try body()
+            let queued = clock.now
+            for stream in streams { try stream.synchronize() }
+            if run > 0 { samples.append((ms(clock.now - start), ms(queued - start))) }
+        }
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        return (median(samples.map(\.total)), median(samples.map(\.queued)))
     }
 
     private func iterations(_ length: Int) -> Int { length >= 524_288 ? 2 : 3 }
 
-    private func timeOneGPU(_ shape: AttentionShape, device: CUDADevice) throws -> (forward: Double, training: Double) {
+    private typealias Timing = (total: Double, queued: Double)
+
+    private func timeOneGPU(_ shape: AttentionShape, device: CUDADevice) throws -> (forward: Timing, training: Timing) {
         let stream = try CUDAStream(device: device)
         let plan = try AttentionPlan(shape: shape, options: mask.options, device: device)
         let (q, k, v, dO) = try (filled(shape.queryShape, device, stream, seed: 1), filled(shape.keyShape, device, stream, seed: 2),
@@ -127,7 +138,7 @@ struct ContextParallelBenchmark {
 
     private func timeRing(
         _ shape: AttentionShape, devices: [CUDADevice]
-    ) throws -> (forward: Double, training: Double, forwardBytes: Int, trainingBytes: Int) {
+    ) throws -> (forward: Timing, training: Timing, forwardBytes: Int, trainingBytes: Int) {
         let group = try ContextParallelGroup(devices: devices)
         let plan = try ContextParallelPlan(shape: shape, options: mask.options, group: group, headGroups: headGroups)
         let streams = try devices.map { try CUDAStream(device: $0) }
