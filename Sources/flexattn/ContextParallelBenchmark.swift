@@ -65,7 +65,7 @@ struct ContextParallelBenchmark {
         print("flexattn bench --context-parallel: \(most) × \(devices[0].name), bf16; \(environment.isEmpty ? "no NCCL_* set" : environment)")
         if longest { return try executeLongest(devices: devices) }
         print("B=\(Self.batch) Hq=\(Self.queryHeads) Hkv=\(Self.keyValueHeads) D=\(Self.headDim), \(mask); fwd+bwd credits 3.5× the forward's FLOPs")
-        print("       S  GPUs  pass      ms   TFLOP/s/GPU  speedup  efficiency  received/GPU  host queue ms")
+        print("       S    GPUs  pass      ms   TFLOP/s/GPU  speedup  efficiency  received/GPU  host queue ms")
         for length in sequences {
             let shape = try AttentionShape(
                 batch: Self.batch, queryHeads: Self.queryHeads, keyValueHeads: Self.keyValueHeads, queryLength: length,
@@ -73,9 +73,9 @@ struct ContextParallelBenchmark {
             let flops = 4 * Double(Self.batch * Self.queryHeads * Self.headDim) * mask.keptScores(length)
             let one = try timeOneGPU(shape, device: devices[0])
             for (pass, ms) in [("fwd", one.forward), ("fwd+bwd", one.training)] {
-                print(row(length, 1, pass, ms, flops * (pass == "fwd" ? 1 : 3.5), speedup: 1, received: 0))
+                print(row(length, 1, pass, ms, flops * (pass == "fwd" ? 1 : 3.5), speedup: 1, received: nil))
             }
-            for world in worldSizes where world > 1 {
+            for world in worldSizes {
                 let ring = try timeRing(shape, devices: Array(devices.prefix(world)))
                 for (pass, ms, base, bytes) in [("fwd", ring.forward, one.forward, ring.forwardBytes),
                                                 ("fwd+bwd", ring.training, one.training, ring.trainingBytes)] {
@@ -88,12 +88,14 @@ struct ContextParallelBenchmark {
 
     private func row(
         _ length: Int, _ world: Int, _ pass: String, _ ms: (total: Double, queued: Double), _ flops: Double,
-        speedup: Double, received: Int
+        speedup: Double, received: Int?
     ) -> String {
-        pad(length, 8) + pad(world, 6) + "  " + pass.padding(8) + pad(fixed(ms.total, 1), 8)
-            + pad(fixed(flops / (ms.total * 1e-3) / 1e12 / Double(world), 1), 14) + pad(fixed(speedup, 2), 9)
-            + pad(world == 1 ? "" : fixed(100 * speedup / Double(world), 1) + "%", 12)
-            + pad(world == 1 ? "" : fixed(Double(received) / 1e9, 2) + " GB", 14) + pad(fixed(ms.queued, 1), 15)
+        // `received` is nil for the one-GPU plan; a ring of one rank (`--context-parallel 1`) shows what splitting
+        // the work into pairs costs without any communication.
+        pad(length, 8) + pad(received == nil ? "1" : "ring \(world)", 8) + "  " + pass.padding(8)
+            + pad(fixed(ms.total, 1), 8) + pad(fixed(flops / (ms.total * 1e-3) / 1e12 / Double(world), 1), 14)
+            + pad(fixed(speedup, 2), 9) + pad(received == nil ? "" : fixed(100 * speedup / Double(world), 1) + "%", 12)
+            + pad(received.map { fixed(Double($0) / 1e9, 2) + " GB" } ?? "", 14) + pad(fixed(ms.queued, 1), 15)
     }
 
     /// Median wall milliseconds of `body` over `iterations` runs after one warm-up, each run waited for on every

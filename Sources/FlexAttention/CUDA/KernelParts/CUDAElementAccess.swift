@@ -3,6 +3,7 @@
 /// it (merging, accumulating). Needs ``CUDAPrelude``.
 enum CUDAElementAccess {
     static let source = """
+        // A stored element of a dtype code (DType.mergeCode: 0 float32, 1 float16, 2 bfloat16) as float, and back.
         FA_INLINE float fa_load_element(const void* base, long long index, int dtype) {
             if (dtype == 0) return ((const float*)base)[index];
             const fa_u16 bits = ((const fa_u16*)base)[index];
