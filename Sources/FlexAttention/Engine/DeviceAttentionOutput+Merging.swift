@@ -133,16 +133,10 @@ extension DeviceAttentionOutput {
         let device = stream.device
         let shape = merged.output.shape
         let rows = merged.logSumExp.shape.reduce(1, *)
-        let cache = try AttentionPlan.processCache.get()
-        // The running result between launches is contiguous Float32, so the caller's tensors decide the kernel.
-        let kernel = MergeVectorKernel.fits(parts, merged)
-            ? LoadedKernel(
-                function: try cache.function(for: MergeVectorKernel(), on: device), signature: MergeVectorKernel.signature,
-                grid: (MergeVectorKernel.blocks(rows: rows, valueDim: shape[3]), 1, 1), block: MergeVectorKernel.threads)
-            : LoadedKernel(
-                function: try cache.function(for: MergeKernel(), on: device), signature: MergeKernel.signature,
-                grid: ((rows + MergeKernel.rowsPerBlock - 1) / MergeKernel.rowsPerBlock, 1, 1),
-                block: MergeKernel.threads)
+        let kernel = LoadedKernel(
+            function: try AttentionPlan.processCache.get().function(for: MergeKernel(), on: device),
+            signature: MergeKernel.signature,
+            grid: ((rows + MergeKernel.rowsPerBlock - 1) / MergeKernel.rowsPerBlock, 1, 1), block: MergeKernel.threads)
         let launches = MergeKernel.launches(parts: parts.count)
         // The running result between launches: Float32, so each launch rounds once. Freed on `stream` after the last.
         let running = try launches.count == 1 ? nil : DeviceAttentionOutput(

@@ -72,10 +72,10 @@ package enum KernelCatalog {
     }
 
     /// The kernels that merge rows by their log-sum-exps: the sinks' forward (each dtype) and gradient, and the merge
-    /// of partial results (both layouts); and the element-wise sum context parallelism accumulates with.
+    /// of partial results; and the element-wise sum context parallelism accumulates with.
     static var logSumExpKernels: [any GeneratedKernel] {
         [DType.float32, .float16, .bfloat16].map { SinkForwardKernel(dtype: $0) }
-            + [SinkGradientKernel(), MergeKernel(), MergeVectorKernel(), AccumulateKernel()]
+            + [SinkGradientKernel(), MergeKernel(), AccumulateKernel()]
     }
 
     /// The CUDA-core family (forward, dK/dV, dQ) on representative cases: Float32 plain, causal with soft-capping,
