@@ -151,15 +151,22 @@ extension ContextParallelPlan {
             }
         }
 
-        if worldSize > 1 { try phase(after: -1) }
-        for step in 0..<worldSize {
-            for ring in rings {
-                // Step `step`'s rows arrived, and (backward) its gradient slot was sent, in the phase after step − 2.
-                if step >= 1 { try ring.stream.wait(for: ring.communicated[max(step - 2, -1) + 1]) }
-                if !schedule.steps[ring.rank][step].isEmpty { try compute(ring, step) }
-                try ring.computed[step].record(on: ring.stream)
+        do {
+            if worldSize > 1 { try phase(after: -1) }
+            for step in 0..<worldSize {
+                for ring in rings {
+                    // Step `step`'s rows arrived, and (backward) its gradient slot was sent, in the phase after step − 2.
+                    if step >= 1 { try ring.stream.wait(for: ring.communicated[max(step - 2, -1) + 1]) }
+                    if !schedule.steps[ring.rank][step].isEmpty { try compute(ring, step) }
+                    try ring.computed[step].record(on: ring.stream)
+                }
+                if step + 2 < worldSize || (returnGradients && step >= 1) { try phase(after: step) }
             }
-            if step + 2 < worldSize || (returnGradients && step >= 1) { try phase(after: step) }
+        } catch {
+            // Transfers already queued wait for partners that will never come (here, or on other ranks whose calls
+            // go on): only aborting the communicators releases the streams. The group is unusable afterwards.
+            if worldSize > 1 { group.abort() }
+            throw error
         }
         for ring in rings {
             try ring.communicated[worldSize].record(on: ring.communication)

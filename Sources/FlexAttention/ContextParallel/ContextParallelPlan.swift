@@ -36,6 +36,11 @@ public struct ContextParallelInputs: Sendable {
 /// Every call is queued without a host synchronisation. Results are deterministic for a given rank count: merges,
 /// and the sums of gradient pieces (in Float32), follow the schedule's fixed order.
 ///
+/// Every rank must make its plan from the same shape, options and layout, and make the same calls in the same order:
+/// NCCL pairs each send with the partner's receive. A call checks its tensors before it queues anything; a failure
+/// after its transfers are queued (out of device memory part-way) aborts the group, whose queued transfers would
+/// otherwise wait forever, and every later call on it throws ``NCCLError/broken(_:)``.
+///
 /// Memory: besides its inputs and outputs, a call holds Float32 accumulators of the outputs and two key/value
 /// transfer buffers per rank. With ``headGroups`` > 1 the ring runs once per group of heads, which divides all of
 /// these by the group count: the way to the longest sequence a set of GPUs holds.
