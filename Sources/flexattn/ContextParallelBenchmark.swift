@@ -1,9 +1,5 @@
 import FlexAttention
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `flexattn bench --device cuda --context-parallel N`: ring attention over N GPUs of this machine (one process, a
 /// communicator per GPU) against one GPU's ``AttentionPlan`` on the same sequence, timed in the same run: B=1, Hq=32,
 /// Hkv=8, D=128, bf16, causal or a sliding window, S ∈ {128k, 256k, 512k} (or `--sequence`). Reports milliseconds,
@@ -53,14 +49,9 @@ struct ContextParallelBenchmark {
             throw CommandLineError("--context-parallel \(worldSizes.map(String.init).joined(separator: ",")) needs that"
                                    + " many GPUs; this machine has \(available)")
         }
-        var settings = [String]()  // every NCCL_* variable in effect, so a table says how NCCL was set up
-        var cursor = environ
-        while let entry = cursor.pointee {
-            let text = String(cString: entry)
-            if text.hasPrefix("NCCL_") { settings.append(text) }
-            cursor += 1
-        }
-        let environment = settings.sorted().joined(separator: " ")
+        // Every NCCL_* variable in effect, so that a table says how NCCL was set up.
+        let environment = ProcessEnvironment.current.filter { $0.key.hasPrefix("NCCL_") }
+            .map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
         let devices = try (0..<most).map { try CUDADevice.open($0) }
         print("flexattn bench --context-parallel: \(most) × \(devices[0].name), bf16; \(environment.isEmpty ? "no NCCL_* set" : environment)")
         if longest { return try executeLongest(devices: devices) }

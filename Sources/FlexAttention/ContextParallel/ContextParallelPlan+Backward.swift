@@ -158,9 +158,8 @@ private struct GradientSums {
             let rows = try DeviceTensor(
                 device: stream.device, dtype: .float32, shape: [shard.batch, heads.query.count, plan.schedule.chunkLength],
                 stream: stream)
-            try DeviceTensor(buffer: rows.buffer, dtype: .float32, shape: rows.shape + [1], strides: rows.strides + [1])
-                .accumulate(forward.logSumExp.rowSlice(heads: heads.query, rows: plan.rows(chunk: chunk)),
-                            adding: false, on: stream)
+            try rows.rowSlice(heads: 0..<rows.shape[1], rows: 0..<rows.shape[2]).accumulate(
+                forward.logSumExp.rowSlice(heads: heads.query, rows: plan.rows(chunk: chunk)), adding: false, on: stream)
             return rows
         }
     }
@@ -170,8 +169,7 @@ private struct GradientSums {
         key keyGradient: DeviceTensor, value valueGradient: DeviceTensor, chunk: Int, rows: Range<Int>,
         plan: ContextParallelPlan, on stream: CUDAStream
     ) throws {
-        let start = plan.rows(chunk: chunk).lowerBound
-        let rows = start + rows.lowerBound..<start + rows.upperBound
+        let rows = plan.rows(chunk: chunk, within: rows)
         try key.slice(heads: 0..<key.shape[1], rows: rows).accumulate(keyGradient, adding: true, on: stream)
         try value.slice(heads: 0..<value.shape[1], rows: rows).accumulate(valueGradient, adding: true, on: stream)
     }

@@ -109,8 +109,6 @@ private final class ChunkResult {
         if steps == 0, let running { try DeviceAttentionOutput.merging([running], into: final, on: stream) }
         let rows = final.logSumExp
         try logSumExp.accumulate(
-            DeviceTensor(buffer: rows.buffer, dtype: .float32, shape: rows.shape + [1], strides: rows.strides + [1],
-                         offset: rows.offset),
-            adding: false, on: stream)
+            rows.rowSlice(heads: 0..<rows.shape[1], rows: 0..<rows.shape[2]), adding: false, on: stream)
     }
 }

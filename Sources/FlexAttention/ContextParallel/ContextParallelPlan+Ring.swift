@@ -21,7 +21,9 @@ extension ContextParallelPlan {
         /// back from the ranks that used this rank's rows.
         let gradients: [DeviceBuffer]
         let gradientsReceived: DeviceBuffer?
-        /// `computed[s]` after step `s`'s computation; `communicated[p + 1]` after the phase queued after step `p`.
+        /// `started` on the caller's stream before anything; `computed[s]` after step `s`'s computation;
+        /// `communicated[p + 1]` after the phase queued after step `p` (`communicated[N]`: all of them).
+        let started: CUDAEvent
         let computed: [CUDAEvent]
         let communicated: [CUDAEvent]
 
@@ -39,6 +41,7 @@ extension ContextParallelPlan {
             packed = try allocate(bytes)
             gradients = backward ? try [allocate(max(1, elements) * 4), allocate(max(1, elements) * 4)] : []
             gradientsReceived = backward ? try allocate(max(1, elements) * 4) : nil
+            started = try CUDAEvent(device: device, timing: false)
             computed = try (0..<plan.schedule.worldSize).map { _ in try CUDAEvent(device: device, timing: false) }
             communicated = try (0...plan.schedule.worldSize).map { _ in try CUDAEvent(device: device, timing: false) }
         }
@@ -57,8 +60,12 @@ extension ContextParallelPlan {
         return (headGroup * kv..<(headGroup + 1) * kv, headGroup * q..<(headGroup + 1) * q)
     }
 
-    /// The rows of a shard that hold its local chunk `chunk`.
-    func rows(chunk: Int) -> Range<Int> { chunk * schedule.chunkLength..<(chunk + 1) * schedule.chunkLength }
+    /// The rows of a shard that hold its local chunk `chunk`, or (`within`) those rows of that chunk.
+    func rows(chunk: Int, within: Range<Int>? = nil) -> Range<Int> {
+        let start = chunk * schedule.chunkLength
+        let part = within ?? 0..<schedule.chunkLength
+        return start + part.lowerBound..<start + part.upperBound
+    }
 
     /// Per source chunk, the keys and values `rank` reads at `step` (nil where it reads none): its own rows at step
     /// 0, else the slot they were received in.
@@ -69,8 +76,7 @@ extension ContextParallelPlan {
         guard step > 0 else {
             return try (0..<2).map { chunk in
                 guard !keyRows[chunk].isEmpty else { return nil }
-                let rows = rows(chunk: chunk).lowerBound + keyRows[chunk].lowerBound
-                    ..< rows(chunk: chunk).lowerBound + keyRows[chunk].upperBound
+                let rows = rows(chunk: chunk, within: keyRows[chunk])
                 let heads = heads(headGroup).keyValue
                 return (try inputs.key.slice(heads: heads, rows: rows), try inputs.value.slice(heads: heads, rows: rows))
             }
@@ -96,8 +102,8 @@ extension ContextParallelPlan {
     ) throws {
         let worldSize = schedule.worldSize
         for ring in rings {  // the inputs and the buffers are ready once the caller's stream gets here
-            try ring.communicated[0].record(on: ring.stream)
-            try ring.communication.wait(for: ring.communicated[0])
+            try ring.started.record(on: ring.stream)
+            try ring.communication.wait(for: ring.started)
         }
         /// The phase after step `after` (−1: the start): receives step `after + 2`, returns step `after`'s gradients.
         func phase(after: Int) throws {
@@ -183,7 +189,7 @@ extension ContextParallelPlan {
         for chunk in 0..<2 {
             let keyRows = layout.keyRows[chunk]
             guard !keyRows.isEmpty else { continue }
-            let rows = rows(chunk: chunk).lowerBound + keyRows.lowerBound..<rows(chunk: chunk).lowerBound + keyRows.upperBound
+            let rows = rows(chunk: chunk, within: keyRows)
             for (source, isValue) in [(inputs.key, false), (inputs.value, true)] {
                 guard let target = try layout.view(ring.packed, dtype: shape.dtype, chunk: chunk, value: isValue) else {
                     continue

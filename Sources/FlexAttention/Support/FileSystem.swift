@@ -90,9 +90,9 @@ enum FileSystem {
 /// The process environment, read once per call site; tests pass their own dictionary instead. Usable from inline
 /// code because public functions take it as a default argument (``ContextParallelGroup/fromEnvironment(environment:)``).
 @usableFromInline
-enum ProcessEnvironment {
+package enum ProcessEnvironment {
     @usableFromInline
-    static var current: [String: String] {
+    package static var current: [String: String] {
         var variables = [String: String]()
         var cursor = environ
         while let entry = cursor.pointee {
