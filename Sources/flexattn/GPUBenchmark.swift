@@ -1,7 +1,7 @@
 import FlexAttention
 
 /// `flexattn bench --device cuda`: the CUDA forward pass, and forward + backward, on the FlashAttention papers' shapes (hidden H·D = 2048,
-/// B·S = 16384, S ∈ {2048, 8192, 16384}, D ∈ {64, 128}, causal or not) and on patterns only FlexAttention
+/// B·S = 16384, S ∈ {2048, 8192, 16384}, D ∈ {64, 128}, and S = 8192 at D = 256, causal or not) and on patterns only FlexAttention
 /// expresses (B=2, H=16, S=8192, D=128), bf16, through the public device API (an ``AttentionPlan`` per row, device
 /// tensors, outputs allocated once, one stream). TFLOP/s count 4·B·H·D per kept score, so sparsity is no free
 /// credit. `scripts/gpu_anchors.py` times PyTorch on the same rows.
@@ -17,7 +17,7 @@ struct GPUBenchmark {
 
     static func rows() throws -> [Row] {
         var rows: [Row] = []
-        for (length, headDim) in [(2048, 64), (8192, 64), (16384, 64), (2048, 128), (8192, 128), (16384, 128)] {
+        for (length, headDim) in [(2048, 64), (8192, 64), (16384, 64), (2048, 128), (8192, 128), (16384, 128), (8192, 256)] {
             for isCausal in [false, true] {
                 rows.append(Row(
                     name: isCausal ? "causal" : "dense", batch: 16384 / length, heads: 2048 / headDim,

@@ -76,6 +76,23 @@ struct HopperKernelTests {
                 == 1024 + 128 * 256 + 3 * (128 * 256 + 128 * 256) + 8 * 7)
     }
 
+    @Test("the forward takes 192 query rows in three consumer warpgroups up to D = 64, and registers fit the file")
+    func consumerGroups() {
+        for (d, groups) in [(16, 3), (64, 3), (80, 2), (128, 2), (256, 2)] {
+            let forward = HopperForwardKernel(dtype: .bfloat16, headDim: d, valueDim: d, mask: nil, scoreMod: nil)
+            #expect(forward.consumerGroups == groups && forward.queryBlock == 64 * groups, "D=\(d)")
+            #expect(forward.threads == 128 * (groups + 1), "D=\(d)")
+        }
+        let kernels = KernelCatalog.hopperKernels.compactMap { $0 as? any HopperAttentionKernel }
+        #expect(kernels.count == KernelCatalog.hopperKernels.count)
+        for kernel in kernels {
+            // setmaxnreg wants multiples of 8, and the producer's and consumers' registers must fit 64K.
+            #expect(kernel.consumerRegisters % 8 == 0 && kernel.consumerRegisters >= 128, "\(kernel.name)")
+            #expect(128 * kernel.producerRegisters + 128 * kernel.consumerGroups * kernel.consumerRegisters < 65536,
+                    "\(kernel.name)")
+        }
+    }
+
     @Test("a wgmma form binds every accumulator and operand once")
     func wgmmaOperands() {
         for shape in [WGMMAShape(n: 64, aFromRegisters: false), WGMMAShape(n: 128, aFromRegisters: true),

@@ -5,19 +5,21 @@ protocol HopperAttentionKernel: TensorCoreAttentionKernel {
     var headDim: Int { get }
     var valueDim: Int { get }
     var pipeline: HopperPipeline { get }
+    /// Warpgroups that compute, 64 rows (queries or keys) each.
+    var consumerGroups: Int { get }
 }
 
 extension HopperAttentionKernel {
-    /// Warpgroups that compute, 64 rows (queries or keys) each.
     var consumerGroups: Int { 2 }
     /// The consumer warpgroups and a producer warpgroup (one thread of it issues the copies): registers are
     /// handed out per warpgroup, and `setmaxnreg` moves the producer's to the consumers.
     var threads: Int { 128 * (consumerGroups + 1) }
-    /// Registers per thread after `setmaxnreg`: the consumers' 240 hold S, O and P at 128 keys and Dv = 128. The
+    /// Registers per thread after `setmaxnreg`: the producer keeps 24 and the consumers share the rest, a multiple
+    /// of 8 (240 for two consumer warpgroups, which hold S, O and P at 128 keys and Dv = 128; 160 for three). The
     /// two must leave room in the register file (128 · 24 + 256 · 240 = 64512 of 65536): `setmaxnreg.inc` waits
     /// until the registers are free, and with 128 · 32 + 256 · 240 = 65536 it never returned.
     var producerRegisters: Int { 24 }
-    var consumerRegisters: Int { 240 }
+    var consumerRegisters: Int { min(240, (65536 - 128 * producerRegisters) / (128 * consumerGroups) / 8 * 8) }
     /// Three stages give the copies a step and a half of slack; they fit at D = Dv = 128.
     var maxStages: Int { 3 }
 

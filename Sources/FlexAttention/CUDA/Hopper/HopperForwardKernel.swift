@@ -3,12 +3,13 @@
 /// A CTA has `consumerGroups` warpgroups of 4 warps, each owning 64 query rows, and a producer warpgroup. The producer
 /// copies the Q tile once and then the K and V tiles of each key block on the block list into a ring of `stages`
 /// shared buffers: one thread issues the TMA copies, an `mbarrier` per stage says when they have landed ("full")
-/// and another when every consumer warp is done with it ("empty"). Consumer warpgroups never wait for each other,
-/// so one group's softmax overlaps the other's matrix products.
+/// and another when every consumer warp is done with it ("empty"). The pipeline needs two stages or more: a
+/// warpgroup holds step i − 1's V while it computes step i's scores.
 ///
 /// Per key block a warpgroup computes S = Q Kᵀ with `wgmma` from shared memory (both operands K-major), applies the
 /// score mod, the mask on partial blocks and the online softmax in base 2 on the accumulators in registers, and
-/// adds P V with P from registers and V MN-major. Rows past `Sq` and keys past `Skv` arrive as zeros; the same
+/// adds P V with P from registers and V MN-major. The products overlap the softmax twice over (see `kernel`): within
+/// a warpgroup, and between warpgroups that take turns. Rows past `Sq` and keys past `Skv` arrive as zeros; the same
 /// parameters as ``MMAForwardKernel`` follow the three tensor maps (Q, K, V as 4-D `[B, H, S, D]` views, boxes of
 /// 64 columns), so one launcher drives both.
 ///
@@ -21,6 +22,9 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     let scoreMod: CUDAModFunction?
     var stages = 3
 
+    /// Three warpgroups (192 query rows) where D and Dv are at most 64: their products are short, so a third
+    /// group's softmax keeps the tensor cores fed, and S, O and P still fit the 160 registers three groups leave.
+    var consumerGroups: Int { max(headDim, valueDim) <= 64 ? 3 : 2 }
     var queryBlock: Int { 64 * consumerGroups }
     /// 128 keys per block while S (64 floats per thread at 128 keys) and O fit the registers together.
     var keyBlock: Int { paddedValueDim <= 128 ? 128 : 64 }
@@ -72,12 +76,44 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
         """
     }
 
+    /// Issues step `i`'s S = Q Kᵀ into `s` (16 columns of D per wgmma) as one commit group.
+    private var issueScores: String {
+        """
+        \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: pipeline.pointer(pipeline.streamed[0], stage: "i % STAGES"), bRows: "BN", depth: "D"))
+                    fa_wgmma_commit();
+        """
+    }
+
+    /// Issues O += P V for step `v` as one commit group: P from registers (16 keys per wgmma), V MN-major.
+    private func issueValues(step v: String) -> String {
+        """
+        \(HopperHelpers.mnMajorProducts(n: paddedValueDim, accumulator: "o", operands: "p", b: pipeline.pointer(pipeline.streamed[1], stage: "(\(v)) % STAGES"), rows: "BN", depth: "BN"))
+                    fa_wgmma_commit();
+        """
+    }
+
+    /// Step `i`'s scores (in `s`, finished) masked and turned into probabilities; `correction` is what the
+    /// output rows must be multiplied by once the products reading them have finished.
+    private var softmax: String {
+        """
+        \(HopperPipeline.keyBlockEntry(step: "begin + i", keyBlock: "BN"))
+                    \(HopperHelpers.checkedOrNot("partial || k0 + BN > Skv", scores(checked:)))
+                    #pragma unroll
+                    for (int r = 0; r < 2; ++r) correction[r] = fa_online_softmax(s, r, rowMax[r], rowSum[r]);
+        """
+    }
+
+    /// The kernel as a skeleton of steps. Per warpgroup, step i's S = Q Kᵀ is issued together with step i − 1's
+    /// P V, so the softmax of step i runs while P V is on the tensor cores; and the warpgroups take turns to issue
+    /// (named barrier `1 + g` is group g's turn, passed round by `bar.arrive`), so the tensor cores serve one group
+    /// while the others are in their softmax. The last group starts the round as if it had just had its turn, and
+    /// does not pass it on after its last issue, so every arrival meets a wait.
     private var kernel: String {
         """
         extern "C" __global__ void __launch_bounds__(\(threads), 1)
         \(name)(
             \(signature.declaration)) {
-            constexpr int D = \(headDim), DV = \(valueDim), NV = \(paddedValueDim);
+            constexpr int D = \(headDim), DV = \(valueDim), NV = \(paddedValueDim), STAGES = \(stages);
             constexpr int GROUPS = \(consumerGroups), BM = 64 * GROUPS, BN = \(keyBlock);
             constexpr float LOG2E = 1.4426950408889634f;
             const float scaleLog2 = scale * LOG2E;
@@ -100,7 +136,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             asm volatile("setmaxnreg.inc.sync.aligned.u32 \(consumerRegisters);");
             // Consumer warpgroup `group`; this thread holds rows lane / 4 and lane / 4 + 8 of its warp's 16.
             const int group = warp / 4;
-            float o[NV / 8][4], rowMax[2], rowSum[2];  // rowMax in base 2; rowSum this thread's part
+            float o[NV / 8][4], rowMax[2], rowSum[2], correction[2];  // rowMax in base 2; rowSum this thread's part
             int rows[2];
             #pragma unroll
             for (int r = 0; r < 2; ++r) {
@@ -112,35 +148,53 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             for (int j = 0; j < NV / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
             fa_mbarrier_wait(residentLoaded, 0);
             const unsigned char* const groupQ = sQ + group * 64 * 128;
+            const auto awaitTurn = [&]() { fa_named_barrier_sync(1 + group, 256); };
+            const auto passTurn = [&]() { fa_named_barrier_arrive(1 + (group + 1) % GROUPS, 256); };
+            const int steps = end - begin;
+            float s[BN / 8][4];
+            fa_u32 p[BN / 16][4];  // step i − 1's probabilities, rounded: the A operand of P V
+            if (steps > 0) {
+                if (group == GROUPS - 1) passTurn();
 
-            \(walk.open)
-                const unsigned char* const sK = \(pipeline.pointer(pipeline.streamed[0], stage: "i % \(stages)"));
-                const unsigned char* const sV = \(pipeline.pointer(pipeline.streamed[1], stage: "i % \(stages)"));
+                // Step 0: its scores alone.
+                int i = 0;
                 \(pipeline.waitFull(step: "i"))
-
-                // S = Q Kt: 16 columns of D per wgmma, 4 per 64-column block (32 bytes apart in a swizzled row).
-                float s[BN / 8][4];
+                awaitTurn();
                 fa_wgmma_fence();
-                \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: "sK", bRows: "BN", depth: "D"))
-                fa_wgmma_commit();
-                fa_wgmma_wait_all();
+                \(issueScores)
+                passTurn();
+                fa_wgmma_wait<0>();
                 fa_wgmma_pin(s);
-
-                \(HopperHelpers.checkedOrNot("partial || k0 + BN > Skv", scores(checked:)))
-                #pragma unroll
-                for (int r = 0; r < 2; ++r) fa_online_softmax(s, o, r, rowMax[r], rowSum[r]);
-
-                // O += P V: P from the accumulators (a pair of them is an A register), 16 keys per wgmma, all of it
-                // rounded before the fence so no register changes under the asynchronous products; V is read
-                // MN-major, its 64-column blocks BN * 128 bytes apart and 8-key groups 1024.
-                fa_u32 p[BN / 16][4];
+                \(softmax)
                 fa_pack_operands(s, p);
+
+                // Steps 1 ..< steps: S of step i beside P V of step i − 1.
+                for (i = 1; i < steps; ++i) {
+                    \(pipeline.waitFull(step: "i"))
+                    awaitTurn();
+                    fa_wgmma_fence();
+                    \(issueScores)
+                    \(issueValues(step: "i - 1"))
+                    passTurn();
+                    fa_wgmma_wait<1>();
+                    fa_wgmma_pin(s);
+                    \(softmax)
+                    fa_wgmma_wait<0>();
+                    fa_wgmma_pin(o);
+                    \(pipeline.release(step: "i - 1"))
+                    #pragma unroll
+                    for (int r = 0; r < 2; ++r) fa_rescale_row(o, r, correction[r]);
+                    fa_pack_operands(s, p);
+                }
+
+                // The last step's P V.
+                awaitTurn();
                 fa_wgmma_fence();
-                \(HopperHelpers.mnMajorProducts(n: paddedValueDim, accumulator: "o", operands: "p", b: "sV", rows: "BN", depth: "BN"))
-                fa_wgmma_commit();
-                fa_wgmma_wait_all();
+                \(issueValues(step: "steps - 1"))
+                if (group != GROUPS - 1) passTurn();
+                fa_wgmma_wait<0>();
                 fa_wgmma_pin(o);
-                \(pipeline.release(step: "i"))
+                \(pipeline.release(step: "steps - 1"))
             }
 
             #pragma unroll

@@ -61,7 +61,7 @@ enum HopperHelpers {
         \(kMajorProducts(n: n, accumulator: first.0, a: first.1, aRows: aRows, b: first.2, bRows: bRows, depth: first.3))
         \(kMajorProducts(n: n, accumulator: second.0, a: second.1, aRows: aRows, b: second.2, bRows: bRows, depth: second.3))
         fa_wgmma_commit();
-        fa_wgmma_wait_all();
+        fa_wgmma_wait<0>();
         fa_wgmma_pin(\(first.0));
         fa_wgmma_pin(\(second.0));
         """
@@ -100,6 +100,14 @@ enum HopperHelpers {
                              : "=r"(done) : "r"(fa_shared_address(barrier)), "r"(parity) : "memory");
             } while (!done);
         }
+        // Named barriers 1...15 (0 is __syncthreads): `sync` waits until `threads` have arrived, `arrive` counts
+        // this warp's lanes without waiting.
+        FA_INLINE void fa_named_barrier_sync(int id, int threads) {
+            asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(threads) : "memory");
+        }
+        FA_INLINE void fa_named_barrier_arrive(int id, int threads) {
+            asm volatile("bar.arrive %0, %1;" :: "r"(id), "r"(threads) : "memory");
+        }
         // Copies the box at coordinates (c0 innermost .. c3) of a 4-D tensor map into shared memory; the barrier
         // counts its bytes (elements outside the tensor arrive as zeros).
         FA_INLINE void fa_tma_load(void* target, const fa_tensor_map* map, int c0, int c1, int c2, int c3, fa_u64* barrier) {
@@ -115,7 +123,9 @@ enum HopperHelpers {
         }
         FA_INLINE void fa_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
         FA_INLINE void fa_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-        FA_INLINE void fa_wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+        // Waits until at most N of this warpgroup's commit groups are still running (they finish in order).
+        template <int N>
+        FA_INLINE void fa_wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory"); }
         // Accumulators (the m16n8 layout, J tiles of 8 columns) rounded to 16 bits as J / 2 A operands of 16 columns.
         template <int J>
         FA_INLINE void fa_pack_operands(const float (&s)[J][4], fa_u32 (&a)[J / 2][4]) {

@@ -128,7 +128,7 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
                     } else {
                         rowsOut[t] = query < Sq ? Delta[row] : 0.0f;
                     }
-                    asm volatile("bar.sync %0, 128;" :: "r"(1 + g0) : "memory");
+                    fa_named_barrier_sync(1 + g0, 128);
                 }
                 const float* const lse2 = sRows + ((i % 2) * GROUPS + g0) * 2 * BQ;
                 const float* const delta = lse2 + BQ;
@@ -152,7 +152,7 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
                     fa_wgmma_rs_\(64 * keyColumnBlocks)(dk, dst[kk], fa_wgmma_descriptor(sQ + kk * 16 * 128, BQ * 128, 1024));
                 }
                 fa_wgmma_commit();
-                fa_wgmma_wait_all();
+                fa_wgmma_wait<0>();
                 fa_wgmma_pin(dv);
                 fa_wgmma_pin(dk);
                 \(pipeline.release(step: "i"))

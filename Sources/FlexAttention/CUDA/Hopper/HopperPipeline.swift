@@ -12,7 +12,7 @@ struct HopperTile {
 /// The warp-specialised pipeline the Hopper kernels share: tiles resident for the whole CTA, loaded once, and tiles
 /// streamed through a ring of `stages` buffers, one set per step of the kernel's walk. A producer warpgroup (one
 /// thread of it) issues the TMA copies; a "full" `mbarrier` per stage counts their bytes, an "empty" one counts
-/// the consumer warps done with it. `setmaxnreg` gives the producer's registers to the consumers.
+/// the consumer threads done with it. `setmaxnreg` gives the producer's registers to the consumers.
 struct HopperPipeline {
     let resident: [HopperTile]
     let streamed: [HopperTile]
@@ -50,7 +50,7 @@ struct HopperPipeline {
             "    fa_mbarrier_init(residentLoaded, 1);",
             "    for (int i = 0; i < \(stages); ++i) {",
             "        fa_mbarrier_init(&full[i], 1);",
-            "        fa_mbarrier_init(&empty[i], \(consumerWarps));  // one arrival per consumer warp",
+            "        fa_mbarrier_init(&empty[i], \(32 * consumerWarps));  // one arrival per consumer thread",
             "    }",
             "    asm volatile(\"fence.mbarrier_init.release.cluster;\" ::: \"memory\");",
             "}",
@@ -99,16 +99,26 @@ struct HopperPipeline {
     static func keyBlockWalk(keyBlock: String) -> (open: String, close: String) {
         ("""
         for (int step = begin; step < end; ++step) {
-                    const int i = step - begin, entry = entryAt(step), k0 = (entry >> 1) * \(keyBlock);
-                    const bool partial = (entry & 1) != 0;
+                    const int i = step - begin;
+                    \(keyBlockEntry(step: "step", keyBlock: keyBlock))
         """, "}")
+    }
+
+    /// The block list's entry at `step`: its first key `k0` (blocks of `keyBlock`) and `partial`, whether the mask
+    /// must be applied.
+    static func keyBlockEntry(step: String, keyBlock: String) -> String {
+        "const int entry = entryAt(\(step)), k0 = (entry >> 1) * \(keyBlock);\n"
+            + "const bool partial = (entry & 1) != 0;"
     }
 
     /// Consumer statements: wait for step `i`'s tiles, and hand its stage back (after the last wgmma reading it).
     func waitFull(step: String) -> String {
-        "fa_mbarrier_wait(&full[\(step) % \(stages)], (\(step) / \(stages)) & 1);"
+        "fa_mbarrier_wait(&full[(\(step)) % \(stages)], ((\(step)) / \(stages)) & 1);"
     }
+    /// Every consumer thread arrives for itself: an arrival orders only its own thread's reads before the
+    /// producer's next copy into the stage (racecheck reports a lane's ordinary reads of a stage as racing with the
+    /// next bulk copy when lane 0 arrives for its warp after `__syncwarp`: notes/racecheck-probe/).
     func release(step: String) -> String {
-        "__syncwarp();\n            if (lane == 0) fa_mbarrier_arrive(&empty[\(step) % \(stages)]);"
+        "fa_mbarrier_arrive(&empty[(\(step)) % \(stages)]);"
     }
 }

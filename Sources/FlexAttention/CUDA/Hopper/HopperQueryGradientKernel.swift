@@ -127,7 +127,7 @@ struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel
                     fa_wgmma_fence();
                     \(HopperHelpers.mnMajorProducts(n: paddedHeadDim, accumulator: "dq", operands: "ds", b: "sK", rows: "BN", depth: "BN"))
                     fa_wgmma_commit();
-                    fa_wgmma_wait_all();
+                    fa_wgmma_wait<0>();
                     fa_wgmma_pin(dq);
                     \(pipeline.release(step: "i"))
                 }

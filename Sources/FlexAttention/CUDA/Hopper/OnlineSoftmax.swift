@@ -1,9 +1,10 @@
 /// The online softmax step of the forward kernels, in base 2, as a device function over one row of a warp's
 /// accumulator tiles (the `mma.sync` m16n8 layout, which `wgmma` accumulators share).
 enum OnlineSoftmax {
-    /// `fa_online_softmax(s, o, r, rowMax, rowSum)`: row `r` (0: lane / 4, 1: lane / 4 + 8) of the scores `s`
-    /// (base 2, −∞ where masked) becomes exp2(s − max); `o`'s row is rescaled to the new max and `rowSum` (this
-    /// thread's part) updated. Maxima and sums are trees, not chains, so the tensor cores wait less on them.
+    /// `fa_online_softmax(s, r, rowMax, rowSum)`: row `r` (0: lane / 4, 1: lane / 4 + 8) of the scores `s` (base 2,
+    /// −∞ where masked) becomes exp2(s − max) and `rowSum` (this thread's part) is updated; it returns the factor
+    /// that takes the output row to the new max, which `fa_rescale_row` applies once the products reading the
+    /// output have finished. Maxima and sums are trees, not chains, so the tensor cores wait less on them.
     static let source = """
         // t[0] = t[0] + ... + t[2W - 1] (or the maximum) as a tree; one template level per step, so every loop has
         // a constant trip count, unrolls, and t stays in registers.
@@ -19,8 +20,8 @@ enum OnlineSoftmax {
         struct fa_tree<0, MAX> {
             static FA_INLINE void reduce(float*) {}
         };
-        template <int J, int JO>
-        FA_INLINE void fa_online_softmax(float (&s)[J][4], float (&o)[JO][4], int r, float& rowMax, float& rowSum) {
+        template <int J>
+        FA_INLINE float fa_online_softmax(float (&s)[J][4], int r, float& rowMax, float& rowSum) {
             float t[J];
             #pragma unroll
             for (int j = 0; j < J; ++j) t[j] = fmaxf(s[j][2 * r], s[j][2 * r + 1]);
@@ -33,11 +34,6 @@ enum OnlineSoftmax {
             const float correction = fa_exp2(rowMax - reference);
             rowMax = blockMax;
             #pragma unroll
-            for (int j = 0; j < JO; ++j) {
-                o[j][2 * r] *= correction;
-                o[j][2 * r + 1] *= correction;
-            }
-            #pragma unroll
             for (int j = 0; j < J; ++j) {
                 s[j][2 * r] = fa_exp2(s[j][2 * r] - reference);
                 s[j][2 * r + 1] = fa_exp2(s[j][2 * r + 1] - reference);
@@ -45,6 +41,15 @@ enum OnlineSoftmax {
             }
             fa_tree<J / 2, false>::reduce(t);
             rowSum = rowSum * correction + t[0];
+            return correction;
+        }
+        template <int JO>
+        FA_INLINE void fa_rescale_row(float (&o)[JO][4], int r, float correction) {
+            #pragma unroll
+            for (int j = 0; j < JO; ++j) {
+                o[j][2 * r] *= correction;
+                o[j][2 * r + 1] *= correction;
+            }
         }
 
         """

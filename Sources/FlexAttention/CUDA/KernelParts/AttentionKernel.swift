@@ -101,11 +101,18 @@ extension TensorCoreAttentionKernel {
                         if (query >= Sq) continue;
                         const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
                         fa_u16* out = O + b * os0 + h * os1 + query * os2;
-                        #pragma unroll
-                        for (int j = 0; j < DV / 8; ++j) {
-                            const int column = 8 * j + 2 * (lane % 4);
-                            out[column * os3] = \(dtype.cudaFromFloat("\(accumulator)[j][2 * r] * inverse"));
-                            out[(column + 1) * os3] = \(dtype.cudaFromFloat("\(accumulator)[j][2 * r + 1] * inverse"));
+                        if (os3 == 1 && ((unsigned long long)out & 3) == 0) {  // a row of pairs: one 32-bit store each
+                            #pragma unroll
+                            for (int j = 0; j < DV / 8; ++j)
+                                *(fa_u32*)(out + 8 * j + 2 * (lane % 4)) =
+                                    fa_pack(\(accumulator)[j][2 * r] * inverse, \(accumulator)[j][2 * r + 1] * inverse);
+                        } else {
+                            #pragma unroll
+                            for (int j = 0; j < DV / 8; ++j) {
+                                const int column = 8 * j + 2 * (lane % 4);
+                                out[column * os3] = \(dtype.cudaFromFloat("\(accumulator)[j][2 * r] * inverse"));
+                                out[(column + 1) * os3] = \(dtype.cudaFromFloat("\(accumulator)[j][2 * r + 1] * inverse"));
+                            }
                         }
                         if (lane % 4 == 0) {
                             LSE[((long long)b * Hq + h) * Sq + query] =

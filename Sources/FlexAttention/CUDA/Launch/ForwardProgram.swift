@@ -38,7 +38,7 @@ struct ForwardProgram: Sendable {
         if tensorCores && tensorMaps {
             let kernel = HopperForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                 .fitting(maxSharedMemory: sharedMemory)
-            if kernel.sharedMemoryBytes <= sharedMemory { return kernel }
+            if kernel.sharedMemoryBytes <= sharedMemory && kernel.stages >= 2 { return kernel }
         }
         if tensorCores {
             return MMAForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)

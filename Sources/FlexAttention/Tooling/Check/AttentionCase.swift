@@ -9,6 +9,19 @@ extension CUDAConformance {
         var options = AttentionOptions()
     }
 
+    /// Cases whose kernels walk more key (or query) blocks than the pipeline has stages, so every stage is
+    /// reused and every kernel has several tiles of each kind: the forward and backward checks both run them.
+    var longWalks: [AttentionCase] {
+        [
+            AttentionCase(label: "bf16 D=64 causal S=1100 (long walk)", dtype: .bfloat16,
+                          shape: (1, 2, 1, 1100, 1100, 64, 64), options: .init(isCausal: true)),
+            AttentionCase(label: "fp16 D=128 Sq=700 Skv=1000 (long walk)", dtype: .float16,
+                          shape: (1, 2, 2, 700, 1000, 128, 128)),
+            AttentionCase(label: "bf16 D=256 causal S=600 (long walk)", dtype: .bfloat16,
+                          shape: (1, 1, 1, 600, 600, 256, 256), options: .init(isCausal: true)),
+        ]
+    }
+
     /// Random inputs of a case's shapes: Q, K, V and dO.
     func inputs(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> [Tensor] {
         let s = testCase.shape

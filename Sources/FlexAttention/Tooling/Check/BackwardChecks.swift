@@ -26,7 +26,7 @@ extension CUDAConformance {
                           options: .init(isCausal: true, scoreMod: .softCap(20))),
             AttentionCase(label: "fp16 D=64 bottom-right causal Sq>Skv (empty rows)", dtype: .float16,
                           shape: (1, 2, 2, 100, 37, 64, 64), options: .init(mask: .causalBottomRight)),
-        ]
+        ] + longWalks
         if let document = try? MaskMod.document(ids: documents), let alibi = try? ScoreMod.alibi(heads: 4),
            let relative = try? ScoreMod.relativePositionBias(bias, heads: 2, maxDistance: 20) {
             cases.append(AttentionCase(label: "bf16 D=128 document mask + ALiBi (slope gradients)", dtype: .bfloat16,

@@ -26,6 +26,7 @@ extension CUDAConformance {
             AttentionCase(label: "fp16 D=64 bottom-right causal Sq>Skv (empty rows)", dtype: .float16,
                         shape: (1, 2, 2, 100, 37, 64, 64), options: .init(mask: .causalBottomRight)),
         ]
+        cases += longWalks.map { AttentionCase(label: $0.label, dtype: $0.dtype, shape: $0.shape, options: $0.options) }
         cases += [
             AttentionCase(label: "fp16 D=16 Dv=32", dtype: .float16, shape: (1, 1, 1, 33, 47, 16, 32)),
             AttentionCase(label: "bf16 D=96 Sq>Skv", dtype: .bfloat16, shape: (1, 3, 3, 129, 65, 96, 96)),
