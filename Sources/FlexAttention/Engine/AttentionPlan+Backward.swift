@@ -120,13 +120,16 @@ extension AttentionPlan {
         }
         // Scratch, freed on `stream` after the kernels when these references go at the end of this call.
         let delta = try DeviceBuffer(device: device, byteCount: max(1, shape.logSumExpShape.reduce(1, *)) * 4, stream: stream)
+        let blockRows = try !program.readsBlockRows ? nil : DeviceBuffer(
+            device: device, byteCount: 4 * DeltaKernel.blockRowsCount(
+                batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength), stream: stream)
         let slots = mods.backwardScoreFunction?.arguments.tables ?? []
         let takesTableGradients = mods.backwardScoreFunction?.tableGradientDefinition != nil
         let tablePointers = try takesTableGradients
             ? DeviceBuffer(device: device, byteCount: (slots.count + 1) * 8, stream: stream) : nil
         let operands = try program.operands(
             query: query, key: key, value: value, outputGradient: outputGradient, logSumExp: forward.logSumExp,
-            delta: delta, gradients: (gradients.key, gradients.value, gradients.query),
+            delta: delta, blockRows: blockRows, gradients: (gradients.key, gradients.value, gradients.query),
             tableGradients: tablePointers?.address ?? 0, sizes: sizes, mods: mods, tensorMaps: tensorMaps)
 
         CUDAGraph.retainIfCapturing(
@@ -153,8 +156,11 @@ extension AttentionPlan {
         try program.delta.enqueue(
             DeltaOperands(
                 output: TensorOperand(forward.output), outputGradient: TensorOperand(outputGradient),
-                delta: delta.address, queryHeads: shape.queryHeads, queryLength: shape.queryLength,
-                valueDim: shape.valueDim, rows: shape.logSumExpShape.reduce(1, *)),
+                logSumExp: forward.logSumExp.address, delta: delta.address, blockRows: blockRows?.address ?? 0,
+                queryHeads: shape.queryHeads, queryLength: shape.queryLength, valueDim: shape.valueDim,
+                rows: DeltaKernel.rowCount(
+                    batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength,
+                    blockRows: blockRows != nil)),
             on: stream)
         if let sinks, let sinkGradient = gradients.sinkGradient {  // present exactly when there are sinks (checked)
             try sinks.enqueueGradient(logSumExp: forward.logSumExp, delta: delta, into: sinkGradient, on: stream)
@@ -181,6 +187,6 @@ extension AttentionPlan {
                     sums: sums.address, gradient: gradient.address, count: count, adding: !zeroingTableGradients),
                 on: stream)
         }
-        withExtendedLifetime((delta, tablePointers, tableSums)) {}
+        withExtendedLifetime((delta, blockRows, tablePointers, tableSums)) {}
     }
 }

@@ -116,6 +116,14 @@ enum HopperHelpers {
                             "r"(fa_shared_address(barrier)) : "memory");
         }
 
+        // Copies `bytes` contiguous bytes (a multiple of 16, both ends 16-byte aligned) into shared memory; the
+        // barrier counts them. Like TMA it writes through the async proxy.
+        FA_INLINE void fa_bulk_load(void* target, const void* source, int bytes, fa_u64* barrier) {
+            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                         :: "r"(fa_shared_address(target)), "l"((fa_u64)source), "r"(bytes),
+                            "r"(fa_shared_address(barrier)) : "memory");
+        }
+
         // A wgmma operand descriptor for a 128-byte-swizzled tile (see HopperHelpers): `leading` and `stride` in bytes.
         FA_INLINE fa_u64 fa_wgmma_descriptor(const void* start, fa_u32 leading, fa_u32 stride) {
             return (fa_u64)((fa_shared_address(start) & 0x3FFFF) >> 4) | (fa_u64)(leading >> 4) << 16

@@ -3,9 +3,9 @@
 /// A CTA owns 128 keys of one key/value head (two consumer warpgroups of 64; K and V resident) and walks, for each
 /// query head of the group in turn, the transposed block list's 64-query blocks, Q and dO streamed through
 /// ``HopperPipeline``. Per block a warpgroup computes Sᵀ = K Qᵀ and dPᵀ = V dOᵀ from shared memory, forms Pᵀ and
-/// dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score in registers (LSE and Delta of the block's queries read from global
-/// memory before the products, so their latency hides behind them), and adds Pᵀ dO to dV and dSᵀ Q to dK with the
-/// A operands from registers and dO, Q read MN-major. Every warpgroup owns its keys: the sums run in a fixed order
+/// dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score in registers (the block's LSE · log2 e and Delta, which ``DeltaKernel``
+/// lays out per block, arrive in the stage with Q and dO by a bulk copy), and adds Pᵀ dO to dV and dSᵀ Q to dK with
+/// the A operands from registers and dO, Q read MN-major. Every warpgroup owns its keys: the sums run in a fixed order
 /// and each row is written once. The tensor maps of Q, K, V and dO come before ``MMAKeyValueGradientKernel``'s
 /// parameters.
 struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
@@ -17,7 +17,9 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
     let scoreMod: CUDAModFunction?
     var stages = 3
 
-    var queryBlock: Int { 64 }
+    /// The blocks ``DeltaKernel`` lays out LSE and Delta in.
+    var queryBlock: Int { DeltaKernel.rowBlock }
+    var readsBlockRows: Bool { true }
     var keyBlock: Int { 64 * consumerGroups }
 
     var readsTensorMaps: Bool { true }
@@ -26,14 +28,17 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
         "fa_hopper_backward_dkdv_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }
 
-    /// K and V resident; Q and dO streamed; the LSE and Delta double buffers of each warpgroup as scratch.
+    /// K and V resident; Q, dO and the block's LSE and Delta streamed.
     var pipeline: HopperPipeline {
         HopperPipeline(
             resident: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
                        HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)],
             streamed: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks),
                        HopperTile(pointer: "sdO", map: "dOMap", rows: queryBlock, columnBlocks: valueColumnBlocks)],
-            stages: stages, consumerWarps: 4 * consumerGroups, scratchBytes: 2 * consumerGroups * 2 * queryBlock * 4)
+            copies: [HopperBulkCopy(
+                pointer: "sRows", source: "blockRows + (((long long)b * Hq + h) * queryBlocks + q0 / BQ) * 2 * BQ",
+                bytes: 2 * queryBlock * 4)],
+            stages: stages, consumerWarps: 4 * consumerGroups)
     }
 
     /// Registers bound the head dims: dK and dV accumulators for 64 keys take 64 per thread each at D = Dv = 128.
@@ -85,8 +90,7 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
         \(name)(
             \(signature.declaration)) {
             constexpr int D = \(headDim), DV = \(valueDim), PD = \(64 * keyColumnBlocks), PDV = \(64 * valueColumnBlocks);
-            constexpr int BQ = \(queryBlock), BK = \(keyBlock), GROUPS = \(consumerGroups);
-            constexpr float LOG2E = 1.4426950408889634f;
+            constexpr int BQ = \(queryBlock), BK = \(keyBlock);
             \(pipeline.layout)
             \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
             const int keyBlocks = (Skv + BK - 1) / BK, queryBlocks = (Sq + BQ - 1) / BQ;
@@ -94,7 +98,6 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
             const int b = blockIdx.x / Hkv, hkv = blockIdx.x % Hkv, group = Hq / Hkv;
             const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
             const int k0 = keyBlock * BK;
-            float* const sRows = (float*)scratch;  // [step % 2][warpgroup]: BQ LSE · log2 e, then BQ Delta
 
             if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
                 \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk, registers: producerRegisters))
@@ -115,22 +118,8 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
             \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
                 const unsigned char* const sQ = \(pipeline.pointer(pipeline.streamed[0], stage: "i % \(stages)"));
                 const unsigned char* const sdO = \(pipeline.pointer(pipeline.streamed[1], stage: "i % \(stages)"));
-                // The block's LSE in base 2 (+inf past the end or for rows that keep nothing, so their probabilities
-                // are 0) and Delta, copied by the warpgroup into its half of a double buffer before the products, so
-                // the loads' latency hides behind them; one warpgroup barrier per step orders the buffer's reuse.
-                {
-                    const int t = threadIdx.x % 128, query = q0 + t % BQ;
-                    const long long row = ((long long)b * Hq + h) * Sq + query;
-                    float* const rowsOut = sRows + ((i % 2) * GROUPS + g0) * 2 * BQ;
-                    if (t < BQ) {
-                        const float lse = query < Sq ? LSE[row] : fa_negative_infinity();
-                        rowsOut[t] = lse == fa_negative_infinity() ? __int_as_float(0x7f800000) : lse * LOG2E;
-                    } else {
-                        rowsOut[t] = query < Sq ? Delta[row] : 0.0f;
-                    }
-                    fa_named_barrier_sync(1 + g0, 128);
-                }
-                const float* const lse2 = sRows + ((i % 2) * GROUPS + g0) * 2 * BQ;
+                // The block's LSE in base 2 (+inf past the end or for rows that keep nothing) and Delta.
+                const float* const lse2 = (const float*)\(pipeline.pointer(pipeline.copies[0], stage: "i % \(stages)"));
                 const float* const delta = lse2 + BQ;
                 \(pipeline.waitFull(step: "i"))
 

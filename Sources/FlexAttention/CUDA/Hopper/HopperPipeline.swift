@@ -9,6 +9,14 @@ struct HopperTile {
     var bytes: Int { rows * columnBlocks * 128 }
 }
 
+/// Contiguous bytes copied into every stage after the streamed tiles by a bulk copy, from `source` (a C address
+/// expression of the walk's variables, 16-byte aligned), addressed in the kernel as `pointer`.
+struct HopperBulkCopy {
+    let pointer: String
+    let source: String
+    let bytes: Int
+}
+
 /// The warp-specialised pipeline the Hopper kernels share: tiles resident for the whole CTA, loaded once, and tiles
 /// streamed through a ring of `stages` buffers, one set per step of the kernel's walk. A producer warpgroup (one
 /// thread of it) issues the TMA copies; a "full" `mbarrier` per stage counts their bytes, an "empty" one counts
@@ -16,16 +24,18 @@ struct HopperTile {
 struct HopperPipeline {
     let resident: [HopperTile]
     let streamed: [HopperTile]
+    var copies: [HopperBulkCopy] = []
     let stages: Int
     let consumerWarps: Int
-    /// Bytes for the kernel's own use after the barriers, at `scratch`.
-    var scratchBytes = 0
 
-    /// The tiles, barriers, scratch, and 1024 bytes to align the tiles for the 128-byte swizzle.
+    /// The tiles, barriers, and 1024 bytes to align the tiles for the 128-byte swizzle.
     var sharedMemoryBytes: Int {
-        1024 + resident.map(\.bytes).reduce(0, +) + stages * streamed.map(\.bytes).reduce(0, +) + 8 * (1 + 2 * stages)
-            + scratchBytes
+        1024 + resident.map(\.bytes).reduce(0, +) + stages * stageBytes + 8 * (1 + 2 * stages)
     }
+
+    /// What one stage's copies bring, and the stage's size: rounded up so every stage's tiles start 1024-aligned.
+    private var streamedBytes: Int { streamed.map(\.bytes).reduce(0, +) + copies.map(\.bytes).reduce(0, +) }
+    private var stageBytes: Int { (streamedBytes + 1023) / 1024 * 1024 }
 
     /// Carves shared memory (resident tiles by name; `stageBase(stage)` for the ring) and initialises the barriers.
     var layout: String {
@@ -38,14 +48,12 @@ struct HopperPipeline {
             lines.append("unsigned char* const \(tile.pointer) = sharedTiles + \(offset);")
             offset += tile.bytes
         }
-        let stageBytes = streamed.map(\.bytes).reduce(0, +)
         lines += [
             "unsigned char* const sRing = sharedTiles + \(offset);",
             "const auto stageBase = [&](int stage) { return sRing + stage * \(stageBytes); };",
             "fa_u64* const residentLoaded = (fa_u64*)(sRing + \(stages * stageBytes));",
             "fa_u64* const full = residentLoaded + 1;",
             "fa_u64* const empty = full + \(stages);",
-            "unsigned char* const scratch = (unsigned char*)(empty + \(stages));",
             "if (threadIdx.x == 0) {",
             "    fa_mbarrier_init(residentLoaded, 1);",
             "    for (int i = 0; i < \(stages); ++i) {",
@@ -65,6 +73,13 @@ struct HopperPipeline {
         return "(stageBase(\(stage)) + \(offset))"
     }
 
+    /// The bulk copy `copy`'s pointer in stage `stage`.
+    func pointer(_ copy: HopperBulkCopy, stage: String) -> String {
+        let offset = streamed.map(\.bytes).reduce(0, +)
+            + copies.prefix { $0.pointer != copy.pointer }.map(\.bytes).reduce(0, +)
+        return "(stageBase(\(stage)) + \(offset))"
+    }
+
     /// The producer warpgroup's branch: loads the resident tiles at (row, head) coordinates `residentAt`, then for
     /// each step of the kernel's walk waits for its stage to be free and loads the streamed tiles at `streamedAt`.
     /// `walk.open` opens the loops and defines the running step index `i` and the coordinates (it may read the block
@@ -78,7 +93,9 @@ struct HopperPipeline {
                     + "&\(tile.map), 64 * c, \(at.row), \(at.head), b, \(barrier));"
             }
         }
-        let stageBytes = streamed.map(\.bytes).reduce(0, +)
+        let copyLoads = copies.map { copy in
+            "fa_bulk_load(\(pointer(copy, stage: "stage")), \(copy.source), \(copy.bytes), &full[stage]);"
+        }
         return ([
             "asm volatile(\"setmaxnreg.dec.sync.aligned.u32 \(registers);\");",
             "if (warp == \(consumerWarps) && lane == 0) {",
@@ -87,8 +104,8 @@ struct HopperPipeline {
             "    " + walk.open,
             "        const int stage = i % \(stages);",
             "        fa_mbarrier_wait(&empty[stage], (i / \(stages) + 1) & 1);",
-            "        fa_mbarrier_expect_bytes(&full[stage], \(stageBytes));",
-        ] + loads(streamed, at: streamedAt, stage: "stage", barrier: "&full[stage]").map { "        " + $0 } + [
+            "        fa_mbarrier_expect_bytes(&full[stage], \(streamedBytes));",
+        ] + (loads(streamed, at: streamedAt, stage: "stage", barrier: "&full[stage]") + copyLoads).map { "        " + $0 } + [
             "    " + walk.close,
             "}",
         ]).joined(separator: "\n        ")

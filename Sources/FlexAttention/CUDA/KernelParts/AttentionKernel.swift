@@ -39,20 +39,24 @@ extension ForwardAttentionKernel {
 }
 
 /// A dK/dV or dQ kernel of any family: its parameters are
-/// ``AttentionSignatures/gradient(storage:tensorMaps:gradients:mask:scoreMod:tableGradients:)``.
+/// ``AttentionSignatures/gradient(storage:tensorMaps:blockRows:gradients:mask:scoreMod:tableGradients:)``.
 protocol GradientAttentionKernel: AttentionKernel {
     /// The gradients it writes, as its parameters name them: `dK`, `dV` or `dQ`.
     var gradientNames: [String] { get }
+    /// Whether it reads ``DeltaKernel``'s per-block LSE and Delta.
+    var readsBlockRows: Bool { get }
 }
 
 extension GradientAttentionKernel {
+    var readsBlockRows: Bool { false }
+
     /// Whether it sums the score mod's Float tables' gradients (the dQ kernels do, when there are any).
     var computesTableGradients: Bool { gradientNames == ["dQ"] && scoreMod?.tableGradientDefinition != nil }
 
     var signature: KernelSignature<GradientOperands> {
         AttentionSignatures.gradient(
-            storage: dtype.cudaStorageType, tensorMaps: readsTensorMaps, gradients: gradientNames, mask: mask != nil,
-            scoreMod: scoreMod != nil, tableGradients: computesTableGradients)
+            storage: dtype.cudaStorageType, tensorMaps: readsTensorMaps, blockRows: readsBlockRows,
+            gradients: gradientNames, mask: mask != nil, scoreMod: scoreMod != nil, tableGradients: computesTableGradients)
     }
 }
 

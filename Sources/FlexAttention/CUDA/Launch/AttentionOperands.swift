@@ -87,6 +87,8 @@ struct GradientOperands {
     var outputGradient: TensorOperand
     var logSumExp: UInt64
     var delta: UInt64
+    /// ``DeltaKernel``'s per-block LSE and Delta, for kernels that read them (0 otherwise).
+    var blockRows: UInt64
     /// The gradients the kernel writes: dK and dV, or dQ.
     var gradients: [UInt64]
     var shared: SharedOperands
@@ -98,7 +100,10 @@ struct GradientOperands {
 struct DeltaOperands {
     var output: TensorOperand
     var outputGradient: TensorOperand
+    var logSumExp: UInt64
     var delta: UInt64
+    /// Where the per-block LSE and Delta go, or 0.
+    var blockRows: UInt64
     var queryHeads: Int
     var queryLength: Int
     var valueDim: Int

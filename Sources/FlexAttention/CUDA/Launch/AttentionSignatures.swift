@@ -20,10 +20,12 @@ enum AttentionSignatures {
                 + sharedTail(mask: mask, scoreMod: scoreMod) { $0.shared })
     }
 
-    /// The gradient kernels: `[tensor maps,] Q, K, V, dO, LSE, Delta, gradients, sizes, strides, block list, mods
-    /// [, table gradients]`, with `gradients` named (`dK`, `dV`, or `dQ`).
+    /// The gradient kernels: `[tensor maps,] Q, K, V, dO, LSE, Delta, [block rows,] gradients, sizes, strides, block
+    /// list, mods [, table gradients]`, with `gradients` named (`dK`, `dV`, or `dQ`); the block rows are
+    /// ``DeltaKernel``'s per-block LSE and Delta.
     static func gradient(
-        storage: String, tensorMaps: Bool, gradients: [String], mask: Bool, scoreMod: Bool, tableGradients: Bool
+        storage: String, tensorMaps: Bool, blockRows: Bool = false, gradients: [String], mask: Bool, scoreMod: Bool,
+        tableGradients: Bool
     ) -> KernelSignature<GradientOperands> {
         typealias P = KernelParameter<GradientOperands>
         let maps: [P] = !tensorMaps ? [] : ["qMap", "kMap", "vMap", "dOMap"].enumerated().map { index, name in
@@ -33,7 +35,7 @@ enum AttentionSignatures {
             .pointer("Q", storage) { $0.query.address }, .pointer("K", storage) { $0.key.address },
             .pointer("V", storage) { $0.value.address }, .pointer("dO", storage) { $0.outputGradient.address },
             .pointer("LSE", "float") { $0.logSumExp }, .pointer("Delta", "float") { $0.delta },
-        ]
+        ] + (blockRows ? [.pointer("blockRows", "float") { $0.blockRows }] : [])
         let outputs: [P] = gradients.enumerated().map { index, name in
             .pointer(name, storage, readOnly: false) { $0.gradients[index] }
         }
@@ -46,12 +48,13 @@ enum AttentionSignatures {
                 + sharedTail(mask: mask, scoreMod: scoreMod) { $0.shared } + tables)
     }
 
-    /// The Delta kernel: `O, dO, Delta, Hq, Sq, Dv, O's strides, dO's strides, rows`.
+    /// The Delta kernel: `O, dO, LSE, Delta, block rows (or null), Hq, Sq, Dv, O's strides, dO's strides, rows`.
     static func delta(storage: String) -> KernelSignature<DeltaOperands> {
         typealias P = KernelParameter<DeltaOperands>
         return KernelSignature(
             [.pointer("O", storage) { $0.output.address }, .pointer("dO", storage) { $0.outputGradient.address },
-             .pointer("Delta", "float", readOnly: false) { $0.delta },
+             .pointer("LSE", "float") { $0.logSumExp }, .pointer("Delta", "float", readOnly: false) { $0.delta },
+             .pointer("blockRows", "float", readOnly: false) { $0.blockRows },
              .int32("Hq") { $0.queryHeads }, .int32("Sq") { $0.queryLength }, .int32("Dv") { $0.valueDim }]
                 + P.strides("os") { $0.output.strides } + P.strides("ds") { $0.outputGradient.strides }
                 + [.int64("rowCount") { $0.rows }])

@@ -10,19 +10,23 @@ struct BackwardProgram: Sendable {
     let keyBlocks: CUDABlockList?
     let queryBlocks: CUDABlockList?
     let readsTensorMaps: Bool
+    /// Whether the dK/dV kernel reads ``DeltaKernel``'s per-block LSE and Delta, which the caller then allocates.
+    let readsBlockRows: Bool
     /// Query and key rows per block of the dK/dV kernel, then of the dQ kernel (the tensor maps' boxes).
     let boxes: (keyValue: (query: Int, key: Int), query: (query: Int, key: Int))
 
     init(shape: AttentionShape, mods: PlanMods, tensorMaps: Bool, cache: KernelCache, device: CUDADevice) throws {
         let (b, hq, sq) = (shape.batch, shape.queryHeads, shape.queryLength)
-        let deltaKernel = DeltaKernel(dtype: shape.dtype)
-        delta = LoadedKernel(
-            function: try cache.function(for: deltaKernel, on: device), signature: DeltaKernel.signature(shape.dtype),
-            grid: ((b * hq * sq + DeltaKernel.rowsPerBlock - 1) / DeltaKernel.rowsPerBlock, 1, 1),
-            block: DeltaKernel.threads)
         let (keyValueKernel, queryKernel) = try Self.kernels(
             shape: shape, mask: mods.maskFunction, scoreMod: mods.backwardScoreFunction,
             maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
+        readsBlockRows = keyValueKernel.readsBlockRows
+        let deltaKernel = DeltaKernel(dtype: shape.dtype)
+        let deltaRows = DeltaKernel.rowCount(batch: b, heads: hq, queryLength: sq, blockRows: readsBlockRows)
+        delta = LoadedKernel(
+            function: try cache.function(for: deltaKernel, on: device), signature: DeltaKernel.signature(shape.dtype),
+            grid: ((deltaRows + DeltaKernel.rowsPerBlock - 1) / DeltaKernel.rowsPerBlock, 1, 1),
+            block: DeltaKernel.threads)
         keyBlocks = try mods.blockList(for: keyValueKernel, shape: shape, transposed: true, device: device)
         queryBlocks = try mods.blockList(for: queryKernel, shape: shape, device: device)
         // Heads along x, as in the forward: every head's busiest blocks start first.
@@ -77,7 +81,8 @@ struct BackwardProgram: Sendable {
     /// tensor maps they read; made before anything is queued, since encoding a tensor map can fail.
     func operands(
         query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, outputGradient: DeviceTensor,
-        logSumExp: DeviceTensor, delta: DeviceBuffer, gradients: (key: DeviceTensor, value: DeviceTensor, query: DeviceTensor),
+        logSumExp: DeviceTensor, delta: DeviceBuffer, blockRows: DeviceBuffer?,
+        gradients: (key: DeviceTensor, value: DeviceTensor, query: DeviceTensor),
         tableGradients: UInt64, sizes: AttentionSizes, mods: PlanMods, tensorMaps: TensorMapCache
     ) throws -> (keyValue: GradientOperands, query: GradientOperands) {
         let inputs = [query, key, value, outputGradient]
@@ -91,7 +96,8 @@ struct BackwardProgram: Sendable {
             GradientOperands(
                 tensorMaps: try maps(box), query: TensorOperand(query), key: TensorOperand(key),
                 value: TensorOperand(value), outputGradient: TensorOperand(outputGradient),
-                logSumExp: logSumExp.address, delta: delta.address, gradients: outputs.map(\.address),
+                logSumExp: logSumExp.address, delta: delta.address, blockRows: blockRows?.address ?? 0,
+                gradients: outputs.map(\.address),
                 shared: mods.shared(sizes: sizes, vectorLoads: vectorLoads, blocks: blocks),
                 tableGradients: tableGradients)
         }
