@@ -47,6 +47,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     }
 
     private var walk: (open: String, close: String) { HopperPipeline.keyBlockWalk(keyBlock: "BN") }
+    private var turns: WarpgroupTurns { WarpgroupTurns(groups: consumerGroups) }
 
     var source: String {
         hopperPrelude([
@@ -105,9 +106,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
 
     /// The kernel as a skeleton of steps. Per warpgroup, step i's S = Q Kᵀ is issued together with step i − 1's
     /// P V, so the softmax of step i runs while P V is on the tensor cores; and the warpgroups take turns to issue
-    /// (named barrier `1 + g` is group g's turn, passed round by `bar.arrive`), so the tensor cores serve one group
-    /// while the others are in their softmax. The last group starts the round as if it had just had its turn, and
-    /// does not pass it on after its last issue, so every arrival meets a wait.
+    /// (``WarpgroupTurns``), so the tensor cores serve one group while the others are in their softmax.
     private var kernel: String {
         """
         extern "C" __global__ void __launch_bounds__(\(threads), 1)
@@ -148,14 +147,11 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             for (int j = 0; j < NV / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
             fa_mbarrier_wait(residentLoaded, 0);
             const unsigned char* const groupQ = sQ + group * 64 * 128;
-            const auto awaitTurn = [&]() { fa_named_barrier_sync(1 + group, 256); };
-            const auto passTurn = [&]() { fa_named_barrier_arrive(1 + (group + 1) % GROUPS, 256); };
+            \(turns.start(group: "group"))
             const int steps = end - begin;
             float s[BN / 8][4];
             fa_u32 p[BN / 16][4];  // step i − 1's probabilities, rounded: the A operand of P V
             if (steps > 0) {
-                if (group == GROUPS - 1) passTurn();
-
                 // Step 0: its scores alone.
                 int i = 0;
                 \(pipeline.waitFull(step: "i"))
@@ -191,11 +187,12 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
                 awaitTurn();
                 fa_wgmma_fence();
                 \(issueValues(step: "steps - 1"))
-                if (group != GROUPS - 1) passTurn();
+                passTurn();
                 fa_wgmma_wait<0>();
                 fa_wgmma_pin(o);
                 \(pipeline.release(step: "steps - 1"))
             }
+            \(turns.finish(group: "group"))
 
             #pragma unroll
             for (int r = 0; r < 2; ++r) {

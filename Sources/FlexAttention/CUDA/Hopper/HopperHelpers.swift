@@ -51,16 +51,19 @@ enum HopperHelpers {
     }
 
     /// `fa_wgmma_fence`, the two `kMajorProducts` loops `first` and `second` (accumulator, A, B, depth) over `n`
-    /// columns with A and B tiles of `aRows` and `bRows` rows, one commit and the wait for both.
+    /// columns with A and B tiles of `aRows` and `bRows` rows, one commit and the wait for both; issued in this
+    /// warpgroup's turn (``WarpgroupTurns``).
     static func productPair(
         n: Int, first: (String, String, String, String), second: (String, String, String, String), aRows: String,
         bRows: String
     ) -> String {
         """
+        awaitTurn();
         fa_wgmma_fence();
         \(kMajorProducts(n: n, accumulator: first.0, a: first.1, aRows: aRows, b: first.2, bRows: bRows, depth: first.3))
         \(kMajorProducts(n: n, accumulator: second.0, a: second.1, aRows: aRows, b: second.2, bRows: bRows, depth: second.3))
         fa_wgmma_commit();
+        passTurn();
         fa_wgmma_wait<0>();
         fa_wgmma_pin(\(first.0));
         fa_wgmma_pin(\(second.0));

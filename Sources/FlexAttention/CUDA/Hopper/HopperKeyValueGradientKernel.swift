@@ -113,6 +113,7 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
             fa_mbarrier_wait(residentLoaded, 0);
             const unsigned char* const groupK = sK + g0 * 64 * 128;
             const unsigned char* const groupV = sV + g0 * 64 * 128;
+            \(WarpgroupTurns(groups: consumerGroups).start(group: "g0"))
 
             \(walk.open)
             \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
@@ -134,6 +135,7 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
                 fa_pack_operands(dpt, dst);
 
                 // dV += Pt dO and dK += dSt Q: dO and Q read MN-major, 64-column blocks BQ * 128 bytes apart.
+                awaitTurn();
                 fa_wgmma_fence();
                 #pragma unroll
                 for (int kk = 0; kk < BQ / 16; ++kk) {
@@ -141,11 +143,13 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
                     fa_wgmma_rs_\(64 * keyColumnBlocks)(dk, dst[kk], fa_wgmma_descriptor(sQ + kk * 16 * 128, BQ * 128, 1024));
                 }
                 fa_wgmma_commit();
+                passTurn();
                 fa_wgmma_wait<0>();
                 fa_wgmma_pin(dv);
                 fa_wgmma_pin(dk);
                 \(pipeline.release(step: "i"))
             \(walk.close)
+            \(WarpgroupTurns(groups: consumerGroups).finish(group: "g0"))
 
             #pragma unroll
             for (int r = 0; r < 2; ++r) {

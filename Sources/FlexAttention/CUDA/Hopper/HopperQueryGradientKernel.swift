@@ -108,6 +108,7 @@ struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel
                 fa_mbarrier_wait(residentLoaded, 0);
                 const unsigned char* const groupQ = sQ + group * 64 * 128;
                 const unsigned char* const groupdO = sdO + group * 64 * 128;
+                \(WarpgroupTurns(groups: consumerGroups).start(group: "group"))
 
                 \(walk.open)
                     const unsigned char* const sK = \(pipeline.pointer(pipeline.streamed[0], stage: "i % \(stages)"));
@@ -124,13 +125,16 @@ struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel
                     fa_pack_operands(s, ds);
 
                     // dQ += dS K: K read MN-major, its 64-column blocks BN * 128 bytes apart, 8-key groups 1024.
+                    awaitTurn();
                     fa_wgmma_fence();
                     \(HopperHelpers.mnMajorProducts(n: paddedHeadDim, accumulator: "dq", operands: "ds", b: "sK", rows: "BN", depth: "BN"))
                     fa_wgmma_commit();
+                    passTurn();
                     fa_wgmma_wait<0>();
                     fa_wgmma_pin(dq);
                     \(pipeline.release(step: "i"))
                 }
+                \(WarpgroupTurns(groups: consumerGroups).finish(group: "group"))
                 \(computesTableGradients ? "fa_score_mod_table_gradients_flush(table_gradients, pending);" : "")
 
                 #pragma unroll
