@@ -71,9 +71,14 @@ struct HopperKernelTests {
         let forward = HopperForwardKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil)
         #expect(forward.fitting(maxSharedMemory: Self.sharedMemory).stages == 3)
         #expect(forward.fitting(maxSharedMemory: 200 * 1024).stages == 2)
-        // The tiles start on a 1024-byte boundary: Q, then three stages of K and V, then the barriers.
+        // The tiles start on a 1024-byte boundary: Q, then three stages of K, three of V, then the barriers (Q's,
+        // and full and empty for each stage of both rings).
         #expect(forward.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
-                == 1024 + 128 * 256 + 3 * (128 * 256 + 128 * 256) + 8 * 7)
+                == 1024 + 128 * 256 + 3 * 128 * 256 + 3 * 128 * 256 + 8 * 13)
+        // The dK/dV kernel's stage holds Q, dO and the block's LSE and Delta, rounded up to 1024 bytes.
+        let keyValue = HopperKeyValueGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil)
+        #expect(keyValue.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
+                == 1024 + 2 * 128 * 256 + 3 * (2 * 64 * 256 + 1024) + 8 * 7)
     }
 
     @Test("the forward takes 192 query rows in three consumer warpgroups up to D = 64, and registers fit the file")

@@ -61,13 +61,13 @@ struct KernelSignatureTests {
                 counts.gradient += 1
                 Self.check(kernel, kernel.signature, GradientOperands(
                     tensorMaps: Self.maps, query: Self.tensor, key: Self.tensor, value: Self.tensor,
-                    outputGradient: Self.tensor, logSumExp: 8, delta: 9, gradients: [10, 11], shared: shared,
-                    tableGradients: 12))
+                    outputGradient: Self.tensor, logSumExp: 8, delta: 9, blockRows: kernel.readsBlockRows ? 13 : 0,
+                    gradients: [10, 11], shared: shared, tableGradients: 12))
             case let kernel as DeltaKernel:
                 counts.delta += 1
                 Self.check(kernel, DeltaKernel.signature(kernel.dtype), DeltaOperands(
-                    output: Self.tensor, outputGradient: Self.tensor, delta: 9, queryHeads: 2, queryLength: 64,
-                    valueDim: 64, rows: 128))
+                    output: Self.tensor, outputGradient: Self.tensor, logSumExp: 8, delta: 9, blockRows: 10,
+                    queryHeads: 2, queryLength: 64, valueDim: 64, rows: 128))
             case let kernel as SinkForwardKernel:
                 counts.logSumExp += 1
                 Self.check(kernel, SinkForwardKernel.signature(kernel.dtype), SinkForwardOperands(

@@ -2,9 +2,9 @@
 ///
 /// A CTA has `consumerGroups` warpgroups of 4 warps, each owning 64 query rows, and a producer warpgroup. The producer
 /// copies the Q tile once and then the K and V tiles of each key block on the block list into a ring of `stages`
-/// shared buffers: one thread issues the TMA copies, an `mbarrier` per stage says when they have landed ("full")
-/// and another when every consumer warp is done with it ("empty"). The pipeline needs two stages or more: a
-/// warpgroup holds step i − 1's V while it computes step i's scores.
+/// shared buffers, K and V in rings of their own: one thread issues the TMA copies, an `mbarrier` per stage says when
+/// they have landed ("full") and another when every consumer thread is done with it ("empty"). The pipeline needs
+/// two stages or more: a warpgroup holds step i − 1's V while it computes step i's scores.
 ///
 /// Per key block a warpgroup computes S = Q Kᵀ with `wgmma` from shared memory (both operands K-major), applies the
 /// score mod, the mask on partial blocks and the online softmax in base 2 on the accumulators in registers, and
@@ -41,13 +41,15 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     var pipeline: HopperPipeline {
         HopperPipeline(
             resident: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks)],
-            streamed: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
-                       HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)],
+            rings: [HopperRing(tiles: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks)]),
+                    HopperRing(tiles: [HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)])],
             stages: stages, consumerWarps: 4 * consumerGroups)
     }
 
     private var walk: (open: String, close: String) { HopperPipeline.keyBlockWalk(keyBlock: "BN") }
     private var turns: WarpgroupTurns { WarpgroupTurns(groups: consumerGroups) }
+    /// The pipeline's rings: K, then V.
+    private let keys = 0, values = 1
 
     var source: String {
         hopperPrelude([
@@ -80,7 +82,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     /// Issues step `i`'s S = Q Kᵀ into `s` (16 columns of D per wgmma) as one commit group.
     private var issueScores: String {
         """
-        \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: pipeline.pointer(pipeline.streamed[0], stage: "i % STAGES"), bRows: "BN", depth: "D"))
+        \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: pipeline.pointer(pipeline.rings[keys].tiles[0], stage: "i % STAGES"), bRows: "BN", depth: "D"))
                     fa_wgmma_commit();
         """
     }
@@ -88,7 +90,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     /// Issues O += P V for step `v` as one commit group: P from registers (16 keys per wgmma), V MN-major.
     private func issueValues(step v: String) -> String {
         """
-        \(HopperHelpers.mnMajorProducts(n: paddedValueDim, accumulator: "o", operands: "p", b: pipeline.pointer(pipeline.streamed[1], stage: "(\(v)) % STAGES"), rows: "BN", depth: "BN"))
+        \(HopperHelpers.mnMajorProducts(n: paddedValueDim, accumulator: "o", operands: "p", b: pipeline.pointer(pipeline.rings[values].tiles[0], stage: "(\(v)) % STAGES"), rows: "BN", depth: "BN"))
                     fa_wgmma_commit();
         """
     }
@@ -154,19 +156,22 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             if (steps > 0) {
                 // Step 0: its scores alone.
                 int i = 0;
-                \(pipeline.waitFull(step: "i"))
+                \(pipeline.waitFull(ring: keys, step: "i"))
                 awaitTurn();
                 fa_wgmma_fence();
                 \(issueScores)
                 passTurn();
                 fa_wgmma_wait<0>();
                 fa_wgmma_pin(s);
+                \(pipeline.release(ring: keys, step: "i"))
                 \(softmax)
                 fa_pack_operands(s, p);
 
-                // Steps 1 ..< steps: S of step i beside P V of step i − 1.
+                // Steps 1 ..< steps: S of step i beside P V of step i − 1; each ring's stage goes back as soon as
+                // its product is done.
                 for (i = 1; i < steps; ++i) {
-                    \(pipeline.waitFull(step: "i"))
+                    \(pipeline.waitFull(ring: keys, step: "i"))
+                    \(pipeline.waitFull(ring: values, step: "i - 1"))
                     awaitTurn();
                     fa_wgmma_fence();
                     \(issueScores)
@@ -174,23 +179,25 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
                     passTurn();
                     fa_wgmma_wait<1>();
                     fa_wgmma_pin(s);
+                    \(pipeline.release(ring: keys, step: "i"))
                     \(softmax)
                     fa_wgmma_wait<0>();
                     fa_wgmma_pin(o);
-                    \(pipeline.release(step: "i - 1"))
+                    \(pipeline.release(ring: values, step: "i - 1"))
                     #pragma unroll
                     for (int r = 0; r < 2; ++r) fa_rescale_row(o, r, correction[r]);
                     fa_pack_operands(s, p);
                 }
 
                 // The last step's P V.
+                \(pipeline.waitFull(ring: values, step: "steps - 1"))
                 awaitTurn();
                 fa_wgmma_fence();
                 \(issueValues(step: "steps - 1"))
                 passTurn();
                 fa_wgmma_wait<0>();
                 fa_wgmma_pin(o);
-                \(pipeline.release(step: "steps - 1"))
+                \(pipeline.release(ring: values, step: "steps - 1"))
             }
             \(turns.finish(group: "group"))
 

@@ -33,11 +33,12 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
         HopperPipeline(
             resident: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
                        HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)],
-            streamed: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks),
-                       HopperTile(pointer: "sdO", map: "dOMap", rows: queryBlock, columnBlocks: valueColumnBlocks)],
-            copies: [HopperBulkCopy(
-                pointer: "sRows", source: "blockRows + (((long long)b * Hq + h) * queryBlocks + q0 / BQ) * 2 * BQ",
-                bytes: 2 * queryBlock * 4)],
+            rings: [HopperRing(
+                tiles: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks),
+                        HopperTile(pointer: "sdO", map: "dOMap", rows: queryBlock, columnBlocks: valueColumnBlocks)],
+                copies: [HopperBulkCopy(
+                    pointer: "sRows", source: "blockRows + (((long long)b * Hq + h) * queryBlocks + q0 / BQ) * 2 * BQ",
+                    bytes: 2 * queryBlock * 4)])],
             stages: stages, consumerWarps: 4 * consumerGroups)
     }
 
@@ -117,10 +118,10 @@ struct HopperKeyValueGradientKernel: HopperAttentionKernel, GradientAttentionKer
 
             \(walk.open)
             \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
-                const unsigned char* const sQ = \(pipeline.pointer(pipeline.streamed[0], stage: "i % \(stages)"));
-                const unsigned char* const sdO = \(pipeline.pointer(pipeline.streamed[1], stage: "i % \(stages)"));
+                const unsigned char* const sQ = \(pipeline.pointer(pipeline.rings[0].tiles[0], stage: "i % \(stages)"));
+                const unsigned char* const sdO = \(pipeline.pointer(pipeline.rings[0].tiles[1], stage: "i % \(stages)"));
                 // The block's LSE in base 2 (+inf past the end or for rows that keep nothing) and Delta.
-                const float* const lse2 = (const float*)\(pipeline.pointer(pipeline.copies[0], stage: "i % \(stages)"));
+                const float* const lse2 = (const float*)\(pipeline.pointer(pipeline.rings[0].copies[0], stage: "i % \(stages)"));
                 const float* const delta = lse2 + BQ;
                 \(pipeline.waitFull(step: "i"))
 

@@ -17,27 +17,36 @@ struct HopperBulkCopy {
     let bytes: Int
 }
 
-/// The warp-specialised pipeline the Hopper kernels share: tiles resident for the whole CTA, loaded once, and tiles
-/// streamed through a ring of `stages` buffers, one set per step of the kernel's walk. A producer warpgroup (one
-/// thread of it) issues the TMA copies; a "full" `mbarrier` per stage counts their bytes, an "empty" one counts
-/// the consumer threads done with it. `setmaxnreg` gives the producer's registers to the consumers.
+/// Tiles streamed together through a ring of stages, one set per step of a kernel's walk, with the bulk copies that
+/// ride along: a "full" `mbarrier` per stage counts their bytes, an "empty" one the consumer threads done with it.
+/// Tiles a kernel stops reading at different times go in rings of their own, so each is handed back, and the next
+/// step's copy into it started, as early as possible.
+struct HopperRing {
+    let tiles: [HopperTile]
+    var copies: [HopperBulkCopy] = []
+
+    /// What one stage's copies bring, and the stage's size: rounded up so every stage's tiles start 1024-aligned.
+    var loadedBytes: Int { tiles.map(\.bytes).reduce(0, +) + copies.map(\.bytes).reduce(0, +) }
+    var stageBytes: Int { (loadedBytes + 1023) / 1024 * 1024 }
+}
+
+/// The warp-specialised pipeline the Hopper kernels share: tiles resident for the whole CTA, loaded once, and rings
+/// of `stages` buffers for the tiles streamed per step. A producer warpgroup (one thread of it) issues the TMA
+/// copies; `setmaxnreg` gives the producer's registers to the consumers.
 struct HopperPipeline {
     let resident: [HopperTile]
-    let streamed: [HopperTile]
-    var copies: [HopperBulkCopy] = []
+    let rings: [HopperRing]
     let stages: Int
     let consumerWarps: Int
 
     /// The tiles, barriers, and 1024 bytes to align the tiles for the 128-byte swizzle.
     var sharedMemoryBytes: Int {
-        1024 + resident.map(\.bytes).reduce(0, +) + stages * stageBytes + 8 * (1 + 2 * stages)
+        1024 + resident.map(\.bytes).reduce(0, +) + stages * rings.map(\.stageBytes).reduce(0, +)
+            + 8 * (1 + 2 * rings.count * stages)
     }
 
-    /// What one stage's copies bring, and the stage's size: rounded up so every stage's tiles start 1024-aligned.
-    private var streamedBytes: Int { streamed.map(\.bytes).reduce(0, +) + copies.map(\.bytes).reduce(0, +) }
-    private var stageBytes: Int { (streamedBytes + 1023) / 1024 * 1024 }
-
-    /// Carves shared memory (resident tiles by name; `stageBase(stage)` for the ring) and initialises the barriers.
+    /// Carves shared memory (resident tiles by name; ring r's stages at `ringBase<r>(stage)`) and initialises the
+    /// barriers: `full` and `empty` hold ring r's stage s at `r * stages + s`.
     var layout: String {
         var lines = [
             "extern __shared__ __align__(16) unsigned char sharedBytes[];",
@@ -48,15 +57,17 @@ struct HopperPipeline {
             lines.append("unsigned char* const \(tile.pointer) = sharedTiles + \(offset);")
             offset += tile.bytes
         }
+        for (r, ring) in rings.enumerated() {
+            lines.append("const auto ringBase\(r) = [&](int stage) { return sharedTiles + \(offset) + stage * \(ring.stageBytes); };")
+            offset += stages * ring.stageBytes
+        }
         lines += [
-            "unsigned char* const sRing = sharedTiles + \(offset);",
-            "const auto stageBase = [&](int stage) { return sRing + stage * \(stageBytes); };",
-            "fa_u64* const residentLoaded = (fa_u64*)(sRing + \(stages * stageBytes));",
+            "fa_u64* const residentLoaded = (fa_u64*)(sharedTiles + \(offset));",
             "fa_u64* const full = residentLoaded + 1;",
-            "fa_u64* const empty = full + \(stages);",
+            "fa_u64* const empty = full + \(rings.count * stages);",
             "if (threadIdx.x == 0) {",
             "    fa_mbarrier_init(residentLoaded, 1);",
-            "    for (int i = 0; i < \(stages); ++i) {",
+            "    for (int i = 0; i < \(rings.count * stages); ++i) {",
             "        fa_mbarrier_init(&full[i], 1);",
             "        fa_mbarrier_init(&empty[i], \(32 * consumerWarps));  // one arrival per consumer thread",
             "    }",
@@ -67,23 +78,29 @@ struct HopperPipeline {
         return lines.joined(separator: "\n    ")
     }
 
+    /// The ring that streams `tile`, or carries `copy`.
+    private func ring(of tile: HopperTile) -> Int { rings.firstIndex { $0.tiles.contains { $0.pointer == tile.pointer } } ?? 0 }
+    private func ring(of copy: HopperBulkCopy) -> Int { rings.firstIndex { $0.copies.contains { $0.pointer == copy.pointer } } ?? 0 }
+
     /// The streamed tile `tile`'s pointer in stage `stage`.
     func pointer(_ tile: HopperTile, stage: String) -> String {
-        let offset = streamed.prefix { $0.pointer != tile.pointer }.map(\.bytes).reduce(0, +)
-        return "(stageBase(\(stage)) + \(offset))"
+        let r = ring(of: tile)
+        let offset = rings[r].tiles.prefix { $0.pointer != tile.pointer }.map(\.bytes).reduce(0, +)
+        return "(ringBase\(r)(\(stage)) + \(offset))"
     }
 
     /// The bulk copy `copy`'s pointer in stage `stage`.
     func pointer(_ copy: HopperBulkCopy, stage: String) -> String {
-        let offset = streamed.map(\.bytes).reduce(0, +)
-            + copies.prefix { $0.pointer != copy.pointer }.map(\.bytes).reduce(0, +)
-        return "(stageBase(\(stage)) + \(offset))"
+        let r = ring(of: copy)
+        let offset = rings[r].tiles.map(\.bytes).reduce(0, +)
+            + rings[r].copies.prefix { $0.pointer != copy.pointer }.map(\.bytes).reduce(0, +)
+        return "(ringBase\(r)(\(stage)) + \(offset))"
     }
 
     /// The producer warpgroup's branch: loads the resident tiles at (row, head) coordinates `residentAt`, then for
-    /// each step of the kernel's walk waits for its stage to be free and loads the streamed tiles at `streamedAt`.
-    /// `walk.open` opens the loops and defines the running step index `i` and the coordinates (it may read the block
-    /// list: before the wait, which would delay the read); `walk.close` closes them.
+    /// each step of the kernel's walk and each ring waits for the step's stage to be free and loads the ring's tiles
+    /// at `streamedAt`. `walk.open` opens the loops and defines the running step index `i` and the coordinates (it may
+    /// read the block list: before the wait, which would delay the read); `walk.close` closes them.
     func producer(residentAt: (row: String, head: String), streamedAt: (row: String, head: String),
                   walk: (open: String, close: String), registers: Int) -> String {
         func loads(_ tiles: [HopperTile], at: (row: String, head: String), stage: String?, barrier: String) -> [String] {
@@ -93,8 +110,14 @@ struct HopperPipeline {
                     + "&\(tile.map), 64 * c, \(at.row), \(at.head), b, \(barrier));"
             }
         }
-        let copyLoads = copies.map { copy in
-            "fa_bulk_load(\(pointer(copy, stage: "stage")), \(copy.source), \(copy.bytes), &full[stage]);"
+        let streamedLoads = rings.enumerated().flatMap { r, ring in
+            let barrier = "&full[\(r * stages) + stage]"
+            return [
+                "fa_mbarrier_wait(&empty[\(r * stages) + stage], (i / \(stages) + 1) & 1);",
+                "fa_mbarrier_expect_bytes(\(barrier), \(ring.loadedBytes));",
+            ] + loads(ring.tiles, at: streamedAt, stage: "stage", barrier: barrier) + ring.copies.map { copy in
+                "fa_bulk_load(\(pointer(copy, stage: "stage")), \(copy.source), \(copy.bytes), \(barrier));"
+            }
         }
         return ([
             "asm volatile(\"setmaxnreg.dec.sync.aligned.u32 \(registers);\");",
@@ -103,9 +126,7 @@ struct HopperPipeline {
         ] + loads(resident, at: residentAt, stage: nil, barrier: "residentLoaded").map { "    " + $0 } + [
             "    " + walk.open,
             "        const int stage = i % \(stages);",
-            "        fa_mbarrier_wait(&empty[stage], (i / \(stages) + 1) & 1);",
-            "        fa_mbarrier_expect_bytes(&full[stage], \(streamedBytes));",
-        ] + (loads(streamed, at: streamedAt, stage: "stage", barrier: "&full[stage]") + copyLoads).map { "        " + $0 } + [
+        ] + streamedLoads.map { "        " + $0 } + [
             "    " + walk.close,
             "}",
         ]).joined(separator: "\n        ")
@@ -128,14 +149,15 @@ struct HopperPipeline {
             + "const bool partial = (entry & 1) != 0;"
     }
 
-    /// Consumer statements: wait for step `i`'s tiles, and hand its stage back (after the last wgmma reading it).
-    func waitFull(step: String) -> String {
-        "fa_mbarrier_wait(&full[(\(step)) % \(stages)], ((\(step)) / \(stages)) & 1);"
+    /// Consumer statements: wait for step `step`'s tiles of ring `ring`, and hand its stage back (after the last
+    /// read of it).
+    func waitFull(ring: Int = 0, step: String) -> String {
+        "fa_mbarrier_wait(&full[\(ring * stages) + (\(step)) % \(stages)], ((\(step)) / \(stages)) & 1);"
     }
     /// Every consumer thread arrives for itself: an arrival orders only its own thread's reads before the
     /// producer's next copy into the stage (racecheck reports a lane's ordinary reads of a stage as racing with the
     /// next bulk copy when lane 0 arrives for its warp after `__syncwarp`: notes/racecheck-probe/).
-    func release(step: String) -> String {
-        "fa_mbarrier_arrive(&empty[(\(step)) % \(stages)]);"
+    func release(ring: Int = 0, step: String) -> String {
+        "fa_mbarrier_arrive(&empty[\(ring * stages) + (\(step)) % \(stages)]);"
     }
 }

@@ -31,8 +31,9 @@ struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel
         HopperPipeline(
             resident: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks),
                        HopperTile(pointer: "sdO", map: "dOMap", rows: queryBlock, columnBlocks: valueColumnBlocks)],
-            streamed: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
-                       HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)],
+            rings: [HopperRing(
+                tiles: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
+                        HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)])],
             stages: stages, consumerWarps: 4 * consumerGroups)
     }
 
@@ -111,8 +112,8 @@ struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel
                 \(WarpgroupTurns(groups: consumerGroups).start(group: "group"))
 
                 \(walk.open)
-                    const unsigned char* const sK = \(pipeline.pointer(pipeline.streamed[0], stage: "i % \(stages)"));
-                    const unsigned char* const sV = \(pipeline.pointer(pipeline.streamed[1], stage: "i % \(stages)"));
+                    const unsigned char* const sK = \(pipeline.pointer(pipeline.rings[0].tiles[0], stage: "i % \(stages)"));
+                    const unsigned char* const sV = \(pipeline.pointer(pipeline.rings[0].tiles[1], stage: "i % \(stages)"));
                     \(pipeline.waitFull(step: "i"))
 
                     // S = Q Kt and dP = dO Vt, both operands K-major in shared memory.
