@@ -1,9 +1,10 @@
 /// The dQ kernel for Hopper (sm_90a): ``MMAQueryGradientKernel``'s work on `wgmma`, with TMA copies.
 ///
 /// A CTA owns 128 query rows of one head (two consumer warpgroups of 64; Q and dO resident) and walks the forward
-/// block list's 64-key blocks, K and V streamed through ``HopperPipeline``. Per block a warpgroup computes S = Q Kᵀ
-/// and dP = dO Vᵀ from shared memory, forms dS = P (dP − Delta) ∂score′/∂score in registers, and adds dS K with
-/// dS from registers and K read MN-major. Only this CTA writes its rows, in key order: dQ is deterministic.
+/// block list's 64-key blocks, K and V streamed through ``HopperPipeline`` (two stages or more). Per block a
+/// warpgroup computes S = Q Kᵀ and dP = dO Vᵀ from shared memory, forms dS = P (dP − Delta) ∂score′/∂score in
+/// registers, and adds dS K with dS from registers and K read MN-major; the products of the next block are issued
+/// with dS K, and the warpgroups take turns to issue (``WarpgroupTurns``), as in ``HopperForwardKernel``. Only this CTA writes its rows, in key order: dQ is deterministic.
 /// Table gradients are added to fixed-point sums (``TableGradientSum``) as each score's ∂L/∂score′ appears. The tensor maps of Q, K, V and dO
 /// come before ``MMAQueryGradientKernel``'s parameters.
 struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
@@ -26,18 +27,45 @@ struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel
         "fa_hopper_backward_dq_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }
 
-    /// Q and dO resident; K and V streamed.
+    /// Q and dO resident; K and V streamed, in rings of their own: V is done with once dP is, K only after dS K.
     var pipeline: HopperPipeline {
         HopperPipeline(
             resident: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks),
                        HopperTile(pointer: "sdO", map: "dOMap", rows: queryBlock, columnBlocks: valueColumnBlocks)],
-            rings: [HopperRing(
-                tiles: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
-                        HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)])],
+            rings: [HopperRing(tiles: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks)]),
+                    HopperRing(tiles: [HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)])],
             stages: stages, consumerWarps: 4 * consumerGroups)
     }
 
     private var walk: (open: String, close: String) { HopperPipeline.keyBlockWalk(keyBlock: "BN") }
+    /// The pipeline's rings: K, then V.
+    private let keys = 0, values = 1
+
+    /// Issues step `i`'s S = Q Kᵀ and dP = dO Vᵀ (both operands K-major in shared memory) as one commit group.
+    private var issueScores: String {
+        """
+        \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: pipeline.pointer(pipeline.rings[keys].tiles[0], stage: "i % \(stages)"), bRows: "BN", depth: "D"))
+                        \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "dp", a: "groupdO", aRows: "BM", b: pipeline.pointer(pipeline.rings[values].tiles[0], stage: "i % \(stages)"), bRows: "BN", depth: "\(valueDim)"))
+                        fa_wgmma_commit();
+        """
+    }
+
+    /// Issues dQ += dS K for step `v` as one commit group: dS from registers, K read MN-major (its 64-column blocks
+    /// BN * 128 bytes apart, 8-key groups 1024).
+    private func issueQueryGradient(step v: String) -> String {
+        """
+        \(HopperHelpers.mnMajorProducts(n: paddedHeadDim, accumulator: "dq", operands: "ds", b: pipeline.pointer(pipeline.rings[keys].tiles[0], stage: "(\(v)) % \(stages)"), rows: "BN", depth: "BN"))
+                        fa_wgmma_commit();
+        """
+    }
+
+    /// Step `i`'s S and dP (finished) turned into dS, in `s`.
+    private var gradientScores: String {
+        """
+        \(HopperPipeline.keyBlockEntry(step: "begin + i", keyBlock: "BN"))
+                        \(HopperHelpers.checkedOrNot("partial || k0 + BN > Skv", dsLoop(checked:)))
+        """
+    }
 
     var source: String {
         hopperPrelude([
@@ -111,29 +139,51 @@ struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel
                 const unsigned char* const groupdO = sdO + group * 64 * 128;
                 \(WarpgroupTurns(groups: consumerGroups).start(group: "group"))
 
-                \(walk.open)
-                    const unsigned char* const sK = \(pipeline.pointer(pipeline.rings[0].tiles[0], stage: "i % \(stages)"));
-                    const unsigned char* const sV = \(pipeline.pointer(pipeline.rings[0].tiles[1], stage: "i % \(stages)"));
-                    \(pipeline.waitFull(step: "i"))
-
-                    // S = Q Kt and dP = dO Vt, both operands K-major in shared memory.
-                    float s[BN / 8][4], dp[BN / 8][4];
-                    \(HopperHelpers.productPair(n: keyBlock, first: ("s", "groupQ", "sK", "D"), second: ("dp", "groupdO", "sV", "\(valueDim)"), aRows: "BM", bRows: "BN"))
-
-                    // dS, rounded to 16 bits as the A operand of dS K.
-                    \(HopperHelpers.checkedOrNot("partial || k0 + BN > Skv", dsLoop(checked:)))
-                    fa_u32 ds[BN / 16][4];
-                    fa_pack_operands(s, ds);
-
-                    // dQ += dS K: K read MN-major, its 64-column blocks BN * 128 bytes apart, 8-key groups 1024.
+                // Step i's S and dP are issued with step i − 1's dS K, so dS of step i is formed while dS K runs.
+                const int steps = end - begin;
+                float s[BN / 8][4], dp[BN / 8][4];
+                fa_u32 ds[BN / 16][4];  // step i − 1's dS, rounded: the A operand of dS K
+                if (steps > 0) {
+                    int i = 0;
+                    \(pipeline.waitFull(ring: keys, step: "i"))
+                    \(pipeline.waitFull(ring: values, step: "i"))
                     awaitTurn();
                     fa_wgmma_fence();
-                    \(HopperHelpers.mnMajorProducts(n: paddedHeadDim, accumulator: "dq", operands: "ds", b: "sK", rows: "BN", depth: "BN"))
-                    fa_wgmma_commit();
+                    \(issueScores)
+                    passTurn();
+                    fa_wgmma_wait<0>();
+                    fa_wgmma_pin(s);
+                    fa_wgmma_pin(dp);
+                    \(pipeline.release(ring: values, step: "i"))
+                    \(gradientScores)
+                    fa_pack_operands(s, ds);
+
+                    for (i = 1; i < steps; ++i) {
+                        \(pipeline.waitFull(ring: keys, step: "i"))
+                        \(pipeline.waitFull(ring: values, step: "i"))
+                        awaitTurn();
+                        fa_wgmma_fence();
+                        \(issueScores)
+                        \(issueQueryGradient(step: "i - 1"))
+                        passTurn();
+                        fa_wgmma_wait<1>();
+                        fa_wgmma_pin(s);
+                        fa_wgmma_pin(dp);
+                        \(pipeline.release(ring: values, step: "i"))
+                        \(gradientScores)
+                        fa_wgmma_wait<0>();
+                        fa_wgmma_pin(dq);
+                        \(pipeline.release(ring: keys, step: "i - 1"))
+                        fa_pack_operands(s, ds);
+                    }
+
+                    awaitTurn();
+                    fa_wgmma_fence();
+                    \(issueQueryGradient(step: "steps - 1"))
                     passTurn();
                     fa_wgmma_wait<0>();
                     fa_wgmma_pin(dq);
-                    \(pipeline.release(step: "i"))
+                    \(pipeline.release(ring: keys, step: "steps - 1"))
                 }
                 \(WarpgroupTurns(groups: consumerGroups).finish(group: "group"))
                 \(computesTableGradients ? "fa_score_mod_table_gradients_flush(table_gradients, pending);" : "")

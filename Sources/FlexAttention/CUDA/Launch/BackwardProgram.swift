@@ -56,7 +56,8 @@ struct BackwardProgram: Sendable {
             ).fitting(maxSharedMemory: sharedMemory)
             let hopperQuery = HopperQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                 .fitting(maxSharedMemory: sharedMemory)
-            if tensorMaps && HopperKeyValueGradientKernel.supports(headDim: d, valueDim: dv)
+            // The dQ kernel holds step i − 1's K while it reads step i's: it needs two stages.
+            if tensorMaps && HopperKeyValueGradientKernel.supports(headDim: d, valueDim: dv) && hopperQuery.stages >= 2
                 && max(hopperKeyValue.sharedMemoryBytes, hopperQuery.sharedMemoryBytes) <= sharedMemory {
                 return (hopperKeyValue, hopperQuery)
             }

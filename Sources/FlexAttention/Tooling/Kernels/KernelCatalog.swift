@@ -32,7 +32,8 @@ package enum KernelCatalog {
     }
 
     /// Hopper's wgmma/TMA forward, dQ and dK/dV kernels over head dims that exercise padding (80, Dv ≠ D) and both key
-    /// blocks, plain and with mods (the backward kernels' with a Float table, whose gradient dQ sums).
+    /// blocks (the gradient pair where it runs, up to 128), plain and with mods (the backward kernels' with a Float
+    /// table, whose gradient dQ sums).
     static var hopperKernels: [any GeneratedKernel] {
         let bias = try? ScoreMod.relativePositionBias(Array(repeating: 0.5, count: 2 * 63), heads: 2, maxDistance: 31)
         let cases = [(DType.bfloat16, 64, 64, false), (.bfloat16, 128, 128, false), (.bfloat16, 128, 128, true),
@@ -43,10 +44,10 @@ package enum KernelCatalog {
                 HopperForwardKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
                                     scoreMod: modded ? CUDAModFunction(scoreMod: .softCap(30), includesGradients: false) : nil)
                     .fitting(maxSharedMemory: 227 * 1024),
+            ] + (HopperKeyValueGradientKernel.supports(headDim: d, valueDim: dv) ? [
                 HopperQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
                                           scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
                     .fitting(maxSharedMemory: 227 * 1024),
-            ] + (HopperKeyValueGradientKernel.supports(headDim: d, valueDim: dv) ? [
                 HopperKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
                                              scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
                     .fitting(maxSharedMemory: 227 * 1024),
