@@ -97,12 +97,18 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
 
     /// Step `i`'s scores (in `s`, finished) masked and turned into probabilities; `correction` is what the
     /// output rows must be multiplied by once the products reading them have finished.
+    /// The online softmax sits in both branches, so the wait that follows starts a block of its own: ptxas moves a
+    /// `wgmma` wait to the top of its block, which put it before the softmax when they shared one.
     private var softmax: String {
         """
         \(HopperPipeline.keyBlockEntry(step: "begin + i", keyBlock: "BN"))
-                    \(HopperHelpers.checkedOrNot("partial || k0 + BN > Skv", scores(checked:)))
-                    #pragma unroll
-                    for (int r = 0; r < 2; ++r) correction[r] = fa_online_softmax(s, r, rowMax[r], rowSum[r]);
+                    \(HopperHelpers.checkedOrNot("partial || k0 + BN > Skv") { checked in
+                        scores(checked: checked) + """
+
+                        #pragma unroll
+                        for (int r = 0; r < 2; ++r) correction[r] = fa_online_softmax(s, r, rowMax[r], rowSum[r]);
+                        """
+                    })
         """
     }
 
