@@ -96,9 +96,8 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     }
 
     /// Step `i`'s scores (in `s`, finished) masked and turned into probabilities; `correction` is what the
-    /// output rows must be multiplied by once the products reading them have finished.
-    /// The online softmax sits in both branches, so the wait that follows starts a block of its own: ptxas moves a
-    /// `wgmma` wait to the top of its block, which put it before the softmax when they shared one.
+    /// output rows must be multiplied by once the products reading them have finished. The online softmax sits in
+    /// both branches of the mask check, as ``OneStepAheadWalk`` requires.
     private var softmax: String {
         """
         \(HopperPipeline.keyBlockEntry(step: "begin + i", keyBlock: "BN"))
@@ -110,6 +109,21 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
                         """
                     })
         """
+    }
+
+    /// Per step: Q Kᵀ (K's ring released when it is done), the softmax, P V (V's ring released when it is done),
+    /// then O's rows rescaled and the next P packed.
+    private var walkOneStepAhead: OneStepAheadWalk {
+        OneStepAheadWalk(
+            waitFirst: { pipeline.waitFull(ring: keys, step: $0) }, issueFirst: issueScores, pinFirst: "fa_wgmma_pin(s);",
+            releaseFirst: { pipeline.release(ring: keys, step: $0) }, elementwise: softmax,
+            waitSecond: { pipeline.waitFull(ring: values, step: $0) }, issueSecond: issueValues(step:),
+            pinSecond: "fa_wgmma_pin(o);", releaseSecond: { pipeline.release(ring: values, step: $0) },
+            afterSecond: """
+                #pragma unroll
+                                for (int r = 0; r < 2; ++r) fa_rescale_row(o, r, correction[r]);
+                """,
+            pack: "fa_pack_operands(s, p);")
     }
 
     /// The kernel as a skeleton of steps. Per warpgroup, step i's S = Q Kᵀ is issued together with step i − 1's
@@ -159,52 +173,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             const int steps = end - begin;
             float s[BN / 8][4];
             fa_u32 p[BN / 16][4];  // step i − 1's probabilities, rounded: the A operand of P V
-            if (steps > 0) {
-                // Step 0: its scores alone.
-                int i = 0;
-                \(pipeline.waitFull(ring: keys, step: "i"))
-                awaitTurn();
-                fa_wgmma_fence();
-                \(issueScores)
-                passTurn();
-                fa_wgmma_wait<0>();
-                fa_wgmma_pin(s);
-                \(pipeline.release(ring: keys, step: "i"))
-                \(softmax)
-                fa_pack_operands(s, p);
-
-                // Steps 1 ..< steps: S of step i beside P V of step i − 1; each ring's stage goes back as soon as
-                // its product is done.
-                for (i = 1; i < steps; ++i) {
-                    \(pipeline.waitFull(ring: keys, step: "i"))
-                    \(pipeline.waitFull(ring: values, step: "i - 1"))
-                    awaitTurn();
-                    fa_wgmma_fence();
-                    \(issueScores)
-                    \(issueValues(step: "i - 1"))
-                    passTurn();
-                    fa_wgmma_wait<1>();
-                    fa_wgmma_pin(s);
-                    \(pipeline.release(ring: keys, step: "i"))
-                    \(softmax)
-                    fa_wgmma_wait<0>();
-                    fa_wgmma_pin(o);
-                    \(pipeline.release(ring: values, step: "i - 1"))
-                    #pragma unroll
-                    for (int r = 0; r < 2; ++r) fa_rescale_row(o, r, correction[r]);
-                    fa_pack_operands(s, p);
-                }
-
-                // The last step's P V.
-                \(pipeline.waitFull(ring: values, step: "steps - 1"))
-                awaitTurn();
-                fa_wgmma_fence();
-                \(issueValues(step: "steps - 1"))
-                passTurn();
-                fa_wgmma_wait<0>();
-                fa_wgmma_pin(o);
-                \(pipeline.release(ring: values, step: "steps - 1"))
-            }
+            \(walkOneStepAhead.source)
             \(turns.finish(group: "group"))
 
             #pragma unroll

@@ -94,6 +94,17 @@ struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel
             """
     }
 
+    /// Per step: S and dP (V's ring released when they are done), dS, then dS K (K's ring released when it is done)
+    /// and the next dS packed.
+    private var walkOneStepAhead: OneStepAheadWalk {
+        OneStepAheadWalk(
+            waitFirst: { pipeline.waitFull(ring: keys, step: $0) + "\n" + pipeline.waitFull(ring: values, step: $0) },
+            issueFirst: issueScores, pinFirst: "fa_wgmma_pin(s);\nfa_wgmma_pin(dp);",
+            releaseFirst: { pipeline.release(ring: values, step: $0) }, elementwise: gradientScores,
+            waitSecond: { _ in "" }, issueSecond: issueQueryGradient(step:), pinSecond: "fa_wgmma_pin(dq);",
+            releaseSecond: { pipeline.release(ring: keys, step: $0) }, pack: "fa_pack_operands(s, ds);")
+    }
+
     private var kernel: String {
         """
             extern "C" __global__ void __launch_bounds__(\(threads), 1)
@@ -143,48 +154,7 @@ struct HopperQueryGradientKernel: HopperAttentionKernel, GradientAttentionKernel
                 const int steps = end - begin;
                 float s[BN / 8][4], dp[BN / 8][4];
                 fa_u32 ds[BN / 16][4];  // step i − 1's dS, rounded: the A operand of dS K
-                if (steps > 0) {
-                    int i = 0;
-                    \(pipeline.waitFull(ring: keys, step: "i"))
-                    \(pipeline.waitFull(ring: values, step: "i"))
-                    awaitTurn();
-                    fa_wgmma_fence();
-                    \(issueScores)
-                    passTurn();
-                    fa_wgmma_wait<0>();
-                    fa_wgmma_pin(s);
-                    fa_wgmma_pin(dp);
-                    \(pipeline.release(ring: values, step: "i"))
-                    \(gradientScores)
-                    fa_pack_operands(s, ds);
-
-                    for (i = 1; i < steps; ++i) {
-                        \(pipeline.waitFull(ring: keys, step: "i"))
-                        \(pipeline.waitFull(ring: values, step: "i"))
-                        awaitTurn();
-                        fa_wgmma_fence();
-                        \(issueScores)
-                        \(issueQueryGradient(step: "i - 1"))
-                        passTurn();
-                        fa_wgmma_wait<1>();
-                        fa_wgmma_pin(s);
-                        fa_wgmma_pin(dp);
-                        \(pipeline.release(ring: values, step: "i"))
-                        \(gradientScores)
-                        fa_wgmma_wait<0>();
-                        fa_wgmma_pin(dq);
-                        \(pipeline.release(ring: keys, step: "i - 1"))
-                        fa_pack_operands(s, ds);
-                    }
-
-                    awaitTurn();
-                    fa_wgmma_fence();
-                    \(issueQueryGradient(step: "steps - 1"))
-                    passTurn();
-                    fa_wgmma_wait<0>();
-                    fa_wgmma_pin(dq);
-                    \(pipeline.release(ring: keys, step: "steps - 1"))
-                }
+                \(walkOneStepAhead.source)
                 \(WarpgroupTurns(groups: consumerGroups).finish(group: "group"))
                 \(computesTableGradients ? "fa_score_mod_table_gradients_flush(table_gradients, pending);" : "")
 
