@@ -116,7 +116,8 @@ public final class AttentionPlan: Sendable {
         return try programs.withLock { programs in
             if let made = programs[key] { return made }
             let made = Programs(
-                forward: try ForwardProgram(shape: shape, mods: mods, tensorMaps: key, cache: cache, device: device),
+                forward: try ForwardProgram(
+                    shape: shape, scale: sizes.scale, mods: mods, tensorMaps: key, cache: cache, device: device),
                 backward: includesBackward
                     ? try BackwardProgram(shape: shape, mods: mods, tensorMaps: key, cache: cache, device: device) : nil)
             programs[key] = made

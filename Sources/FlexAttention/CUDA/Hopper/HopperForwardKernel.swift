@@ -21,6 +21,13 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     let mask: CUDAModFunction?
     let scoreMod: CUDAModFunction?
     var stages = 3
+    /// Whether the plan's scale is positive. Without a score mod the scores then stay unscaled until the softmax,
+    /// whose exponent takes the scale in one FFMA (a positive factor keeps the row maximum where it was); with a
+    /// scale ≤ 0, which would turn the maximum into the minimum and the masked −∞ into +∞, they are scaled first.
+    var scaleIsPositive = true
+
+    /// Whether the scale is folded into the softmax (``scaleIsPositive``, no score mod).
+    var foldsScale: Bool { scoreMod == nil && scaleIsPositive }
 
     /// Three warpgroups (192 query rows) where D and Dv are at most 64: their products are short, so a third
     /// group's softmax keeps the tensor cores fed, and S, O and P still fit the 160 registers three groups leave.
@@ -34,7 +41,8 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     var readsTensorMaps: Bool { true }
 
     var name: String {
-        "fa_hopper_forward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
+        "fa_hopper_forward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + (scoreMod == nil && !scaleIsPositive ? "_prescaled" : "")
+            + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }
 
     /// Q resident; K and V streamed through `stages` buffers.
@@ -58,15 +66,18 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             + OnlineSoftmax.source + kernel
     }
 
-    /// The loop that turns the raw products `s` into base-2 scores, with the bounds check and mask or without.
+    /// The loop that turns the raw products `s` into base-2 scores (or leaves them unscaled where the softmax folds
+    /// the scale in), with the bounds check and mask or without.
     private func scores(checked: Bool) -> String {
-        """
+        if foldsScale && !checked { return "" }
+        let score = foldsScale ? "s[j][e]" : forwardScore("s[j][e]")
+        return """
         #pragma unroll
                     for (int j = 0; j < BN / 8; ++j) {
                         #pragma unroll
                         for (int e = 0; e < 4; ++e) {
                             const int query = rows[e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
-                            \(checked ? "const float x = " : "s[j][e] = ")\(forwardScore("s[j][e]"));
+                            \(checked ? "const float x = " : "s[j][e] = ")\(score);
         """ + (checked ? """
 
                             bool keep = key < Skv;
@@ -105,7 +116,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
                         scores(checked: checked) + """
 
                         #pragma unroll
-                        for (int r = 0; r < 2; ++r) correction[r] = fa_online_softmax(s, r, rowMax[r], rowSum[r]);
+                        for (int r = 0; r < 2; ++r) correction[r] = fa_online_softmax(s, r, rowMax[r], rowSum[r], \(foldsScale ? "scaleLog2" : "1.0f"));
                         """
                     })
         """

@@ -1,8 +1,9 @@
 /// The online softmax step of the forward kernels, in base 2, as a device function over one row of a warp's
 /// accumulator tiles (the `mma.sync` m16n8 layout, which `wgmma` accumulators share).
 enum OnlineSoftmax {
-    /// `fa_online_softmax(s, r, rowMax, rowSum)`: row `r` (0: lane / 4, 1: lane / 4 + 8) of the scores `s` (base 2,
-    /// −∞ where masked) becomes exp2(s − max) and `rowSum` (this thread's part) is updated; it returns the factor
+    /// `fa_online_softmax(s, r, rowMax, rowSum, scale)`: row `r` (0: lane / 4, 1: lane / 4 + 8) of the scores `s`
+    /// (base 2 once multiplied by `scale`, which is positive; −∞ where masked) becomes exp2(s · scale − max), the
+    /// product and the subtraction one FFMA, and `rowSum` (this thread's part) is updated; it returns the factor
     /// that takes the output row to the new max, which `fa_rescale_row` applies once the products reading the
     /// output have finished. Maxima and sums are trees, not chains, so the tensor cores wait less on them.
     static let source = """
@@ -21,12 +22,12 @@ enum OnlineSoftmax {
             static FA_INLINE void reduce(float*) {}
         };
         template <int J>
-        FA_INLINE float fa_online_softmax(float (&s)[J][4], int r, float& rowMax, float& rowSum) {
+        FA_INLINE float fa_online_softmax(float (&s)[J][4], int r, float& rowMax, float& rowSum, float scale) {
             float t[J];
             #pragma unroll
             for (int j = 0; j < J; ++j) t[j] = fmaxf(s[j][2 * r], s[j][2 * r + 1]);
             fa_tree<J / 2, true>::reduce(t);
-            float blockMax = fmaxf(rowMax, t[0]);
+            float blockMax = fmaxf(rowMax, t[0] * scale);
             blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 1));
             blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 2));
             // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.
@@ -35,8 +36,8 @@ enum OnlineSoftmax {
             rowMax = blockMax;
             #pragma unroll
             for (int j = 0; j < J; ++j) {
-                s[j][2 * r] = fa_exp2(s[j][2 * r] - reference);
-                s[j][2 * r + 1] = fa_exp2(s[j][2 * r + 1] - reference);
+                s[j][2 * r] = fa_exp2(fmaf(s[j][2 * r], scale, -reference));
+                s[j][2 * r + 1] = fa_exp2(fmaf(s[j][2 * r + 1], scale, -reference));
                 t[j] = s[j][2 * r] + s[j][2 * r + 1];
             }
             fa_tree<J / 2, false>::reduce(t);

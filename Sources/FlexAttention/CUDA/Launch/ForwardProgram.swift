@@ -11,10 +11,11 @@ struct ForwardProgram: Sendable {
     let queryBlock: Int
     let keyBlock: Int
 
-    init(shape: AttentionShape, mods: PlanMods, tensorMaps: Bool, cache: KernelCache, device: CUDADevice) throws {
+    init(shape: AttentionShape, scale: Float, mods: PlanMods, tensorMaps: Bool, cache: KernelCache, device: CUDADevice)
+        throws {
         let chosen = try Self.kernel(
             shape: shape, mask: mods.maskFunction, scoreMod: mods.forwardScoreFunction,
-            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
+            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps, scaleIsPositive: scale > 0)
         blocks = try mods.blockList(for: chosen, shape: shape, device: device)
         // Heads along x: CTAs start in x order, so every head's longest query blocks (the last, under causal) go
         // first and the short ones fill the tail.
@@ -31,13 +32,15 @@ struct ForwardProgram: Sendable {
     ///   not fit the device's shared memory.
     static func kernel(
         shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, maxSharedMemory sharedMemory: Int,
-        tensorMaps: Bool
+        tensorMaps: Bool, scaleIsPositive: Bool = true
     ) throws -> any ForwardAttentionKernel {
         let (d, dv) = (shape.headDim, shape.valueDim)
         let tensorCores = shape.dtype != .float32 && [d, dv].allSatisfy(MMAForwardKernel.supportedHeadDims.contains)
         if tensorCores && tensorMaps {
-            let kernel = HopperForwardKernel(dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
-                .fitting(maxSharedMemory: sharedMemory)
+            let kernel = HopperForwardKernel(
+                dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod,
+                scaleIsPositive: scaleIsPositive
+            ).fitting(maxSharedMemory: sharedMemory)
             if kernel.sharedMemoryBytes <= sharedMemory && kernel.stages >= 2 { return kernel }
         }
         if tensorCores {

@@ -27,6 +27,9 @@ extension CUDAConformance {
                         shape: (1, 2, 2, 100, 37, 64, 64), options: .init(mask: .causalBottomRight)),
         ]
         cases += longWalks.map { AttentionCase(label: $0.label, dtype: $0.dtype, shape: $0.shape, options: $0.options) }
+        // A scale ≤ 0 takes the Hopper kernel that scales scores before the softmax (the others fold it in).
+        cases.append(AttentionCase(label: "bf16 D=128 scale -0.05, causal", dtype: .bfloat16,
+                                   shape: (1, 2, 2, 300, 300, 128, 128), options: .init(scale: -0.05, isCausal: true)))
         cases += [
             AttentionCase(label: "fp16 D=16 Dv=32", dtype: .float16, shape: (1, 1, 1, 33, 47, 16, 32)),
             AttentionCase(label: "bf16 D=96 Sq>Skv", dtype: .bfloat16, shape: (1, 3, 3, 129, 65, 96, 96)),
