@@ -98,6 +98,22 @@ struct HopperKernelTests {
         }
     }
 
+    @Test("the forward folds the scale into the softmax only for a positive scale and no score mod")
+    func foldedScale() throws {
+        func kernel(_ scoreMod: ScoreMod?, positive: Bool) throws -> HopperForwardKernel? {
+            try ForwardProgram.kernel(
+                shape: shape(.bfloat16, d: 128, dv: 128), mask: nil, scoreMod: scoreMod.map { CUDAModFunction(scoreMod: $0) },
+                maxSharedMemory: Self.sharedMemory, tensorMaps: true, scaleIsPositive: positive) as? HopperForwardKernel
+        }
+        let folded = try #require(try kernel(nil, positive: true))
+        let prescaled = try #require(try kernel(nil, positive: false))
+        let modded = try #require(try kernel(.softCap(30), positive: true))
+        #expect(folded.foldsScale && !prescaled.foldsScale && !modded.foldsScale)
+        #expect(folded.name != prescaled.name && prescaled.name.contains("prescaled"))
+        #expect(folded.source.contains("fa_online_softmax(s, r, rowMax[r], rowSum[r], scaleLog2)"))
+        #expect(prescaled.source.contains("fa_online_softmax(s, r, rowMax[r], rowSum[r], 1.0f)"))
+    }
+
     @Test("a wgmma form binds every accumulator and operand once")
     func wgmmaOperands() {
         for shape in [WGMMAShape(n: 64, aFromRegisters: false), WGMMAShape(n: 128, aFromRegisters: true),

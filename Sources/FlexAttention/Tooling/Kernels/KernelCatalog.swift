@@ -44,7 +44,10 @@ package enum KernelCatalog {
                 HopperForwardKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
                                     scoreMod: modded ? CUDAModFunction(scoreMod: .softCap(30), includesGradients: false) : nil)
                     .fitting(maxSharedMemory: 227 * 1024),
-            ] + (HopperKeyValueGradientKernel.supports(headDim: d, valueDim: dv) ? [
+            ] + (d == 128 && dv == 128 && !modded ? [  // the kernel that scales before the softmax (a scale ≤ 0)
+                HopperForwardKernel(dtype: dtype, headDim: d, valueDim: dv, mask: nil, scoreMod: nil, scaleIsPositive: false)
+                    .fitting(maxSharedMemory: 227 * 1024),
+            ] : []) + (HopperKeyValueGradientKernel.supports(headDim: d, valueDim: dv) ? [
                 HopperQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
                                           scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
                     .fitting(maxSharedMemory: 227 * 1024),
