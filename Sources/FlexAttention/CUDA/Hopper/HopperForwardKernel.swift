@@ -41,7 +41,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     var readsTensorMaps: Bool { true }
 
     var name: String {
-        "fa_hopper_forward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + (scoreMod == nil && !scaleIsPositive ? "_prescaled" : "")
+        "fa_hopper_forward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + (scoreMod == nil && !foldsScale ? "_prescaled" : "")
             + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }
 
