@@ -123,6 +123,8 @@ extension AttentionPlan {
         let blockRows = try !program.readsBlockRows ? nil : DeviceBuffer(
             device: device, byteCount: 4 * DeltaKernel.blockRowsCount(
                 batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength), stream: stream)
+        let sumsLayout = program.queryGradientSums(shape)
+        let sums = try sumsLayout.map { try DeviceBuffer(device: device, byteCount: $0.bytes, stream: stream) }
         let slots = mods.backwardScoreFunction?.arguments.tables ?? []
         let takesTableGradients = mods.backwardScoreFunction?.tableGradientDefinition != nil
         let tablePointers = try takesTableGradients
@@ -130,6 +132,7 @@ extension AttentionPlan {
         let operands = try program.operands(
             query: query, key: key, value: value, outputGradient: outputGradient, logSumExp: forward.logSumExp,
             delta: delta, blockRows: blockRows, gradients: (gradients.key, gradients.value, gradients.query),
+            sums: sums.flatMap { buffer in sumsLayout.map { (buffer, $0.turnsOffset) } },
             tableGradients: tablePointers?.address ?? 0, sizes: sizes, mods: mods, tensorMaps: tensorMaps)
 
         CUDAGraph.retainIfCapturing(
@@ -165,16 +168,28 @@ extension AttentionPlan {
         if let sinks, let sinkGradient = gradients.sinkGradient {  // present exactly when there are sinks (checked)
             try sinks.enqueueGradient(logSumExp: forward.logSumExp, delta: delta, into: sinkGradient, on: stream)
         }
-        // dK/dV on `stream`, dQ beside it: running them side by side fills the SMs that one kernel's last, uneven
-        // wave (a causal mask's) leaves idle.
-        try backwardFork.withLock { fork in
-            guard let fork else { throw Self.withoutBackward }
-            try fork.forked.record(on: stream)
-            try fork.side.wait(for: fork.forked)
+        if let sums, let sumsLayout, let finish = program.queryFinish {
+            // One kernel for dK, dV and dQ's sums (whose turn counters start at zero), then dQ rounded.
+            try sums.fill(0, fromOffset: sumsLayout.turnsOffset, count: sumsLayout.bytes - sumsLayout.turnsOffset, stream: stream)
             try program.keyValue.enqueue(operands.keyValue, on: stream)
-            try program.query.enqueue(operands.query, on: fork.side)
-            try fork.joined.record(on: fork.side)
-            try stream.wait(for: fork.joined)
+            try finish.kernel.enqueue(
+                QueryGradientFinishOperands(
+                    sums: sums.address, turns: sums.address + UInt64(sumsLayout.turnsOffset),
+                    queryGradient: gradients.query.address, queryLength: shape.queryLength, headDim: shape.headDim,
+                    scale: sizes.scale, rows: shape.batch * shape.queryHeads * shape.queryLength),
+                on: stream)
+        } else if let query = program.query, let queryOperands = operands.query {
+            // dK/dV on `stream`, dQ beside it: running them side by side fills the SMs that one kernel's last, uneven
+            // wave (a causal mask's) leaves idle.
+            try backwardFork.withLock { fork in
+                guard let fork else { throw Self.withoutBackward }
+                try fork.forked.record(on: stream)
+                try fork.side.wait(for: fork.forked)
+                try program.keyValue.enqueue(operands.keyValue, on: stream)
+                try query.enqueue(queryOperands, on: fork.side)
+                try fork.joined.record(on: fork.side)
+                try stream.wait(for: fork.joined)
+            }
         }
         for (sums, gradient) in tableSums {
             let count = gradient.shape.reduce(1, *)
@@ -187,6 +202,6 @@ extension AttentionPlan {
                     sums: sums.address, gradient: gradient.address, count: count, adding: !zeroingTableGradients),
                 on: stream)
         }
-        withExtendedLifetime((delta, blockRows, tablePointers, tableSums)) {}
+        withExtendedLifetime((delta, blockRows, sums, tablePointers, tableSums)) {}
     }
 }

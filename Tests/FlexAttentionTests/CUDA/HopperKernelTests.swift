@@ -42,21 +42,23 @@ struct HopperKernelTests {
         #expect(try kernel(.float16, 72, 72, tensorMaps: true) is ScalarForwardKernel)
     }
 
-    @Test("the backward runs both Hopper kernels up to head dim 128 and the mma.sync pair beyond")
+    @Test("the backward runs the one Hopper kernel (dQ summed in it) up to head dim 128 and the mma.sync pair beyond")
     func backwardSelection() throws {
-        func kernels(_ d: Int, _ dv: Int, tensorMaps: Bool) throws -> (keyValue: any AttentionKernel, query: any AttentionKernel) {
+        func kernels(_ d: Int, _ dv: Int, tensorMaps: Bool) throws
+            -> (keyValue: any GradientAttentionKernel, query: (any GradientAttentionKernel)?) {
             try BackwardProgram.kernels(shape: shape(.bfloat16, d: d, dv: dv), mask: nil, scoreMod: nil,
                                      maxSharedMemory: Self.sharedMemory, tensorMaps: tensorMaps)
         }
         for (d, dv) in [(16, 16), (64, 64), (80, 80), (128, 64), (128, 128)] {
             let pair = try kernels(d, dv, tensorMaps: true)
-            #expect(pair.keyValue is HopperKeyValueGradientKernel && pair.query is HopperQueryGradientKernel, "D=\(d)")
-            #expect(pair.keyValue.readsTensorMaps && pair.query.readsTensorMaps, "D=\(d)")
+            #expect(pair.keyValue is HopperGradientKernel && pair.query == nil, "D=\(d)")
+            #expect(pair.keyValue.readsTensorMaps && pair.keyValue.sumsQueryGradient, "D=\(d)")
+            #expect((pair.keyValue as? HopperGradientKernel)?.stages == 3, "D=\(d)")
         }
         for (d, dv, tensorMaps) in [(192, 192, true), (128, 256, true), (128, 128, false)] {
             let pair = try kernels(d, dv, tensorMaps: tensorMaps)
             #expect(pair.keyValue is MMAKeyValueGradientKernel && pair.query is MMAQueryGradientKernel, "D=\(d) Dv=\(dv)")
-            #expect(!pair.keyValue.readsTensorMaps && !pair.query.readsTensorMaps, "D=\(d) Dv=\(dv)")
+            #expect(!pair.keyValue.readsTensorMaps && !pair.keyValue.sumsQueryGradient, "D=\(d) Dv=\(dv)")
         }
     }
 
@@ -75,10 +77,12 @@ struct HopperKernelTests {
         // and full and empty for each stage of both rings).
         #expect(forward.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
                 == 1024 + 128 * 256 + 3 * 128 * 256 + 3 * 128 * 256 + 8 * 13)
-        // The dK/dV kernel's stage holds Q, dO and the block's LSE and Delta, rounded up to 1024 bytes.
-        let keyValue = HopperKeyValueGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil)
-        #expect(keyValue.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
-                == 1024 + 2 * 128 * 256 + 3 * (2 * 64 * 256 + 1024) + 8 * 7)
+        // The backward: K and V; two dSt buffers (128 keys by 64 queries) and dQ's tile (64 rows by 128 Float32s);
+        // three stages of Q and dO, and of the block's LSE and Delta in a ring of their own; then the barriers (K
+        // and V's, full and empty per stage of both rings, and the dQ tile's two).
+        let backward = HopperGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil)
+        #expect(backward.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
+                == 1024 + 2 * 128 * 256 + (2 * 128 * 128 + 64 * 128 * 4) + 3 * 2 * 64 * 256 + 3 * 512 + 8 * 15)
     }
 
     @Test("the forward takes 192 query rows in three consumer warpgroups up to D = 64, and registers fit the file")
@@ -112,6 +116,45 @@ struct HopperKernelTests {
         #expect(folded.name != prescaled.name && prescaled.name.contains("prescaled"))
         #expect(folded.source.contains("fa_online_softmax(s, r, rowMax[r], rowSum[r], scaleLog2)"))
         #expect(prescaled.source.contains("fa_online_softmax(s, r, rowMax[r], rowSum[r], 1.0f)"))
+    }
+
+    @Test("dQ's sums are added highest key block first: each entry's turn counts the higher key blocks that list its query block")
+    func queryGradientTurns() {
+        // Three key blocks (lines) over four query blocks, causal-like: line k lists query blocks 2k ..< 4, the
+        // second marked partial; an empty line adds to nothing.
+        let entries: [Int32] = [0 << 1, 1 << 1 | 1, 2 << 1, 3 << 1, 2 << 1, 3 << 1 | 1]
+        let turns = CUDABlockList.turns(lines: [0, 4, 6, 6], entries: entries, queryBlocks: 4)
+        #expect(turns == [0, 0, 1, 1, 0, 0])
+        // Without a list every key block adds to every query block: the kernel's own rule is the same ranking.
+        let keyBlocks = 5, queryBlocks = 3
+        let dense = (0..<keyBlocks).flatMap { _ in (0..<queryBlocks).map { Int32($0 << 1) } }
+        let denseTurns = CUDABlockList.turns(
+            lines: (0...keyBlocks).map { $0 * queryBlocks }, entries: dense, queryBlocks: queryBlocks)
+        #expect(denseTurns == (0..<keyBlocks).flatMap { k in Array(repeating: Int32(keyBlocks - 1 - k), count: queryBlocks) })
+    }
+
+    @Test("dQ's sums tile swizzles 8-float chunks by row, and the buffer ends with one turn counter per query block")
+    func queryGradientSumsLayout() {
+        // The layout QueryGradientSums documents (fa_dq_sums_index): each row holds every column once, and a warp's
+        // float2 stores for one chunk (8 rows, 4 pairs) cover the 32 banks exactly twice (two wavefronts, the least).
+        func swizzledIndex(row: Int, column: Int) -> Int { row * 64 + ((column / 8) ^ (row % 8)) * 8 + column % 8 }
+        #expect(QueryGradientSums.indexFunction.contains("row * 64 + ((((column >> 3) ^ row) & 7) << 3) + (column & 7)"))
+        for row in 0..<64 {
+            let indices = (0..<64).map { swizzledIndex(row: row, column: $0) }
+            #expect(Set(indices) == Set(row * 64 ..< row * 64 + 64))
+        }
+        for chunk in 0..<8 {
+            var banks = [Int](repeating: 0, count: 32)
+            for lane in 0..<32 {
+                let index = swizzledIndex(row: lane / 4, column: 8 * chunk + 2 * (lane % 4))
+                banks[index % 32] += 1
+                banks[(index + 1) % 32] += 1
+            }
+            #expect(banks.allSatisfy { $0 == 2 }, "chunk \(chunk)")
+        }
+        let bytes = QueryGradientSums.byteCount(batch: 2, heads: 3, queryLength: 65, columnBlocks: 2)
+        let turns = QueryGradientSums.turnsOffset(batch: 2, heads: 3, queryLength: 65, columnBlocks: 2)
+        #expect(turns == 4 * 2 * 3 * 2 * 2 * 64 * 64 && bytes == turns + 4 * 2 * 3 * 2)
     }
 
     @Test("a wgmma form binds every accumulator and operand once")

@@ -62,7 +62,14 @@ struct KernelSignatureTests {
                 Self.check(kernel, kernel.signature, GradientOperands(
                     tensorMaps: Self.maps, query: Self.tensor, key: Self.tensor, value: Self.tensor,
                     outputGradient: Self.tensor, logSumExp: 8, delta: 9, blockRows: kernel.readsBlockRows ? 13 : 0,
-                    gradients: [10, 11], shared: shared, tableGradients: 12))
+                    gradients: [10, 11],
+                    queryGradientSums: kernel.sumsQueryGradient
+                        ? QueryGradientSumsOperand(sums: 14, turns: 15, blockTurns: 16) : QueryGradientSumsOperand(),
+                    shared: shared, tableGradients: 12))
+            case let kernel as QueryGradientFinishKernel:
+                counts.delta += 1
+                Self.check(kernel, QueryGradientFinishKernel.signature(kernel.dtype), QueryGradientFinishOperands(
+                    sums: 8, turns: 9, queryGradient: 10, queryLength: 64, headDim: 64, scale: 0.125, rows: 128))
             case let kernel as DeltaKernel:
                 counts.delta += 1
                 Self.check(kernel, DeltaKernel.signature(kernel.dtype), DeltaOperands(
@@ -94,7 +101,8 @@ struct KernelSignatureTests {
             }
         }
         // Every family is represented: mma.sync, CUDA-core and Hopper forward and gradient kernels.
-        #expect(counts.forward >= 30 && counts.gradient >= 30 && counts.delta == 4 && counts.grid > 0)  // 3 Delta, 1 table finish
+        // 3 Delta, 1 table finish, 2 dQ finish
+        #expect(counts.forward >= 30 && counts.gradient >= 30 && counts.delta == 6 && counts.grid > 0)
         #expect(counts.logSumExp == 5, "three sink forward kernels, the sink gradient and the merge")
     }
 

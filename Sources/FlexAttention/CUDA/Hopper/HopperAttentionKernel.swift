@@ -1,5 +1,4 @@
-/// An sm_90a attention kernel (``HopperForwardKernel``, ``HopperQueryGradientKernel``,
-/// ``HopperKeyValueGradientKernel``): two consumer warpgroups and a producer warpgroup around a ``HopperPipeline``,
+/// An sm_90a attention kernel (``HopperForwardKernel``, ``HopperGradientKernel``): two consumer warpgroups and a producer warpgroup around a ``HopperPipeline``,
 /// tiles in 64-column blocks.
 protocol HopperAttentionKernel: TensorCoreAttentionKernel {
     var headDim: Int { get }

@@ -9,7 +9,7 @@
 /// Every column block starts on a 1024-byte boundary, so descriptors need no base offset.
 enum HopperHelpers {
     static func source(_ dtype: DType, wgmmaShapes: [WGMMAShape]) -> String {
-        fixed + Set(wgmmaShapes).sorted { ($0.n, $0.aFromRegisters ? 1 : 0) < ($1.n, $1.aFromRegisters ? 1 : 0) }
+        fixed + Set(wgmmaShapes).sorted { ($0.n, $0.aFromRegisters ? 1 : 0, $0.mnMajor ? 1 : 0) < ($1.n, $1.aFromRegisters ? 1 : 0, $1.mnMajor ? 1 : 0) }
             .map { $0.source(TensorCoreHelpers.ptxType(dtype)) }.joined()
     }
 
@@ -127,6 +127,23 @@ enum HopperHelpers {
                             "r"(fa_shared_address(barrier)) : "memory");
         }
 
+        // Copies `bytes` (a multiple of 16, both ends 16-byte aligned) from shared to global memory, or adds them
+        // there as floats, in this thread's bulk group: fa_bulk_commit closes it, fa_bulk_wait_read waits until the
+        // shared bytes have been read, fa_bulk_wait until the global writes are done.
+        FA_INLINE void fa_bulk_store(void* target, const void* source, int bytes) {
+            asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;"
+                         :: "l"((fa_u64)target), "r"(fa_shared_address(source)), "r"(bytes) : "memory");
+        }
+        FA_INLINE void fa_bulk_reduce_add(float* target, const void* source, int bytes) {
+            asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;"
+                         :: "l"((fa_u64)target), "r"(fa_shared_address(source)), "r"(bytes) : "memory");
+        }
+        FA_INLINE void fa_bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+        FA_INLINE void fa_bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory"); }
+        FA_INLINE void fa_bulk_wait() { asm volatile("cp.async.bulk.wait_group 0;" ::: "memory"); }
+        // Makes this thread's ordinary writes to shared memory visible to the async proxy (wgmma, bulk copies).
+        FA_INLINE void fa_fence_shared_for_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
         // A wgmma operand descriptor for a 128-byte-swizzled tile (see HopperHelpers): `leading` and `stride` in bytes.
         FA_INLINE fa_u64 fa_wgmma_descriptor(const void* start, fa_u32 leading, fa_u32 stride) {
             return (fa_u64)((fa_shared_address(start) & 0x3FFFF) >> 4) | (fa_u64)(leading >> 4) << 16
@@ -160,10 +177,12 @@ enum HopperHelpers {
 }
 
 /// One `wgmma.mma_async` form a kernel uses: `m64nNk16` with Float32 accumulators, B from shared memory, A from
-/// shared memory (K-major, both descriptors) or from registers (then B is MN-major: `V` stored key by key).
+/// shared memory (K-major, both descriptors) or from registers (then B is MN-major: `V` stored key by key). With
+/// `mnMajor`, A and B both come from shared memory MN-major (`fa_wgmma_ss_mn_N`: dS stored key by key times K).
 struct WGMMAShape: Hashable {
     let n: Int
     let aFromRegisters: Bool
+    var mnMajor = false
 
     /// `fa_wgmma_ss_N(d, a, b, accumulate)` or `fa_wgmma_rs_N(d, a, b)`: `d[j][e]` is the accumulator layout of
     /// `mma.sync` m16n8 tiles, one per 8 columns, for this thread's warp's 16 rows of the warpgroup's 64.
@@ -185,10 +204,11 @@ struct WGMMAShape: Hashable {
 
                 """
         }
+        let (suffix, transposes) = mnMajor ? ("ss_mn", "1, 1") : ("ss", "0, 0")
         return """
-            FA_INLINE void fa_wgmma_ss_\(n)(float (&d)[\(n / 8)][4], fa_u64 a, fa_u64 b, int accumulate) {
+            FA_INLINE void fa_wgmma_\(suffix)_\(n)(float (&d)[\(n / 8)][4], fa_u64 a, fa_u64 b, int accumulate) {
                 asm volatile("{ .reg .pred p; setp.ne.b32 p, %\(count + 2), 0;\\n"
-                             "\(instruction) {\(accumulators)}, %\(count), %\(count + 1), p, 1, 1, 0, 0; }"
+                             "\(instruction) {\(accumulators)}, %\(count), %\(count + 1), p, 1, 1, \(transposes); }"
                     : \(operands)
                     : "l"(a), "l"(b), "r"(accumulate));
             }

@@ -17,6 +17,20 @@ struct HopperBulkCopy {
     let bytes: Int
 }
 
+/// Shared memory a kernel writes and reads itself (not loaded by copies), `bytes` a multiple of 1024 so the regions
+/// after it stay aligned for the 128-byte swizzle; addressed in the kernel as `pointer`.
+struct HopperScratch {
+    let pointer: String
+    let bytes: Int
+}
+
+/// An `mbarrier` beside the pipeline's, for a hand-off of the kernel's own (such as a buffer between the consumers
+/// and a producer thread), addressed in the kernel as `pointer` and completing a phase after `arrivals` arrivals.
+struct HopperHandoff {
+    let pointer: String
+    let arrivals: Int
+}
+
 /// Tiles streamed together through a ring of stages, one set per step of a kernel's walk, with the bulk copies that
 /// ride along: a "full" `mbarrier` per stage counts their bytes, an "empty" one the consumer threads done with it.
 /// Tiles a kernel stops reading at different times go in rings of their own, so each is handed back, and the next
@@ -25,28 +39,34 @@ struct HopperRing {
     let tiles: [HopperTile]
     var copies: [HopperBulkCopy] = []
 
-    /// What one stage's copies bring, and the stage's size: rounded up so every stage's tiles start 1024-aligned.
+    /// What one stage's copies bring, and the stage's size: rounded up so every stage's tiles start 1024-aligned; a
+    /// ring of bulk copies alone needs 128 bytes (it must come after the rings with tiles).
     var loadedBytes: Int { tiles.map(\.bytes).reduce(0, +) + copies.map(\.bytes).reduce(0, +) }
-    var stageBytes: Int { (loadedBytes + 1023) / 1024 * 1024 }
+    var stageBytes: Int {
+        let alignment = tiles.isEmpty ? 128 : 1024
+        return (loadedBytes + alignment - 1) / alignment * alignment
+    }
 }
 
-/// The warp-specialised pipeline the Hopper kernels share: tiles resident for the whole CTA, loaded once, and rings
-/// of `stages` buffers for the tiles streamed per step. A producer warpgroup (one thread of it) issues the TMA
-/// copies; `setmaxnreg` gives the producer's registers to the consumers.
+/// The warp-specialised pipeline the Hopper kernels share: tiles resident for the whole CTA, loaded once, scratch
+/// the kernel uses itself, and rings of `stages` buffers for the tiles streamed per step. A producer warpgroup
+/// (one thread of it) issues the TMA copies; `setmaxnreg` gives the producer's registers to the consumers.
 struct HopperPipeline {
     let resident: [HopperTile]
+    var scratch: [HopperScratch] = []
     let rings: [HopperRing]
     let stages: Int
     let consumerWarps: Int
+    var handoffs: [HopperHandoff] = []
 
-    /// The tiles, barriers, and 1024 bytes to align the tiles for the 128-byte swizzle.
+    /// The tiles, scratch, barriers, and 1024 bytes to align the tiles for the 128-byte swizzle.
     var sharedMemoryBytes: Int {
-        1024 + resident.map(\.bytes).reduce(0, +) + stages * rings.map(\.stageBytes).reduce(0, +)
-            + 8 * (1 + 2 * rings.count * stages)
+        1024 + resident.map(\.bytes).reduce(0, +) + scratch.map(\.bytes).reduce(0, +)
+            + stages * rings.map(\.stageBytes).reduce(0, +) + 8 * (1 + 2 * rings.count * stages + handoffs.count)
     }
 
-    /// Carves shared memory (resident tiles by name; ring r's stages at `ringBase<r>(stage)`) and initialises the
-    /// barriers: `full` and `empty` hold ring r's stage s at `r * stages + s`.
+    /// Carves shared memory (resident tiles and scratch by name; ring r's stages at `ringBase<r>(stage)`) and
+    /// initialises the barriers: `full` and `empty` hold ring r's stage s at `r * stages + s`; the hand-offs follow.
     var layout: String {
         var lines = [
             "extern __shared__ __align__(16) unsigned char sharedBytes[];",
@@ -57,6 +77,10 @@ struct HopperPipeline {
             lines.append("unsigned char* const \(tile.pointer) = sharedTiles + \(offset);")
             offset += tile.bytes
         }
+        for region in scratch {
+            lines.append("unsigned char* const \(region.pointer) = sharedTiles + \(offset);")
+            offset += region.bytes
+        }
         for (r, ring) in rings.enumerated() {
             lines.append("const auto ringBase\(r) = [&](int stage) { return sharedTiles + \(offset) + stage * \(ring.stageBytes); };")
             offset += stages * ring.stageBytes
@@ -65,12 +89,16 @@ struct HopperPipeline {
             "fa_u64* const residentLoaded = (fa_u64*)(sharedTiles + \(offset));",
             "fa_u64* const full = residentLoaded + 1;",
             "fa_u64* const empty = full + \(rings.count * stages);",
+        ] + handoffs.enumerated().map { index, handoff in
+            "fa_u64* const \(handoff.pointer) = empty + \(rings.count * stages + index);"
+        } + [
             "if (threadIdx.x == 0) {",
             "    fa_mbarrier_init(residentLoaded, 1);",
             "    for (int i = 0; i < \(rings.count * stages); ++i) {",
             "        fa_mbarrier_init(&full[i], 1);",
             "        fa_mbarrier_init(&empty[i], \(32 * consumerWarps));  // one arrival per consumer thread",
             "    }",
+        ] + handoffs.map { "    fa_mbarrier_init(\($0.pointer), \($0.arrivals));" } + [
             "    asm volatile(\"fence.mbarrier_init.release.cluster;\" ::: \"memory\");",
             "}",
             "__syncthreads();",

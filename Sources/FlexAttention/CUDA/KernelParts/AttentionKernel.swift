@@ -45,18 +45,24 @@ protocol GradientAttentionKernel: AttentionKernel {
     var gradientNames: [String] { get }
     /// Whether it reads ``DeltaKernel``'s per-block LSE and Delta.
     var readsBlockRows: Bool { get }
+    /// Whether it also adds dQ to ``QueryGradientSums`` (the fused Hopper backward), so no dQ kernel runs.
+    var sumsQueryGradient: Bool { get }
 }
 
 extension GradientAttentionKernel {
     var readsBlockRows: Bool { false }
+    var sumsQueryGradient: Bool { false }
 
-    /// Whether it sums the score mod's Float tables' gradients (the dQ kernels do, when there are any).
-    var computesTableGradients: Bool { gradientNames == ["dQ"] && scoreMod?.tableGradientDefinition != nil }
+    /// Whether it sums the score mod's Float tables' gradients (the kernels that compute dQ do, when there are any).
+    var computesTableGradients: Bool {
+        (gradientNames == ["dQ"] || sumsQueryGradient) && scoreMod?.tableGradientDefinition != nil
+    }
 
     var signature: KernelSignature<GradientOperands> {
         AttentionSignatures.gradient(
             storage: dtype.cudaStorageType, tensorMaps: readsTensorMaps, blockRows: readsBlockRows,
-            gradients: gradientNames, mask: mask != nil, scoreMod: scoreMod != nil, tableGradients: computesTableGradients)
+            gradients: gradientNames, queryGradientSums: sumsQueryGradient, mask: mask != nil, scoreMod: scoreMod != nil,
+            tableGradients: computesTableGradients)
     }
 }
 

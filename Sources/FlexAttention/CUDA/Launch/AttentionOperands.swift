@@ -91,9 +91,19 @@ struct GradientOperands {
     var blockRows: UInt64
     /// The gradients the kernel writes: dK and dV, or dQ.
     var gradients: [UInt64]
+    /// Where a kernel that sums dQ adds it (``QueryGradientSums``), or zeros.
+    var queryGradientSums = QueryGradientSumsOperand()
     var shared: SharedOperands
     /// The device array of one Float32 gradient pointer per score-mod table slot (null for Int tables).
     var tableGradients: UInt64
+}
+
+/// ``QueryGradientSums``' tiles and turn counters, and the turn of each entry of the transposed block list (0 without
+/// a list: the kernel then knows the turns).
+struct QueryGradientSumsOperand {
+    var sums: UInt64 = 0
+    var turns: UInt64 = 0
+    var blockTurns: UInt64 = 0
 }
 
 /// The Delta kernel's operands.

@@ -20,12 +20,13 @@ enum AttentionSignatures {
                 + sharedTail(mask: mask, scoreMod: scoreMod) { $0.shared })
     }
 
-    /// The gradient kernels: `[tensor maps,] Q, K, V, dO, LSE, Delta, [block rows,] gradients, sizes, strides, block
-    /// list, mods [, table gradients]`, with `gradients` named (`dK`, `dV`, or `dQ`); the block rows are
-    /// ``DeltaKernel``'s per-block LSE and Delta.
+    /// The gradient kernels: `[tensor maps,] Q, K, V, dO, LSE, Delta, [block rows,] gradients, [dQ sums, their turn
+    /// counters, the block list's turns,] sizes, strides, block list, mods [, table gradients]`, with `gradients`
+    /// named (`dK`, `dV`, or `dQ`); the block rows are ``DeltaKernel``'s per-block LSE and Delta, the sums
+    /// ``QueryGradientSums``.
     static func gradient(
-        storage: String, tensorMaps: Bool, blockRows: Bool = false, gradients: [String], mask: Bool, scoreMod: Bool,
-        tableGradients: Bool
+        storage: String, tensorMaps: Bool, blockRows: Bool = false, gradients: [String], queryGradientSums: Bool = false,
+        mask: Bool, scoreMod: Bool, tableGradients: Bool
     ) -> KernelSignature<GradientOperands> {
         typealias P = KernelParameter<GradientOperands>
         let maps: [P] = !tensorMaps ? [] : ["qMap", "kMap", "vMap", "dOMap"].enumerated().map { index, name in
@@ -38,7 +39,11 @@ enum AttentionSignatures {
         ] + (blockRows ? [.pointer("blockRows", "float") { $0.blockRows }] : [])
         let outputs: [P] = gradients.enumerated().map { index, name in
             .pointer(name, storage, readOnly: false) { $0.gradients[index] }
-        }
+        } + (!queryGradientSums ? [] : [
+            .pointer("dQsums", "float", readOnly: false) { $0.queryGradientSums.sums },
+            .pointer("dQturns", "int", readOnly: false, restricted: false) { $0.queryGradientSums.turns },
+            .pointer("blockTurns", "int") { $0.queryGradientSums.blockTurns },
+        ])
         let strides: [P] = P.strides("qs") { $0.query.strides } + P.strides("ks") { $0.key.strides }
             + P.strides("vs") { $0.value.strides } + P.strides("dos") { $0.outputGradient.strides }
         let tables: [P] = scoreMod && tableGradients

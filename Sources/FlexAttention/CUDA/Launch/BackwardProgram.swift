@@ -1,12 +1,15 @@
 /// A plan's backward pass for one way of reading the inputs (through TMA tensor maps or not): Delta
 /// (`Σ dO · O` per row), dK/dV (one CTA per key block and key/value head, walking the transposed block list over
 /// the group's query heads) and dQ (one CTA per query block, walking the forward block list), loaded, with both
-/// block lists uploaded. Both gradient kernels sum in a fixed order, so dQ, dK and dV are deterministic; Float
+/// block lists uploaded. On a Hopper the dK/dV kernel computes dQ too, adding it to Float32 sums that a small kernel
+/// rounds (``QueryGradientSums``). Every sum runs in a fixed order, so dQ, dK and dV are deterministic; Float
 /// tables' gradients are summed in fixed point (``TableGradientSum``), deterministic too.
 struct BackwardProgram: Sendable {
     let delta: LoadedKernel<DeltaOperands>
     let keyValue: LoadedKernel<GradientOperands>
-    let query: LoadedKernel<GradientOperands>
+    /// The dQ kernel, or where the dK/dV kernel sums dQ, the kernel that rounds the sums and the sums' column blocks.
+    let query: LoadedKernel<GradientOperands>?
+    let queryFinish: (kernel: LoadedKernel<QueryGradientFinishOperands>, columnBlocks: Int)?
     let keyBlocks: CUDABlockList?
     let queryBlocks: CUDABlockList?
     let readsTensorMaps: Bool
@@ -28,17 +31,29 @@ struct BackwardProgram: Sendable {
             grid: ((deltaRows + DeltaKernel.rowsPerBlock - 1) / DeltaKernel.rowsPerBlock, 1, 1),
             block: DeltaKernel.threads)
         keyBlocks = try mods.blockList(for: keyValueKernel, shape: shape, transposed: true, device: device)
-        queryBlocks = try mods.blockList(for: queryKernel, shape: shape, device: device)
-        // Heads along x, as in the forward: every head's busiest blocks start first.
+        queryBlocks = try queryKernel.flatMap { try mods.blockList(for: $0, shape: shape, device: device) }
+        // Heads along x, as in the forward: every head's busiest blocks start first. A kernel that sums dQ takes key
+        // blocks along x instead, so that the CTAs adding to the same sums run together (HopperGradientKernel).
+        let heads = b * shape.keyValueHeads, keyBlockCount = (shape.keyLength + keyValueKernel.keyBlock - 1) / keyValueKernel.keyBlock
         keyValue = try LoadedKernel(
             keyValueKernel, signature: keyValueKernel.signature,
-            grid: (b * shape.keyValueHeads, (shape.keyLength + keyValueKernel.keyBlock - 1) / keyValueKernel.keyBlock),
-            cache: cache, device: device)
-        query = try LoadedKernel(
-            queryKernel, signature: queryKernel.signature,
-            grid: (b * hq, (sq + queryKernel.queryBlock - 1) / queryKernel.queryBlock), cache: cache, device: device)
+            grid: keyValueKernel.sumsQueryGradient ? (keyBlockCount, heads) : (heads, keyBlockCount), cache: cache, device: device)
+        query = try queryKernel.map {
+            try LoadedKernel($0, signature: $0.signature, grid: (b * hq, (sq + $0.queryBlock - 1) / $0.queryBlock),
+                             cache: cache, device: device)
+        }
+        if keyValueKernel.sumsQueryGradient {
+            let finish = QueryGradientFinishKernel(dtype: shape.dtype)
+            queryFinish = (LoadedKernel(
+                function: try cache.function(for: finish, on: device), signature: QueryGradientFinishKernel.signature(shape.dtype),
+                grid: (QueryGradientFinishKernel.blocks(rows: b * hq * sq), 1, 1), block: QueryGradientFinishKernel.threads),
+                (shape.headDim + 63) / 64)
+        } else {
+            queryFinish = nil
+        }
         readsTensorMaps = keyValueKernel.readsTensorMaps
-        boxes = ((keyValueKernel.queryBlock, keyValueKernel.keyBlock), (queryKernel.queryBlock, queryKernel.keyBlock))
+        boxes = ((keyValueKernel.queryBlock, keyValueKernel.keyBlock),
+                 (queryKernel?.queryBlock ?? keyValueKernel.queryBlock, queryKernel?.keyBlock ?? keyValueKernel.keyBlock))
     }
 
     /// Tensor cores for 16-bit inputs with head dims ``MMAForwardKernel`` takes (both kernels with `wgmma` and TMA
@@ -48,18 +63,15 @@ struct BackwardProgram: Sendable {
     static func kernels(
         shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, maxSharedMemory sharedMemory: Int,
         tensorMaps: Bool
-    ) throws -> (keyValue: any GradientAttentionKernel, query: any GradientAttentionKernel) {
+    ) throws -> (keyValue: any GradientAttentionKernel, query: (any GradientAttentionKernel)?) {
         let (d, dv, dtype) = (shape.headDim, shape.valueDim, shape.dtype)
         if dtype != .float32 && [d, dv].allSatisfy(MMAForwardKernel.supportedHeadDims.contains) {
-            let hopperKeyValue = HopperKeyValueGradientKernel(
-                dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod
-            ).fitting(maxSharedMemory: sharedMemory)
-            let hopperQuery = HopperQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+            let hopper = HopperGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
                 .fitting(maxSharedMemory: sharedMemory)
-            // The dQ kernel holds step i − 1's K while it reads step i's: it needs two stages.
-            if tensorMaps && HopperKeyValueGradientKernel.supports(headDim: d, valueDim: dv) && hopperQuery.stages >= 2
-                && max(hopperKeyValue.sharedMemoryBytes, hopperQuery.sharedMemoryBytes) <= sharedMemory {
-                return (hopperKeyValue, hopperQuery)
+            // Its grid's y is the batch times the key/value heads, which CUDA bounds at 65535.
+            if tensorMaps && HopperGradientKernel.supports(headDim: d, valueDim: dv)
+                && hopper.sharedMemoryBytes <= sharedMemory && shape.batch * shape.keyValueHeads <= 65535 {
+                return (hopper, nil)
             }
             return (
                 MMAKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
@@ -78,14 +90,26 @@ struct BackwardProgram: Sendable {
         return (keyValue, query)
     }
 
-    /// The operands of the two gradient kernels for checked tensors (`gradients` are dK, dV and dQ), with the
-    /// tensor maps they read; made before anything is queued, since encoding a tensor map can fail.
+    /// Where the dK/dV kernel adds dQ for `shape` (``QueryGradientSums``): the bytes to allocate and where the turn
+    /// counters, which must start at zero, begin; nil where a dQ kernel runs.
+    func queryGradientSums(_ shape: AttentionShape) -> (bytes: Int, turnsOffset: Int)? {
+        queryFinish.map {
+            let (b, h, s, c) = (shape.batch, shape.queryHeads, shape.queryLength, $0.columnBlocks)
+            return (QueryGradientSums.byteCount(batch: b, heads: h, queryLength: s, columnBlocks: c),
+                    QueryGradientSums.turnsOffset(batch: b, heads: h, queryLength: s, columnBlocks: c))
+        }
+    }
+
+    /// The operands of the two gradient kernels for checked tensors (`gradients` are dK, dV and dQ; `sums`, the
+    /// buffer of ``queryGradientSums(_:)`` where it is not nil), with the tensor maps they read; made before anything
+    /// is queued, since encoding a tensor map can fail.
     func operands(
         query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, outputGradient: DeviceTensor,
         logSumExp: DeviceTensor, delta: DeviceBuffer, blockRows: DeviceBuffer?,
         gradients: (key: DeviceTensor, value: DeviceTensor, query: DeviceTensor),
+        sums: (buffer: DeviceBuffer, turnsOffset: Int)?,
         tableGradients: UInt64, sizes: AttentionSizes, mods: PlanMods, tensorMaps: TensorMapCache
-    ) throws -> (keyValue: GradientOperands, query: GradientOperands) {
+    ) throws -> (keyValue: GradientOperands, query: GradientOperands?) {
         let inputs = [query, key, value, outputGradient]
         let vectorLoads = inputs.allSatisfy(\.rowsAreVectorLoadable)
         func maps(_ box: (query: Int, key: Int)) throws -> [CUDATensorMap] {
@@ -102,7 +126,12 @@ struct BackwardProgram: Sendable {
                 shared: mods.shared(sizes: sizes, vectorLoads: vectorLoads, blocks: blocks),
                 tableGradients: tableGradients)
         }
-        return (try operands(boxes.keyValue, [gradients.key, gradients.value], keyBlocks),
-                try operands(boxes.query, [gradients.query], queryBlocks))
+        var keyValue = try operands(boxes.keyValue, [gradients.key, gradients.value], keyBlocks)
+        if let sums {
+            keyValue.queryGradientSums = QueryGradientSumsOperand(
+                sums: sums.buffer.address, turns: sums.buffer.address + UInt64(sums.turnsOffset),
+                blockTurns: keyBlocks?.turns?.address ?? 0)
+        }
+        return (keyValue, try self.query == nil ? nil : operands(boxes.query, [gradients.query], queryBlocks))
     }
 }

@@ -31,9 +31,9 @@ package enum KernelCatalog {
             + hopperKernels
     }
 
-    /// Hopper's wgmma/TMA forward, dQ and dK/dV kernels over head dims that exercise padding (80, Dv ≠ D) and both key
-    /// blocks (the gradient pair where it runs, up to 128), plain and with mods (the backward kernels' with a Float
-    /// table, whose gradient dQ sums).
+    /// Hopper's wgmma/TMA forward and backward kernels over head dims that exercise padding (80, Dv ≠ D) and both
+    /// key blocks (the backward where it runs, up to 128), plain and with mods (the backward's with a Float table,
+    /// whose gradient it sums).
     static var hopperKernels: [any GeneratedKernel] {
         let bias = try? ScoreMod.relativePositionBias(Array(repeating: 0.5, count: 2 * 63), heads: 2, maxDistance: 31)
         let cases = [(DType.bfloat16, 64, 64, false), (.bfloat16, 128, 128, false), (.bfloat16, 128, 128, true),
@@ -47,18 +47,15 @@ package enum KernelCatalog {
             ] + (d == 128 && dv == 128 && !modded ? [  // the kernel that scales before the softmax (a scale ≤ 0)
                 HopperForwardKernel(dtype: dtype, headDim: d, valueDim: dv, mask: nil, scoreMod: nil, scaleIsPositive: false)
                     .fitting(maxSharedMemory: 227 * 1024),
-            ] : []) + (HopperKeyValueGradientKernel.supports(headDim: d, valueDim: dv) ? [
-                HopperQueryGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
-                                          scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
-                    .fitting(maxSharedMemory: 227 * 1024),
-                HopperKeyValueGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
-                                             scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
+            ] : []) + (HopperGradientKernel.supports(headDim: d, valueDim: dv) ? [
+                HopperGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
+                                     scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
                     .fitting(maxSharedMemory: 227 * 1024),
             ] : [])
         }
     }
 
-    /// Delta (each dtype), dK/dV and dQ kernels: bf16 at D = 64, 80, 128 (Dv = 64) and 256, fp16 at D = 64, each plain, causal
+    /// Delta (each dtype), dK/dV and dQ kernels, and the kernels that round the Hopper backward's dQ sums: bf16 at D = 64, 80, 128 (Dv = 64) and 256, fp16 at D = 64, each plain, causal
     /// with soft-capping, and a sliding window with a learnable bias table (which the dQ kernel differentiates); and
     /// the single-stage pair that devices with less shared memory get at D = Dv = 256.
     static var backwardKernels: [any GeneratedKernel] {
@@ -73,6 +70,7 @@ package enum KernelCatalog {
         return [DType.bfloat16, .float16, .float32].map { DeltaKernel(dtype: $0) }
             + variants.flatMap { dtype, d, dv in mods.flatMap { pair(dtype, d, dv, $0.mask, $0.scoreMod, stages: 2) } }
             + pair(.bfloat16, 256, 256, nil, nil, stages: 1) + [TableGradientKernel()]
+            + [DType.bfloat16, .float16].map { QueryGradientFinishKernel(dtype: $0) }
     }
 
     /// The kernels that merge rows by their log-sum-exps: the sinks' forward (each dtype) and gradient, and the merge

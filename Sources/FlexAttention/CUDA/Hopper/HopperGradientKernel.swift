@@ -1,0 +1,278 @@
+/// The backward kernel for Hopper (sm_90a), FlashAttention-3's way: dK and dV, and dQ's Float32 sums, in one pass
+/// on `wgmma` with TMA copies.
+///
+/// A CTA owns 128 keys of one key/value head (two consumer warpgroups of 64; K and V resident) and walks, for each
+/// query head of the group in turn, the transposed block list's 64-query blocks, Q and dO streamed through
+/// ``HopperPipeline`` (the block's LSE · log2 e and Delta, which ``DeltaKernel`` lays out per block, in a ring of
+/// their own). Per block a warpgroup computes Sᵀ = K Qᵀ and dPᵀ = V dOᵀ from shared memory, forms Pᵀ and
+/// dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score in registers, and adds Pᵀ dO to dV and dSᵀ Q to dK with the A operands from
+/// registers and dO, Q read MN-major. It also writes its dSᵀ to shared memory; once both groups have, each computes
+/// dQ = dS K for one 64-column block of D (at D ≤ 64 the groups take turns), both operands MN-major, and puts it in
+/// a shared tile that a thread of the producer warpgroup adds to ``QueryGradientSums`` by a bulk reduction, in the
+/// query block's turn order: dQ is deterministic. Each CTA writes its own dK and dV rows once.
+///
+/// The tensor maps of Q, K, V and dO come before ``MMAKeyValueGradientKernel``'s parameters, and dQ's sums, their
+/// turn counters and the block list's turns after the gradients.
+struct HopperGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
+    var gradientNames: [String] { ["dK", "dV"] }
+    var sumsQueryGradient: Bool { true }
+    let dtype: DType
+    let headDim: Int
+    let valueDim: Int
+    let mask: CUDAModFunction?
+    let scoreMod: CUDAModFunction?
+    var stages = 3
+
+    /// The blocks ``DeltaKernel`` lays out LSE and Delta in, and ``QueryGradientSums``' tiles.
+    var queryBlock: Int { DeltaKernel.rowBlock }
+    var readsBlockRows: Bool { true }
+    var keyBlock: Int { 64 * consumerGroups }
+
+    var readsTensorMaps: Bool { true }
+
+    var name: String {
+        "fa_hopper_backward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
+    }
+
+    /// K and V resident; dSᵀ (two buffers, so a group writes the next while the other still reads this one) and the
+    /// dQ tile as scratch; Q and dO streamed, and the block's LSE and Delta in a ring of their own (released once
+    /// dS is formed, and small enough that three stages fit at D = Dv = 128).
+    var pipeline: HopperPipeline {
+        HopperPipeline(
+            resident: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
+                       HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)],
+            scratch: [HopperScratch(pointer: "sdSt", bytes: 2 * keyBlock * 128),
+                      HopperScratch(pointer: "sdQ", bytes: keyColumnBlocks * QueryGradientSums.tileFloats * 4)],
+            rings: [HopperRing(
+                        tiles: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks),
+                                HopperTile(pointer: "sdO", map: "dOMap", rows: queryBlock, columnBlocks: valueColumnBlocks)]),
+                    HopperRing(tiles: [], copies: [HopperBulkCopy(
+                        pointer: "sRows", source: "blockRows + (((long long)b * Hq + h) * queryBlocks + q0 / BQ) * 2 * BQ",
+                        bytes: 2 * queryBlock * 4)])],
+            stages: stages, consumerWarps: 4 * consumerGroups,
+            handoffs: [HopperHandoff(pointer: "dQFull", arrivals: 128 * consumerGroups),
+                       HopperHandoff(pointer: "dQEmpty", arrivals: 1)])
+    }
+    /// The pipeline's rings: Q and dO, then the block's LSE and Delta.
+    private let tiles = 0, rows = 1
+
+    /// Registers bound the head dims: dK and dV accumulators for 64 keys take 64 per thread each at D = Dv = 128.
+    static func supports(headDim: Int, valueDim: Int) -> Bool { headDim <= 128 && valueDim <= 128 }
+
+    var source: String {
+        hopperPrelude([
+            WGMMAShape(n: queryBlock, aFromRegisters: false), WGMMAShape(n: 64 * keyColumnBlocks, aFromRegisters: true),
+            WGMMAShape(n: 64 * valueColumnBlocks, aFromRegisters: true), WGMMAShape(n: 64, aFromRegisters: false, mnMajor: true),
+        ])
+            + QueryGradientSums.indexFunction + QueryGradientSums.turnFunctions + (scoreMod?.tableGradientDefinition ?? "") + kernel
+    }
+
+    /// The query heads of the group in order, each through its line of the transposed list; `i` counts steps
+    /// across heads, `q0` is the block's first query; `afterHead` ends each head's walk.
+    private func walk(afterHead: String = "") -> (open: String, close: String) {
+        ("""
+        int i = 0;
+                for (int g = 0; g < group; ++g) {
+                    const int h = hkv * group + g;
+                    const int line = (b * maskBatchStride + h * maskHeadStride) * keyBlocks + keyBlock;
+                    const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, queryBlocks);
+                    const int begin = range.begin, end = range.end;
+                    for (int step = begin; step < end; ++step, ++i) {
+                        const int entry = fa_block_entry(blockList, step), q0 = (entry >> 1) * BQ;
+                        const bool partial = (entry & 1) != 0;
+        """, "}\n\(afterHead)}")
+    }
+
+    /// The loop forming Pt and dSt from St and dPt, with or without the per-score bounds and mask checks.
+    private func scoreLoop(checked: Bool) -> String {
+        let tableGradients = !computesTableGradients ? "" : """
+                                if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients, pending);
+            """
+        return """
+                #pragma unroll
+                for (int j = 0; j < BQ / 8; ++j) {
+                    #pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int query = q0 + 8 * j + 2 * (lane % 4) + e % 2, key = k0 + 16 * warp + lane / 4 + 8 * (e / 2);
+                        \(BackwardKernelSource.probability(score: "st[j][e]", lse2: "lse2[query - q0]", mask: mask, scoreMod: scoreMod, checked: checked, indent: 24))
+                        const float upstream = p == 0.0f ? 0.0f : p * (dpt[j][e] - delta[query - q0]);
+            \(tableGradients)
+                        st[j][e] = p;
+                        dpt[j][e] = upstream == 0.0f ? 0.0f : upstream * slope;  // slope may be inf where p = 0
+                    }
+                }
+        """
+    }
+
+    /// The dQ warp (a thread of the producer warpgroup): per step, once the consumers have filled the dQ tile, waits
+    /// for the query block's turn, stores the tile into its sums (the first turn) or adds it, hands the tile back as
+    /// soon as it has been read, and passes the turn on once the sums are written.
+    private var queryGradientWarp: String {
+        let walk = walk()
+        return """
+        if (warp == \(4 * consumerGroups + 1) && lane == 0) {  // the dQ warp
+                    \(walk.open)
+                        fa_mbarrier_wait(dQFull, i & 1);
+                        const long long block = ((long long)b * Hq + h) * queryBlocks + q0 / BQ;
+                        // Without a list every key block adds to every query block, the highest first.
+                        const int turn = blockTurns ? blockTurns[step] : keyBlocks - 1 - keyBlock;
+                        float* const sums = dQsums + block * QC * \(QueryGradientSums.tileFloats);
+                        fa_await_turn(dQturns + block, turn);
+                        if (turn == 0) fa_bulk_store(sums, sdQ, QC * \(QueryGradientSums.tileFloats * 4));
+                        else fa_bulk_reduce_add(sums, sdQ, QC * \(QueryGradientSums.tileFloats * 4));
+                        fa_bulk_commit();
+                        fa_bulk_wait_read();
+                        fa_mbarrier_arrive(dQEmpty);
+                        fa_bulk_wait();
+                        fa_pass_turn(dQturns + block);
+                    \(walk.close)
+                }
+        """
+    }
+
+    /// This group's 64 keys of dSt into the buffer `sdS` (rows by key, the layout of ``HopperHelpers``): the A
+    /// operand of dQ = dS K, read MN-major; from the packed registers, 32 bits per store.
+    private var storeScoreGradients: String {
+        """
+        #pragma unroll
+                for (int kk = 0; kk < BQ / 16; ++kk) {
+                    #pragma unroll
+                    for (int a = 0; a < 4; ++a) {
+                        const int row = 16 * warp + lane / 4 + 8 * (a % 2), chunk = 2 * kk + a / 2;
+                        *(fa_u32*)(sdS + row * 128 + (chunk ^ (row % 8)) * 16 + 4 * (lane % 4)) = dst[kk][a];
+                    }
+                }
+                fa_fence_shared_for_async();
+        """
+    }
+
+    /// dQ's column block `c` for this step into the dQ tile, once the dQ warp has handed it back.
+    private var storeQueryGradient: String {
+        """
+        fa_mbarrier_wait(dQEmpty, (i + 1) & 1);
+                    float* const tile = (float*)sdQ + c * \(QueryGradientSums.tileFloats);
+                    #pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const int row = 16 * (warp % 4) + lane / 4 + 8 * r;
+                        #pragma unroll
+                        for (int j = 0; j < 8; ++j)
+                            *(float2*)(tile + fa_dq_sums_index(row, 8 * j + 2 * (lane % 4))) = make_float2(dq[j][2 * r], dq[j][2 * r + 1]);
+                    }
+                    fa_fence_shared_for_async();
+        """
+    }
+
+    private var kernel: String {
+        let turns = WarpgroupTurns(groups: consumerGroups)
+        let pending = "fa_score_mod_table_pending pending = fa_score_mod_table_pending_start();"
+        let consumerWalk = walk(afterHead: !computesTableGradients ? "" : """
+                fa_score_mod_table_gradients_flush(table_gradients, pending);  // per-head entries change with h
+                        pending = fa_score_mod_table_pending_start();
+            """)
+        return """
+        extern "C" __global__ void __launch_bounds__(\(threads), 1)
+        \(name)(
+            \(signature.declaration)) {
+            constexpr int D = \(headDim), DV = \(valueDim), PD = \(64 * keyColumnBlocks), PDV = \(64 * valueColumnBlocks);
+            constexpr int BQ = \(queryBlock), BK = \(keyBlock), QC = PD / 64;
+            \(pipeline.layout)
+            \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
+            const int keyBlocks = (Skv + BK - 1) / BK, queryBlocks = (Sq + BQ - 1) / BQ;
+            // Key blocks along x, highest first: a head's CTAs run together, so the dQ sums they all add to stay in
+            // L2, and the highest key blocks, which add to a query block first, start first: a CTA only ever waits
+            // for the turn of a CTA that started before it.
+            const int keyBlock = keyBlocks - 1 - (int)blockIdx.x;
+            const int b = blockIdx.y / Hkv, hkv = blockIdx.y % Hkv, group = Hq / Hkv;
+            const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+            const int k0 = keyBlock * BK;
+
+            if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
+                \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk(), registers: producerRegisters))
+                \(queryGradientWarp)
+            } else {
+            asm volatile("setmaxnreg.inc.sync.aligned.u32 \(consumerRegisters);");
+            // Consumer warpgroup `g0`; this thread holds keys lane / 4 and lane / 4 + 8 of its warp's 16.
+            const int g0 = warp / 4;
+            float dk[PD / 8][4], dv[PDV / 8][4], dq[8][4];
+            #pragma unroll
+            for (int j = 0; j < PD / 8; ++j) dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = 0.0f;
+            #pragma unroll
+            for (int j = 0; j < PDV / 8; ++j) dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
+            \(computesTableGradients ? pending : "")
+            fa_mbarrier_wait(residentLoaded, 0);
+            const unsigned char* const groupK = sK + g0 * 64 * 128;
+            const unsigned char* const groupV = sV + g0 * 64 * 128;
+            \(turns.start(group: "g0"))
+
+            \(consumerWalk.open)
+            \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
+                const unsigned char* const sQ = \(pipeline.pointer(pipeline.rings[tiles].tiles[0], stage: "i % \(stages)"));
+                const unsigned char* const sdO = \(pipeline.pointer(pipeline.rings[tiles].tiles[1], stage: "i % \(stages)"));
+                // The block's LSE in base 2 (+inf past the end or for rows that keep nothing) and Delta.
+                const float* const lse2 = (const float*)\(pipeline.pointer(pipeline.rings[rows].copies[0], stage: "i % \(stages)"));
+                const float* const delta = lse2 + BQ;
+                \(pipeline.waitFull(ring: tiles, step: "i"))
+                \(pipeline.waitFull(ring: rows, step: "i"))
+
+                // St = K Qt and dPt = V dOt, both operands K-major in shared memory.
+                float st[BQ / 8][4], dpt[BQ / 8][4];
+                \(HopperHelpers.productPair(n: queryBlock, first: ("st", "groupK", "sQ", "D"), second: ("dpt", "groupV", "sdO", "DV"), aRows: "BK", bRows: "BQ"))
+
+                // Pt and dSt, rounded to 16 bits as the A operands of Pt dO and dSt Q; dSt also to shared memory.
+                \(HopperHelpers.checkedOrNot("partial || k0 + BK > Skv", scoreLoop(checked:)))
+                \(pipeline.release(ring: rows, step: "i"))
+                fa_u32 pt[BQ / 16][4], dst[BQ / 16][4];
+                fa_pack_operands(st, pt);
+                fa_pack_operands(dpt, dst);
+                unsigned char* const sdS = sdSt + (i % 2) * BK * 128;
+                \(storeScoreGradients)
+
+                // dV += Pt dO and dK += dSt Q: dO and Q read MN-major, 64-column blocks BQ * 128 bytes apart.
+                awaitTurn();
+                fa_wgmma_fence();
+                #pragma unroll
+                for (int kk = 0; kk < BQ / 16; ++kk) {
+                    fa_wgmma_rs_\(64 * valueColumnBlocks)(dv, pt[kk], fa_wgmma_descriptor(sdO + kk * 16 * 128, BQ * 128, 1024));
+                    fa_wgmma_rs_\(64 * keyColumnBlocks)(dk, dst[kk], fa_wgmma_descriptor(sQ + kk * 16 * 128, BQ * 128, 1024));
+                }
+                fa_wgmma_commit();
+                passTurn();
+
+                // dQ's column block c = dS K over the CTA's keys, once both groups' dSt are in shared memory.
+                fa_named_barrier_sync(\(1 + consumerGroups), \(128 * consumerGroups));
+                const bool sumsHere = QC == 2 || i % 2 == g0;
+                const int c = QC == 2 ? g0 : 0;
+                if (sumsHere) {
+                    fa_wgmma_fence();
+                    #pragma unroll
+                    for (int kk = 0; kk < BK / 16; ++kk)
+                        fa_wgmma_ss_mn_64(dq, fa_wgmma_descriptor(sdS + kk * 16 * 128, BK * 128, 1024),
+                                          fa_wgmma_descriptor(sK + c * BK * 128 + kk * 16 * 128, BK * 128, 1024), kk);
+                    fa_wgmma_commit();
+                }
+                fa_wgmma_wait<0>();
+                fa_wgmma_pin(dv);
+                fa_wgmma_pin(dk);
+                \(pipeline.release(ring: tiles, step: "i"))
+                if (sumsHere) {
+                    fa_wgmma_pin(dq);
+                    \(storeQueryGradient)
+                }
+                fa_mbarrier_arrive(dQFull);
+            \(consumerWalk.close)
+            \(turns.finish(group: "g0"))
+
+            #pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int key = k0 + 16 * warp + lane / 4 + 8 * r;
+                if (key >= Skv) continue;
+                const long long row = ((long long)b * Hkv + hkv) * Skv + key;
+                \(HopperHelpers.storeRow("dk", r: "r", columns: "D", times: "scale", at: "dK + row * D"))
+                \(HopperHelpers.storeRow("dv", r: "r", columns: "DV", times: "1.0f", at: "dV + row * DV"))
+            }
+            }
+        }
+
+        """
+    }
+}
