@@ -146,19 +146,54 @@ struct HopperGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
         """
     }
 
-    /// dQ's column block `c` for this step into the dQ tile, once the dQ warp has handed it back.
-    private var storeQueryGradient: String {
+    /// Whether this group computes dQ of step `v` (which exists when `exists`), and which column block `c`: one
+    /// each at D > 64; at D <= 64 the groups take turns. The accumulators are zeroed here, before the turn's
+    /// `wgmma.fence`: the `wgmma` statements read them, so otherwise they would stay live through the elementwise
+    /// work, where registers are short.
+    private func queryGradientShare(step v: String, exists: String) -> String {
         """
-        fa_mbarrier_wait(dQEmpty, (i + 1) & 1);
-                    float* const tile = (float*)sdQ + c * \(QueryGradientSums.tileFloats);
+        const bool sums = (\(exists)) && (QC == 2 || (\(v)) % 2 == g0);
+                    const int c = QC == 2 ? g0 : 0;
                     #pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        const int row = 16 * (warp % 4) + lane / 4 + 8 * r;
+                    for (int j = 0; j < 8; ++j) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
+        """
+    }
+
+    /// dQ = dS K of step `v`: its column block `c` over the CTA's keys, both operands MN-major, from the dSt buffer
+    /// both groups wrote in step `v`, as one commit group; issued (where this group sums that step) in a turn, after
+    /// both groups' dSt of step `v` were stored in theirs.
+    private func issueQueryGradient(step v: String) -> String {
+        """
+        if (sums) {
+                        fa_wgmma_fence();  // in the branch, or ptxas fences (and serializes) the products itself
+                        const unsigned char* const scores = sdSt + ((\(v)) % 2) * BK * 128;
                         #pragma unroll
-                        for (int j = 0; j < 8; ++j)
-                            *(float2*)(tile + fa_dq_sums_index(row, 8 * j + 2 * (lane % 4))) = make_float2(dq[j][2 * r], dq[j][2 * r + 1]);
+                        for (int kk = 0; kk < BK / 16; ++kk)
+                            fa_wgmma_ss_mn_64(dq, fa_wgmma_descriptor(scores + kk * 16 * 128, BK * 128, 1024),
+                                              fa_wgmma_descriptor(sK + c * BK * 128 + kk * 16 * 128, BK * 128, 1024), kk);
+                        fa_wgmma_commit();
                     }
-                    fa_fence_shared_for_async();
+        """
+    }
+
+    /// After the wait for step `v`'s dQ: its column block into the dQ tile once the dQ warp has handed the tile back,
+    /// and every consumer thread's arrival on `dQFull`.
+    private func storeQueryGradient(step v: String) -> String {
+        """
+        if (sums) {
+                        fa_wgmma_pin(dq);
+                        fa_mbarrier_wait(dQEmpty, ((\(v)) + 1) & 1);
+                        float* const tile = (float*)sdQ + c * \(QueryGradientSums.tileFloats);
+                        #pragma unroll
+                        for (int r = 0; r < 2; ++r) {
+                            const int row = 16 * (warp % 4) + lane / 4 + 8 * r;
+                            #pragma unroll
+                            for (int j = 0; j < 8; ++j)
+                                *(float2*)(tile + fa_dq_sums_index(row, 8 * j + 2 * (lane % 4))) = make_float2(dq[j][2 * r], dq[j][2 * r + 1]);
+                        }
+                        fa_fence_shared_for_async();
+                    }
+                    fa_mbarrier_arrive(dQFull);
         """
     }
 
@@ -224,11 +259,14 @@ struct HopperGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
                 fa_u32 pt[BQ / 16][4], dst[BQ / 16][4];
                 fa_pack_operands(st, pt);
                 fa_pack_operands(dpt, dst);
+                // Second turn: dSt of this step to shared memory (in the turn, so the other group has waited for its
+                // dQ of step i − 2, which read this buffer), dV += Pt dO and dK += dSt Q (dO and Q read MN-major,
+                // 64-column blocks BQ * 128 bytes apart), and dQ of step i − 1, whose dSt both groups stored in
+                // their turns before this one.
+                \(queryGradientShare(step: "i - 1", exists: "i > 0"))
+                awaitTurn();
                 unsigned char* const sdS = sdSt + (i % 2) * BK * 128;
                 \(storeScoreGradients)
-
-                // dV += Pt dO and dK += dSt Q: dO and Q read MN-major, 64-column blocks BQ * 128 bytes apart.
-                awaitTurn();
                 fa_wgmma_fence();
                 #pragma unroll
                 for (int kk = 0; kk < BQ / 16; ++kk) {
@@ -236,30 +274,24 @@ struct HopperGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
                     fa_wgmma_rs_\(64 * keyColumnBlocks)(dk, dst[kk], fa_wgmma_descriptor(sQ + kk * 16 * 128, BQ * 128, 1024));
                 }
                 fa_wgmma_commit();
+                \(issueQueryGradient(step: "i - 1"))
                 passTurn();
-
-                // dQ's column block c = dS K over the CTA's keys, once both groups' dSt are in shared memory.
-                fa_named_barrier_sync(\(1 + consumerGroups), \(128 * consumerGroups));
-                const bool sumsHere = QC == 2 || i % 2 == g0;
-                const int c = QC == 2 ? g0 : 0;
-                if (sumsHere) {
-                    fa_wgmma_fence();
-                    #pragma unroll
-                    for (int kk = 0; kk < BK / 16; ++kk)
-                        fa_wgmma_ss_mn_64(dq, fa_wgmma_descriptor(sdS + kk * 16 * 128, BK * 128, 1024),
-                                          fa_wgmma_descriptor(sK + c * BK * 128 + kk * 16 * 128, BK * 128, 1024), kk);
-                    fa_wgmma_commit();
-                }
                 fa_wgmma_wait<0>();
                 fa_wgmma_pin(dv);
                 fa_wgmma_pin(dk);
                 \(pipeline.release(ring: tiles, step: "i"))
-                if (sumsHere) {
-                    fa_wgmma_pin(dq);
-                    \(storeQueryGradient)
+                if (i > 0) {
+                    \(storeQueryGradient(step: "i - 1"))
                 }
-                fa_mbarrier_arrive(dQFull);
             \(consumerWalk.close)
+            if (i > 0) {  // the last step's dQ, in one more turn
+                \(queryGradientShare(step: "i - 1", exists: "true"))
+                awaitTurn();
+                \(issueQueryGradient(step: "i - 1"))
+                passTurn();
+                fa_wgmma_wait<0>();
+                \(storeQueryGradient(step: "i - 1"))
+            }
             \(turns.finish(group: "g0"))
 
             #pragma unroll
