@@ -3,9 +3,10 @@ extension AttentionPlan {
     /// new tensors, and returns without waiting.
     ///
     /// Recomputes the probabilities from the saved log-sum-exp; deterministic (dQ, dK, dV, the sinks' and the Float
-    /// tables' gradients have the same bits on every run; tables are summed in fixed point, ``TableGradientSum``). dQ runs beside dK/dV on a
-    /// stream of the plan's, forked from and joined back into `stream`, so work queued on `stream` afterwards sees
-    /// all of them.
+    /// tables' gradients have the same bits on every run; tables are summed in fixed point, ``TableGradientSum``).
+    /// On a Hopper one kernel computes dK, dV and dQ (dQ's Float32 sums added in a fixed order, then rounded);
+    /// elsewhere dQ runs beside dK/dV on a stream of the plan's, forked from and joined back into `stream`. Either
+    /// way work queued on `stream` afterwards sees all of them.
     ///
     /// With sinks, `forward` is the sink-adjusted result the forward pass returned: the kernels recompute the
     /// sink-adjusted probabilities from it, and the sinks' gradient is `−Σ e^(sink − LSE′) · Δ` over each head's

@@ -1,7 +1,7 @@
-/// The consumer loop the forward and dQ kernels share, one step ahead: step i's first products (S = Q Kᵀ, and dP)
-/// are issued in the same turn as step i − 1's second products (P V, or dS K), which take their A operand from
-/// registers; the elementwise work on step i's first products (the softmax, or dS) then runs while the second
-/// products are on the tensor cores. Two commit groups: `wait<1>` for the first, `wait<0>` for the second.
+/// The forward's consumer loop, one step ahead: step i's first products (S = Q Kᵀ) are issued in the same turn as
+/// step i − 1's second products (P V), which take their A operand from registers; the elementwise work on step i's
+/// first products (the softmax) then runs while the second products are on the tensor cores. Two commit groups:
+/// `wait<1>` for the first, `wait<0>` for the second.
 ///
 /// Each part is the kernel's text; `waits`, `releases` and `issueSecond` take the step as a C expression.
 struct OneStepAheadWalk {
@@ -20,7 +20,7 @@ struct OneStepAheadWalk {
     let issueSecond: (String) -> String
     let pinSecond: String
     let releaseSecond: (String) -> String
-    var afterSecond = ""
+    let afterSecond: String
     let pack: String
 
     /// The loop over `steps` steps (`i` is the step; ``WarpgroupTurns``' `awaitTurn` and `passTurn` in scope).
