@@ -177,12 +177,16 @@ struct HopperGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
     }
 
     /// After the wait for step `v`'s dQ: its column block into the dQ tile once the dQ warp has handed the tile back,
-    /// and every consumer thread's arrival on `dQFull`.
+    /// and every consumer thread's arrival on `dQFull`. Every consumer thread waits for the hand-back of step
+    /// v − 1's tile, whether or not it writes this one (at D ≤ 64 the groups take turns): so a thread arrives for
+    /// step v only once step v − 1's phase has completed (an early arrival would count toward it, and the dQ warp
+    /// would read a tile before the other group wrote it), and its parity waits follow the phases one by one (a
+    /// thread two phases behind would take the older phase of the same parity for the one it waits for).
     private func storeQueryGradient(step v: String) -> String {
         """
-        if (sums) {
+        fa_mbarrier_wait(dQEmpty, ((\(v)) + 1) & 1);
+                    if (sums) {
                         fa_wgmma_pin(dq);
-                        fa_mbarrier_wait(dQEmpty, ((\(v)) + 1) & 1);
                         float* const tile = (float*)sdQ + c * \(QueryGradientSums.tileFloats);
                         #pragma unroll
                         for (int r = 0; r < 2; ++r) {
