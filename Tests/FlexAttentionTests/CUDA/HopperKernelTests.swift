@@ -133,6 +133,23 @@ struct HopperKernelTests {
         #expect(denseTurns == (0..<keyBlocks).flatMap { k in Array(repeating: Int32(keyBlocks - 1 - k), count: queryBlocks) })
     }
 
+    @Test("every consumer thread waits for the dQ tile's hand-back before it arrives for the next step, writer or not")
+    func queryGradientHandOff() {
+        // At D <= 64 the groups take turns to write the tile; a wait inside the writer's branch let the other group
+        // arrive early or mistake an older barrier phase (notes/protocol-model/dq_tile_protocol.py).
+        for d in [64, 128] {
+            let lines = HopperGradientKernel(dtype: .bfloat16, headDim: d, valueDim: d, mask: nil, scoreMod: nil).source
+                .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            let waits = lines.indices.filter { lines[$0].hasPrefix("fa_mbarrier_wait(dQEmpty") }
+            let arrivals = lines.indices.filter { lines[$0].hasPrefix("fa_mbarrier_arrive(dQFull)") }
+            #expect(waits.count == 2 && arrivals.count == 2, "D=\(d): the loop's and the last step's")
+            for (wait, arrival) in zip(waits, arrivals) {
+                #expect(wait < arrival && lines[wait + 1] == "if (sums) {", "D=\(d): the wait comes before the writer's branch")
+                #expect(lines[wait - 1] != "if (sums) {", "D=\(d)")
+            }
+        }
+    }
+
     @Test("dQ's sums tile swizzles 8-float chunks by row, and the buffer ends with one turn counter per query block")
     func queryGradientSumsLayout() {
         // The layout QueryGradientSums documents (fa_dq_sums_index): each row holds every column once, and a warp's
