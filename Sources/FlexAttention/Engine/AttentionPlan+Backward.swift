@@ -126,6 +126,9 @@ extension AttentionPlan {
                 batch: shape.batch, heads: shape.queryHeads, queryLength: shape.queryLength), stream: stream)
         let sumsLayout = program.queryGradientSums(shape)
         let sums = try sumsLayout.map { try DeviceBuffer(device: device, byteCount: $0.bytes, stream: stream) }
+        let sumsOperand = sums.flatMap { buffer in
+            sumsLayout.map { program.queryGradientSumsOperand(in: buffer, turnsOffset: $0.turnsOffset) }
+        }
         let slots = mods.backwardScoreFunction?.arguments.tables ?? []
         let takesTableGradients = mods.backwardScoreFunction?.tableGradientDefinition != nil
         let tablePointers = try takesTableGradients
@@ -133,7 +136,7 @@ extension AttentionPlan {
         let operands = try program.operands(
             query: query, key: key, value: value, outputGradient: outputGradient, logSumExp: forward.logSumExp,
             delta: delta, blockRows: blockRows, gradients: (gradients.key, gradients.value, gradients.query),
-            sums: sums.flatMap { buffer in sumsLayout.map { (buffer, $0.turnsOffset) } },
+            sums: sumsOperand,
             tableGradients: tablePointers?.address ?? 0, sizes: sizes, mods: mods, tensorMaps: tensorMaps)
 
         CUDAGraph.retainIfCapturing(
@@ -169,13 +172,13 @@ extension AttentionPlan {
         if let sinks, let sinkGradient = gradients.sinkGradient {  // present exactly when there are sinks (checked)
             try sinks.enqueueGradient(logSumExp: forward.logSumExp, delta: delta, into: sinkGradient, on: stream)
         }
-        if let sums, let sumsLayout, let finish = program.queryFinish {
+        if let sums, let sumsLayout, let sumsOperand, let finish = program.queryFinish {
             // One kernel for dK, dV and dQ's sums (whose turn counters start at zero), then dQ rounded.
             try sums.fill(0, fromOffset: sumsLayout.turnsOffset, count: sumsLayout.bytes - sumsLayout.turnsOffset, stream: stream)
             try program.keyValue.enqueue(operands.keyValue, on: stream)
-            try finish.kernel.enqueue(
+            try finish.enqueue(
                 QueryGradientFinishOperands(
-                    sums: sums.address, turns: sums.address + UInt64(sumsLayout.turnsOffset),
+                    sums: sumsOperand.sums, turns: sumsOperand.turns,
                     queryGradient: gradients.query.address, queryLength: shape.queryLength, headDim: shape.headDim,
                     scale: sizes.scale, rows: shape.batch * shape.queryHeads * shape.queryLength),
                 on: stream)

@@ -176,7 +176,7 @@ extension AttentionPlan {
     package func kernelFunctions(tensorMaps: Bool) throws -> [CUDAFunction] {
         let made = try programs(tensorMaps: tensorMaps)
         let backward = made.backward.map { [$0.delta.function] + (sinks?.gradient.map { [$0.function] } ?? [])
-            + [$0.keyValue.function] + [$0.query?.function, $0.queryFinish?.kernel.function].compactMap { $0 } } ?? []
+            + [$0.keyValue.function] + [$0.query?.function, $0.queryFinish?.function].compactMap { $0 } } ?? []
         return [made.forward.kernel.function] + (sinks.map { [$0.forward.function] } ?? []) + backward
     }
 }

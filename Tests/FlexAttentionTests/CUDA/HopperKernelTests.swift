@@ -169,8 +169,8 @@ struct HopperKernelTests {
             }
             #expect(banks.allSatisfy { $0 == 2 }, "chunk \(chunk)")
         }
-        let bytes = QueryGradientSums.byteCount(batch: 2, heads: 3, queryLength: 65, columnBlocks: 2)
-        let turns = QueryGradientSums.turnsOffset(batch: 2, heads: 3, queryLength: 65, columnBlocks: 2)
+        let bytes = QueryGradientSums.byteCount(batch: 2, heads: 3, queryLength: 65, headDim: 128)
+        let turns = QueryGradientSums.turnsOffset(batch: 2, heads: 3, queryLength: 65, headDim: 128)
         #expect(turns == 4 * 2 * 3 * 2 * 2 * 64 * 64 && bytes == turns + 4 * 2 * 3 * 2)
     }
 

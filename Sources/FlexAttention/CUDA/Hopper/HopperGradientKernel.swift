@@ -6,10 +6,10 @@
 /// ``HopperPipeline`` (the block's LSE · log2 e and Delta, which ``DeltaKernel`` lays out per block, in a ring of
 /// their own). Per block a warpgroup computes Sᵀ = K Qᵀ and dPᵀ = V dOᵀ from shared memory, forms Pᵀ and
 /// dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score in registers, and adds Pᵀ dO to dV and dSᵀ Q to dK with the A operands from
-/// registers and dO, Q read MN-major. It also writes its dSᵀ to shared memory; once both groups have, each computes
-/// dQ = dS K for one 64-column block of D (at D ≤ 64 the groups take turns), both operands MN-major, and puts it in
-/// a shared tile that a thread of the producer warpgroup adds to ``QueryGradientSums`` by a bulk reduction, in the
-/// query block's turn order: dQ is deterministic. Each CTA writes its own dK and dV rows once.
+/// registers and dO, Q read MN-major. It also writes its dSᵀ to shared memory, and in the next step each group
+/// computes dQ = dS K for one 64-column block of D (at D ≤ 64 the groups take turns), both operands MN-major, and
+/// puts it in a shared tile that a thread of the producer warpgroup adds to ``QueryGradientSums`` by a bulk
+/// reduction, in the query block's turn order: dQ is deterministic. Each CTA writes its own dK and dV rows once.
 ///
 /// The tensor maps of Q, K, V and dO come before ``MMAKeyValueGradientKernel``'s parameters, and dQ's sums, their
 /// turn counters and the block list's turns after the gradients.

@@ -17,19 +17,22 @@ enum QueryGradientSums {
 
     static func queryBlocks(queryLength: Int) -> Int { (queryLength + rows - 1) / rows }
 
-    /// Floats of the tiles for a (batch, heads, queryLength) problem with `columnBlocks` 64-column blocks of D.
-    static func floatCount(batch: Int, heads: Int, queryLength: Int, columnBlocks: Int) -> Int {
-        batch * heads * queryBlocks(queryLength: queryLength) * columnBlocks * tileFloats
+    /// Tiles per query block: D's 64-column blocks, D padded as the kernels' tiles are.
+    static func columnBlocks(headDim: Int) -> Int { (headDim + 63) / 64 }
+
+    /// Floats of the tiles for a (batch, heads, queryLength, headDim) problem.
+    static func floatCount(batch: Int, heads: Int, queryLength: Int, headDim: Int) -> Int {
+        batch * heads * queryBlocks(queryLength: queryLength) * columnBlocks(headDim: headDim) * tileFloats
     }
 
-    /// The tiles and the turn counters, in bytes; the counters start at byte ``turnsOffset(batch:heads:queryLength:columnBlocks:)``.
-    static func byteCount(batch: Int, heads: Int, queryLength: Int, columnBlocks: Int) -> Int {
-        turnsOffset(batch: batch, heads: heads, queryLength: queryLength, columnBlocks: columnBlocks)
+    /// The tiles and the turn counters, in bytes; the counters start at byte ``turnsOffset(batch:heads:queryLength:headDim:)``.
+    static func byteCount(batch: Int, heads: Int, queryLength: Int, headDim: Int) -> Int {
+        turnsOffset(batch: batch, heads: heads, queryLength: queryLength, headDim: headDim)
             + 4 * batch * heads * queryBlocks(queryLength: queryLength)
     }
 
-    static func turnsOffset(batch: Int, heads: Int, queryLength: Int, columnBlocks: Int) -> Int {
-        4 * floatCount(batch: batch, heads: heads, queryLength: queryLength, columnBlocks: columnBlocks)
+    static func turnsOffset(batch: Int, heads: Int, queryLength: Int, headDim: Int) -> Int {
+        4 * floatCount(batch: batch, heads: heads, queryLength: queryLength, headDim: headDim)
     }
 
     /// `fa_dq_sums_index(row, column)`: the float at (row, column) of a tile, for both kernels.

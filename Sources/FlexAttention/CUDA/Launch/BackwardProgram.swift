@@ -7,16 +7,16 @@
 struct BackwardProgram: Sendable {
     let delta: LoadedKernel<DeltaOperands>
     let keyValue: LoadedKernel<GradientOperands>
-    /// The dQ kernel, or where the dK/dV kernel sums dQ, the kernel that rounds the sums and the sums' column blocks.
+    /// The dQ kernel, or where the dK/dV kernel sums dQ, the kernel that rounds the sums.
     let query: LoadedKernel<GradientOperands>?
-    let queryFinish: (kernel: LoadedKernel<QueryGradientFinishOperands>, columnBlocks: Int)?
+    let queryFinish: LoadedKernel<QueryGradientFinishOperands>?
     let keyBlocks: CUDABlockList?
     let queryBlocks: CUDABlockList?
     let readsTensorMaps: Bool
     /// Whether the dK/dV kernel reads ``DeltaKernel``'s per-block LSE and Delta, which the caller then allocates.
     let readsBlockRows: Bool
-    /// Query and key rows per block of the dK/dV kernel, then of the dQ kernel (the tensor maps' boxes).
-    let boxes: (keyValue: (query: Int, key: Int), query: (query: Int, key: Int))
+    /// Query and key rows per block of the dK/dV kernel, then of the dQ kernel where one runs (the tensor maps' boxes).
+    let boxes: (keyValue: (query: Int, key: Int), query: (query: Int, key: Int)?)
 
     init(shape: AttentionShape, mods: PlanMods, tensorMaps: Bool, cache: KernelCache, device: CUDADevice) throws {
         let (b, hq, sq) = (shape.batch, shape.queryHeads, shape.queryLength)
@@ -42,18 +42,12 @@ struct BackwardProgram: Sendable {
             try LoadedKernel($0, signature: $0.signature, grid: (b * hq, (sq + $0.queryBlock - 1) / $0.queryBlock),
                              cache: cache, device: device)
         }
-        if keyValueKernel.sumsQueryGradient {
-            let finish = QueryGradientFinishKernel(dtype: shape.dtype)
-            queryFinish = (LoadedKernel(
-                function: try cache.function(for: finish, on: device), signature: QueryGradientFinishKernel.signature(shape.dtype),
-                grid: (QueryGradientFinishKernel.blocks(rows: b * hq * sq), 1, 1), block: QueryGradientFinishKernel.threads),
-                (shape.headDim + 63) / 64)
-        } else {
-            queryFinish = nil
-        }
+        let finish = QueryGradientFinishKernel(dtype: shape.dtype)
+        queryFinish = !keyValueKernel.sumsQueryGradient ? nil : LoadedKernel(
+            function: try cache.function(for: finish, on: device), signature: QueryGradientFinishKernel.signature(shape.dtype),
+            grid: (QueryGradientFinishKernel.blocks(rows: b * hq * sq), 1, 1), block: QueryGradientFinishKernel.threads)
         readsTensorMaps = keyValueKernel.readsTensorMaps
-        boxes = ((keyValueKernel.queryBlock, keyValueKernel.keyBlock),
-                 (queryKernel?.queryBlock ?? keyValueKernel.queryBlock, queryKernel?.keyBlock ?? keyValueKernel.keyBlock))
+        boxes = ((keyValueKernel.queryBlock, keyValueKernel.keyBlock), queryKernel.map { ($0.queryBlock, $0.keyBlock) })
     }
 
     /// Tensor cores for 16-bit inputs with head dims ``MMAForwardKernel`` takes (both kernels with `wgmma` and TMA
@@ -93,21 +87,27 @@ struct BackwardProgram: Sendable {
     /// Where the dK/dV kernel adds dQ for `shape` (``QueryGradientSums``): the bytes to allocate and where the turn
     /// counters, which must start at zero, begin; nil where a dQ kernel runs.
     func queryGradientSums(_ shape: AttentionShape) -> (bytes: Int, turnsOffset: Int)? {
-        queryFinish.map {
-            let (b, h, s, c) = (shape.batch, shape.queryHeads, shape.queryLength, $0.columnBlocks)
-            return (QueryGradientSums.byteCount(batch: b, heads: h, queryLength: s, columnBlocks: c),
-                    QueryGradientSums.turnsOffset(batch: b, heads: h, queryLength: s, columnBlocks: c))
-        }
+        guard queryFinish != nil else { return nil }
+        let (b, h, s, d) = (shape.batch, shape.queryHeads, shape.queryLength, shape.headDim)
+        return (QueryGradientSums.byteCount(batch: b, heads: h, queryLength: s, headDim: d),
+                QueryGradientSums.turnsOffset(batch: b, heads: h, queryLength: s, headDim: d))
     }
 
-    /// The operands of the two gradient kernels for checked tensors (`gradients` are dK, dV and dQ; `sums`, the
-    /// buffer of ``queryGradientSums(_:)`` where it is not nil), with the tensor maps they read; made before anything
-    /// is queued, since encoding a tensor map can fail.
+    /// The sums in `buffer` (``queryGradientSums(_:)``'s bytes, its turn counters from `turnsOffset`) as the kernels
+    /// read them, with the transposed block list's turns.
+    func queryGradientSumsOperand(in buffer: DeviceBuffer, turnsOffset: Int) -> QueryGradientSumsOperand {
+        QueryGradientSumsOperand(
+            sums: buffer.address, turns: buffer.address + UInt64(turnsOffset), blockTurns: keyBlocks?.turns?.address ?? 0)
+    }
+
+    /// The operands of the two gradient kernels for checked tensors (`gradients` are dK, dV and dQ; `sums`, where the
+    /// dK/dV kernel adds dQ), with the tensor maps they read; made before anything is queued, since encoding a tensor
+    /// map can fail.
     func operands(
         query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, outputGradient: DeviceTensor,
         logSumExp: DeviceTensor, delta: DeviceBuffer, blockRows: DeviceBuffer?,
         gradients: (key: DeviceTensor, value: DeviceTensor, query: DeviceTensor),
-        sums: (buffer: DeviceBuffer, turnsOffset: Int)?,
+        sums: QueryGradientSumsOperand?,
         tableGradients: UInt64, sizes: AttentionSizes, mods: PlanMods, tensorMaps: TensorMapCache
     ) throws -> (keyValue: GradientOperands, query: GradientOperands?) {
         let inputs = [query, key, value, outputGradient]
@@ -127,11 +127,7 @@ struct BackwardProgram: Sendable {
                 tableGradients: tableGradients)
         }
         var keyValue = try operands(boxes.keyValue, [gradients.key, gradients.value], keyBlocks)
-        if let sums {
-            keyValue.queryGradientSums = QueryGradientSumsOperand(
-                sums: sums.buffer.address, turns: sums.buffer.address + UInt64(sums.turnsOffset),
-                blockTurns: keyBlocks?.turns?.address ?? 0)
-        }
-        return (keyValue, try self.query == nil ? nil : operands(boxes.query, [gradients.query], queryBlocks))
+        if let sums { keyValue.queryGradientSums = sums }
+        return (keyValue, try boxes.query.map { try operands($0, [gradients.query], queryBlocks) })
     }
 }
