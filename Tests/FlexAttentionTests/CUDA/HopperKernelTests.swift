@@ -42,7 +42,7 @@ struct HopperKernelTests {
         #expect(try kernel(.float16, 72, 72, tensorMaps: true) is ScalarForwardKernel)
     }
 
-    @Test("the backward runs the one Hopper kernel (dQ summed in it) up to head dim 128 and the mma.sync pair beyond")
+    @Test("the backward runs one Hopper kernel (dQ summed in it): by keys to D = 128, by columns to 256; else the mma.sync pair")
     func backwardSelection() throws {
         func kernels(_ d: Int, _ dv: Int, tensorMaps: Bool) throws
             -> (keyValue: any GradientAttentionKernel, query: (any GradientAttentionKernel)?) {
@@ -55,7 +55,14 @@ struct HopperKernelTests {
             #expect(pair.keyValue.readsTensorMaps && pair.keyValue.sumsQueryGradient, "D=\(d)")
             #expect((pair.keyValue as? HopperGradientKernel)?.stages == 3, "D=\(d)")
         }
-        for (d, dv, tensorMaps) in [(192, 192, true), (128, 256, true), (128, 128, false)] {
+        for (d, dv) in [(192, 192), (256, 256), (144, 144), (128, 256), (256, 200)] {
+            let pair = try kernels(d, dv, tensorMaps: true)
+            #expect(pair.keyValue is HopperWideGradientKernel && pair.query == nil, "D=\(d) Dv=\(dv)")
+            #expect(pair.keyValue.readsTensorMaps && pair.keyValue.sumsQueryGradient, "D=\(d) Dv=\(dv)")
+            #expect(pair.keyValue.keyBlock == 64 && (pair.keyValue as? HopperWideGradientKernel)?.stages == 2, "D=\(d) Dv=\(dv)")
+        }
+        // dQ's tile (64 rows of D Float32s) is written over a stage of Q and dO, so D padded must not pass Dv padded.
+        for (d, dv, tensorMaps) in [(256, 128, true), (192, 64, true), (128, 128, false), (256, 256, false)] {
             let pair = try kernels(d, dv, tensorMaps: tensorMaps)
             #expect(pair.keyValue is MMAKeyValueGradientKernel && pair.query is MMAQueryGradientKernel, "D=\(d) Dv=\(dv)")
             #expect(!pair.keyValue.readsTensorMaps && !pair.keyValue.sumsQueryGradient, "D=\(d) Dv=\(dv)")
@@ -83,6 +90,13 @@ struct HopperKernelTests {
         let backward = HopperGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil)
         #expect(backward.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
                 == 1024 + 2 * 128 * 256 + (2 * 128 * 128 + 64 * 128 * 4) + 3 * 2 * 64 * 256 + 3 * 512 + 8 * 15)
+        // The wide backward at D = Dv = 256: K and V for 64 keys; Pt and dSt (64 keys by 64 queries); two stages of
+        // Q and dO (which dQ's tile, 64 rows by 256 Float32s, overwrites), and of LSE and Delta; the barriers (K and
+        // V's, full and empty per stage of both rings, and the dQ tile's one).
+        let wide = HopperWideGradientKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil)
+        #expect(wide.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
+                == 1024 + 2 * 64 * 512 + 2 * 64 * 128 + 2 * 2 * 64 * 512 + 2 * 512 + 8 * 10)
+        #expect(64 * 256 * 4 == wide.pipeline.rings[0].stageBytes)
     }
 
     @Test("the forward takes 192 query rows in three consumer warpgroups up to D = 64, and registers fit the file")
@@ -150,6 +164,20 @@ struct HopperKernelTests {
         }
     }
 
+    @Test("the wide backward's consumers wait for the previous stage's hand-back before arriving for the next dQ tile")
+    func wideQueryGradientHandOff() {
+        // The dQ warp hands a stage back once it has read the tile written over it: a consumer arriving for step i
+        // before step i − 1's stage came back could complete two dQFull phases ahead of the dQ warp's parity wait.
+        let kernel = HopperWideGradientKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil)
+        let lines = kernel.source.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let arrivals = lines.indices.filter { lines[$0].hasPrefix("fa_mbarrier_arrive(dQFull)") }
+        #expect(arrivals.count == 1)
+        #expect(arrivals.allSatisfy { lines[$0 - 1] == "if (i > 0) fa_mbarrier_wait(&empty[0 + (i - 1) % 2], ((i - 1) / 2) & 1);" })
+        // The stage is handed back by the dQ warp alone (one arrival), after the tile's read.
+        #expect(kernel.source.contains("fa_mbarrier_init(&empty[i], 1);"))
+        #expect(kernel.source.contains("fa_bulk_wait_read();\n                        fa_mbarrier_arrive(&empty[0 + i % 2]);"))
+    }
+
     @Test("dQ's sums tile swizzles 8-float chunks by row, and the buffer ends with one turn counter per query block")
     func queryGradientSumsLayout() {
         // The layout QueryGradientSums documents (fa_dq_sums_index): each row holds every column once, and a warp's
@@ -176,11 +204,14 @@ struct HopperKernelTests {
 
     @Test("a wgmma form binds every accumulator and operand once")
     func wgmmaOperands() {
-        for shape in [WGMMAShape(n: 64, aFromRegisters: false), WGMMAShape(n: 128, aFromRegisters: true),
-                      WGMMAShape(n: 256, aFromRegisters: true)] {
+        for shape in [WGMMAShape(n: 64, operands: .kMajor), WGMMAShape(n: 128, operands: .registers),
+                      WGMMAShape(n: 256, operands: .registers), WGMMAShape(n: 32, operands: .bMNMajor),
+                      WGMMAShape(n: 128, operands: .mnMajor)] {
             let source = shape.source("bf16")
-            let operands = shape.n / 2 + (shape.aFromRegisters ? 6 : 3)
+            let operands = shape.n / 2 + (shape.operands == .registers ? 6 : 3)
             #expect(source.contains("m64n\(shape.n)k16.f32.bf16.bf16"))
+            let transposes: [WGMMAShape.Operands: String] = [.kMajor: "0, 0", .bMNMajor: "0, 1", .mnMajor: "1, 1", .registers: "1"]
+            #expect(source.contains("p, 1, 1, \(transposes[shape.operands] ?? "?"); }"))
             #expect(source.contains("%\(operands - 1)") && !source.contains("%\(operands),") && !source.contains("%\(operands);"))
             #expect(source.components(separatedBy: "\"+f\"(d[").count - 1 == shape.n / 2)
         }

@@ -61,7 +61,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
 
     var source: String {
         hopperPrelude([
-            WGMMAShape(n: keyBlock, aFromRegisters: false), WGMMAShape(n: paddedValueDim, aFromRegisters: true),
+            WGMMAShape(n: keyBlock, operands: .kMajor), WGMMAShape(n: paddedValueDim, operands: .registers),
         ])
             + OnlineSoftmax.source + kernel
     }

@@ -13,9 +13,7 @@
 ///
 /// The tensor maps of Q, K, V and dO come before ``MMAKeyValueGradientKernel``'s parameters, and dQ's sums, their
 /// turn counters and the block list's turns after the gradients.
-struct HopperGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
-    var gradientNames: [String] { ["dK", "dV"] }
-    var sumsQueryGradient: Bool { true }
+struct HopperGradientKernel: HopperBackwardKernel {
     let dtype: DType
     let headDim: Int
     let valueDim: Int
@@ -23,12 +21,7 @@ struct HopperGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
     let scoreMod: CUDAModFunction?
     var stages = 3
 
-    /// The blocks ``DeltaKernel`` lays out LSE and Delta in, and ``QueryGradientSums``' tiles.
-    var queryBlock: Int { DeltaKernel.rowBlock }
-    var readsBlockRows: Bool { true }
     var keyBlock: Int { 64 * consumerGroups }
-
-    var readsTensorMaps: Bool { true }
 
     var name: String {
         "fa_hopper_backward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
@@ -46,9 +39,7 @@ struct HopperGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
             rings: [HopperRing(
                         tiles: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks),
                                 HopperTile(pointer: "sdO", map: "dOMap", rows: queryBlock, columnBlocks: valueColumnBlocks)]),
-                    HopperRing(tiles: [], copies: [HopperBulkCopy(
-                        pointer: "sRows", source: "blockRows + (((long long)b * Hq + h) * queryBlocks + q0 / BQ) * 2 * BQ",
-                        bytes: 2 * queryBlock * 4)])],
+                    blockRowsRing],
             stages: stages, consumerWarps: 4 * consumerGroups,
             handoffs: [HopperHandoff(pointer: "dQFull", arrivals: 128 * consumerGroups),
                        HopperHandoff(pointer: "dQEmpty", arrivals: 1)])
@@ -61,73 +52,10 @@ struct HopperGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
 
     var source: String {
         hopperPrelude([
-            WGMMAShape(n: queryBlock, aFromRegisters: false), WGMMAShape(n: 64 * keyColumnBlocks, aFromRegisters: true),
-            WGMMAShape(n: 64 * valueColumnBlocks, aFromRegisters: true), WGMMAShape(n: 64, aFromRegisters: false, mnMajor: true),
+            WGMMAShape(n: queryBlock, operands: .kMajor), WGMMAShape(n: 64 * keyColumnBlocks, operands: .registers),
+            WGMMAShape(n: 64 * valueColumnBlocks, operands: .registers), WGMMAShape(n: 64, operands: .mnMajor),
         ])
             + QueryGradientSums.indexFunction + QueryGradientSums.turnFunctions + (scoreMod?.tableGradientDefinition ?? "") + kernel
-    }
-
-    /// The query heads of the group in order, each through its line of the transposed list; `i` counts steps
-    /// across heads, `q0` is the block's first query; `afterHead` ends each head's walk.
-    private func walk(afterHead: String = "") -> (open: String, close: String) {
-        ("""
-        int i = 0;
-                for (int g = 0; g < group; ++g) {
-                    const int h = hkv * group + g;
-                    const int line = (b * maskBatchStride + h * maskHeadStride) * keyBlocks + keyBlock;
-                    const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, queryBlocks);
-                    const int begin = range.begin, end = range.end;
-                    for (int step = begin; step < end; ++step, ++i) {
-                        const int entry = fa_block_entry(blockList, step), q0 = (entry >> 1) * BQ;
-                        const bool partial = (entry & 1) != 0;
-        """, "}\n\(afterHead)}")
-    }
-
-    /// The loop forming Pt and dSt from St and dPt, with or without the per-score bounds and mask checks.
-    private func scoreLoop(checked: Bool) -> String {
-        let tableGradients = !computesTableGradients ? "" : """
-                                if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients, pending);
-            """
-        return """
-                #pragma unroll
-                for (int j = 0; j < BQ / 8; ++j) {
-                    #pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int query = q0 + 8 * j + 2 * (lane % 4) + e % 2, key = k0 + 16 * warp + lane / 4 + 8 * (e / 2);
-                        \(BackwardKernelSource.probability(score: "st[j][e]", lse2: "lse2[query - q0]", mask: mask, scoreMod: scoreMod, checked: checked, indent: 24))
-                        const float upstream = p == 0.0f ? 0.0f : p * (dpt[j][e] - delta[query - q0]);
-            \(tableGradients)
-                        st[j][e] = p;
-                        dpt[j][e] = upstream == 0.0f ? 0.0f : upstream * slope;  // slope may be inf where p = 0
-                    }
-                }
-        """
-    }
-
-    /// The dQ warp (a thread of the producer warpgroup): per step, once the consumers have filled the dQ tile, waits
-    /// for the query block's turn, stores the tile into its sums (the first turn) or adds it, hands the tile back as
-    /// soon as it has been read, and passes the turn on once the sums are written.
-    private var queryGradientWarp: String {
-        let walk = walk()
-        return """
-        if (warp == \(4 * consumerGroups + 1) && lane == 0) {  // the dQ warp
-                    \(walk.open)
-                        fa_mbarrier_wait(dQFull, i & 1);
-                        const long long block = ((long long)b * Hq + h) * queryBlocks + q0 / BQ;
-                        // Without a list every key block adds to every query block, the highest first.
-                        const int turn = blockTurns ? blockTurns[step] : keyBlocks - 1 - keyBlock;
-                        float* const sums = dQsums + block * QC * \(QueryGradientSums.tileFloats);
-                        fa_await_turn(dQturns + block, turn);
-                        if (turn == 0) fa_bulk_store(sums, sdQ, QC * \(QueryGradientSums.tileFloats * 4));
-                        else fa_bulk_reduce_add(sums, sdQ, QC * \(QueryGradientSums.tileFloats * 4));
-                        fa_bulk_commit();
-                        fa_bulk_wait_read();
-                        fa_mbarrier_arrive(dQEmpty);
-                        fa_bulk_wait();
-                        fa_pass_turn(dQturns + block);
-                    \(walk.close)
-                }
-        """
     }
 
     /// This group's 64 keys of dSt into the buffer `sdS` (rows by key, the layout of ``HopperHelpers``): the A
@@ -227,7 +155,7 @@ struct HopperGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
 
             if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
                 \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk(), registers: producerRegisters))
-                \(queryGradientWarp)
+                \(queryGradientWarp(tile: "sdQ", handBack: "fa_mbarrier_arrive(dQEmpty)"))
             } else {
             asm volatile("setmaxnreg.inc.sync.aligned.u32 \(consumerRegisters);");
             // Consumer warpgroup `g0`; this thread holds keys lane / 4 and lane / 4 + 8 of its warp's 16.
@@ -258,7 +186,10 @@ struct HopperGradientKernel: HopperAttentionKernel, GradientAttentionKernel {
                 \(HopperHelpers.productPair(n: queryBlock, first: ("st", "groupK", "sQ", "D"), second: ("dpt", "groupV", "sdO", "DV"), aRows: "BK", bRows: "BQ"))
 
                 // Pt and dSt, rounded to 16 bits as the A operands of Pt dO and dSt Q; dSt also to shared memory.
-                \(HopperHelpers.checkedOrNot("partial || k0 + BK > Skv", scoreLoop(checked:)))
+                \(HopperHelpers.checkedOrNot("partial || k0 + BK > Skv") {
+                    scoreLoop(checked: $0, tiles: "BQ / 8", query: "q0 + 8 * j + 2 * (lane % 4) + e % 2",
+                              key: "k0 + 16 * warp + lane / 4 + 8 * (e / 2)")
+                })
                 \(pipeline.release(ring: rows, step: "i"))
                 fa_u32 pt[BQ / 16][4], dst[BQ / 16][4];
                 fa_pack_operands(st, pt);

@@ -9,7 +9,7 @@
 /// Every column block starts on a 1024-byte boundary, so descriptors need no base offset.
 enum HopperHelpers {
     static func source(_ dtype: DType, wgmmaShapes: [WGMMAShape]) -> String {
-        fixed + Set(wgmmaShapes).sorted { ($0.n, $0.aFromRegisters ? 1 : 0, $0.mnMajor ? 1 : 0) < ($1.n, $1.aFromRegisters ? 1 : 0, $1.mnMajor ? 1 : 0) }
+        fixed + Set(wgmmaShapes).sorted { ($0.n, $0.operands) < ($1.n, $1.operands) }
             .map { $0.source(TensorCoreHelpers.ptxType(dtype)) }.joined()
     }
 
@@ -176,40 +176,55 @@ enum HopperHelpers {
         """
 }
 
-/// One `wgmma.mma_async` form a kernel uses: `m64nNk16` with Float32 accumulators, B from shared memory, A from
-/// shared memory (K-major, both descriptors) or from registers (then B is MN-major: `V` stored key by key). With
-/// `mnMajor`, A and B both come from shared memory MN-major (`fa_wgmma_ss_mn_N`: dS stored key by key times K).
+/// One `wgmma.mma_async` form a kernel uses: `m64nNk16` with Float32 accumulators and B from shared memory.
 struct WGMMAShape: Hashable {
-    let n: Int
-    let aFromRegisters: Bool
-    var mnMajor = false
+    /// Where A comes from, and which shared operands are MN-major (rows are K) rather than K-major.
+    enum Operands: Int, Hashable, Comparable {
+        /// `fa_wgmma_ss_N`: A and B K-major (S = Q Kᵀ).
+        case kMajor
+        /// `fa_wgmma_ss_kmn_N`: A K-major, B MN-major (dV += Pᵀ dO with Pᵀ stored key by key).
+        case bMNMajor
+        /// `fa_wgmma_ss_mn_N`: A and B MN-major (dQ = dS K with dS stored key by key).
+        case mnMajor
+        /// `fa_wgmma_rs_N`: A from registers, B MN-major (`V` stored key by key).
+        case registers
 
-    /// `fa_wgmma_ss_N(d, a, b, accumulate)` or `fa_wgmma_rs_N(d, a, b)`: `d[j][e]` is the accumulator layout of
+        static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    let n: Int
+    let operands: Operands
+
+    /// `fa_wgmma_<form>_N(d, a, b, accumulate)` or `fa_wgmma_rs_N(d, a, b)`: `d[j][e]` is the accumulator layout of
     /// `mma.sync` m16n8 tiles, one per 8 columns, for this thread's warp's 16 rows of the warpgroup's 64.
     func source(_ type: String) -> String {
         let count = n / 2
         let accumulators = (0..<count).map { "%\($0)" }.joined(separator: ", ")
-        let operands = (0..<n / 8).map { j in (0..<4).map { "\"+f\"(d[\(j)][\($0)])" }.joined(separator: ", ") }
+        let operandList = (0..<n / 8).map { j in (0..<4).map { "\"+f\"(d[\(j)][\($0)])" }.joined(separator: ", ") }
             .joined(separator: ",\n        ")
         let instruction = "wgmma.mma_async.sync.aligned.m64n\(n)k16.f32.\(type).\(type)"
-        if aFromRegisters {
+        let (suffix, transposes): (String, String)
+        switch operands {
+        case .registers:
             let a = (count..<count + 4).map { "%\($0)" }.joined(separator: ", ")
             return """
                 FA_INLINE void fa_wgmma_rs_\(n)(float (&d)[\(n / 8)][4], const fa_u32 (&a)[4], fa_u64 b) {
                     asm volatile("{ .reg .pred p; setp.ne.b32 p, %\(count + 5), 0;\\n"
                                  "\(instruction) {\(accumulators)}, {\(a)}, %\(count + 4), p, 1, 1, 1; }"
-                        : \(operands)
+                        : \(operandList)
                         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
                 }
 
                 """
+        case .kMajor: (suffix, transposes) = ("ss", "0, 0")
+        case .bMNMajor: (suffix, transposes) = ("ss_kmn", "0, 1")
+        case .mnMajor: (suffix, transposes) = ("ss_mn", "1, 1")
         }
-        let (suffix, transposes) = mnMajor ? ("ss_mn", "1, 1") : ("ss", "0, 0")
         return """
             FA_INLINE void fa_wgmma_\(suffix)_\(n)(float (&d)[\(n / 8)][4], fa_u64 a, fa_u64 b, int accumulate) {
                 asm volatile("{ .reg .pred p; setp.ne.b32 p, %\(count + 2), 0;\\n"
                              "\(instruction) {\(accumulators)}, %\(count), %\(count + 1), p, 1, 1, \(transposes); }"
-                    : \(operands)
+                    : \(operandList)
                     : "l"(a), "l"(b), "r"(accumulate));
             }
 

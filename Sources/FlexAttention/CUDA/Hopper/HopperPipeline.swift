@@ -38,6 +38,9 @@ struct HopperHandoff {
 struct HopperRing {
     let tiles: [HopperTile]
     var copies: [HopperBulkCopy] = []
+    /// Arrivals that hand a stage back: one per consumer thread, or this many where the kernel hands stages back
+    /// itself (a stage reused as scratch once read).
+    var handBackArrivals: Int? = nil
 
     /// What one stage's copies bring, and the stage's size: rounded up so every stage's tiles start 1024-aligned; a
     /// ring of bulk copies alone needs 128 bytes (it must come after the rings with tiles).
@@ -94,16 +97,25 @@ struct HopperPipeline {
         } + [
             "if (threadIdx.x == 0) {",
             "    fa_mbarrier_init(residentLoaded, 1);",
-            "    for (int i = 0; i < \(rings.count * stages); ++i) {",
-            "        fa_mbarrier_init(&full[i], 1);",
-            "        fa_mbarrier_init(&empty[i], \(32 * consumerWarps));  // one arrival per consumer thread",
-            "    }",
-        ] + handoffs.map { "    fa_mbarrier_init(\($0.pointer), \($0.arrivals));" } + [
+        ] + barrierInitialisation + handoffs.map { "    fa_mbarrier_init(\($0.pointer), \($0.arrivals));" } + [
             "    asm volatile(\"fence.mbarrier_init.release.cluster;\" ::: \"memory\");",
             "}",
             "__syncthreads();",
         ]
         return lines.joined(separator: "\n    ")
+    }
+
+    /// Every ring's `full` barriers (the producer's one arrival) and `empty` ones (the hand-back arrivals).
+    private var barrierInitialisation: [String] {
+        let uniform = rings.allSatisfy { $0.handBackArrivals == nil }
+        return (uniform ? [(0..<rings.count, 32 * consumerWarps)]
+                        : rings.indices.map { ($0..<$0 + 1, rings[$0].handBackArrivals ?? 32 * consumerWarps) })
+            .flatMap { range, arrivals in [
+                "    for (int i = \(range.lowerBound * stages); i < \(range.upperBound * stages); ++i) {",
+                "        fa_mbarrier_init(&full[i], 1);",
+                "        fa_mbarrier_init(&empty[i], \(arrivals));\(arrivals == 32 * consumerWarps ? "  // one arrival per consumer thread" : "")",
+                "    }",
+            ] }
     }
 
     /// The ring that streams `tile`, or carries `copy`.

@@ -60,11 +60,11 @@ struct BackwardProgram: Sendable {
     ) throws -> (keyValue: any GradientAttentionKernel, query: (any GradientAttentionKernel)?) {
         let (d, dv, dtype) = (shape.headDim, shape.valueDim, shape.dtype)
         if dtype != .float32 && [d, dv].allSatisfy(MMAForwardKernel.supportedHeadDims.contains) {
-            let hopper = HopperGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
-                .fitting(maxSharedMemory: sharedMemory)
             // Its grid's y is the batch times the key/value heads, which CUDA bounds at 65535.
-            if tensorMaps && HopperGradientKernel.supports(headDim: d, valueDim: dv)
-                && hopper.sharedMemoryBytes <= sharedMemory && shape.batch * shape.keyValueHeads <= 65535 {
+            if tensorMaps && shape.batch * shape.keyValueHeads <= 65535,
+               let hopper = hopperKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod,
+                                         maxSharedMemory: sharedMemory),
+               hopper.sharedMemoryBytes <= sharedMemory {
                 return (hopper, nil)
             }
             return (
@@ -82,6 +82,22 @@ struct BackwardProgram: Sendable {
             throw FlexAttentionError.unsupportedHeadDimension(max(d, dv), supported: 1...max(1, largest))
         }
         return (keyValue, query)
+    }
+
+    /// The one-pass Hopper backward for these head dims, with as many stages as fit; nil where neither takes them.
+    private static func hopperKernel(
+        dtype: DType, headDim d: Int, valueDim dv: Int, mask: CUDAModFunction?, scoreMod: CUDAModFunction?,
+        maxSharedMemory: Int
+    ) -> (any HopperBackwardKernel)? {
+        if HopperGradientKernel.supports(headDim: d, valueDim: dv) {
+            return HopperGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                .fitting(maxSharedMemory: maxSharedMemory)
+        }
+        if HopperWideGradientKernel.supports(headDim: d, valueDim: dv) {
+            return HopperWideGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                .fitting(maxSharedMemory: maxSharedMemory)
+        }
+        return nil
     }
 
     /// Where the dK/dV kernel adds dQ for `shape` (``QueryGradientSums``): the bytes to allocate and where the turn

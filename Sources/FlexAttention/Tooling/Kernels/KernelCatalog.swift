@@ -32,12 +32,13 @@ package enum KernelCatalog {
     }
 
     /// Hopper's wgmma/TMA forward and backward kernels over head dims that exercise padding (80, Dv ≠ D) and both
-    /// key blocks (the backward where it runs, up to 128), plain and with mods (the backward's with a Float table,
+    /// key blocks (the backward where it runs: to 128, and the wide one above), plain and with mods (the backward's with a Float table,
     /// whose gradient it sums).
     static var hopperKernels: [any GeneratedKernel] {
         let bias = try? ScoreMod.relativePositionBias(Array(repeating: 0.5, count: 2 * 63), heads: 2, maxDistance: 31)
         let cases = [(DType.bfloat16, 64, 64, false), (.bfloat16, 128, 128, false), (.bfloat16, 128, 128, true),
-                     (.float16, 80, 80, true), (.bfloat16, 128, 64, false), (.bfloat16, 256, 256, false)]
+                     (.float16, 80, 80, true), (.bfloat16, 128, 64, false), (.bfloat16, 256, 256, false),
+                     (.float16, 192, 192, true)]
         return cases.flatMap { dtype, d, dv, modded -> [any GeneratedKernel] in
             let mask = modded ? CUDAModFunction(mask: .causal && .slidingWindow(256)) : nil
             return [
@@ -50,6 +51,10 @@ package enum KernelCatalog {
             ] : []) + (HopperGradientKernel.supports(headDim: d, valueDim: dv) ? [
                 HopperGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
                                      scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
+                    .fitting(maxSharedMemory: 227 * 1024),
+            ] : []) + (HopperWideGradientKernel.supports(headDim: d, valueDim: dv) ? [
+                HopperWideGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
+                                         scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
                     .fitting(maxSharedMemory: 227 * 1024),
             ] : [])
         }

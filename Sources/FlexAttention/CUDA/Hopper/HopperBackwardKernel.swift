@@ -1,0 +1,85 @@
+/// The Hopper backward kernels (``HopperGradientKernel`` up to D = Dv = 128, ``HopperWideGradientKernel`` above):
+/// a CTA per key block and key/value head walks the transposed block list's 64-query blocks for each query head of
+/// its group, computes dK and dV, and adds dQ to ``QueryGradientSums`` in the query block's turn. The parts they
+/// share: the walk, the loop that forms Pᵀ and dSᵀ, and the dQ warp.
+protocol HopperBackwardKernel: HopperAttentionKernel, GradientAttentionKernel {}
+
+extension HopperBackwardKernel {
+    var gradientNames: [String] { ["dK", "dV"] }
+    var sumsQueryGradient: Bool { true }
+    /// The blocks ``DeltaKernel`` lays out LSE and Delta in, and ``QueryGradientSums``' tiles.
+    var queryBlock: Int { DeltaKernel.rowBlock }
+    var readsBlockRows: Bool { true }
+    var readsTensorMaps: Bool { true }
+
+    /// The block's LSE and Delta (``DeltaKernel``'s layout), bulk-copied into a ring of their own.
+    var blockRowsRing: HopperRing {
+        HopperRing(tiles: [], copies: [HopperBulkCopy(
+            pointer: "sRows", source: "blockRows + (((long long)b * Hq + h) * queryBlocks + q0 / BQ) * 2 * BQ",
+            bytes: 2 * queryBlock * 4)])
+    }
+
+    /// The query heads of the group in order, each through its line of the transposed list; `i` counts steps
+    /// across heads, `q0` is the block's first query; `afterHead` ends each head's walk.
+    func walk(afterHead: String = "") -> (open: String, close: String) {
+        ("""
+        int i = 0;
+                for (int g = 0; g < group; ++g) {
+                    const int h = hkv * group + g;
+                    const int line = (b * maskBatchStride + h * maskHeadStride) * keyBlocks + keyBlock;
+                    const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, queryBlocks);
+                    const int begin = range.begin, end = range.end;
+                    for (int step = begin; step < end; ++step, ++i) {
+                        const int entry = fa_block_entry(blockList, step), q0 = (entry >> 1) * BQ;
+                        const bool partial = (entry & 1) != 0;
+        """, "}\n\(afterHead)}")
+    }
+
+    /// The loop forming Pt and dSt in place of St and dPt (`tiles` accumulator tiles of 8 queries, the first at
+    /// `query`, keys at `key`, as C expressions of `j` and `e`), with or without the per-score bounds and mask checks.
+    func scoreLoop(checked: Bool, tiles: String, query: String, key: String) -> String {
+        let tableGradients = !computesTableGradients ? "" : """
+                                if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients, pending);
+            """
+        return """
+                #pragma unroll
+                for (int j = 0; j < \(tiles); ++j) {
+                    #pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int query = \(query), key = \(key);
+                        \(BackwardKernelSource.probability(score: "st[j][e]", lse2: "lse2[query - q0]", mask: mask, scoreMod: scoreMod, checked: checked, indent: 24))
+                        const float upstream = p == 0.0f ? 0.0f : p * (dpt[j][e] - delta[query - q0]);
+            \(tableGradients)
+                        st[j][e] = p;
+                        dpt[j][e] = upstream == 0.0f ? 0.0f : upstream * slope;  // slope may be inf where p = 0
+                    }
+                }
+        """
+    }
+
+    /// The dQ warp (a thread of the producer warpgroup): per step, once the consumers have filled the dQ tile at
+    /// `tile`, waits for the query block's turn, stores the tile into its sums (the first turn) or adds it, runs
+    /// `handBack` as soon as the tile has been read, and passes the turn on once the sums are written.
+    func queryGradientWarp(tile: String, handBack: String) -> String {
+        let walk = walk()
+        return """
+        if (warp == \(4 * consumerGroups + 1) && lane == 0) {  // the dQ warp
+                    \(walk.open)
+                        fa_mbarrier_wait(dQFull, i & 1);
+                        const long long block = ((long long)b * Hq + h) * queryBlocks + q0 / BQ;
+                        // Without a list every key block adds to every query block, the highest first.
+                        const int turn = blockTurns ? blockTurns[step] : keyBlocks - 1 - keyBlock;
+                        float* const sums = dQsums + block * QC * \(QueryGradientSums.tileFloats);
+                        fa_await_turn(dQturns + block, turn);
+                        if (turn == 0) fa_bulk_store(sums, \(tile), QC * \(QueryGradientSums.tileFloats * 4));
+                        else fa_bulk_reduce_add(sums, \(tile), QC * \(QueryGradientSums.tileFloats * 4));
+                        fa_bulk_commit();
+                        fa_bulk_wait_read();
+                        \(handBack);
+                        fa_bulk_wait();
+                        fa_pass_turn(dQturns + block);
+                    \(walk.close)
+                }
+        """
+    }
+}
