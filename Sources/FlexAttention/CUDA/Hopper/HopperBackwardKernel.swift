@@ -2,7 +2,9 @@
 /// a CTA per key block and key/value head walks the transposed block list's 64-query blocks for each query head of
 /// its group, computes dK and dV, and adds dQ to ``QueryGradientSums`` in the query block's turn. The parts they
 /// share: the walk, the loop that forms Pᵀ and dSᵀ, and the dQ warp.
-protocol HopperBackwardKernel: HopperAttentionKernel, GradientAttentionKernel {}
+protocol HopperBackwardKernel: HopperAttentionKernel, GradientAttentionKernel {
+    var stages: Int { get set }
+}
 
 extension HopperBackwardKernel {
     var gradientNames: [String] { ["dK", "dV"] }
@@ -12,11 +14,44 @@ extension HopperBackwardKernel {
     var readsBlockRows: Bool { true }
     var readsTensorMaps: Bool { true }
 
+    /// The pipeline's rings: Q and dO (`tiles`), then the block's LSE and Delta (`rows`).
+    var tiles: Int { 0 }
+    var rows: Int { 1 }
+
     /// The block's LSE and Delta (``DeltaKernel``'s layout), bulk-copied into a ring of their own.
     var blockRowsRing: HopperRing {
         HopperRing(tiles: [], copies: [HopperBulkCopy(
             pointer: "sRows", source: "blockRows + (((long long)b * Hq + h) * queryBlocks + q0 / BQ) * 2 * BQ",
             bytes: 2 * queryBlock * 4)])
+    }
+
+    /// The CTA's key block, batch, key/value head and group, its warp and lane: key blocks along x, highest first
+    /// (the statements after the shared-memory layout, at the kernel's first level).
+    var ctaCoordinates: String {
+        [
+            "const int keyBlocks = (Skv + BK - 1) / BK, queryBlocks = (Sq + BQ - 1) / BQ;",
+            "// Key blocks along x, highest first: a head's CTAs run together, so the dQ sums they all add to stay in",
+            "// L2, and the highest key blocks, which add to a query block first, start first: a CTA only ever waits",
+            "// for the turn of a CTA that started before it.",
+            "const int keyBlock = keyBlocks - 1 - (int)blockIdx.x;",
+            "const int b = blockIdx.y / Hkv, hkv = blockIdx.y % Hkv, group = Hq / Hkv;",
+            "const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;",
+            "const int k0 = keyBlock * BK;",
+        ].joined(separator: "\n    ")
+    }
+
+    /// The step's Q and dO (`sQ`, `sdO`) and its block's LSE · log2 e and Delta (`lse2`, `delta`), waited for
+    /// (statements in the consumers' walk).
+    var stepOperands: String {
+        [
+            "const unsigned char* const sQ = \(pipeline.pointer(pipeline.rings[tiles].tiles[0], stage: "i % \(stages)"));",
+            "const unsigned char* const sdO = \(pipeline.pointer(pipeline.rings[tiles].tiles[1], stage: "i % \(stages)"));",
+            "// The block's LSE in base 2 (+inf past the end or for rows that keep nothing) and Delta.",
+            "const float* const lse2 = (const float*)\(pipeline.pointer(pipeline.rings[rows].copies[0], stage: "i % \(stages)"));",
+            "const float* const delta = lse2 + BQ;",
+            pipeline.waitFull(ring: tiles, step: "i"),
+            pipeline.waitFull(ring: rows, step: "i"),
+        ].joined(separator: "\n        ")
     }
 
     /// The query heads of the group in order, each through its line of the transposed list; `i` counts steps

@@ -44,8 +44,6 @@ struct HopperGradientKernel: HopperBackwardKernel {
             handoffs: [HopperHandoff(pointer: "dQFull", arrivals: 128 * consumerGroups),
                        HopperHandoff(pointer: "dQEmpty", arrivals: 1)])
     }
-    /// The pipeline's rings: Q and dO, then the block's LSE and Delta.
-    private let tiles = 0, rows = 1
 
     /// Registers bound the head dims: dK and dV accumulators for 64 keys take 64 per thread each at D = Dv = 128.
     static func supports(headDim: Int, valueDim: Int) -> Bool { headDim <= 128 && valueDim <= 128 }
@@ -144,14 +142,7 @@ struct HopperGradientKernel: HopperBackwardKernel {
             constexpr int BQ = \(queryBlock), BK = \(keyBlock), QC = PD / 64;
             \(pipeline.layout)
             \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
-            const int keyBlocks = (Skv + BK - 1) / BK, queryBlocks = (Sq + BQ - 1) / BQ;
-            // Key blocks along x, highest first: a head's CTAs run together, so the dQ sums they all add to stay in
-            // L2, and the highest key blocks, which add to a query block first, start first: a CTA only ever waits
-            // for the turn of a CTA that started before it.
-            const int keyBlock = keyBlocks - 1 - (int)blockIdx.x;
-            const int b = blockIdx.y / Hkv, hkv = blockIdx.y % Hkv, group = Hq / Hkv;
-            const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-            const int k0 = keyBlock * BK;
+            \(ctaCoordinates)
 
             if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
                 \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk(), registers: producerRegisters))
@@ -173,13 +164,7 @@ struct HopperGradientKernel: HopperBackwardKernel {
 
             \(consumerWalk.open)
             \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
-                const unsigned char* const sQ = \(pipeline.pointer(pipeline.rings[tiles].tiles[0], stage: "i % \(stages)"));
-                const unsigned char* const sdO = \(pipeline.pointer(pipeline.rings[tiles].tiles[1], stage: "i % \(stages)"));
-                // The block's LSE in base 2 (+inf past the end or for rows that keep nothing) and Delta.
-                const float* const lse2 = (const float*)\(pipeline.pointer(pipeline.rings[rows].copies[0], stage: "i % \(stages)"));
-                const float* const delta = lse2 + BQ;
-                \(pipeline.waitFull(ring: tiles, step: "i"))
-                \(pipeline.waitFull(ring: rows, step: "i"))
+                \(stepOperands)
 
                 // St = K Qt and dPt = V dOt, both operands K-major in shared memory.
                 float st[BQ / 8][4], dpt[BQ / 8][4];
