@@ -19,6 +19,10 @@ extension CUDAConformance {
             AttentionCase(label: "fp16 D=192", dtype: .float16, shape: (1, 2, 1, 90, 70, 192, 192)),
             AttentionCase(label: "bf16 D=256 causal", dtype: .bfloat16, shape: (1, 2, 2, 100, 100, 256, 256),
                           options: .init(isCausal: true)),
+            // Dense at D > 128: rotated walks (4 key blocks over 5 query blocks, two query heads per CTA), and
+            // unrotated where the key blocks outnumber the query blocks.
+            AttentionCase(label: "bf16 D=256 GQA 4:2 Sq>Skv (rotated walks)", dtype: .bfloat16, shape: (1, 4, 2, 300, 200, 256, 256)),
+            AttentionCase(label: "fp16 D=256 Dv=208 Sq<Skv", dtype: .float16, shape: (2, 2, 2, 130, 260, 256, 208)),
             AttentionCase(label: "fp16 D=16 Dv=32", dtype: .float16, shape: (1, 1, 1, 33, 47, 16, 32)),
             AttentionCase(label: "bf16 D=64 sliding window 40, BSHD", dtype: .bfloat16, shape: (1, 2, 1, 190, 190, 64, 64),
                           layout: .bshd, options: .init(mask: .slidingWindow(40))),
