@@ -1,4 +1,5 @@
-/// An sm_90a attention kernel (``HopperForwardKernel``, ``HopperGradientKernel``): two consumer warpgroups and a producer warpgroup around a ``HopperPipeline``,
+/// An sm_90a attention kernel (``HopperForwardKernel``, and the backward's ``HopperGradientKernel`` and
+/// ``HopperWideGradientKernel``): two consumer warpgroups and a producer warpgroup around a ``HopperPipeline``,
 /// tiles in 64-column blocks.
 protocol HopperAttentionKernel: TensorCoreAttentionKernel {
     var headDim: Int { get }

@@ -1,4 +1,4 @@
-/// dQ summed in Float32 across key blocks by the fused Hopper backward (``HopperGradientKernel``), then
+/// dQ summed in Float32 across key blocks by the one-pass Hopper backward (``HopperBackwardKernel``), then
 /// rounded to the inputs' dtype by ``QueryGradientFinishKernel``: the one definition of its layout and of how the
 /// additions are ordered.
 ///
