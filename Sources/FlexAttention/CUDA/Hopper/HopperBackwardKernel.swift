@@ -2,9 +2,7 @@
 /// a CTA per key block and key/value head walks the transposed block list's 64-query blocks for each query head of
 /// its group, computes dK and dV, and adds dQ to ``QueryGradientSums`` in the query block's turn. The parts they
 /// share: the walk, the loop that forms Pᵀ and dSᵀ, and the dQ warp.
-protocol HopperBackwardKernel: HopperAttentionKernel, GradientAttentionKernel {
-    var stages: Int { get set }
-}
+protocol HopperBackwardKernel: HopperAttentionKernel, GradientAttentionKernel {}
 
 extension HopperBackwardKernel {
     var gradientNames: [String] { ["dK", "dV"] }

@@ -105,17 +105,17 @@ struct HopperPipeline {
         return lines.joined(separator: "\n    ")
     }
 
-    /// Every ring's `full` barriers (the producer's one arrival) and `empty` ones (the hand-back arrivals).
+    /// Every ring's `full` barriers (the producer's one arrival) and `empty` ones (the hand-back arrivals), one
+    /// loop per run of consecutive rings handed back alike.
     private var barrierInitialisation: [String] {
-        let uniform = rings.allSatisfy { $0.handBackArrivals == nil }
-        return (uniform ? [(0..<rings.count, 32 * consumerWarps)]
-                        : rings.indices.map { ($0..<$0 + 1, rings[$0].handBackArrivals ?? 32 * consumerWarps) })
-            .flatMap { range, arrivals in [
-                "    for (int i = \(range.lowerBound * stages); i < \(range.upperBound * stages); ++i) {",
-                "        fa_mbarrier_init(&full[i], 1);",
-                "        fa_mbarrier_init(&empty[i], \(arrivals));\(arrivals == 32 * consumerWarps ? "  // one arrival per consumer thread" : "")",
-                "    }",
-            ] }
+        let arrivals = rings.map { $0.handBackArrivals ?? 32 * consumerWarps }
+        let runStarts = arrivals.indices.filter { $0 == 0 || arrivals[$0] != arrivals[$0 - 1] }
+        return zip(runStarts, runStarts.dropFirst() + [rings.count]).flatMap { start, end in [
+            "    for (int i = \(start * stages); i < \(end * stages); ++i) {",
+            "        fa_mbarrier_init(&full[i], 1);",
+            "        fa_mbarrier_init(&empty[i], \(arrivals[start]));\(arrivals[start] == 32 * consumerWarps ? "  // one arrival per consumer thread" : "")",
+            "    }",
+        ] }
     }
 
     /// The ring that streams `tile`, or carries `copy`.
