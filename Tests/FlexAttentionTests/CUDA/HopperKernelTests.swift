@@ -132,6 +132,21 @@ struct HopperKernelTests {
         #expect(prescaled.source.contains("fa_online_softmax(s, r, rowMax[r], rowSum[r], 1.0f)"))
     }
 
+    @Test("the backward holds K and V as register operands up to D = Dv = 64, and drops the guards without a score mod")
+    func backwardOperands() {
+        for (d, dv, inRegisters) in [(64, 64, true), (32, 48, true), (64, 128, false), (128, 64, false), (128, 128, false)] {
+            let kernel = HopperGradientKernel(dtype: .bfloat16, headDim: d, valueDim: dv, mask: nil, scoreMod: nil)
+            #expect(kernel.keysInRegisters == inRegisters, "D=\(d) Dv=\(dv)")
+            #expect(kernel.source.contains("fa_wgmma_rk_64(st, ka[kk]") == inRegisters, "D=\(d) Dv=\(dv)")
+            #expect(kernel.source.contains("fa_wgmma_ss_64(st, fa_wgmma_descriptor(groupK") == !inRegisters, "D=\(d) Dv=\(dv)")
+            #expect(kernel.source.contains("dpt[j][e] = p * (dpt[j][e] - delta[query - q0]);"))
+            #expect(!kernel.source.contains("upstream"))
+        }
+        let modded = HopperGradientKernel(
+            dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: CUDAModFunction(scoreMod: .softCap(30)))
+        #expect(modded.source.contains("upstream == 0.0f ? 0.0f : upstream * slope"))
+    }
+
     @Test("dQ's sums are added highest key block first: each entry's turn counts the higher key blocks that list its query block")
     func queryGradientTurns() {
         // Three key blocks (lines) over four query blocks, causal-like: line k lists query blocks 2k ..< 4, the
@@ -207,11 +222,16 @@ struct HopperKernelTests {
     func wgmmaOperands() {
         for shape in [WGMMAShape(n: 64, operands: .kMajor), WGMMAShape(n: 128, operands: .registers),
                       WGMMAShape(n: 256, operands: .registers), WGMMAShape(n: 32, operands: .bMNMajor),
-                      WGMMAShape(n: 128, operands: .mnMajor)] {
+                      WGMMAShape(n: 128, operands: .mnMajor), WGMMAShape(n: 64, operands: .registersKMajor)] {
             let source = shape.source("bf16")
-            let operands = shape.n / 2 + (shape.operands == .registers ? 6 : 3)
+            let fromRegisters = shape.operands == .registers || shape.operands == .registersKMajor
+            let operands = shape.n / 2 + (fromRegisters ? 6 : 3)
             #expect(source.contains("m64n\(shape.n)k16.f32.bf16.bf16"))
-            let transposes: [WGMMAShape.Operands: String] = [.kMajor: "0, 0", .bMNMajor: "0, 1", .mnMajor: "1, 1", .registers: "1"]
+            // Only the K-major register form may start a product afresh (K Qᵀ); the MN-major one always adds.
+            #expect(source.contains("int accumulate") == (shape.operands != .registers))
+            let transposes: [WGMMAShape.Operands: String] = [
+                .kMajor: "0, 0", .bMNMajor: "0, 1", .mnMajor: "1, 1", .registers: "1", .registersKMajor: "0",
+            ]
             #expect(source.contains("p, 1, 1, \(transposes[shape.operands] ?? "?"); }"))
             #expect(source.contains("%\(operands - 1)") && !source.contains("%\(operands),") && !source.contains("%\(operands);"))
             #expect(source.components(separatedBy: "\"+f\"(d[").count - 1 == shape.n / 2)

@@ -69,8 +69,25 @@ extension HopperBackwardKernel {
     }
 
     /// The loop forming Pt and dSt in place of St and dPt (`tiles` accumulator tiles of 8 queries, the first at
-    /// `query`, keys at `key`, as C expressions of `j` and `e`), with or without the per-score bounds and mask checks.
+    /// `query`, keys at `key`, as C expressions of `j` and `e`), with or without the per-score bounds and mask checks;
+    /// without a score mod, in ``BackwardKernelSource/plainScoreGradient(score:gradient:lse2:delta:mask:checked:indent:)``'s
+    /// fewer instructions.
     func scoreLoop(checked: Bool, tiles: String, query: String, key: String) -> String {
+        guard scoreMod != nil else {
+            let gradient = BackwardKernelSource.plainScoreGradient(
+                score: "st[j][e]", gradient: "dpt[j][e]", lse2: "lse2[query - q0]", delta: "delta[query - q0]", mask: mask,
+                checked: checked, indent: 24)
+            return """
+                    #pragma unroll
+                    for (int j = 0; j < \(tiles); ++j) {
+                        #pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const int query = \(query), key = \(key);
+                            \(gradient)
+                        }
+                    }
+            """
+        }
         let tableGradients = !computesTableGradients ? "" : """
                                 if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients, pending);
             """

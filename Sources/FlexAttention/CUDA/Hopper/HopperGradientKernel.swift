@@ -4,9 +4,9 @@
 /// A CTA owns 128 keys of one key/value head (two consumer warpgroups of 64; K and V resident) and walks, for each
 /// query head of the group in turn, the transposed block list's 64-query blocks, Q and dO streamed through
 /// ``HopperPipeline`` (the block's LSE · log2 e and Delta, which ``DeltaKernel`` lays out per block, in a ring of
-/// their own). Per block a warpgroup computes Sᵀ = K Qᵀ and dPᵀ = V dOᵀ from shared memory, forms Pᵀ and
-/// dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score in registers, and adds Pᵀ dO to dV and dSᵀ Q to dK with the A operands from
-/// registers and dO, Q read MN-major. It also writes its dSᵀ to shared memory, and in the next step each group
+/// their own). Per block a warpgroup computes Sᵀ = K Qᵀ and dPᵀ = V dOᵀ (K and V from registers at D, Dv ≤ 64),
+/// forms Pᵀ and dSᵀ = Pᵀ (dPᵀ − Delta) ∂score′/∂score in registers, and adds Pᵀ dO to dV and dSᵀ Q to dK with the
+/// A operands from registers and dO, Q read MN-major. It also writes its dSᵀ to shared memory, and in the next step each group
 /// computes dQ = dS K for one 64-column block of D (at D ≤ 64 the groups take turns), both operands MN-major, and
 /// puts it in a shared tile that a thread of the producer warpgroup adds to ``QueryGradientSums`` by a bulk
 /// reduction, in the query block's turn order: dQ is deterministic. Each CTA writes its own dK and dV rows once.
@@ -48,12 +48,39 @@ struct HopperGradientKernel: HopperBackwardKernel {
     /// Registers bound the head dims: dK and dV accumulators for 64 keys take 64 per thread each at D = Dv = 128.
     static func supports(headDim: Int, valueDim: Int) -> Bool { headDim <= 128 && valueDim <= 128 }
 
+    /// At D, Dv ≤ 64 registers hold this group's rows of K and V as the A operands of Sᵀ and dPᵀ (16 each), so those
+    /// products read only Q and dO from shared memory; at D = 128 the 64 they would take are not there.
+    var keysInRegisters: Bool { keyColumnBlocks == 1 && valueColumnBlocks == 1 }
+
     var source: String {
         hopperPrelude([
-            WGMMAShape(n: queryBlock, operands: .kMajor), WGMMAShape(n: 64 * keyColumnBlocks, operands: .registers),
+            WGMMAShape(n: queryBlock, operands: keysInRegisters ? .registersKMajor : .kMajor),
+            WGMMAShape(n: 64 * keyColumnBlocks, operands: .registers),
             WGMMAShape(n: 64 * valueColumnBlocks, operands: .registers), WGMMAShape(n: 64, operands: .mnMajor),
         ])
             + QueryGradientSums.indexFunction + QueryGradientSums.turnFunctions + (scoreMod?.tableGradientDefinition ?? "") + kernel
+    }
+
+    /// This group's K and V: the A operands in registers (``keysInRegisters``) or its rows of the shared tiles.
+    private var residentKeys: String {
+        keysInRegisters
+            ? HopperHelpers.residentOperands("ka", tile: "sK", rows: "BK", columns: "PD") + "\n"
+                + HopperHelpers.residentOperands("va", tile: "sV", rows: "BK", columns: "PDV")
+            : "const unsigned char* const groupK = sK + g0 * 64 * 128;\n    const unsigned char* const groupV = sV + g0 * 64 * 128;"
+    }
+
+    /// Sᵀ = K Qᵀ and dPᵀ = V dOᵀ in a turn: K and V from registers (``keysInRegisters``) or K-major in shared memory.
+    private var scoreProducts: String {
+        let n = queryBlock
+        return keysInRegisters
+            ? HopperHelpers.productPair(
+                HopperHelpers.registerKMajorProducts(n: n, accumulator: "st", operands: "ka", b: "sQ", bRows: "BQ", depth: "D"),
+                HopperHelpers.registerKMajorProducts(n: n, accumulator: "dpt", operands: "va", b: "sdO", bRows: "BQ", depth: "DV"),
+                accumulators: ("st", "dpt"))
+            : HopperHelpers.productPair(
+                HopperHelpers.kMajorProducts(n: n, accumulator: "st", a: "groupK", aRows: "BK", b: "sQ", bRows: "BQ", depth: "D"),
+                HopperHelpers.kMajorProducts(n: n, accumulator: "dpt", a: "groupV", aRows: "BK", b: "sdO", bRows: "BQ", depth: "DV"),
+                accumulators: ("st", "dpt"))
     }
 
     /// This group's 64 keys of dSt into the buffer `sdS` (rows by key, the layout of ``HopperHelpers``): the A
@@ -158,17 +185,17 @@ struct HopperGradientKernel: HopperBackwardKernel {
             for (int j = 0; j < PDV / 8; ++j) dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
             \(computesTableGradients ? pending : "")
             fa_mbarrier_wait(residentLoaded, 0);
-            const unsigned char* const groupK = sK + g0 * 64 * 128;
-            const unsigned char* const groupV = sV + g0 * 64 * 128;
+            \(residentKeys)
             \(turns.start(group: "g0"))
 
             \(consumerWalk.open)
             \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
                 \(stepOperands)
 
-                // St = K Qt and dPt = V dOt, both operands K-major in shared memory.
+                \(keysInRegisters ? "// St = K Qt and dPt = V dOt, K and V from registers, Qt and dOt K-major in shared memory."
+                    : "// St = K Qt and dPt = V dOt, both operands K-major in shared memory.")
                 float st[BQ / 8][4], dpt[BQ / 8][4];
-                \(HopperHelpers.productPair(n: queryBlock, first: ("st", "groupK", "sQ", "D"), second: ("dpt", "groupV", "sdO", "DV"), aRows: "BK", bRows: "BQ"))
+                \(scoreProducts)
 
                 // Pt and dSt, rounded to 16 bits as the A operands of Pt dO and dSt Q; dSt also to shared memory.
                 \(HopperHelpers.checkedOrNot("partial || k0 + BK > Skv") {

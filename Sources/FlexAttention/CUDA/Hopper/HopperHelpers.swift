@@ -38,6 +38,33 @@ enum HopperHelpers {
         """
     }
 
+    /// The loop that issues `accumulator = A Bᵀ` over `depth` columns with `fa_wgmma_rk_N`: A in registers,
+    /// `operands[kk]` per 16 columns (``residentOperands``); B's N rows at `b` in a tile of `bRows` rows, K-major.
+    static func registerKMajorProducts(n: Int, accumulator: String, operands: String, b: String, bRows: String, depth: String) -> String {
+        """
+        #pragma unroll
+        for (int kk = 0; kk < \(depth) / 16; ++kk)
+            fa_wgmma_rk_\(n)(\(accumulator), \(operands)[kk], fa_wgmma_descriptor(\(b) + kk / 4 * \(bRows) * 128 + kk % 4 * 32, 16, 1024), kk);
+        """
+    }
+
+    /// `fa_u32 name[columns / 16][4]`, this thread's A operands of a product over `columns` columns (a C constant)
+    /// read once from the shared tile at `tile` (`rows` rows; this warp's 16 at `16 * warp`): the layout
+    /// `fa_pack_operands` gives, so a tile that stays resident is read from shared memory once instead of per product.
+    static func residentOperands(_ name: String, tile: String, rows: String, columns: String) -> String {
+        """
+        fa_u32 \(name)[\(columns) / 16][4];
+        #pragma unroll
+        for (int kk = 0; kk < \(columns) / 16; ++kk) {
+            #pragma unroll
+            for (int a = 0; a < 4; ++a) {
+                const int row = 16 * warp + lane / 4 + 8 * (a % 2), chunk = 2 * (kk % 4) + a / 2;
+                \(name)[kk][a] = *(const fa_u32*)(\(tile) + kk / 4 * \(rows) * 128 + row * 128 + (chunk ^ (row % 8)) * 16 + 4 * (lane % 4));
+            }
+        }
+        """
+    }
+
     /// `if (needsChecks)` the loop `loop(true)`, which checks bounds and the mask per score, else `loop(false)`: blocks
     /// the mask keeps whole and that end inside the keys run without the checks.
     static func checkedOrNot(_ needsChecks: String, _ loop: (Bool) -> String) -> String {
@@ -50,23 +77,19 @@ enum HopperHelpers {
         """
     }
 
-    /// `fa_wgmma_fence`, the two `kMajorProducts` loops `first` and `second` (accumulator, A, B, depth) over `n`
-    /// columns with A and B tiles of `aRows` and `bRows` rows, one commit and the wait for both; issued in this
-    /// warpgroup's turn (``WarpgroupTurns``).
-    static func productPair(
-        n: Int, first: (String, String, String, String), second: (String, String, String, String), aRows: String,
-        bRows: String
-    ) -> String {
+    /// `fa_wgmma_fence`, the product loops `first` and `second` into `accumulators`, one commit and the wait for
+    /// both; issued in this warpgroup's turn (``WarpgroupTurns``).
+    static func productPair(_ first: String, _ second: String, accumulators: (String, String)) -> String {
         """
         awaitTurn();
         fa_wgmma_fence();
-        \(kMajorProducts(n: n, accumulator: first.0, a: first.1, aRows: aRows, b: first.2, bRows: bRows, depth: first.3))
-        \(kMajorProducts(n: n, accumulator: second.0, a: second.1, aRows: aRows, b: second.2, bRows: bRows, depth: second.3))
+        \(first)
+        \(second)
         fa_wgmma_commit();
         passTurn();
         fa_wgmma_wait<0>();
-        fa_wgmma_pin(\(first.0));
-        fa_wgmma_pin(\(second.0));
+        fa_wgmma_pin(\(accumulators.0));
+        fa_wgmma_pin(\(accumulators.1));
         """
     }
 
@@ -186,8 +209,10 @@ struct WGMMAShape: Hashable {
         case bMNMajor
         /// `fa_wgmma_ss_mn_N`: A and B MN-major (dQ = dS K with dS stored key by key).
         case mnMajor
-        /// `fa_wgmma_rs_N`: A from registers, B MN-major (`V` stored key by key).
+        /// `fa_wgmma_rs_N`: A from registers, B MN-major (`V` stored key by key); always accumulates.
         case registers
+        /// `fa_wgmma_rk_N`: A from registers, B K-major (Sᵀ = K Qᵀ with K resident in registers).
+        case registersKMajor
 
         static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
     }
@@ -205,14 +230,17 @@ struct WGMMAShape: Hashable {
         let instruction = "wgmma.mma_async.sync.aligned.m64n\(n)k16.f32.\(type).\(type)"
         let (suffix, transposes): (String, String)
         switch operands {
-        case .registers:
+        case .registers, .registersKMajor:
+            // The register forms differ in B's major and in whether the first product may overwrite `d`.
             let a = (count..<count + 4).map { "%\($0)" }.joined(separator: ", ")
+            let (name, transposeB, accumulate) = operands == .registers
+                ? ("rs", "1", (parameter: "", value: "1")) : ("rk", "0", (parameter: ", int accumulate", value: "accumulate"))
             return """
-                FA_INLINE void fa_wgmma_rs_\(n)(float (&d)[\(n / 8)][4], const fa_u32 (&a)[4], fa_u64 b) {
+                FA_INLINE void fa_wgmma_\(name)_\(n)(float (&d)[\(n / 8)][4], const fa_u32 (&a)[4], fa_u64 b\(accumulate.parameter)) {
                     asm volatile("{ .reg .pred p; setp.ne.b32 p, %\(count + 5), 0;\\n"
-                                 "\(instruction) {\(accumulators)}, {\(a)}, %\(count + 4), p, 1, 1, 1; }"
+                                 "\(instruction) {\(accumulators)}, {\(a)}, %\(count + 4), p, 1, 1, \(transposeB); }"
                         : \(operandList)
-                        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+                        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(\(accumulate.value)));
                 }
 
                 """

@@ -21,4 +21,20 @@ enum BackwardKernelSource {
             """
         return lines.split(separator: "\n").joined(separator: "\n" + String(repeating: " ", count: indent))
     }
+
+    /// Without a score mod: `p` from the raw score `score` with the scale folded into the exponent (one FFMA), and
+    /// `gradient` (dP on entry) replaced by dS = p (dP − `delta`) with no guard for p = 0, since the inputs are finite
+    /// (``Attention`` scans them) and a masked score's dP is then finite too. Checks bounds and the mask when `checked`.
+    static func plainScoreGradient(
+        score: String, gradient: String, lse2: String, delta: String, mask: CUDAModFunction?, checked: Bool, indent: Int
+    ) -> String {
+        let applyMask = mask == nil ? "" : " && (!partial || fa_mask(b, h, query, key, Sq, Skv, mask_mod))"
+        let exponent = "fa_exp2(fmaf(\(score), scale * 1.4426950408889634f, -\(lse2)))"
+        let lines = """
+            const float p = \(checked ? "key < Skv\(applyMask) ? \(exponent) : 0.0f" : exponent);
+            \(score) = p;
+            \(gradient) = p * (\(gradient) - \(delta));
+            """
+        return lines.split(separator: "\n").joined(separator: "\n" + String(repeating: " ", count: indent))
+    }
 }
