@@ -53,7 +53,7 @@ struct HopperKernelTests {
             let pair = try kernels(d, dv, tensorMaps: true)
             #expect(pair.keyValue is HopperGradientKernel && pair.query == nil, "D=\(d)")
             #expect(pair.keyValue.readsTensorMaps && pair.keyValue.sumsQueryGradient, "D=\(d)")
-            #expect((pair.keyValue as? HopperGradientKernel)?.stages == 3, "D=\(d)")
+            #expect((pair.keyValue as? HopperGradientKernel)?.stages == (max(d, dv) <= 64 ? 4 : 3), "D=\(d)")
         }
         for (d, dv) in [(192, 192), (256, 256), (144, 144), (128, 256), (256, 208)] {
             let pair = try kernels(d, dv, tensorMaps: true)
@@ -90,6 +90,10 @@ struct HopperKernelTests {
         let backward = HopperGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil)
         #expect(backward.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
                 == 1024 + 2 * 128 * 256 + (2 * 128 * 128 + 64 * 128 * 4) + 3 * 2 * 64 * 256 + 3 * 512 + 8 * 15)
+        // At D = Dv = 64 the same with 64-column tiles, in four stages.
+        let narrow = HopperGradientKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil)
+        #expect(narrow.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
+                == 1024 + 2 * 128 * 128 + (2 * 128 * 128 + 64 * 64 * 4) + 4 * 2 * 64 * 128 + 4 * 512 + 8 * 19)
         // The wide backward at D = Dv = 256: K and V for 64 keys; Pt and dSt (64 keys by 64 queries); two stages of
         // Q and dO (which dQ's tile, 64 rows by 256 Float32s, overwrites), and of LSE and Delta; the barriers (K and
         // V's, full and empty per stage of both rings, and the dQ tile's one).

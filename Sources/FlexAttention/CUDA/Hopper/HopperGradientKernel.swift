@@ -52,6 +52,9 @@ struct HopperGradientKernel: HopperBackwardKernel {
     /// products read only Q and dO from shared memory; at D = 128 the 64 they would take are not there.
     var keysInRegisters: Bool { keyColumnBlocks == 1 && valueColumnBlocks == 1 }
 
+    /// Four stages fit where the tiles are 64 columns wide (D, Dv ≤ 64), and give the short steps there more slack.
+    var maxStages: Int { keyColumnBlocks == 1 && valueColumnBlocks == 1 ? 4 : 3 }
+
     var source: String {
         hopperPrelude([
             WGMMAShape(n: queryBlock, operands: keysInRegisters ? .registersKMajor : .kMajor),
