@@ -13,6 +13,9 @@ read: what the full plain `flexattn check`
 hit on 2026-11-27 (a hang at "attention with mask composed_2", D = 64, three query blocks per CTA; the sanitizers'
 slower runs and the backward checks alone passed). With every consumer thread waiting (the kernel since then) no
 schedule deadlocks or races.
+
+With two dQ tiles used in turn (D <= 64 since 2026-11-27's fourth session: step v fills tile v % 2, its barriers'
+phase v // 2, and every thread waits for the hand-back of step v - 2), the same checks pass.
 """
 import random
 class Barrier:
@@ -22,13 +25,13 @@ class Barrier:
         if s.pending == s.count: s.pending, s.completed = 0, s.completed + 1
     def passes(s, parity): return s.completed % 2 != parity
 
-def run(S, QC, everyone_waits, rng):
-    full, empty = Barrier(2), Barrier(1)
+def run(S, QC, everyone_waits, rng, T=1):
+    full, empty = [Barrier(2) for _ in range(T)], [Barrier(1) for _ in range(T)]
     tokens = [1, 0]                      # group 1 opened the round: group 0 may take a turn
     tile = {}                            # half/column block -> step written
     dS_inflight = {0: set(), 1: set()}   # buffer -> set of groups whose dQ product reads it
     errors = []
-    reading = [False]
+    reading = [False] * T
     def sums(g, v): return QC == 2 or v % 2 == g
     def wg(g):
         def take():
@@ -51,29 +54,30 @@ def run(S, QC, everyone_waits, rng):
             if issued is not None: dS_inflight[issued % 2].discard(g); issued = None   # wait<0>
             yield True
             if v >= 0:
-                p = (v + 1) % 2
+                t, p = v % T, (v // T + 1) % 2
                 if everyone_waits or sums(g, v):
-                    while not empty.passes(p): yield False
+                    while not empty[t].passes(p): yield False
                 if sums(g, v):
-                    key = g if QC == 2 else 0
-                    if reading[0]: errors.append(f"group {g} writes tile {v} while the dQ warp reads it")
+                    key = (t, g if QC == 2 else 0)
+                    if reading[t]: errors.append(f"group {g} writes tile {v} while the dQ warp reads it")
                     tile[key] = v
                 yield True
-                full.arrive(); yield True
+                full[t].arrive(); yield True
         if g == 0:
             yield from take()                                            # WarpgroupTurns.finish
         yield True
     def dq_warp():
         for k in range(S):
-            # the kernel waits with parity k & 1: passes iff completed % 2 != k % 2
-            while not full.passes(k % 2): yield False
+            # the kernel waits with parity (k / T) & 1: passes iff completed % 2 != that
+            t = k % T
+            while not full[t].passes(k // T % 2): yield False
             for _ in range(rng.randint(0, 6)): yield True                  # waiting for the query block's turn
-            reading[0] = True
-            for key, want in ([(0, k), (1, k)] if QC == 2 else [(0, k)]):
+            reading[t] = True
+            for key, want in ([((t, 0), k), ((t, 1), k)] if QC == 2 else [((t, 0), k)]):
                 if tile.get(key) != want: errors.append(f"dQ warp reads tile {k} holding {tile.get(key)} in part {key}")
             for _ in range(rng.randint(1, 3)): yield True                  # the bulk copy reading the tile
-            reading[0] = False
-            empty.arrive(); yield True
+            reading[t] = False
+            empty[t].arrive(); yield True
     actors = [wg(0), wg(1), dq_warp()]
     alive = [True, True, True]
     stuck_rounds = 0
@@ -92,14 +96,14 @@ def run(S, QC, everyone_waits, rng):
         else: stuck_rounds = 0
     return errors
 
-for everyone in (False, True):
+for everyone, T in ((False, 1), (True, 1), (True, 2)):
     found = {}
     for QC in (1, 2):
         for S in range(1, 7):
             for trial in range(3000):
-                errs = run(S, QC, everyone, random.Random(trial * 131 + S * 7 + QC))
+                errs = run(S, QC, everyone, random.Random(trial * 131 + S * 7 + QC), T)
                 for e in errs:
                     kind = e if e == "deadlock" else e.split(" holding")[0].split(" tile")[0]
                     found.setdefault((QC, S), set()).add(kind)
-    print("every thread waits" if everyone else "only the writers wait", "->",
+    print(f"{T} tile(s),", "every thread waits" if everyone else "only the writers wait", "->",
           {k: sorted(v) for k, v in sorted(found.items())} if found else "no deadlock, no race")

@@ -90,10 +90,10 @@ struct HopperKernelTests {
         let backward = HopperGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil)
         #expect(backward.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
                 == 1024 + 2 * 128 * 256 + (2 * 128 * 128 + 64 * 128 * 4) + 3 * 2 * 64 * 256 + 3 * 512 + 8 * 15)
-        // At D = Dv = 64 the same with 64-column tiles, in four stages.
+        // At D = Dv = 64 the same with 64-column tiles, in four stages, and two dQ tiles (each with its two barriers).
         let narrow = HopperGradientKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil)
         #expect(narrow.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
-                == 1024 + 2 * 128 * 128 + (2 * 128 * 128 + 64 * 64 * 4) + 4 * 2 * 64 * 128 + 4 * 512 + 8 * 19)
+                == 1024 + 2 * 128 * 128 + (2 * 128 * 128 + 2 * 64 * 64 * 4) + 4 * 2 * 64 * 128 + 4 * 512 + 8 * 21)
         // The wide backward at D = Dv = 256: K and V for 64 keys; Pt and dSt (64 keys by 64 queries); two stages of
         // Q and dO (which dQ's tile, 64 rows by 256 Float32s, overwrites), and of LSE and Delta; the barriers (K and
         // V's, full and empty per stage of both rings, and the dQ tile's one).
@@ -170,11 +170,15 @@ struct HopperKernelTests {
     func queryGradientHandOff() {
         // At D <= 64 the groups take turns to write the tile; a wait inside the writer's branch let the other group
         // arrive early or mistake an older barrier phase (notes/protocol-model/dq_tile_protocol.py).
-        for d in [64, 128] {
-            let lines = HopperGradientKernel(dtype: .bfloat16, headDim: d, valueDim: d, mask: nil, scoreMod: nil).source
-                .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-            let waits = lines.indices.filter { lines[$0].hasPrefix("fa_mbarrier_wait(dQEmpty") }
-            let arrivals = lines.indices.filter { lines[$0].hasPrefix("fa_mbarrier_arrive(dQFull)") }
+        // With two tiles (D <= 64) step v uses tile v % 2 and waits for the hand-back of step v - 2, its phase v / 2.
+        for (d, empty, full) in [(64, "fa_mbarrier_wait(dQEmpty + (i - 1) % 2, ((((i - 1) / 2)) + 1) & 1);",
+                                  "fa_mbarrier_arrive(dQFull + (i - 1) % 2);"),
+                                 (128, "fa_mbarrier_wait(dQEmpty, ((i - 1) + 1) & 1);", "fa_mbarrier_arrive(dQFull);")] {
+            let kernel = HopperGradientKernel(dtype: .bfloat16, headDim: d, valueDim: d, mask: nil, scoreMod: nil)
+            let lines = kernel.source.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            let waits = lines.indices.filter { lines[$0] == empty }
+            let arrivals = lines.indices.filter { lines[$0] == full }
+            #expect(kernel.queryGradientTiles == (d <= 64 ? 2 : 1))
             #expect(waits.count == 2 && arrivals.count == 2, "D=\(d): the loop's and the last step's")
             for (wait, arrival) in zip(waits, arrivals) {
                 #expect(wait < arrival && lines[wait + 1] == "if (sums) {", "D=\(d): the wait comes before the writer's branch")

@@ -107,15 +107,16 @@ extension HopperBackwardKernel {
         """
     }
 
-    /// The dQ warp (a thread of the producer warpgroup): per step, once the consumers have filled the dQ tile at
-    /// `tile`, waits for the query block's turn, stores the tile into its sums (the first turn) or adds it, runs
-    /// `handBack` as soon as the tile has been read, and passes the turn on once the sums are written.
-    func queryGradientWarp(tile: String, handBack: String) -> String {
+    /// The dQ warp (a thread of the producer warpgroup): per step `i`, once the consumers have filled the dQ tile at
+    /// `tile` (the barrier `full` completing phase `phase`, expressions of `i`), waits for the query block's turn,
+    /// stores the tile into its sums (the first turn) or adds it, runs `handBack` as soon as the tile has been read,
+    /// and passes the turn on once the sums are written.
+    func queryGradientWarp(tile: String, full: String = "dQFull", phase: String = "i", handBack: String) -> String {
         let walk = walk()
         return """
         if (warp == \(4 * consumerGroups + 1) && lane == 0) {  // the dQ warp
                     \(walk.open)
-                        fa_mbarrier_wait(dQFull, i & 1);
+                        fa_mbarrier_wait(\(full), \(phase) & 1);
                         const long long block = ((long long)b * Hq + h) * queryBlocks + q0 / BQ;
                         // Without a list every key block adds to every query block, the highest first.
                         const int turn = blockTurns ? blockTurns[step] : keyBlocks - 1 - keyBlock;

@@ -35,14 +35,14 @@ struct HopperGradientKernel: HopperBackwardKernel {
             resident: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
                        HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)],
             scratch: [HopperScratch(pointer: "sdSt", bytes: 2 * keyBlock * 128),
-                      HopperScratch(pointer: "sdQ", bytes: keyColumnBlocks * QueryGradientSums.tileFloats * 4)],
+                      HopperScratch(pointer: "sdQ", bytes: queryGradientTiles * keyColumnBlocks * QueryGradientSums.tileFloats * 4)],
             rings: [HopperRing(
                         tiles: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks),
                                 HopperTile(pointer: "sdO", map: "dOMap", rows: queryBlock, columnBlocks: valueColumnBlocks)]),
                     blockRowsRing],
             stages: stages, consumerWarps: 4 * consumerGroups,
-            handoffs: [HopperHandoff(pointer: "dQFull", arrivals: 128 * consumerGroups),
-                       HopperHandoff(pointer: "dQEmpty", arrivals: 1)])
+            handoffs: [HopperHandoff(pointer: "dQFull", arrivals: 128 * consumerGroups, count: queryGradientTiles),
+                       HopperHandoff(pointer: "dQEmpty", arrivals: 1, count: queryGradientTiles)])
     }
 
     /// Registers bound the head dims: dK and dV accumulators for 64 keys take 64 per thread each at D = Dv = 128.
@@ -54,6 +54,19 @@ struct HopperGradientKernel: HopperBackwardKernel {
 
     /// Four stages fit where the tiles are 64 columns wide (D, Dv ≤ 64), and give the short steps there more slack.
     var maxStages: Int { keyColumnBlocks == 1 && valueColumnBlocks == 1 ? 4 : 3 }
+
+    /// dQ tiles, used in turn (step v fills tile v % tiles, in its barriers' phase v / tiles): two where they fit
+    /// (D, Dv ≤ 64), so the consumers fill one while the dQ warp still waits for the other's turn.
+    var queryGradientTiles: Int { keyColumnBlocks == 1 && valueColumnBlocks == 1 ? 2 : 1 }
+
+    /// Step `v`'s dQ tile (a C expression of a step), its barriers, and the number of its phase on them.
+    private func queryGradientTile(step v: String) -> (tile: String, full: String, empty: String, phase: String) {
+        let tiles = queryGradientTiles
+        return tiles == 1
+            ? ("sdQ", "dQFull", "dQEmpty", v)
+            : ("(sdQ + ((\(v)) % \(tiles)) * \(keyColumnBlocks * QueryGradientSums.tileFloats * 4))",
+               "dQFull + (\(v)) % \(tiles)", "dQEmpty + (\(v)) % \(tiles)", "((\(v)) / \(tiles))")
+    }
 
     var source: String {
         hopperPrelude([
@@ -132,18 +145,20 @@ struct HopperGradientKernel: HopperBackwardKernel {
         """
     }
 
-    /// After the wait for step `v`'s dQ: its column block into the dQ tile once the dQ warp has handed the tile back,
-    /// and every consumer thread's arrival on `dQFull`. Every consumer thread waits for the hand-back of step
-    /// v − 1's tile, whether or not it writes this one (at D ≤ 64 the groups take turns): so a thread arrives for
-    /// step v only once step v − 1's phase has completed (an early arrival would count toward it, and the dQ warp
-    /// would read a tile before the other group wrote it), and its parity waits follow the phases one by one (a
-    /// thread two phases behind would take the older phase of the same parity for the one it waits for).
+    /// After the wait for step `v`'s dQ: its column block into step v's dQ tile once the dQ warp has handed the
+    /// tile's previous use back, and every consumer thread's arrival on the tile's `dQFull`. Every consumer thread
+    /// waits for that hand-back, whether or not it writes this tile (at D ≤ 64 the groups take turns): so a thread
+    /// arrives for the tile's phase only once its previous phase has completed (an early arrival would count toward
+    /// it, and the dQ warp would read a tile before the other group wrote it), and its parity waits follow the
+    /// phases one by one (a thread two phases behind would take the older phase of the same parity for the one it
+    /// waits for).
     private func storeQueryGradient(step v: String) -> String {
-        """
-        fa_mbarrier_wait(dQEmpty, ((\(v)) + 1) & 1);
+        let tile = queryGradientTile(step: v)
+        return """
+        fa_mbarrier_wait(\(tile.empty), ((\(tile.phase)) + 1) & 1);
                     if (sums) {
                         fa_wgmma_pin(dq);
-                        float* const tile = (float*)sdQ + c * \(QueryGradientSums.tileFloats);
+                        float* const tile = (float*)\(tile.tile) + c * \(QueryGradientSums.tileFloats);
                         #pragma unroll
                         for (int r = 0; r < 2; ++r) {
                             const int row = 16 * (warp % 4) + lane / 4 + 8 * r;
@@ -153,8 +168,14 @@ struct HopperGradientKernel: HopperBackwardKernel {
                         }
                         fa_fence_shared_for_async();
                     }
-                    fa_mbarrier_arrive(dQFull);
+                    fa_mbarrier_arrive(\(tile.full));
         """
+    }
+
+    /// The dQ warp for tiles in turn: step `i` reads `step.tile` once `step.full` completes and hands it back on
+    /// `step.empty`.
+    private func queryGradientWarp(tile step: (tile: String, full: String, empty: String, phase: String)) -> String {
+        queryGradientWarp(tile: step.tile, full: step.full, phase: step.phase, handBack: "fa_mbarrier_arrive(\(step.empty))")
     }
 
     private var kernel: String {
@@ -176,7 +197,7 @@ struct HopperGradientKernel: HopperBackwardKernel {
 
             if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
                 \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk(), registers: producerRegisters))
-                \(queryGradientWarp(tile: "sdQ", handBack: "fa_mbarrier_arrive(dQEmpty)"))
+                \(queryGradientWarp(tile: queryGradientTile(step: "i")))
             } else {
             asm volatile("setmaxnreg.inc.sync.aligned.u32 \(consumerRegisters);");
             // Consumer warpgroup `g0`; this thread holds keys lane / 4 and lane / 4 + 8 of its warp's 16.

@@ -25,10 +25,12 @@ struct HopperScratch {
 }
 
 /// An `mbarrier` beside the pipeline's, for a hand-off of the kernel's own (such as a buffer between the consumers
-/// and a producer thread), addressed in the kernel as `pointer` and completing a phase after `arrivals` arrivals.
+/// and a producer thread), addressed in the kernel as `pointer` and completing a phase after `arrivals` arrivals;
+/// `count` of them in a row where the kernel hands off several buffers in turn.
 struct HopperHandoff {
     let pointer: String
     let arrivals: Int
+    var count = 1
 }
 
 /// Tiles streamed together through a ring of stages, one set per step of a kernel's walk, with the bulk copies that
@@ -65,8 +67,10 @@ struct HopperPipeline {
     /// The tiles, scratch, barriers, and 1024 bytes to align the tiles for the 128-byte swizzle.
     var sharedMemoryBytes: Int {
         1024 + resident.map(\.bytes).reduce(0, +) + scratch.map(\.bytes).reduce(0, +)
-            + stages * rings.map(\.stageBytes).reduce(0, +) + 8 * (1 + 2 * rings.count * stages + handoffs.count)
+            + stages * rings.map(\.stageBytes).reduce(0, +) + 8 * (1 + 2 * rings.count * stages + handoffBarriers)
     }
+
+    private var handoffBarriers: Int { handoffs.map(\.count).reduce(0, +) }
 
     /// Carves shared memory (resident tiles and scratch by name; ring r's stages at `ringBase<r>(stage)`) and
     /// initialises the barriers: `full` and `empty` hold ring r's stage s at `r * stages + s`; the hand-offs follow.
@@ -92,12 +96,17 @@ struct HopperPipeline {
             "fa_u64* const residentLoaded = (fa_u64*)(sharedTiles + \(offset));",
             "fa_u64* const full = residentLoaded + 1;",
             "fa_u64* const empty = full + \(rings.count * stages);",
-        ] + handoffs.enumerated().map { index, handoff in
-            "fa_u64* const \(handoff.pointer) = empty + \(rings.count * stages + index);"
+        ] + handoffs.indices.map { index in
+            let first = rings.count * stages + handoffs[..<index].map(\.count).reduce(0, +)
+            return "fa_u64* const \(handoffs[index].pointer) = empty + \(first);"
         } + [
             "if (threadIdx.x == 0) {",
             "    fa_mbarrier_init(residentLoaded, 1);",
-        ] + barrierInitialisation + handoffs.map { "    fa_mbarrier_init(\($0.pointer), \($0.arrivals));" } + [
+        ] + barrierInitialisation + handoffs.map { handoff in
+            handoff.count == 1
+                ? "    fa_mbarrier_init(\(handoff.pointer), \(handoff.arrivals));"
+                : "    for (int i = 0; i < \(handoff.count); ++i) fa_mbarrier_init(&\(handoff.pointer)[i], \(handoff.arrivals));"
+        } + [
             "    asm volatile(\"fence.mbarrier_init.release.cluster;\" ::: \"memory\");",
             "}",
             "__syncthreads();",
