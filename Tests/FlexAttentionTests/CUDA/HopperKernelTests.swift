@@ -120,6 +120,17 @@ struct HopperKernelTests {
         }
     }
 
+    @Test("the forward holds Q as the register operand of Q Kᵀ where two groups have the registers (64 < D ≤ 128)")
+    func forwardQueryInRegisters() {
+        for (d, dv, inRegisters) in [(64, 64, false), (80, 80, true), (128, 128, true), (128, 64, true), (192, 192, false),
+                                     (256, 256, false)] {
+            let kernel = HopperForwardKernel(dtype: .bfloat16, headDim: d, valueDim: dv, mask: nil, scoreMod: nil)
+            #expect(kernel.queryInRegisters == inRegisters, "D=\(d) Dv=\(dv)")
+            #expect(kernel.source.contains("fa_wgmma_rk_\(kernel.keyBlock)(s, qa[kk]") == inRegisters, "D=\(d) Dv=\(dv)")
+            #expect(kernel.source.contains("groupQ + kk / 4") == !inRegisters, "D=\(d) Dv=\(dv)")
+        }
+    }
+
     @Test("the forward folds the scale into the softmax only for a positive scale and no score mod")
     func foldedScale() throws {
         func kernel(_ scoreMod: ScoreMod?, positive: Bool) throws -> HopperForwardKernel? {

@@ -6,9 +6,9 @@
 /// they have landed ("full") and another when every consumer thread is done with it ("empty"). The pipeline needs
 /// two stages or more: a warpgroup holds step i − 1's V while it computes step i's scores.
 ///
-/// Per key block a warpgroup computes S = Q Kᵀ with `wgmma` from shared memory (both operands K-major), applies the
-/// score mod, the mask on partial blocks and the online softmax in base 2 on the accumulators in registers, and
-/// adds P V with P from registers and V MN-major. The products overlap the softmax twice over (see `kernel`): within
+/// Per key block a warpgroup computes S = Q Kᵀ with `wgmma` (Q from registers where they allow, else from shared
+/// memory; K K-major in shared memory), applies the score mod, the mask on partial blocks and the online softmax in
+/// base 2 on the accumulators in registers, and adds P V with P from registers and V MN-major. The products overlap the softmax twice over (see `kernel`): within
 /// a warpgroup, and between warpgroups that take turns. Rows past `Sq` and keys past `Skv` arrive as zeros; the same
 /// parameters as ``MMAForwardKernel`` follow the three tensor maps (Q, K, V as 4-D `[B, H, S, D]` views, boxes of
 /// 64 columns), so one launcher drives both.
@@ -37,6 +37,10 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     var keyBlock: Int { paddedValueDim <= 128 ? 128 : 64 }
     /// The N of the P V product: Dv rounded up to a whole column block (the padding columns of V are zeros).
     var paddedValueDim: Int { 64 * valueColumnBlocks }
+    /// Whether registers hold this group's rows of Q as the A operand of Q Kᵀ (32 per thread at D = 128), so the
+    /// product reads only K from shared memory: where two groups leave 240 registers and S, O and P take 160 (three
+    /// groups at D = 64 would spill, and D = 256 has no room).
+    var queryInRegisters: Bool { consumerGroups == 2 && keyColumnBlocks <= 2 && paddedValueDim <= 128 }
 
     var readsTensorMaps: Bool { true }
 
@@ -61,7 +65,8 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
 
     var source: String {
         hopperPrelude([
-            WGMMAShape(n: keyBlock, operands: .kMajor), WGMMAShape(n: paddedValueDim, operands: .registers),
+            WGMMAShape(n: keyBlock, operands: queryInRegisters ? .registersKMajor : .kMajor),
+            WGMMAShape(n: paddedValueDim, operands: .registers),
         ])
             + OnlineSoftmax.source + kernel
     }
@@ -92,8 +97,12 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
 
     /// Issues step `i`'s S = Q Kᵀ into `s` (16 columns of D per wgmma) as one commit group.
     private var issueScores: String {
-        """
-        \(HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: pipeline.pointer(pipeline.rings[keys].tiles[0], stage: "i % STAGES"), bRows: "BN", depth: "D"))
+        let keys = pipeline.pointer(pipeline.rings[self.keys].tiles[0], stage: "i % STAGES")
+        let products = queryInRegisters
+            ? HopperHelpers.registerKMajorProducts(n: keyBlock, accumulator: "s", operands: "qa", b: keys, bRows: "BN", depth: "D")
+            : HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: keys, bRows: "BN", depth: "D")
+        return """
+        \(products)
                     fa_wgmma_commit();
         """
     }
@@ -179,7 +188,8 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             #pragma unroll
             for (int j = 0; j < NV / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
             fa_mbarrier_wait(residentLoaded, 0);
-            const unsigned char* const groupQ = sQ + group * 64 * 128;
+            \(queryInRegisters ? HopperHelpers.residentOperands("qa", tile: "sQ", rows: "BM", columns: "\(64 * keyColumnBlocks)")
+                : "const unsigned char* const groupQ = sQ + group * 64 * 128;")
             \(turns.start(group: "group"))
             const int steps = end - begin;
             float s[BN / 8][4];
