@@ -8,10 +8,10 @@
 ///
 /// Per key block a warpgroup computes S = Q Kᵀ with `wgmma` (Q from registers where they allow, else from shared
 /// memory; K K-major in shared memory), applies the score mod, the mask on partial blocks and the online softmax in
-/// base 2 on the accumulators in registers, and adds P V with P from registers and V MN-major. The products overlap the softmax twice over (see `kernel`): within
-/// a warpgroup, and between warpgroups that take turns. Rows past `Sq` and keys past `Skv` arrive as zeros; the same
-/// parameters as ``MMAForwardKernel`` follow the three tensor maps (Q, K, V as 4-D `[B, H, S, D]` views, boxes of
-/// 64 columns), so one launcher drives both.
+/// base 2 on the accumulators in registers, and adds P V with P from registers and V MN-major. The products overlap
+/// the softmax twice over (see `kernel`): within a warpgroup, and between warpgroups that take turns. Rows past `Sq`
+/// and keys past `Skv` arrive as zeros; the same parameters as ``MMAForwardKernel`` follow the three tensor maps (Q,
+/// K, V as 4-D `[B, H, S, D]` views, boxes of 64 columns), so one launcher drives both.
 ///
 /// Head dims are multiples of 16 up to 256; tiles are padded to whole 64-column blocks, which TMA fills with zeros.
 struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
