@@ -120,7 +120,7 @@ struct HopperKernelTests {
         }
     }
 
-    @Test("the forward holds Q as the register operand of Q Kᵀ where two groups have the registers (64 < D ≤ 128)")
+    @Test("the forward holds Q as the register operand of Q Kᵀ where two groups have the registers (64 < D ≤ 128, no score mod)")
     func forwardQueryInRegisters() {
         for (d, dv, inRegisters) in [(64, 64, false), (80, 80, true), (128, 128, true), (128, 64, true), (192, 192, false),
                                      (256, 256, false)] {
@@ -129,6 +129,9 @@ struct HopperKernelTests {
             #expect(kernel.source.contains("fa_wgmma_rk_\(kernel.keyBlock)(s, qa[kk]") == inRegisters, "D=\(d) Dv=\(dv)")
             #expect(kernel.source.contains("groupQ + kk / 4") == !inRegisters, "D=\(d) Dv=\(dv)")
         }
+        let modded = HopperForwardKernel(
+            dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: CUDAModFunction(scoreMod: .softCap(30)))
+        #expect(!modded.queryInRegisters && modded.source.contains("groupQ + kk / 4"))
     }
 
     @Test("the forward folds the scale into the softmax only for a positive scale and no score mod")
