@@ -73,35 +73,30 @@ extension HopperBackwardKernel {
     /// without a score mod, in ``BackwardKernelSource/plainScoreGradient(score:gradient:lse2:delta:mask:checked:indent:)``'s
     /// fewer instructions.
     func scoreLoop(checked: Bool, tiles: String, query: String, key: String) -> String {
-        guard scoreMod != nil else {
-            let gradient = BackwardKernelSource.plainScoreGradient(
+        let body: String
+        if scoreMod == nil {
+            body = BackwardKernelSource.plainScoreGradient(
                 score: "st[j][e]", gradient: "dpt[j][e]", lse2: "lse2[query - q0]", delta: "delta[query - q0]", mask: mask,
                 checked: checked, indent: 24)
-            return """
-                    #pragma unroll
-                    for (int j = 0; j < \(tiles); ++j) {
-                        #pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-                            const int query = \(query), key = \(key);
-                            \(gradient)
-                        }
-                    }
-            """
+        } else {
+            let tableGradients = !computesTableGradients ? "" : """
+                                    if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients, pending);
+                """
+            body = """
+                \(BackwardKernelSource.probability(score: "st[j][e]", lse2: "lse2[query - q0]", mask: mask, scoreMod: scoreMod, checked: checked, indent: 24))
+                                const float upstream = p == 0.0f ? 0.0f : p * (dpt[j][e] - delta[query - q0]);
+                    \(tableGradients)
+                                st[j][e] = p;
+                                dpt[j][e] = upstream == 0.0f ? 0.0f : upstream * slope;  // slope may be inf where p = 0
+                """
         }
-        let tableGradients = !computesTableGradients ? "" : """
-                                if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients, pending);
-            """
         return """
                 #pragma unroll
                 for (int j = 0; j < \(tiles); ++j) {
                     #pragma unroll
                     for (int e = 0; e < 4; ++e) {
                         const int query = \(query), key = \(key);
-                        \(BackwardKernelSource.probability(score: "st[j][e]", lse2: "lse2[query - q0]", mask: mask, scoreMod: scoreMod, checked: checked, indent: 24))
-                        const float upstream = p == 0.0f ? 0.0f : p * (dpt[j][e] - delta[query - q0]);
-            \(tableGradients)
-                        st[j][e] = p;
-                        dpt[j][e] = upstream == 0.0f ? 0.0f : upstream * slope;  // slope may be inf where p = 0
+                        \(body)
                     }
                 }
         """
