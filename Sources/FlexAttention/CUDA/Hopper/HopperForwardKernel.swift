@@ -33,8 +33,9 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     /// group's softmax keeps the tensor cores fed, and S, O and P still fit the 160 registers three groups leave.
     var consumerGroups: Int { max(headDim, valueDim) <= 64 ? 3 : 2 }
     var queryBlock: Int { 64 * consumerGroups }
-    /// 128 keys per block while S (64 floats per thread at 128 keys) and O fit the registers together.
-    var keyBlock: Int { paddedValueDim <= 128 ? 128 : 64 }
+    /// 128 keys per block while S (64 floats per thread at 128 keys) and O fit the registers together; else 80, which
+    /// two stages of K and V beside Q still fit at D = 256 (64 + 2 · 80 KB).
+    var keyBlock: Int { paddedValueDim <= 128 ? 128 : 80 }
     /// The N of the P V product: Dv rounded up to a whole column block (the padding columns of V are zeros).
     var paddedValueDim: Int { 64 * valueColumnBlocks }
     /// Whether registers hold this group's rows of Q as the A operand of Q Kᵀ (32 per thread at D = 128), so the

@@ -7,18 +7,20 @@ enum OnlineSoftmax {
     /// that takes the output row to the new max, which `fa_rescale_row` applies once the products reading the
     /// output have finished. Maxima and sums are trees, not chains, so the tensor cores wait less on them.
     static let source = """
-        // t[0] = t[0] + ... + t[2W - 1] (or the maximum) as a tree; one template level per step, so every loop has
-        // a constant trip count, unrolls, and t stays in registers.
-        template <int W, bool MAX>
+        // t[0] = t[0] + ... + t[N - 1] (or the maximum) as a tree: each level folds the last N / 2 elements onto the
+        // first (an odd middle one waits a level), so any N works (80-key blocks have 10 tiles). One template level
+        // per step, so every loop has a constant trip count, unrolls, and t stays in registers.
+        template <int N, bool MAX>
         struct fa_tree {
             static FA_INLINE void reduce(float* t) {
+                constexpr int H = N / 2;
                 #pragma unroll
-                for (int j = 0; j < W; ++j) t[j] = MAX ? fmaxf(t[j], t[j + W]) : t[j] + t[j + W];
-                fa_tree<W / 2, MAX>::reduce(t);
+                for (int j = 0; j < H; ++j) t[j] = MAX ? fmaxf(t[j], t[j + N - H]) : t[j] + t[j + N - H];
+                fa_tree<N - H, MAX>::reduce(t);
             }
         };
         template <bool MAX>
-        struct fa_tree<0, MAX> {
+        struct fa_tree<1, MAX> {
             static FA_INLINE void reduce(float*) {}
         };
         template <int J>
@@ -26,7 +28,7 @@ enum OnlineSoftmax {
             float t[J];
             #pragma unroll
             for (int j = 0; j < J; ++j) t[j] = fmaxf(s[j][2 * r], s[j][2 * r + 1]);
-            fa_tree<J / 2, true>::reduce(t);
+            fa_tree<J, true>::reduce(t);
             float blockMax = fmaxf(rowMax, t[0] * scale);
             blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 1));
             blockMax = fmaxf(blockMax, __shfl_xor_sync(0xffffffffu, blockMax, 2));
@@ -40,7 +42,7 @@ enum OnlineSoftmax {
                 s[j][2 * r + 1] = fa_exp2(fmaf(s[j][2 * r + 1], scale, -reference));
                 t[j] = s[j][2 * r] + s[j][2 * r + 1];
             }
-            fa_tree<J / 2, false>::reduce(t);
+            fa_tree<J, false>::reduce(t);
             rowSum = rowSum * correction + t[0];
             return correction;
         }
