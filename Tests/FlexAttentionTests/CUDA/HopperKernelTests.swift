@@ -84,6 +84,11 @@ struct HopperKernelTests {
         // and full and empty for each stage of both rings).
         #expect(forward.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
                 == 1024 + 128 * 256 + 3 * 128 * 256 + 3 * 128 * 256 + 8 * 13)
+        // Where Dv > 128 the forward takes 80 keys per block: Q (128 rows by 256), two stages of K and of V.
+        let wideForward = HopperForwardKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil)
+            .fitting(maxSharedMemory: Self.sharedMemory)
+        #expect(wideForward.keyBlock == 80 && wideForward.stages == 2)
+        #expect(wideForward.sharedMemoryBytes == 1024 + 128 * 512 + 2 * 80 * 512 + 2 * 80 * 512 + 8 * 9)
         // The backward: K and V; two dSt buffers (128 keys by 64 queries) and dQ's tile (64 rows by 128 Float32s);
         // three stages of Q and dO, and of the block's LSE and Delta in a ring of their own; then the barriers (K
         // and V's, full and empty per stage of both rings, and the dQ tile's two).
