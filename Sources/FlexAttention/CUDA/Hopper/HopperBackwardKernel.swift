@@ -102,6 +102,14 @@ extension HopperBackwardKernel {
         """
     }
 
+    /// Pt and dSt formed in place of St and dPt (``scoreLoop(checked:tiles:query:key:)``, with the checks only where
+    /// the block is partial or runs past the keys), then the block's LSE and Delta handed back.
+    func scoreGradients(tiles: String, query: String, key: String) -> String {
+        HopperHelpers.checkedOrNot("partial || k0 + BK > Skv") {
+            scoreLoop(checked: $0, tiles: tiles, query: query, key: key)
+        } + "\n        " + pipeline.release(ring: rows, step: "i")
+    }
+
     /// The dQ warp (a thread of the producer warpgroup): per step `i`, once the consumers have filled the dQ tile at
     /// `tile` (the barrier `full` completing phase `phase`, expressions of `i`), waits for the query block's turn,
     /// stores the tile into its sums (the first turn) or adds it, runs `handBack` as soon as the tile has been read,

@@ -48,16 +48,19 @@ struct HopperGradientKernel: HopperBackwardKernel {
     /// Registers bound the head dims: dK and dV accumulators for 64 keys take 64 per thread each at D = Dv = 128.
     static func supports(headDim: Int, valueDim: Int) -> Bool { headDim <= 128 && valueDim <= 128 }
 
-    /// At D, Dv ≤ 64 registers hold this group's rows of K and V as the A operands of Sᵀ and dPᵀ (16 each), so those
-    /// products read only Q and dO from shared memory; at D = 128 the 64 they would take are not there.
-    var keysInRegisters: Bool { keyColumnBlocks == 1 && valueColumnBlocks == 1 }
+    /// Whether every tile is one 64-column block (D, Dv ≤ 64): registers and shared memory are then left over.
+    private var narrowTiles: Bool { keyColumnBlocks == 1 && valueColumnBlocks == 1 }
 
-    /// Four stages fit where the tiles are 64 columns wide (D, Dv ≤ 64), and give the short steps there more slack.
-    var maxStages: Int { keyColumnBlocks == 1 && valueColumnBlocks == 1 ? 4 : 3 }
+    /// With ``narrowTiles`` registers hold this group's rows of K and V as the A operands of Sᵀ and dPᵀ (16 each), so
+    /// those products read only Q and dO from shared memory; at D = 128 the 64 they would take are not there.
+    var keysInRegisters: Bool { narrowTiles }
+
+    /// Four stages fit with ``narrowTiles``, and give the short steps there more slack.
+    var maxStages: Int { narrowTiles ? 4 : 3 }
 
     /// dQ tiles, used in turn (step v fills tile v % tiles, in its barriers' phase v / tiles): two where they fit
-    /// (D, Dv ≤ 64), so the consumers fill one while the dQ warp still waits for the other's turn.
-    var queryGradientTiles: Int { keyColumnBlocks == 1 && valueColumnBlocks == 1 ? 2 : 1 }
+    /// (``narrowTiles``), so the consumers fill one while the dQ warp still waits for the other's turn.
+    var queryGradientTiles: Int { narrowTiles ? 2 : 1 }
 
     /// Step `v`'s dQ tile (a C expression of a step), its barriers, and the number of its phase on them.
     private func queryGradientTile(step v: String) -> (tile: String, full: String, empty: String, phase: String) {
@@ -108,7 +111,7 @@ struct HopperGradientKernel: HopperBackwardKernel {
                     #pragma unroll
                     for (int a = 0; a < 4; ++a) {
                         const int row = 16 * warp + lane / 4 + 8 * (a % 2), chunk = 2 * kk + a / 2;
-                        *(fa_u32*)(sdS + row * 128 + (chunk ^ (row % 8)) * 16 + 4 * (lane % 4)) = dst[kk][a];
+                        *(fa_u32*)(sdS + \(HopperHelpers.operandOffset)) = dst[kk][a];
                     }
                 }
                 fa_fence_shared_for_async();
@@ -172,14 +175,9 @@ struct HopperGradientKernel: HopperBackwardKernel {
         """
     }
 
-    /// The dQ warp for tiles in turn: step `i` reads `step.tile` once `step.full` completes and hands it back on
-    /// `step.empty`.
-    private func queryGradientWarp(tile step: (tile: String, full: String, empty: String, phase: String)) -> String {
-        queryGradientWarp(tile: step.tile, full: step.full, phase: step.phase, handBack: "fa_mbarrier_arrive(\(step.empty))")
-    }
-
     private var kernel: String {
         let turns = WarpgroupTurns(groups: consumerGroups)
+        let dQTile = queryGradientTile(step: "i")  // the dQ warp's step
         let pending = "fa_score_mod_table_pending pending = fa_score_mod_table_pending_start();"
         let consumerWalk = walk(afterHead: !computesTableGradients ? "" : """
                 fa_score_mod_table_gradients_flush(table_gradients, pending);  // per-head entries change with h
@@ -197,7 +195,7 @@ struct HopperGradientKernel: HopperBackwardKernel {
 
             if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
                 \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk(), registers: producerRegisters))
-                \(queryGradientWarp(tile: queryGradientTile(step: "i")))
+                \(queryGradientWarp(tile: dQTile.tile, full: dQTile.full, phase: dQTile.phase, handBack: "fa_mbarrier_arrive(\(dQTile.empty))"))
             } else {
             asm volatile("setmaxnreg.inc.sync.aligned.u32 \(consumerRegisters);");
             // Consumer warpgroup `g0`; this thread holds keys lane / 4 and lane / 4 + 8 of its warp's 16.
@@ -222,11 +220,8 @@ struct HopperGradientKernel: HopperBackwardKernel {
                 \(scoreProducts)
 
                 // Pt and dSt, rounded to 16 bits as the A operands of Pt dO and dSt Q; dSt also to shared memory.
-                \(HopperHelpers.checkedOrNot("partial || k0 + BK > Skv") {
-                    scoreLoop(checked: $0, tiles: "BQ / 8", query: "q0 + 8 * j + 2 * (lane % 4) + e % 2",
-                              key: "k0 + 16 * warp + lane / 4 + 8 * (e / 2)")
-                })
-                \(pipeline.release(ring: rows, step: "i"))
+                \(scoreGradients(tiles: "BQ / 8", query: "q0 + 8 * j + 2 * (lane % 4) + e % 2",
+                                 key: "k0 + 16 * warp + lane / 4 + 8 * (e / 2)"))
                 fa_u32 pt[BQ / 16][4], dst[BQ / 16][4];
                 fa_pack_operands(st, pt);
                 fa_pack_operands(dpt, dst);

@@ -48,6 +48,10 @@ enum HopperHelpers {
         """
     }
 
+    /// The byte offset, in a tile of this layout, of this thread's 32 bits of an A operand's row `row` and 16-byte
+    /// chunk `chunk` (C variables): where the packed registers of `fa_pack_operands` are stored and loaded.
+    static let operandOffset = "row * 128 + (chunk ^ (row % 8)) * 16 + 4 * (lane % 4)"
+
     /// `fa_u32 name[columns / 16][4]`, this thread's A operands of a product over `columns` columns (a C constant)
     /// read once from the shared tile at `tile` (`rows` rows; this warp's 16 at `16 * warp`): the layout
     /// `fa_pack_operands` gives, so a tile that stays resident is read from shared memory once instead of per product.
@@ -59,7 +63,7 @@ enum HopperHelpers {
             #pragma unroll
             for (int a = 0; a < 4; ++a) {
                 const int row = 16 * warp + lane / 4 + 8 * (a % 2), chunk = 2 * (kk % 4) + a / 2;
-                \(name)[kk][a] = *(const fa_u32*)(\(tile) + kk / 4 * \(rows) * 128 + row * 128 + (chunk ^ (row % 8)) * 16 + 4 * (lane % 4));
+                \(name)[kk][a] = *(const fa_u32*)(\(tile) + kk / 4 * \(rows) * 128 + \(operandOffset));
             }
         }
         """

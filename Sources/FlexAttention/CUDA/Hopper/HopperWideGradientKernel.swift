@@ -71,7 +71,7 @@ struct HopperWideGradientKernel: HopperBackwardKernel {
                     #pragma unroll
                     for (int a = 0; a < 4; ++a) {
                         const int row = 16 * w + lane / 4 + 8 * (a % 2), chunk = 4 * g0 + 2 * kk + a / 2;
-                        const int offset = row * 128 + (chunk ^ (row % 8)) * 16 + 4 * (lane % 4);
+                        const int offset = \(HopperHelpers.operandOffset);
                         *(fa_u32*)(sPt + offset) = pt[kk][a];
                         *(fa_u32*)(sdSt + offset) = dst[kk][a];
                     }
@@ -182,11 +182,8 @@ struct HopperWideGradientKernel: HopperBackwardKernel {
                 fa_wgmma_pin(dpt);
 
                 // Pt and dSt, rounded to 16 bits, into shared memory for both groups' products.
-                \(HopperHelpers.checkedOrNot("partial || k0 + BK > Skv") {
-                    scoreLoop(checked: $0, tiles: "BQ / 16", query: "q0 + 32 * g0 + 8 * j + 2 * (lane % 4) + e % 2",
-                              key: "k0 + 16 * w + lane / 4 + 8 * (e / 2)")
-                })
-                \(pipeline.release(ring: rows, step: "i"))
+                \(scoreGradients(tiles: "BQ / 16", query: "q0 + 32 * g0 + 8 * j + 2 * (lane % 4) + e % 2",
+                                 key: "k0 + 16 * w + lane / 4 + 8 * (e / 2)"))
                 {
                     fa_u32 pt[BQ / 32][4], dst[BQ / 32][4];
                     fa_pack_operands(st, pt);
