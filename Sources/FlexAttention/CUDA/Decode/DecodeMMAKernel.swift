@@ -224,8 +224,7 @@ struct DecodeMMAKernel: DecodeAttentionKernel {
                             const float x = \(DecodeKernelText.score(
                                 "s[mt][e]", scoreMod: scoreMod, head: "rowHead[i]", position: "rowPosition[i]",
                                 key: "key", prepared: "scorePrepared[i]"));
-                            bool keep = key < L;
-                            \(mask == nil ? "" : "if (partial) keep = keep && \(masked);")
+                            const bool keep = \(ModKernelText.keep(bound: "key < L", masked: mask == nil ? nil : masked));
                             s[mt][e] = keep ? x : fa_negative_infinity();
                         }
                     #pragma unroll

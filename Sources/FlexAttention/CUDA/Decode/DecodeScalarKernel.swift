@@ -107,8 +107,7 @@ struct DecodeScalarKernel: DecodeAttentionKernel {
                         float x = \(DecodeKernelText.score(
                             "s[r]", scoreMod: scoreMod, head: "rowHead[r]", position: "rowPosition[r]", key: "key",
                             prepared: "scorePrepared[r]"));
-                        bool keep = key < L;
-                        \(mask == nil ? "" : "if (partial) keep = keep && \(masked);")
+                        const bool keep = \(ModKernelText.keep(bound: "key < L", masked: mask == nil ? nil : masked));
                         x = keep ? x : fa_negative_infinity();
                         const float blockMax = fmaxf(rowMax[r], fa_warp_max(x));
                         // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.

@@ -87,8 +87,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
                             \(checked ? "const float x = " : "s[j][e] = ")\(score);
         """ + (checked ? """
 
-                            bool keep = key < Skv;
-            \(forwardMask)
+                            const bool keep = \(ModKernelText.keep(mask: mask));
                             s[j][e] = keep ? x : fa_negative_infinity();
         """ : "") + """
 

@@ -94,11 +94,6 @@ extension TensorCoreAttentionKernel {
             : "fa_score_mod(\(raw) * scale, b, h, query, key, Sq, Skv, score_mod, nullptr) * LOG2E"
     }
 
-    /// The statement that applies the mask to `keep` in blocks the block list marks partial.
-    var forwardMask: String {
-        mask == nil ? "" : "                if (partial) keep = keep && fa_mask(b, h, query, key, Sq, Skv, mask_mod);"
-    }
-
     /// A forward kernel's last statements for one of this thread's rows, inside a loop over them (`continue` skips
     /// rows past `Sq`): the row's four partial sums added, O written from the accumulator tiles `accumulator`
     /// (element pair `2 * r`) over the sum, and the natural-log LSE from the base-2 `maximum`.

@@ -11,12 +11,11 @@ enum BackwardKernelSource {
         let modify = scoreMod == nil
             ? "const float modified = x;"
             : "const float modified = fa_score_mod(x, b, h, query, key, Sq, Skv, score_mod, &slope);"
-        let applyMask = mask == nil ? "" : " && (!partial || fa_mask(b, h, query, key, Sq, Skv, mask_mod))"
         let lines = """
             const float x = \(score) * scale;
             float slope = 1.0f;
             \(modify)
-            const bool keep = \(checked ? "key < Skv" + applyMask : "true");
+            const bool keep = \(checked ? ModKernelText.keep(mask: mask) : "true");
             const float p = keep ? fa_exp2(modified * 1.4426950408889634f - \(lse2)) : 0.0f;
             """
         return lines.split(separator: "\n").joined(separator: "\n" + String(repeating: " ", count: indent))
@@ -28,10 +27,9 @@ enum BackwardKernelSource {
     static func plainScoreGradient(
         score: String, gradient: String, lse2: String, delta: String, mask: CUDAModFunction?, checked: Bool, indent: Int
     ) -> String {
-        let applyMask = mask == nil ? "" : " && (!partial || fa_mask(b, h, query, key, Sq, Skv, mask_mod))"
         let exponent = "fa_exp2(fmaf(\(score), scale * 1.4426950408889634f, -\(lse2)))"
         let lines = """
-            const float p = \(checked ? "key < Skv\(applyMask) ? \(exponent) : 0.0f" : exponent);
+            const float p = \(checked ? "\(ModKernelText.keep(mask: mask)) ? \(exponent) : 0.0f" : exponent);
             \(score) = p;
             \(gradient) = p * (\(gradient) - \(delta));
             """

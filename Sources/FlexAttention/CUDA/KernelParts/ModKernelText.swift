@@ -14,4 +14,19 @@ enum ModKernelText {
             mod.map { "const \($0.name)_prepared \(role)_mod = \($0.name)_prepare(b, h, Sq, Skv, \(role)_arguments);\n" }
         }.joined()
     }
+
+    /// The C expression for whether a checked score is kept: `bound` (the key is inside the keys) and, in blocks the
+    /// block list marks `partial`, the mask's verdict `masked` (nil: no mask).
+    ///
+    /// Bitwise `&` and `|`, not `&&`, `||` or `if (partial)`: the short-circuits became a branch around every score of
+    /// a tile (BSSY, BRA, BSYNC in the SASS), which made a masked step's elementwise work about twice as long. The mask
+    /// is therefore evaluated on every checked score; mods are total (table indices are clamped), so that is safe.
+    static func keep(bound: String, masked: String?) -> String {
+        masked.map { "(\(bound)) & (!partial | \($0))" } ?? bound
+    }
+
+    /// ``keep(bound:masked:)`` for the attention kernels' `fa_mask` of (`query`, `key`), `key < Skv` the bound.
+    static func keep(mask: CUDAModFunction?) -> String {
+        keep(bound: "key < Skv", masked: mask == nil ? nil : "fa_mask(b, h, query, key, Sq, Skv, mask_mod)")
+    }
 }

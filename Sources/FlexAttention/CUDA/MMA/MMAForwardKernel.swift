@@ -126,8 +126,7 @@ struct MMAForwardKernel: TensorCoreAttentionKernel, ForwardAttentionKernel {
                             for (int e = 0; e < 4; ++e) {
                                 const int query = rows[2 * m + e / 2], key = k0 + 8 * j + 2 * (lane % 4) + e % 2;
                                 const float x = \(forwardScore("s[m][j][e]"));
-                                bool keep = key < Skv;
-            \(forwardMask)
+                                const bool keep = \(ModKernelText.keep(mask: mask));
                                 s[m][j][e] = keep ? x : fa_negative_infinity();
                             }
                         }

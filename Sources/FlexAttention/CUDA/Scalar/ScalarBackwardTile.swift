@@ -69,7 +69,6 @@ struct ScalarBackwardTile {
         let modify = scoreMod == nil
             ? "const float modified = x;"
             : "const float modified = fa_score_mod(x, b, h, query, key, Sq, Skv, score_mod, &slope);"
-        let applyMask = mask == nil ? "" : "if (partial) keep = keep && fa_mask(b, h, query, key, Sq, Skv, mask_mod);"
         let addTableGradients = scoreMod == nil || !tableGradients ? "" : """
             if (keep) fa_score_mod_table_gradients(x, b, h, query, key, Sq, Skv, score_mod, upstream, table_gradients, pending);
             """
@@ -98,8 +97,9 @@ struct ScalarBackwardTile {
                             const float x = s[r] * scale;
                             float slope = 1.0f;  // d modified / d x
                             \(modify)
-                            bool keep = key < Skv && sLSE2[i] != fa_negative_infinity();
-                            \(applyMask)
+                            const bool keep = \(ModKernelText.keep(
+                                bound: "key < Skv && sLSE2[i] != fa_negative_infinity()",
+                                masked: mask == nil ? nil : "fa_mask(b, h, query, key, Sq, Skv, mask_mod)"));
                             const float p = keep ? exp2f(fmaf(modified, LOG2E, -sLSE2[i])) : 0.0f;
                             // d loss / d modified, 0 wherever p is (masked, or underflowed): dP − Delta may be ±∞ there.
                             const float upstream = p == 0.0f ? 0.0f : p * (dp[r] - sDelta[i]);

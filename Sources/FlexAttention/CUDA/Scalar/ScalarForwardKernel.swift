@@ -44,7 +44,6 @@ struct ScalarForwardKernel: ForwardAttentionKernel {
     private var kernel: String {
         let storage = dtype.cudaStorageType
         let modifyScore = scoreMod == nil ? "" : "x = fa_score_mod(x, b, h, query, key, Sq, Skv, score_mod, nullptr);"
-        let applyMask = mask == nil ? "" : "if (partial) keep = keep && fa_mask(b, h, query, key, Sq, Skv, mask_mod);"
         return """
             extern "C" __global__ void __launch_bounds__(\(threads))
             \(name)(
@@ -107,8 +106,7 @@ struct ScalarForwardKernel: ForwardAttentionKernel {
                         const int query = q0 + row0 + r;
                         float x = s[r] * scale;
                         \(modifyScore)
-                        bool keep = key < Skv;
-                        \(applyMask)
+                        const bool keep = \(ModKernelText.keep(mask: mask));
                         x = keep ? x * LOG2E : fa_negative_infinity();
                         const float blockMax = fmaxf(rowMax[r], fa_warp_max(x));
                         // A row with nothing kept yet subtracts 0, not -inf, so its exponentials are 0, never NaN.
