@@ -80,15 +80,15 @@ struct HopperKernelTests {
         let forward = HopperForwardKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil)
         #expect(forward.fitting(maxSharedMemory: Self.sharedMemory).stages == 3)
         #expect(forward.fitting(maxSharedMemory: 200 * 1024).stages == 2)
-        // The tiles start on a 1024-byte boundary: Q, then three stages of K, three of V, then the barriers (Q's,
-        // and full and empty for each stage of both rings).
+        // The tiles start on a 1024-byte boundary: Q, then three stages of K, three of V, then the barriers (Q's
+        // arrival, full and empty for each stage of both rings, and Q's hand-back).
         #expect(forward.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
-                == 1024 + 128 * 256 + 3 * 128 * 256 + 3 * 128 * 256 + 8 * 13)
+                == 1024 + 128 * 256 + 3 * 128 * 256 + 3 * 128 * 256 + 8 * 14)
         // Where Dv > 128 the forward takes 80 keys per block: Q (128 rows by 256), two stages of K and of V.
         let wideForward = HopperForwardKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil)
             .fitting(maxSharedMemory: Self.sharedMemory)
         #expect(wideForward.keyBlock == 80 && wideForward.stages == 2)
-        #expect(wideForward.sharedMemoryBytes == 1024 + 128 * 512 + 2 * 80 * 512 + 2 * 80 * 512 + 8 * 9)
+        #expect(wideForward.sharedMemoryBytes == 1024 + 128 * 512 + 2 * 80 * 512 + 2 * 80 * 512 + 8 * 10)
         // The backward: K and V; two dSt buffers (128 keys by 64 queries) and dQ's tile (64 rows by 128 Float32s);
         // three stages of Q and dO, and of the block's LSE and Delta in a ring of their own; then the barriers (K
         // and V's, full and empty per stage of both rings, and the dQ tile's two).
@@ -137,6 +137,55 @@ struct HopperKernelTests {
         let modded = HopperForwardKernel(
             dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: CUDAModFunction(scoreMod: .softCap(30)))
         #expect(!modded.queryInRegisters && modded.source.contains("groupQ + kk / 4"))
+    }
+
+    @Test("the forward is persistent at D ≤ 64 and for up to 2048 keys, taking its tiles from a zeroed counter")
+    func forwardSchedule() throws {
+        func kernel(d: Int, keys: Int) throws -> HopperForwardKernel? {
+            let shape = try AttentionShape(
+                query: try Tensor(zeros: [2, 4, 300, d], dtype: .bfloat16), key: try Tensor(zeros: [2, 2, keys, d], dtype: .bfloat16),
+                value: try Tensor(zeros: [2, 2, keys, d], dtype: .bfloat16))
+            return try ForwardProgram.kernel(
+                shape: shape, mask: nil, scoreMod: nil, maxSharedMemory: Self.sharedMemory, tensorMaps: true)
+                as? HopperForwardKernel
+        }
+        for (d, keys, persistent) in [(64, 8192, true), (64, 100, true), (128, 2048, true), (128, 2049, false),
+                                      (256, 4096, false)] {
+            let chosen = try #require(try kernel(d: d, keys: keys))
+            #expect(chosen.persistent == persistent && chosen.schedulesTiles == persistent, "D=\(d) keys=\(keys)")
+            #expect(chosen.source.contains("atomicAdd(tileCounter, 1)") == persistent, "D=\(d) keys=\(keys)")
+            #expect(chosen.name.hasSuffix("_persistent") == persistent, "D=\(d) keys=\(keys)")
+            // 300 queries in tiles of 192 (D = 64) or 128 rows, 8 heads: a CTA per tile, or at most one per SM.
+            let shape = try AttentionShape(batch: 2, queryHeads: 4, keyValueHeads: 2, queryLength: 300, headDim: d, dtype: .bfloat16)
+            let tiles = 8 * (d <= 64 ? 2 : 3)
+            #expect(chosen.grid(shape, multiprocessors: 5) == (persistent ? 5 : tiles, 1), "D=\(d) keys=\(keys)")
+            #expect(chosen.grid(shape, multiprocessors: 132) == (tiles, 1), "D=\(d) keys=\(keys)")
+        }
+        // The slot that passes the tile index sits after the barriers, inside the shared memory the kernel asks for.
+        let oneTile = HopperForwardKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil)
+        var persistent = oneTile
+        persistent.persistent = true
+        #expect(persistent.sharedMemoryBytes == oneTile.sharedMemoryBytes + 8)
+        #expect(persistent.source.contains("int* const scheduledTile") && !oneTile.source.contains("scheduledTile"))
+    }
+
+    @Test("checked scores take the mask's verdict with bitwise operators, so no score of a tile branches")
+    func branchFreeMask() {
+        let causal = CUDAModFunction(mask: .causal)
+        let verdict = "(key < Skv) & (!partial | fa_mask(b, h, query, key, Sq, Skv, mask_mod))"
+        let kernels: [any AttentionKernel] = [
+            HopperForwardKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: causal, scoreMod: nil),
+            MMAForwardKernel(dtype: .float16, headDim: 64, valueDim: 64, mask: causal, scoreMod: nil),
+            HopperGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: causal, scoreMod: nil),
+            HopperGradientKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: causal,
+                                 scoreMod: CUDAModFunction(scoreMod: .softCap(30))),
+        ]
+        for kernel in kernels {
+            #expect(kernel.source.contains(verdict), "\(kernel.name)")
+            #expect(!kernel.source.contains("if (partial)") && !kernel.source.contains("!partial ||"), "\(kernel.name)")
+        }
+        let unmasked = HopperForwardKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil)
+        #expect(unmasked.source.contains("const bool keep = key < Skv;") && !unmasked.source.contains("!partial |"))
     }
 
     @Test("the forward folds the scale into the softmax only for a positive scale and no score mod")

@@ -56,7 +56,7 @@ struct KernelSignatureTests {
                 counts.forward += 1
                 Self.check(kernel, kernel.signature, ForwardOperands(
                     tensorMaps: Self.maps, query: Self.tensor, key: Self.tensor, value: Self.tensor, output: Self.tensor,
-                    logSumExp: 8, shared: shared))
+                    logSumExp: 8, tileCounter: 9, shared: shared))
             case let kernel as any GradientAttentionKernel:
                 counts.gradient += 1
                 Self.check(kernel, kernel.signature, GradientOperands(

@@ -25,6 +25,8 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     /// whose exponent takes the scale in one FFMA (a positive factor keeps the row maximum where it was); with a
     /// scale ≤ 0, which would turn the maximum into the minimum and the masked −∞ into +∞, they are scaled first.
     var scaleIsPositive = true
+    /// Whether a CTA runs tile after tile (``TileSchedule``); ``ForwardProgram`` chooses it by shape.
+    var persistent = false
 
     /// Whether the scale is folded into the softmax (``scaleIsPositive``, no score mod).
     var foldsScale: Bool { scoreMod == nil && scaleIsPositive }
@@ -48,19 +50,51 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
 
     var name: String {
         "fa_hopper_forward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + (scoreMod == nil && !foldsScale ? "_prescaled" : "")
-            + ModTags.suffix(mask: mask, scoreMod: scoreMod)
+            + (persistent ? "_persistent" : "") + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }
 
-    /// Q resident; K and V streamed through `stages` buffers.
+    /// Q resident per tile (handed back on `residentEmpty`); K and V streamed through `stages` buffers.
     var pipeline: HopperPipeline {
-        HopperPipeline(
+        var pipeline = HopperPipeline(
             resident: [HopperTile(pointer: "sQ", map: "qMap", rows: queryBlock, columnBlocks: keyColumnBlocks)],
             rings: [HopperRing(tiles: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks)]),
                     HopperRing(tiles: [HopperTile(pointer: "sV", map: "vMap", rows: keyBlock, columnBlocks: valueColumnBlocks)])],
             stages: stages, consumerWarps: 4 * consumerGroups)
+        pipeline.handoffs = [pipeline.residentHandoff]
+        pipeline.schedulesTiles = persistent
+        return pipeline
     }
 
-    private var walk: (open: String, close: String) { HopperPipeline.keyBlockWalk(keyBlock: "BN") }
+    /// The tiles (``TileSchedule``) in the order: query blocks longest first (later rows see more keys under causal),
+    /// the heads of one query block together (GQA's heads that share K and V are neighbours), so the short tiles fill
+    /// the tail.
+    var tiles: TileSchedule {
+        TileSchedule(persistent: persistent, setup: """
+            const int qBlock = qBlocks - 1 - tile / heads;
+                        const int b = tile % heads / Hq, h = tile % Hq, hkv = h / (Hq / Hkv);
+                        const int q0 = qBlock * BM;
+                        const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
+                        const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, (Skv + BN - 1) / BN);
+                        const int begin = range.begin, end = range.end;
+            """)
+    }
+
+    var schedulesTiles: Bool { persistent }
+
+    /// This kernel, persistent where that measured faster (notes/hopper.md, seventh pass): with three consumer groups
+    /// (D, Dv ≤ 64), whose steps are short, and for up to 2048 keys, whose walks are.
+    func scheduled(for shape: AttentionShape) -> Self {
+        var kernel = self
+        kernel.persistent = consumerGroups == 3 || shape.keyLength <= 2048
+        return kernel
+    }
+
+    func grid(_ shape: AttentionShape, multiprocessors: Int) -> (x: Int, y: Int) {
+        let tiles = shape.batch * shape.queryHeads * ((shape.queryLength + queryBlock - 1) / queryBlock)
+        return (self.tiles.grid(tiles: tiles, multiprocessors: multiprocessors), 1)
+    }
+
+    private var walk: (open: String, close: String) { HopperPipeline.keyBlockWalk(keyBlock: "BN", streamed: "streamed") }
     private var turns: WarpgroupTurns { WarpgroupTurns(groups: consumerGroups) }
     /// The pipeline's rings: K, then V.
     private let keys = 0, values = 1
@@ -98,7 +132,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
 
     /// Issues step `i`'s S = Q Kᵀ into `s` (16 columns of D per wgmma) as one commit group.
     private var issueScores: String {
-        let keys = pipeline.pointer(pipeline.rings[self.keys].tiles[0], stage: "i % STAGES")
+        let keys = pipeline.pointer(pipeline.rings[self.keys].tiles[0], stage: "(streamed + i) % STAGES")
         let products = queryInRegisters
             ? HopperHelpers.registerKMajorProducts(n: keyBlock, accumulator: "s", operands: "qa", b: keys, bRows: "BN", depth: "D")
             : HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: keys, bRows: "BN", depth: "D")
@@ -111,7 +145,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     /// Issues O += P V for step `v` as one commit group: P from registers (16 keys per wgmma), V MN-major.
     private func issueValues(step v: String) -> String {
         """
-        \(HopperHelpers.mnMajorProducts(n: paddedValueDim, accumulator: "o", operands: "p", b: pipeline.pointer(pipeline.rings[values].tiles[0], stage: "(\(v)) % STAGES"), rows: "BN", depth: "BN"))
+        \(HopperHelpers.mnMajorProducts(n: paddedValueDim, accumulator: "o", operands: "p", b: pipeline.pointer(pipeline.rings[values].tiles[0], stage: "(streamed + \(v)) % STAGES"), rows: "BN", depth: "BN"))
                     fa_wgmma_commit();
         """
     }
@@ -132,14 +166,20 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
         """
     }
 
-    /// Per step: Q Kᵀ (K's ring released when it is done), the softmax, P V (V's ring released when it is done),
-    /// then O's rows rescaled and the next P packed.
+    /// Per step: Q Kᵀ (K's ring released when it is done, and Q after the tile's last one where it is read from shared
+    /// memory), the softmax, P V (V's ring released when it is done), then O's rows rescaled and the next P packed.
+    /// The rings' steps count on from the tiles before (`streamed`).
     private var walkOneStepAhead: OneStepAheadWalk {
         OneStepAheadWalk(
-            waitFirst: { pipeline.waitFull(ring: keys, step: $0) }, issueFirst: issueScores, pinFirst: "fa_wgmma_pin(s);",
-            releaseFirst: { pipeline.release(ring: keys, step: $0) }, elementwise: softmax,
-            waitSecond: { pipeline.waitFull(ring: values, step: $0) }, issueSecond: issueValues(step:),
-            pinSecond: "fa_wgmma_pin(o);", releaseSecond: { pipeline.release(ring: values, step: $0) },
+            waitFirst: { pipeline.waitFull(ring: keys, step: "streamed + " + $0) }, issueFirst: issueScores,
+            pinFirst: "fa_wgmma_pin(s);",
+            releaseFirst: {
+                pipeline.release(ring: keys, step: "streamed + " + $0)
+                    + (queryInRegisters ? "" : "\nif ((\($0)) == steps - 1) fa_mbarrier_arrive(residentEmpty);")
+            },
+            elementwise: softmax,
+            waitSecond: { pipeline.waitFull(ring: values, step: "streamed + " + $0) }, issueSecond: issueValues(step:),
+            pinSecond: "fa_wgmma_pin(o);", releaseSecond: { pipeline.release(ring: values, step: "streamed + " + $0) },
             afterSecond: """
                 #pragma unroll
                                 for (int r = 0; r < 2; ++r) fa_rescale_row(o, r, correction[r]);
@@ -149,7 +189,10 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
 
     /// The kernel as a skeleton of steps. Per warpgroup, step i's S = Q Kᵀ is issued together with step i − 1's
     /// P V, so the softmax of step i runs while P V is on the tensor cores; and the warpgroups take turns to issue
-    /// (``WarpgroupTurns``), so the tensor cores serve one group while the others are in their softmax.
+    /// (``WarpgroupTurns``), so the tensor cores serve one group while the others are in their softmax. The CTA is
+    /// persistent where that pays (``tiles``): the producer then loads the next tile's Q as soon as the consumers hand
+    /// Q back (after copying it into registers, or after the tile's last Q Kᵀ) and streams its K and V on through the
+    /// same rings.
     private var kernel: String {
         """
         extern "C" __global__ void __launch_bounds__(\(threads), 1)
@@ -161,23 +204,19 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             const float scaleLog2 = scale * LOG2E;
             \(pipeline.layout)
             \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
-            const int qBlocks = (Sq + BM - 1) / BM;
-            const int qBlock = qBlocks - 1 - (int)blockIdx.y;  // later rows see more keys under causal: start them first
-            const int b = blockIdx.x / Hq, h = blockIdx.x % Hq, hkv = h / (Hq / Hkv);
-            \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
+            const int qBlocks = (Sq + BM - 1) / BM, heads = B * Hq, tiles = heads * qBlocks;
             const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-            const int q0 = qBlock * BM;
-            const int line = (b * maskBatchStride + h * maskHeadStride) * qBlocks + qBlock;
-            const fa_block_range range = fa_block_range_of(blockStarts, blockList, line, (Skv + BN - 1) / BN);
-            const int begin = range.begin, end = range.end;
             const auto entryAt = [&](int step) { return fa_block_entry(blockList, step); };
 
             if (warp >= 4 * GROUPS) {  // the producer warpgroup
-                \(pipeline.producer(residentAt: ("q0", "h"), streamedAt: ("k0", "hkv"), walk: walk, registers: producerRegisters))
+                \(pipeline.producer(residentAt: ("q0", "h"), streamedAt: ("k0", "hkv"), walk: walk, registers: producerRegisters, tiles: tiles))
             } else {
             asm volatile("setmaxnreg.inc.sync.aligned.u32 \(consumerRegisters);");
             // Consumer warpgroup `group`; this thread holds rows lane / 4 and lane / 4 + 8 of its warp's 16.
             const int group = warp / 4;
+            \(turns.start(group: "group"))
+            \(tiles.consumerOpen)
+            \(ModKernelText.prepared(mask: mask, scoreMod: scoreMod))
             float o[NV / 8][4], rowMax[2], rowSum[2], correction[2];  // rowMax in base 2; rowSum this thread's part
             int rows[2];
             #pragma unroll
@@ -188,20 +227,21 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             }
             #pragma unroll
             for (int j = 0; j < NV / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-            fa_mbarrier_wait(residentLoaded, 0);
-            \(queryInRegisters ? HopperHelpers.residentOperands("qa", tile: "sQ", rows: "BM", columns: "\(64 * keyColumnBlocks)")
-                : "const unsigned char* const groupQ = sQ + group * 64 * 128;")
-            \(turns.start(group: "group"))
             const int steps = end - begin;
+            \(queryInRegisters
+                ? HopperHelpers.residentOperands("qa", tile: "sQ", rows: "BM", columns: "\(64 * keyColumnBlocks)")
+                    + "\nfa_mbarrier_arrive(residentEmpty);"
+                : "const unsigned char* const groupQ = sQ + group * 64 * 128;\nif (steps == 0) fa_mbarrier_arrive(residentEmpty);")
             float s[BN / 8][4];
             fa_u32 p[BN / 16][4];  // step i − 1's probabilities, rounded: the A operand of P V
             \(walkOneStepAhead.source)
-            \(turns.finish(group: "group"))
 
             #pragma unroll
             for (int r = 0; r < 2; ++r) {
                 \(outputRow(sum: "rowSum[r]", maximum: "rowMax[r]", query: "rows[r]", accumulator: "o"))
             }
+            \(tiles.consumerClose)
+            \(turns.finish(group: "group"))
             }
         }
 

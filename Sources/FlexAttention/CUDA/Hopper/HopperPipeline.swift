@@ -63,11 +63,15 @@ struct HopperPipeline {
     let stages: Int
     let consumerWarps: Int
     var handoffs: [HopperHandoff] = []
+    /// Whether the kernel is persistent (``TileSchedule``): `scheduledTile`, an `int` after the barriers, passes
+    /// each tile's index from the producer to the consumers.
+    var schedulesTiles = false
 
     /// The tiles, scratch, barriers, and 1024 bytes to align the tiles for the 128-byte swizzle.
     var sharedMemoryBytes: Int {
         1024 + resident.map(\.bytes).reduce(0, +) + scratch.map(\.bytes).reduce(0, +)
             + stages * rings.map(\.stageBytes).reduce(0, +) + 8 * (1 + 2 * rings.count * stages + handoffBarriers)
+            + (schedulesTiles ? 8 : 0)
     }
 
     private var handoffBarriers: Int { handoffs.map(\.count).reduce(0, +) }
@@ -99,7 +103,7 @@ struct HopperPipeline {
         ] + handoffs.indices.map { index in
             let first = rings.count * stages + handoffs[..<index].map(\.count).reduce(0, +)
             return "fa_u64* const \(handoffs[index].pointer) = empty + \(first);"
-        } + [
+        } + (schedulesTiles ? ["int* const scheduledTile = (int*)(empty + \(rings.count * stages + handoffBarriers));"] : []) + [
             "if (threadIdx.x == 0) {",
             "    fa_mbarrier_init(residentLoaded, 1);",
         ] + barrierInitialisation + handoffs.map { handoff in
@@ -150,8 +154,12 @@ struct HopperPipeline {
     /// each step of the kernel's walk and each ring waits for the step's stage to be free and loads the ring's tiles
     /// at `streamedAt`. `walk.open` opens the loops and defines the running step index `i` and the coordinates (it may
     /// read the block list: before the wait, which would delay the read); `walk.close` closes them.
+    ///
+    /// A kernel that numbers its tiles passes its `tiles` schedule; a persistent CTA loads the resident tiles once
+    /// per tile, each time after the consumers handed the previous tile's back on `residentEmpty`
+    /// (``residentHandoff``), and runs the rings on across tiles, so the walk's `i` must count from `streamed`.
     func producer(residentAt: (row: String, head: String), streamedAt: (row: String, head: String),
-                  walk: (open: String, close: String), registers: Int) -> String {
+                  walk: (open: String, close: String), registers: Int, tiles: TileSchedule? = nil) -> String {
         func loads(_ tiles: [HopperTile], at: (row: String, head: String), stage: String?, barrier: String) -> [String] {
             tiles.map { tile in
                 let target = stage.map { pointer(tile, stage: $0) } ?? tile.pointer
@@ -168,25 +176,28 @@ struct HopperPipeline {
                 "fa_bulk_load(\(pointer(copy, stage: "stage")), \(copy.source), \(copy.bytes), \(barrier));"
             }
         }
+        let residentLoads = [
+            "fa_mbarrier_expect_bytes(residentLoaded, \(resident.map(\.bytes).reduce(0, +)));",
+        ] + loads(resident, at: residentAt, stage: nil, barrier: "residentLoaded")
+        let walkLoads = [walk.open, "    const int stage = i % \(stages);"] + streamedLoads.map { "    " + $0 } + [walk.close]
+        let body = tiles.map { $0.producer(residentLoads + walkLoads) } ?? residentLoads + walkLoads
         return ([
             "asm volatile(\"setmaxnreg.dec.sync.aligned.u32 \(registers);\");",
             "if (warp == \(consumerWarps) && lane == 0) {",
-            "    fa_mbarrier_expect_bytes(residentLoaded, \(resident.map(\.bytes).reduce(0, +)));",
-        ] + loads(resident, at: residentAt, stage: nil, barrier: "residentLoaded").map { "    " + $0 } + [
-            "    " + walk.open,
-            "        const int stage = i % \(stages);",
-        ] + streamedLoads.map { "        " + $0 } + [
-            "    " + walk.close,
-            "}",
-        ]).joined(separator: "\n        ")
+        ] + body.map { "    " + $0 } + ["}"]).joined(separator: "\n        ")
     }
 
+    /// The hand-back of a persistent kernel's resident tiles: every consumer thread arrives once per tile, after its
+    /// last read of them.
+    var residentHandoff: HopperHandoff { HopperHandoff(pointer: "residentEmpty", arrivals: 32 * consumerWarps) }
+
     /// The forward and dQ kernels' walk: the block list's line of key blocks (`begin ..< end`, `entryAt`), with the
-    /// step's first key `k0` (blocks of `keyBlock`) and whether the mask must be applied, `partial`.
-    static func keyBlockWalk(keyBlock: String) -> (open: String, close: String) {
+    /// step's first key `k0` (blocks of `keyBlock`) and whether the mask must be applied, `partial`; the running step
+    /// `i` counts from `streamed` where the rings run on across a persistent kernel's tiles.
+    static func keyBlockWalk(keyBlock: String, streamed: String? = nil) -> (open: String, close: String) {
         ("""
         for (int step = begin; step < end; ++step) {
-                    const int i = step - begin;
+                    const int i = \(streamed.map { "\($0) + " } ?? "")step - begin;
                     \(keyBlockEntry(step: "step", keyBlock: keyBlock))
         """, "}")
     }

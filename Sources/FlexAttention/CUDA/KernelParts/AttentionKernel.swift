@@ -29,9 +29,24 @@ extension AttentionKernel {
 }
 
 /// A forward kernel of any family: its parameters are ``AttentionSignatures/forward(storage:tensorMaps:mask:scoreMod:)``.
-protocol ForwardAttentionKernel: AttentionKernel {}
+protocol ForwardAttentionKernel: AttentionKernel {
+    /// Rows of queries per tile.
+    var queryBlock: Int { get }
+    /// The launch grid for `shape` on a device with `multiprocessors` SMs.
+    func grid(_ shape: AttentionShape, multiprocessors: Int) -> (x: Int, y: Int)
+    /// Whether the kernel takes its tiles from `tileCounter`, which must then be zeroed before each launch.
+    var schedulesTiles: Bool { get }
+}
 
 extension ForwardAttentionKernel {
+    var schedulesTiles: Bool { false }
+
+    /// A CTA per tile: heads along x, query blocks along y. CTAs start in x order, so every head's longest query
+    /// blocks (the last, under causal: the kernels walk y backwards) go first and the short ones fill the tail.
+    func grid(_ shape: AttentionShape, multiprocessors: Int) -> (x: Int, y: Int) {
+        (shape.batch * shape.queryHeads, (shape.queryLength + queryBlock - 1) / queryBlock)
+    }
+
     var signature: KernelSignature<ForwardOperands> {
         AttentionSignatures.forward(
             storage: dtype.cudaStorageType, tensorMaps: readsTensorMaps, mask: mask != nil, scoreMod: scoreMod != nil)

@@ -18,6 +18,7 @@ struct TensorOperand {
 
 /// The sizes and scale every attention kernel reads.
 struct AttentionSizes {
+    var batch: Int
     var queryHeads: Int
     var keyValueHeads: Int
     var queryLength: Int
@@ -25,8 +26,8 @@ struct AttentionSizes {
     var scale: Float
 
     init(_ shape: AttentionShape, scale: Float) {
-        (queryHeads, keyValueHeads, queryLength, keyLength) =
-            (shape.queryHeads, shape.keyValueHeads, shape.queryLength, shape.keyLength)
+        (batch, queryHeads, keyValueHeads, queryLength, keyLength) =
+            (shape.batch, shape.queryHeads, shape.keyValueHeads, shape.queryLength, shape.keyLength)
         self.scale = scale
     }
 }
@@ -74,6 +75,8 @@ struct ForwardOperands {
     var value: TensorOperand
     var output: TensorOperand
     var logSumExp: UInt64
+    /// A zeroed `int` for kernels that schedule their tiles (``ForwardAttentionKernel/schedulesTiles``), else 0.
+    var tileCounter: UInt64 = 0
     var shared: SharedOperands
 }
 

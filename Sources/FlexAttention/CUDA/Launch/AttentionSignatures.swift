@@ -1,7 +1,8 @@
 /// The parameter lists of the attention kernels, one per role, written once: every family (`mma.sync`, CUDA-core,
 /// Hopper) renders its C signature from these and its launcher its arguments, so they agree by construction.
 enum AttentionSignatures {
-    /// The forward kernels: `[tensor maps,] Q, K, V, O, LSE, sizes, strides, block list, mods`.
+    /// The forward kernels: `[tensor maps,] Q, K, V, O, LSE, the tile counter, B, sizes, strides, block list, mods`
+    /// (only persistent kernels read the tile counter and B).
     static func forward(storage: String, tensorMaps: Bool, mask: Bool, scoreMod: Bool)
         -> KernelSignature<ForwardOperands> {
         typealias P = KernelParameter<ForwardOperands>
@@ -12,11 +13,12 @@ enum AttentionSignatures {
             .pointer("Q", storage) { $0.query.address }, .pointer("K", storage) { $0.key.address },
             .pointer("V", storage) { $0.value.address }, .pointer("O", storage, readOnly: false) { $0.output.address },
             .pointer("LSE", "float", readOnly: false) { $0.logSumExp },
+            .pointer("tileCounter", "int", readOnly: false, restricted: false) { $0.tileCounter },
         ]
         let strides: [P] = P.strides("qs") { $0.query.strides } + P.strides("ks") { $0.key.strides }
             + P.strides("vs") { $0.value.strides } + P.strides("os") { $0.output.strides }
         return KernelSignature(
-            maps + tensors + sizes { $0.shared } + strides
+            maps + tensors + [.int32("B") { $0.shared.sizes.batch }] + sizes { $0.shared } + strides
                 + sharedTail(mask: mask, scoreMod: scoreMod) { $0.shared })
     }
 

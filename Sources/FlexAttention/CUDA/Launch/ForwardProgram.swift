@@ -10,6 +10,8 @@ struct ForwardProgram: Sendable {
     let readsTensorMaps: Bool
     let queryBlock: Int
     let keyBlock: Int
+    /// Whether the kernel takes a zeroed tile counter (``ForwardAttentionKernel/schedulesTiles``).
+    let schedulesTiles: Bool
 
     init(shape: AttentionShape, scale: Float, mods: PlanMods, tensorMaps: Bool, cache: KernelCache, device: CUDADevice)
         throws {
@@ -17,13 +19,11 @@ struct ForwardProgram: Sendable {
             shape: shape, mask: mods.maskFunction, scoreMod: mods.forwardScoreFunction,
             maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps, scaleIsPositive: scale > 0)
         blocks = try mods.blockList(for: chosen, shape: shape, device: device)
-        // Heads along x: CTAs start in x order, so every head's longest query blocks (the last, under causal) go
-        // first and the short ones fill the tail.
         kernel = try LoadedKernel(
-            chosen, signature: chosen.signature,
-            grid: (shape.batch * shape.queryHeads, (shape.queryLength + chosen.queryBlock - 1) / chosen.queryBlock),
+            chosen, signature: chosen.signature, grid: chosen.grid(shape, multiprocessors: device.multiprocessorCount),
             cache: cache, device: device)
-        (readsTensorMaps, queryBlock, keyBlock) = (chosen.readsTensorMaps, chosen.queryBlock, chosen.keyBlock)
+        (readsTensorMaps, queryBlock, keyBlock, schedulesTiles) =
+            (chosen.readsTensorMaps, chosen.queryBlock, chosen.keyBlock, chosen.schedulesTiles)
     }
 
     /// The kernel for `shape`: tensor cores for 16-bit inputs with head dims ``MMAForwardKernel`` takes (with `wgmma`
@@ -40,7 +40,7 @@ struct ForwardProgram: Sendable {
             let kernel = HopperForwardKernel(
                 dtype: shape.dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod,
                 scaleIsPositive: scaleIsPositive
-            ).fitting(maxSharedMemory: sharedMemory)
+            ).fitting(maxSharedMemory: sharedMemory).scheduled(for: shape)
             if kernel.sharedMemoryBytes <= sharedMemory && kernel.stages >= 2 { return kernel }
         }
         if tensorCores {
@@ -63,9 +63,13 @@ struct ForwardProgram: Sendable {
         let maps = try !readsTensorMaps ? [] : [(query, queryBlock), (key, keyBlock), (value, keyBlock)].map {
             try tensorMaps.map($0, boxRows: $1)
         }
+        // Scratch, zeroed and freed on `stream` around the kernel (a counter per call, so calls on other streams
+        // never share one).
+        let tileCounter = try !schedulesTiles ? nil : DeviceBuffer(device: stream.device, byteCount: 4, stream: stream)
+        try tileCounter?.fill(0, stream: stream)
         let operands = ForwardOperands(
             tensorMaps: maps, query: TensorOperand(query), key: TensorOperand(key), value: TensorOperand(value),
-            output: TensorOperand(output), logSumExp: logSumExp.address,
+            output: TensorOperand(output), logSumExp: logSumExp.address, tileCounter: tileCounter?.address ?? 0,
             shared: mods.shared(
                 sizes: sizes, vectorLoads: [query, key, value].allSatisfy(\.rowsAreVectorLoadable), blocks: blocks))
         try kernel.enqueue(operands, on: stream)

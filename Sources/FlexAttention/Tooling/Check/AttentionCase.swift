@@ -10,7 +10,8 @@ extension CUDAConformance {
     }
 
     /// Cases whose kernels walk more key (or query) blocks than the pipeline has stages, so every stage is
-    /// reused and every kernel has several tiles of each kind: the forward and backward checks both run them.
+    /// reused and every kernel has several tiles of each kind, and cases with two to three times more tiles than an
+    /// H100 has multiprocessors, so each persistent CTA runs several: the forward and backward checks both run them.
     var longWalks: [AttentionCase] {
         [
             AttentionCase(label: "bf16 D=64 causal S=1100 (long walk)", dtype: .bfloat16,
@@ -19,6 +20,10 @@ extension CUDAConformance {
                           shape: (1, 2, 2, 700, 1000, 128, 128)),
             AttentionCase(label: "bf16 D=256 causal S=600 (long walk)", dtype: .bfloat16,
                           shape: (1, 1, 1, 600, 600, 256, 256), options: .init(isCausal: true)),
+            AttentionCase(label: "bf16 D=128 GQA 32:8 B=2 S=520 causal (more tiles than SMs)", dtype: .bfloat16,
+                          shape: (2, 32, 8, 520, 520, 128, 128), options: .init(isCausal: true)),
+            AttentionCase(label: "fp16 D=64 B=3 H=32 S=400 (more tiles than SMs)", dtype: .float16,
+                          shape: (3, 32, 32, 400, 400, 64, 64)),
         ]
     }
 

@@ -48,6 +48,9 @@ package enum KernelCatalog {
             ] + (d == 128 && dv == 128 && !modded ? [  // the kernel that scales before the softmax (a scale ≤ 0)
                 HopperForwardKernel(dtype: dtype, headDim: d, valueDim: dv, mask: nil, scoreMod: nil, scaleIsPositive: false)
                     .fitting(maxSharedMemory: 227 * 1024),
+            ] : []) + (d <= 128 && !modded ? [  // persistent, as for short walks (and always at D = 64)
+                HopperForwardKernel(dtype: dtype, headDim: d, valueDim: dv, mask: nil, scoreMod: nil, persistent: true)
+                    .fitting(maxSharedMemory: 227 * 1024),
             ] : []) + (HopperGradientKernel.supports(headDim: d, valueDim: dv) ? [
                 HopperGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
                                      scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
