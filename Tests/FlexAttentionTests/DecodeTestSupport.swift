@@ -70,7 +70,7 @@ struct DecodeCase {
     func expected(
         scale: Double? = nil, mask: MaskMod? = nil, scoreMod: ScoreMod? = nil, sinks: [Float]? = nil
     ) throws -> (o: [Double], lse: [Double]) {
-        let (batch, heads, sq) = (query.shape[0], query.shape[1], query.shape[2])
+        let (batch, sq) = (query.shape[0], query.shape[2])
         var o: [Double] = []
         var lse: [Double] = []
         for b in 0..<batch {

@@ -6,7 +6,7 @@
 /// instead of at a new CTA's start; that pays where walks are short (forward at S = 2048: +5% dense and +13% causal
 /// at D = 64, +1% at D = 128). Taking tiles from a counter keeps the tiles in flight a compact window of the order,
 /// as the hardware's dispatch does: striding statically by the grid let the CTAs drift apart (−2% at D = 128,
-/// S = 8192, from L2 reuse of K and V) and balanced causal walks badly (−5% at D = 256). Where walks are long it
+/// S = 8192, likely from less L2 reuse of K and V) and balanced causal walks badly (−5% at D = 256). Where walks are long it
 /// still lost 1–4% (notes/hopper.md, seventh pass), so kernels choose it by shape.
 ///
 /// The producer thread takes tile `blockIdx.x` first and then `gridDim.x +` the counter `tileCounter` (zeroed per
