@@ -187,8 +187,8 @@ struct HopperPipeline {
         ] + body.map { "    " + $0 } + ["}"]).joined(separator: "\n        ")
     }
 
-    /// The hand-back of a persistent kernel's resident tiles: every consumer thread arrives once per tile, after its
-    /// last read of them.
+    /// The hand-back of the resident tiles: every consumer thread arrives once per tile, after its last read of them;
+    /// a persistent kernel's producer waits for it before it loads the next tile's.
     var residentHandoff: HopperHandoff { HopperHandoff(pointer: "residentEmpty", arrivals: 32 * consumerWarps) }
 
     /// The forward and dQ kernels' walk: the block list's line of key blocks (`begin ..< end`, `entryAt`), with the

@@ -2,7 +2,7 @@
 /// Hopper) renders its C signature from these and its launcher its arguments, so they agree by construction.
 enum AttentionSignatures {
     /// The forward kernels: `[tensor maps,] Q, K, V, O, LSE, the tile counter, B, sizes, strides, block list, mods`
-    /// (only persistent kernels read the tile counter and B).
+    /// (the Hopper kernel reads B, and the tile counter where it is persistent).
     static func forward(storage: String, tensorMaps: Bool, mask: Bool, scoreMod: Bool)
         -> KernelSignature<ForwardOperands> {
         typealias P = KernelParameter<ForwardOperands>
