@@ -90,11 +90,13 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     }
 
     func grid(_ shape: AttentionShape, multiprocessors: Int) -> (x: Int, y: Int) {
-        let tiles = shape.batch * shape.queryHeads * ((shape.queryLength + queryBlock - 1) / queryBlock)
+        let tiles = shape.batch * shape.queryHeads * queryBlocks(shape)
         return (self.tiles.grid(tiles: tiles, multiprocessors: multiprocessors), 1)
     }
 
     private var walk: (open: String, close: String) { HopperPipeline.keyBlockWalk(keyBlock: "BN", streamed: "streamed") }
+    /// The rings' step for the tile's step `step`: they count on from the tiles before (`streamed`).
+    private func ringStep(_ step: String) -> String { "streamed + \(step)" }
     private var turns: WarpgroupTurns { WarpgroupTurns(groups: consumerGroups) }
     /// The pipeline's rings: K, then V.
     private let keys = 0, values = 1
@@ -132,7 +134,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
 
     /// Issues step `i`'s S = Q Kᵀ into `s` (16 columns of D per wgmma) as one commit group.
     private var issueScores: String {
-        let keys = pipeline.pointer(pipeline.rings[self.keys].tiles[0], stage: "(streamed + i) % STAGES")
+        let keys = pipeline.pointer(pipeline.rings[self.keys].tiles[0], stage: "(\(ringStep("i"))) % STAGES")
         let products = queryInRegisters
             ? HopperHelpers.registerKMajorProducts(n: keyBlock, accumulator: "s", operands: "qa", b: keys, bRows: "BN", depth: "D")
             : HopperHelpers.kMajorProducts(n: keyBlock, accumulator: "s", a: "groupQ", aRows: "BM", b: keys, bRows: "BN", depth: "D")
@@ -145,7 +147,7 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
     /// Issues O += P V for step `v` as one commit group: P from registers (16 keys per wgmma), V MN-major.
     private func issueValues(step v: String) -> String {
         """
-        \(HopperHelpers.mnMajorProducts(n: paddedValueDim, accumulator: "o", operands: "p", b: pipeline.pointer(pipeline.rings[values].tiles[0], stage: "(streamed + \(v)) % STAGES"), rows: "BN", depth: "BN"))
+        \(HopperHelpers.mnMajorProducts(n: paddedValueDim, accumulator: "o", operands: "p", b: pipeline.pointer(pipeline.rings[values].tiles[0], stage: "(\(ringStep(v))) % STAGES"), rows: "BN", depth: "BN"))
                     fa_wgmma_commit();
         """
     }
@@ -168,18 +170,17 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
 
     /// Per step: Q Kᵀ (K's ring released when it is done, and Q after the tile's last one where it is read from shared
     /// memory), the softmax, P V (V's ring released when it is done), then O's rows rescaled and the next P packed.
-    /// The rings' steps count on from the tiles before (`streamed`).
     private var walkOneStepAhead: OneStepAheadWalk {
         OneStepAheadWalk(
-            waitFirst: { pipeline.waitFull(ring: keys, step: "streamed + " + $0) }, issueFirst: issueScores,
+            waitFirst: { pipeline.waitFull(ring: keys, step: ringStep($0)) }, issueFirst: issueScores,
             pinFirst: "fa_wgmma_pin(s);",
             releaseFirst: {
-                pipeline.release(ring: keys, step: "streamed + " + $0)
-                    + (queryInRegisters ? "" : "\nif ((\($0)) == steps - 1) fa_mbarrier_arrive(residentEmpty);")
+                pipeline.release(ring: keys, step: ringStep($0))
+                    + (queryInRegisters ? "" : "\nif ((\($0)) == steps - 1) \(pipeline.releaseResident)")
             },
             elementwise: softmax,
-            waitSecond: { pipeline.waitFull(ring: values, step: "streamed + " + $0) }, issueSecond: issueValues(step:),
-            pinSecond: "fa_wgmma_pin(o);", releaseSecond: { pipeline.release(ring: values, step: "streamed + " + $0) },
+            waitSecond: { pipeline.waitFull(ring: values, step: ringStep($0)) }, issueSecond: issueValues(step:),
+            pinSecond: "fa_wgmma_pin(o);", releaseSecond: { pipeline.release(ring: values, step: ringStep($0)) },
             afterSecond: """
                 #pragma unroll
                                 for (int r = 0; r < 2; ++r) fa_rescale_row(o, r, correction[r]);
@@ -230,8 +231,8 @@ struct HopperForwardKernel: HopperAttentionKernel, ForwardAttentionKernel {
             const int steps = end - begin;
             \(queryInRegisters
                 ? HopperHelpers.residentOperands("qa", tile: "sQ", rows: "BM", columns: "\(64 * keyColumnBlocks)")
-                    + "\nfa_mbarrier_arrive(residentEmpty);"
-                : "const unsigned char* const groupQ = sQ + group * 64 * 128;\nif (steps == 0) fa_mbarrier_arrive(residentEmpty);")
+                    + "\n" + pipeline.releaseResident
+                : "const unsigned char* const groupQ = sQ + group * 64 * 128;\nif (steps == 0) " + pipeline.releaseResident)
             float s[BN / 8][4];
             fa_u32 p[BN / 16][4];  // step i − 1's probabilities, rounded: the A operand of P V
             \(walkOneStepAhead.source)

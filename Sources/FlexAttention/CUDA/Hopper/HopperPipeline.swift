@@ -190,6 +190,8 @@ struct HopperPipeline {
     /// The hand-back of the resident tiles: every consumer thread arrives once per tile, after its last read of them;
     /// a persistent kernel's producer waits for it before it loads the next tile's.
     var residentHandoff: HopperHandoff { HopperHandoff(pointer: "residentEmpty", arrivals: 32 * consumerWarps) }
+    /// A consumer thread's hand-back of the resident tiles (``residentHandoff``).
+    var releaseResident: String { "fa_mbarrier_arrive(\(residentHandoff.pointer));" }
 
     /// The forward and dQ kernels' walk: the block list's line of key blocks (`begin ..< end`, `entryAt`), with the
     /// step's first key `k0` (blocks of `keyBlock`) and whether the mask must be applied, `partial`; the running step

@@ -44,8 +44,11 @@ extension ForwardAttentionKernel {
     /// A CTA per tile: heads along x, query blocks along y. CTAs start in x order, so every head's longest query
     /// blocks (the last, under causal: the kernels walk y backwards) go first and the short ones fill the tail.
     func grid(_ shape: AttentionShape, multiprocessors: Int) -> (x: Int, y: Int) {
-        (shape.batch * shape.queryHeads, (shape.queryLength + queryBlock - 1) / queryBlock)
+        (shape.batch * shape.queryHeads, queryBlocks(shape))
     }
+
+    /// Query blocks (tiles per head) of `shape`.
+    func queryBlocks(_ shape: AttentionShape) -> Int { (shape.queryLength + queryBlock - 1) / queryBlock }
 
     var signature: KernelSignature<ForwardOperands> {
         AttentionSignatures.forward(
