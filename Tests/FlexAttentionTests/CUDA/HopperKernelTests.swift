@@ -234,6 +234,36 @@ struct HopperKernelTests {
         #expect(denseTurns == (0..<keyBlocks).flatMap { k in Array(repeating: Int32(keyBlocks - 1 - k), count: queryBlocks) })
     }
 
+    @Test("the backward launches bands of heads key block level by level, so each CTA waits only for ones launched before it")
+    func backwardLaunchOrder() {
+        // The kernel text's numbering (ctaCoordinates), replayed here: launch number -> (key block, head).
+        let kernel = HopperGradientKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil)
+        #expect(kernel.source.contains(
+            "const int inBand = (int)(cta % bandCTAs), keyBlock = keyBlocks - 1 - inBand / width, head = firstHead + inBand % width;"))
+        func coordinates(_ cta: Int, keyBlocks: Int, heads: Int, band: Int) -> (keyBlock: Int, head: Int) {
+            let firstHead = cta / (band * keyBlocks) * band, width = min(band, heads - firstHead)
+            let inBand = cta % (band * keyBlocks)
+            return (keyBlocks - 1 - inBand / width, firstHead + inBand % width)
+        }
+        for (keyBlocks, heads, band) in [(16, 256, 9), (5, 7, 3), (4, 3, 8), (64, 64, 1), (3, 10, 4)] {
+            let order = (0..<keyBlocks * heads).map { coordinates($0, keyBlocks: keyBlocks, heads: heads, band: min(band, heads)) }
+            // Every (key block, head) once.
+            #expect(Set(order.map { $0.keyBlock * heads + $0.head }).count == keyBlocks * heads)
+            // A key block's dQ turn waits for the key blocks above it in its head: all launched earlier.
+            var launched = [Int: Int]()
+            for (cta, c) in order.enumerated() { launched[c.keyBlock * heads + c.head] = cta }
+            for (cta, c) in order.enumerated() where c.keyBlock + 1 < keyBlocks {
+                #expect(launched[(c.keyBlock + 1) * heads + c.head]! < cta)
+            }
+        }
+        // Short walks get wide bands (a multiprocessor frees up every walk / SMs steps); long walks run in plain order.
+        #expect(HopperGradientKernel.headBand(walk: 32, heads: 256, multiprocessors: 132) == 9)
+        #expect(HopperGradientKernel.headBand(walk: 32, heads: 4, multiprocessors: 132) == 4)
+        #expect(HopperGradientKernel.headBand(walk: 128, heads: 64, multiprocessors: 132) == 3)
+        #expect(HopperGradientKernel.headBand(walk: 512, heads: 16, multiprocessors: 132) == 1)
+        #expect(HopperGradientKernel.headBand(walk: 0, heads: 0, multiprocessors: 0) == 1)
+    }
+
     @Test("every consumer thread waits for the dQ tile's hand-back before it arrives for the next step, writer or not")
     func queryGradientHandOff() {
         // At D <= 64 the groups take turns to write the tile; a wait inside the writer's branch let the other group

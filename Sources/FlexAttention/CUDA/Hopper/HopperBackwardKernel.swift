@@ -23,19 +23,34 @@ extension HopperBackwardKernel {
             bytes: 2 * queryBlock * 4)])
     }
 
-    /// The CTA's key block, batch, key/value head and group, its warp and lane: key blocks along x, highest first
-    /// (the statements after the shared-memory layout, at the kernel's first level).
+    /// The CTA's key block, batch, key/value head and group, its warp and lane (the statements after the
+    /// shared-memory layout, at the kernel's first level).
+    ///
+    /// CTAs are numbered in launch order (x fastest), which is the order the hardware dispatches them in, and a
+    /// number names a band of `bandHeads` heads (``headBand(walk:heads:multiprocessors:)``), then a level of key blocks
+    /// from the highest down, then a head of the band. The highest key blocks add to a query block first, so a CTA
+    /// only ever waits for the turn of a CTA that started before it, and the band spaces a key block's start behind
+    /// the one it waits for by `bandHeads` launches, so that one has usually added by then. A band's CTAs run
+    /// together: the Q, dO and dQ sums of its heads stay in L2.
     var ctaCoordinates: String {
         [
             "const int keyBlocks = (Skv + BK - 1) / BK, queryBlocks = (Sq + BQ - 1) / BQ;",
-            "// Key blocks along x, highest first: a head's CTAs run together, so the dQ sums they all add to stay in",
-            "// L2, and the highest key blocks, which add to a query block first, start first: a CTA only ever waits",
-            "// for the turn of a CTA that started before it.",
-            "const int keyBlock = keyBlocks - 1 - (int)blockIdx.x;",
-            "const int b = blockIdx.y / Hkv, hkv = blockIdx.y % Hkv, group = Hq / Hkv;",
+            "const long long cta = (long long)blockIdx.y * gridDim.x + blockIdx.x, bandCTAs = (long long)bandHeads * keyBlocks;",
+            "const int firstHead = (int)(cta / bandCTAs) * bandHeads, width = min(bandHeads, (int)gridDim.y - firstHead);",
+            "const int inBand = (int)(cta % bandCTAs), keyBlock = keyBlocks - 1 - inBand / width, head = firstHead + inBand % width;",
+            "const int b = head / Hkv, hkv = head % Hkv, group = Hq / Hkv;",
             "const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;",
             "const int k0 = keyBlock * BK;",
         ].joined(separator: "\n    ")
+    }
+
+    /// Heads per band of the launch order (``ctaCoordinates``): enough that a key block starts about two steps'
+    /// time after the key block above it in its head, given that a multiprocessor frees up every walk /
+    /// `multiprocessors` steps (one CTA each). Without bands a head's key blocks start together and each waits a
+    /// whole turn (a bulk add's round trip, longer than a step at D = 64) for the one above it, on every query block
+    /// (notes/hopper.md, eighth pass). Long walks space them by themselves; bands of one are the plain order.
+    static func headBand(walk: Int, heads: Int, multiprocessors: Int) -> Int {
+        max(1, min(heads, (2 * multiprocessors + max(walk, 1) - 1) / max(walk, 1)))
     }
 
     /// The step's Q and dO (`sQ`, `sdO`) and its block's LSE · log2 e and Delta (`lse2`, `delta`), waited for

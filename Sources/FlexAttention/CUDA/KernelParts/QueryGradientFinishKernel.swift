@@ -1,10 +1,10 @@
 /// Turns ``QueryGradientSums`` into dQ: `dQ[b, h, q, c] = scale · sums`, rounded to the inputs' dtype, and 0 for a
-/// query block no key block added to; a warp per row, a pair of columns per lane. dQ is contiguous.
+/// query block no key block added to; four columns per thread (D is a multiple of 16 on the Hopper path), so every
+/// read is 16 bytes. dQ is contiguous.
 struct QueryGradientFinishKernel: GeneratedKernel {
     let dtype: DType
 
-    static let threads = 128
-    static let rowsPerBlock = threads / 32
+    static let threads = 256
 
     var name: String { "fa_backward_dq_finish_\(dtype)" }
 
@@ -18,28 +18,23 @@ struct QueryGradientFinishKernel: GeneratedKernel {
         ])
     }
 
-    /// The grid for `rows` rows.
-    static func blocks(rows: Int) -> Int { max(1, (rows + rowsPerBlock - 1) / rowsPerBlock) }
+    /// The grid for `rows` rows of `headDim` columns.
+    static func blocks(rows: Int, headDim: Int) -> Int { max(1, (rows * headDim / 4 + threads - 1) / threads) }
 
     var source: String {
         let rows = QueryGradientSums.rows
         return CUDAPrelude.source + TensorCoreHelpers.source(dtype) + QueryGradientSums.indexFunction + """
             extern "C" __global__ void __launch_bounds__(\(Self.threads))
             \(name)(\(Self.signature(dtype).declaration)) {
-                const long long row = (long long)blockIdx.x * \(Self.rowsPerBlock) + threadIdx.x / 32;
+                const long long quad = (long long)blockIdx.x * \(Self.threads) + threadIdx.x, row = quad / (D / 4);
                 if (row >= rowCount) return;
-                const int lane = threadIdx.x % 32, q = (int)(row % Sq), columnBlocks = (D + 63) / 64;
+                const int column = 4 * (int)(quad % (D / 4)), q = (int)(row % Sq), columnBlocks = (D + 63) / 64;
                 const long long block = row / Sq * ((Sq + \(rows - 1)) / \(rows)) + q / \(rows);
-                const bool added = turns[block] > 0;
-                const float* const tiles = sums + block * columnBlocks * \(QueryGradientSums.tileFloats);
-                for (int c = 0; c < columnBlocks; ++c) {
-                    const int column = 64 * c + 2 * lane;
-                    if (column >= D) break;
-                    const float2 sum = added
-                        ? *(const float2*)(tiles + c * \(QueryGradientSums.tileFloats) + fa_dq_sums_index(q % \(rows), 2 * lane))
-                        : make_float2(0.0f, 0.0f);
-                    *(fa_u32*)(dQ + row * D + column) = fa_pack(sum.x * scale, sum.y * scale);
-                }
+                const float4 sum = turns[block] > 0
+                    ? *(const float4*)(sums + (block * columnBlocks + column / 64) * \(QueryGradientSums.tileFloats)
+                                       + fa_dq_sums_index(q % \(rows), column % 64))
+                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                *(uint2*)(dQ + row * D + column) = make_uint2(fa_pack(sum.x * scale, sum.y * scale), fa_pack(sum.z * scale, sum.w * scale));
             }
 
             """

@@ -101,12 +101,14 @@ struct GradientOperands {
     var tableGradients: UInt64
 }
 
-/// ``QueryGradientSums``' tiles and turn counters, and the turn of each entry of the transposed block list (0 without
-/// a list: the kernel then knows the turns).
+/// ``QueryGradientSums``' tiles and turn counters, the turn of each entry of the transposed block list (0 without
+/// a list: the kernel then knows the turns), and the heads per band of the kernel's launch order
+/// (``HopperBackwardKernel/headBand(walk:heads:multiprocessors:)``).
 struct QueryGradientSumsOperand {
     var sums: UInt64 = 0
     var turns: UInt64 = 0
     var blockTurns: UInt64 = 0
+    var bandHeads = 1
 }
 
 /// The Delta kernel's operands.

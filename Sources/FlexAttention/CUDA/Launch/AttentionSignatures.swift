@@ -23,7 +23,7 @@ enum AttentionSignatures {
     }
 
     /// The gradient kernels: `[tensor maps,] Q, K, V, dO, LSE, Delta, [block rows,] gradients, [dQ sums, their turn
-    /// counters, the block list's turns,] sizes, strides, block list, mods [, table gradients]`, with `gradients`
+    /// counters, the block list's turns, heads per band of the launch order,] sizes, strides, block list, mods [, table gradients]`, with `gradients`
     /// named (`dK`, `dV`, or `dQ`); the block rows are ``DeltaKernel``'s per-block LSE and Delta, the sums
     /// ``QueryGradientSums``.
     static func gradient(
@@ -45,6 +45,7 @@ enum AttentionSignatures {
             .pointer("dQsums", "float", readOnly: false) { $0.queryGradientSums.sums },
             .pointer("dQturns", "int", readOnly: false, restricted: false) { $0.queryGradientSums.turns },
             .pointer("blockTurns", "int") { $0.queryGradientSums.blockTurns },
+            .int32("bandHeads") { $0.queryGradientSums.bandHeads },
         ])
         let strides: [P] = P.strides("qs") { $0.query.strides } + P.strides("ks") { $0.key.strides }
             + P.strides("vs") { $0.value.strides } + P.strides("dos") { $0.outputGradient.strides }

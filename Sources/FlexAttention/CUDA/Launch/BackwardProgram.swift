@@ -15,6 +15,8 @@ struct BackwardProgram: Sendable {
     let readsTensorMaps: Bool
     /// Whether the dK/dV kernel reads ``DeltaKernel``'s per-block LSE and Delta, which the caller then allocates.
     let readsBlockRows: Bool
+    /// Heads per band of the launch order where the dK/dV kernel sums dQ (``HopperBackwardKernel/ctaCoordinates``).
+    let bandHeads: Int
     /// Query and key rows per block of the dK/dV kernel, then of the dQ kernel where one runs (the tensor maps' boxes).
     let boxes: (keyValue: (query: Int, key: Int), query: (query: Int, key: Int)?)
 
@@ -45,8 +47,10 @@ struct BackwardProgram: Sendable {
         let finish = QueryGradientFinishKernel(dtype: shape.dtype)
         queryFinish = !keyValueKernel.sumsQueryGradient ? nil : LoadedKernel(
             function: try cache.function(for: finish, on: device), signature: QueryGradientFinishKernel.signature(shape.dtype),
-            grid: (QueryGradientFinishKernel.blocks(rows: b * hq * sq), 1, 1), block: QueryGradientFinishKernel.threads)
+            grid: (QueryGradientFinishKernel.blocks(rows: b * hq * sq, headDim: shape.headDim), 1, 1), block: QueryGradientFinishKernel.threads)
         readsTensorMaps = keyValueKernel.readsTensorMaps
+        let walk = shape.queryHeads / max(shape.keyValueHeads, 1) * ((sq + keyValueKernel.queryBlock - 1) / keyValueKernel.queryBlock)
+        bandHeads = HopperGradientKernel.headBand(walk: walk, heads: heads, multiprocessors: device.multiprocessorCount)
         boxes = ((keyValueKernel.queryBlock, keyValueKernel.keyBlock), queryKernel.map { ($0.queryBlock, $0.keyBlock) })
     }
 
@@ -113,7 +117,8 @@ struct BackwardProgram: Sendable {
     /// read them, with the transposed block list's turns.
     func queryGradientSumsOperand(in buffer: DeviceBuffer, turnsOffset: Int) -> QueryGradientSumsOperand {
         QueryGradientSumsOperand(
-            sums: buffer.address, turns: buffer.address + UInt64(turnsOffset), blockTurns: keyBlocks?.turns?.address ?? 0)
+            sums: buffer.address, turns: buffer.address + UInt64(turnsOffset), blockTurns: keyBlocks?.turns?.address ?? 0,
+            bandHeads: bandHeads)
     }
 
     /// The operands of the two gradient kernels for checked tensors (`gradients` are dK, dV and dQ; `sums`, where the
