@@ -256,12 +256,29 @@ struct HopperKernelTests {
                 #expect(launched[(c.keyBlock + 1) * heads + c.head]! < cta)
             }
         }
-        // Short walks get wide bands (a multiprocessor frees up every walk / SMs steps); long walks run in plain order.
-        #expect(HopperGradientKernel.headBand(walk: 32, heads: 256, multiprocessors: 132) == 9)
-        #expect(HopperGradientKernel.headBand(walk: 32, heads: 4, multiprocessors: 132) == 4)
-        #expect(HopperGradientKernel.headBand(walk: 128, heads: 64, multiprocessors: 132) == 3)
-        #expect(HopperGradientKernel.headBand(walk: 512, heads: 16, multiprocessors: 132) == 1)
-        #expect(HopperGradientKernel.headBand(walk: 0, heads: 0, multiprocessors: 0) == 1)
+        // Short walks get wide bands (a multiprocessor frees up every walk / SMs steps), as wide as the L2 holds the
+        // band's Q, dO and dQ sums; long walks run in plain order.
+        let l2 = 50 * 1024 * 1024, megabyte = 1024 * 1024
+        #expect(HopperGradientKernel.headBand(walk: 32, turnSteps: 8, heads: 256, headBytes: megabyte, multiprocessors: 132, l2Bytes: l2) == 33)
+        #expect(HopperGradientKernel.headBand(walk: 32, turnSteps: 2, heads: 128, headBytes: 2 * megabyte, multiprocessors: 132, l2Bytes: l2) == 9)
+        #expect(HopperGradientKernel.headBand(walk: 32, turnSteps: 8, heads: 4, headBytes: megabyte, multiprocessors: 132, l2Bytes: l2) == 4)
+        #expect(HopperGradientKernel.headBand(walk: 128, turnSteps: 8, heads: 64, headBytes: 4 * megabyte, multiprocessors: 132, l2Bytes: l2) == 9)
+        #expect(HopperGradientKernel.headBand(walk: 128, turnSteps: 2, heads: 16, headBytes: 16 * megabyte, multiprocessors: 132, l2Bytes: l2) == 2)
+        #expect(HopperGradientKernel.headBand(walk: 2048, turnSteps: 8, heads: 16, headBytes: megabyte, multiprocessors: 132, l2Bytes: l2) == 1)
+        #expect([64, 80, 128, 192, 256].map { HopperGradientKernel.turnSteps(headDim: $0, valueDim: 64) } == [8, 2, 2, 2, 2])
+        #expect(HopperGradientKernel.headBand(walk: 0, turnSteps: 0, heads: 0, headBytes: 0, multiprocessors: 0, l2Bytes: 0) == 1)
+    }
+
+    @Test("with two dQ tiles a warp per tile adds its steps' tiles, so one step's turn overlaps the last one's writes")
+    func queryGradientWarps() {
+        for (d, tiles) in [(64, 2), (128, 1)] {
+            let kernel = HopperGradientKernel(dtype: .bfloat16, headDim: d, valueDim: d, mask: nil, scoreMod: nil)
+            let source = kernel.source
+            #expect(kernel.queryGradientTiles == tiles)
+            #expect(source.contains("if (warp >= 9 && warp < 11 && lane == 0) {  // the dQ warps, one per tile") == (tiles == 2))
+            #expect(source.contains("if (i % 2 != warp - 9) continue;  // the other tile's step") == (tiles == 2))
+            #expect(source.contains("if (warp == 9 && lane == 0) {  // the dQ warp") == (tiles == 1))
+        }
     }
 
     @Test("every consumer thread waits for the dQ tile's hand-back before it arrives for the next step, writer or not")

@@ -27,7 +27,7 @@ extension HopperBackwardKernel {
     /// shared-memory layout, at the kernel's first level).
     ///
     /// CTAs are numbered in launch order (x fastest), which is the order the hardware dispatches them in, and a
-    /// number names a band of `bandHeads` heads (``headBand(walk:heads:multiprocessors:)``), then a level of key blocks
+    /// number names a band of `bandHeads` heads (``headBand(walk:turnSteps:heads:headBytes:multiprocessors:l2Bytes:)``), then a level of key blocks
     /// from the highest down, then a head of the band. The highest key blocks add to a query block first, so a CTA
     /// only ever waits for the turn of a CTA that started before it, and the band spaces a key block's start behind
     /// the one it waits for by `bandHeads` launches, so that one has usually added by then. A band's CTAs run
@@ -44,13 +44,26 @@ extension HopperBackwardKernel {
         ].joined(separator: "\n    ")
     }
 
-    /// Heads per band of the launch order (``ctaCoordinates``): enough that a key block starts about two steps'
-    /// time after the key block above it in its head, given that a multiprocessor frees up every walk /
-    /// `multiprocessors` steps (one CTA each). Without bands a head's key blocks start together and each waits a
-    /// whole turn (a bulk add's round trip, longer than a step at D = 64) for the one above it, on every query block
-    /// (notes/hopper.md, eighth pass). Long walks space them by themselves; bands of one are the plain order.
-    static func headBand(walk: Int, heads: Int, multiprocessors: Int) -> Int {
-        max(1, min(heads, (2 * multiprocessors + max(walk, 1) - 1) / max(walk, 1)))
+    /// Heads per band of the launch order (``ctaCoordinates``): wide enough that a key block starts about
+    /// `turnSteps` steps' time after the key block above it in its head (a multiprocessor frees up every walk /
+    /// `multiprocessors` steps, one CTA each), and narrow enough that the Q, dO and dQ sums a band shares,
+    /// `headBytes` per head, fit in four fifths of the L2 (`l2Bytes`).
+    ///
+    /// Without bands a head's key blocks start together and each waits for a whole turn (a bulk add's round trip,
+    /// longer than a step at D = 64) for the one above it, on every query block. A turn lasts about as long whatever
+    /// the head dim while a step's time grows with it: measured, 8 steps of spacing paid best at D ≤ 64 and 2 above
+    /// (4 and 8 were level or slower there); bands beyond the L2 cost up to 50% (notes/hopper.md, eighth pass).
+    /// Bands of one are the plain order.
+    static func headBand(walk: Int, turnSteps: Int, heads: Int, headBytes: Int, multiprocessors: Int, l2Bytes: Int) -> Int {
+        let spacing = (turnSteps * multiprocessors + max(walk, 1) - 1) / max(walk, 1)
+        let fitting = 4 * l2Bytes / 5 / max(headBytes, 1)
+        return max(1, min(spacing, fitting, heads))
+    }
+
+    /// Steps of spacing ``headBand(walk:turnSteps:heads:headBytes:multiprocessors:l2Bytes:)`` asks for at head dims
+    /// `headDim`, `valueDim`.
+    static func turnSteps(headDim: Int, valueDim: Int) -> Int {
+        max(headDim, valueDim) <= 64 ? 8 : 2
     }
 
     /// The step's Q and dO (`sQ`, `sdO`) and its block's LSE · log2 e and Delta (`lse2`, `delta`), waited for
@@ -129,12 +142,22 @@ extension HopperBackwardKernel {
     /// `tile` (the barrier `full` completing phase `phase`, expressions of `i`), waits for the query block's turn,
     /// stores the tile into its sums (the first turn) or adds it, runs `handBack` as soon as the tile has been read,
     /// and passes the turn on once the sums are written.
-    func queryGradientWarp(tile: String, full: String = "dQFull", phase: String = "i", handBack: String) -> String {
+    ///
+    /// With `tiles` dQ tiles used in turn (tile `i % tiles`, each with barriers of its own), a warp per tile does
+    /// this for its tile's steps, so one step's turn wait and addition overlap the previous step's wait for its
+    /// writes: a turn costs a bulk add's round trip, which at D = 64 is longer than a step. The steps add to
+    /// different query blocks, so their order does not matter; each tile keeps the one-warp protocol.
+    func queryGradientWarp(tile: String, full: String = "dQFull", phase: String = "i", tiles: Int = 1, handBack: String) -> String {
         let walk = walk()
+        let first = 4 * consumerGroups + 1
+        let (branch, ownStep) = tiles == 1
+            ? ("if (warp == \(first) && lane == 0) {  // the dQ warp", "")
+            : ("if (warp >= \(first) && warp < \(first + tiles) && lane == 0) {  // the dQ warps, one per tile",
+               "if (i % \(tiles) != warp - \(first)) continue;  // the other tile's step\n                ")
         return """
-        if (warp == \(4 * consumerGroups + 1) && lane == 0) {  // the dQ warp
+        \(branch)
                     \(walk.open)
-                        fa_mbarrier_wait(\(full), \(phase) & 1);
+                        \(ownStep)fa_mbarrier_wait(\(full), \(phase) & 1);
                         const long long block = ((long long)b * Hq + h) * queryBlocks + q0 / BQ;
                         // Without a list every key block adds to every query block, the highest first.
                         const int turn = blockTurns ? blockTurns[step] : keyBlocks - 1 - keyBlock;

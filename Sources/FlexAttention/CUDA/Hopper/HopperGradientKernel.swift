@@ -195,7 +195,8 @@ struct HopperGradientKernel: HopperBackwardKernel {
 
             if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
                 \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk(), registers: producerRegisters))
-                \(queryGradientWarp(tile: dQTile.tile, full: dQTile.full, phase: dQTile.phase, handBack: "fa_mbarrier_arrive(\(dQTile.empty))"))
+                \(queryGradientWarp(tile: dQTile.tile, full: dQTile.full, phase: dQTile.phase, tiles: queryGradientTiles,
+                                    handBack: "fa_mbarrier_arrive(\(dQTile.empty))"))
             } else {
             asm volatile("setmaxnreg.inc.sync.aligned.u32 \(consumerRegisters);");
             // Consumer warpgroup `g0`; this thread holds keys lane / 4 and lane / 4 + 8 of its warp's 16.

@@ -103,7 +103,7 @@ struct GradientOperands {
 
 /// ``QueryGradientSums``' tiles and turn counters, the turn of each entry of the transposed block list (0 without
 /// a list: the kernel then knows the turns), and the heads per band of the kernel's launch order
-/// (``HopperBackwardKernel/headBand(walk:heads:multiprocessors:)``).
+/// (``HopperBackwardKernel/headBand(walk:turnSteps:heads:headBytes:multiprocessors:l2Bytes:)``).
 struct QueryGradientSumsOperand {
     var sums: UInt64 = 0
     var turns: UInt64 = 0

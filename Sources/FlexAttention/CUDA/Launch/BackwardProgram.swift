@@ -49,8 +49,16 @@ struct BackwardProgram: Sendable {
             function: try cache.function(for: finish, on: device), signature: QueryGradientFinishKernel.signature(shape.dtype),
             grid: (QueryGradientFinishKernel.blocks(rows: b * hq * sq, headDim: shape.headDim), 1, 1), block: QueryGradientFinishKernel.threads)
         readsTensorMaps = keyValueKernel.readsTensorMaps
-        let walk = shape.queryHeads / max(shape.keyValueHeads, 1) * ((sq + keyValueKernel.queryBlock - 1) / keyValueKernel.queryBlock)
-        bandHeads = HopperGradientKernel.headBand(walk: walk, heads: heads, multiprocessors: device.multiprocessorCount)
+        // A key/value head's CTAs walk its group's query heads, all reading Q and dO and adding to dQ's sums (each
+        // reads its own K and V once).
+        let group = shape.queryHeads / max(shape.keyValueHeads, 1)
+        let rowBytes = (shape.headDim + shape.valueDim) * shape.dtype.byteSize
+            + 4 * QueryGradientSums.columnBlocks(headDim: shape.headDim) * 64
+        bandHeads = HopperGradientKernel.headBand(
+            walk: group * QueryGradientSums.queryBlocks(queryLength: sq),
+            turnSteps: HopperGradientKernel.turnSteps(headDim: shape.headDim, valueDim: shape.valueDim), heads: heads,
+            headBytes: group * sq * rowBytes,
+            multiprocessors: device.multiprocessorCount, l2Bytes: device.l2CacheSize)
         boxes = ((keyValueKernel.queryBlock, keyValueKernel.keyBlock), queryKernel.map { ($0.queryBlock, $0.keyBlock) })
     }
 
