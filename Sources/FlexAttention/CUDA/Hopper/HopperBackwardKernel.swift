@@ -27,8 +27,9 @@ extension HopperBackwardKernel {
     /// shared-memory layout, at the kernel's first level).
     ///
     /// CTAs are numbered in launch order (x fastest), which is the order the hardware dispatches them in, and a
-    /// number names a band of `bandHeads` heads (``headBand(walk:turnSteps:heads:headBytes:multiprocessors:l2Bytes:)``), then a level of key blocks
-    /// from the highest down, then a head of the band. The highest key blocks add to a query block first, so a CTA
+    /// number names a band of `bandHeads` heads
+    /// (``headBand(walk:turnSteps:heads:headBytes:multiprocessors:l2Bytes:)``), then a level of key blocks from the
+    /// highest down, then a head of the band. The highest key blocks add to a query block first, so a CTA
     /// only ever waits for the turn of a CTA that started before it, and the band spaces a key block's start behind
     /// the one it waits for by `bandHeads` launches, so that one has usually added by then. A band's CTAs run
     /// together: the Q, dO and dQ sums of its heads stay in L2.

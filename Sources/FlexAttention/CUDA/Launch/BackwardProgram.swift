@@ -34,8 +34,8 @@ struct BackwardProgram: Sendable {
             block: DeltaKernel.threads)
         keyBlocks = try mods.blockList(for: keyValueKernel, shape: shape, transposed: true, device: device)
         queryBlocks = try queryKernel.flatMap { try mods.blockList(for: $0, shape: shape, device: device) }
-        // Heads along x, as in the forward: every head's busiest blocks start first. A kernel that sums dQ takes key
-        // blocks along x instead, so that the CTAs adding to the same sums run together (HopperGradientKernel).
+        // Heads along x, as in the forward: every head's busiest blocks start first. A kernel that sums dQ numbers
+        // its CTAs itself, in bands of heads whose CTAs run together (HopperBackwardKernel.ctaCoordinates).
         let heads = b * shape.keyValueHeads, keyBlockCount = (shape.keyLength + keyValueKernel.keyBlock - 1) / keyValueKernel.keyBlock
         keyValue = try LoadedKernel(
             keyValueKernel, signature: keyValueKernel.signature,
