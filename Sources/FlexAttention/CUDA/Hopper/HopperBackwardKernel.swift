@@ -61,6 +61,18 @@ extension HopperBackwardKernel {
         return max(1, min(spacing, fitting, heads))
     }
 
+    /// ``headBand(walk:turnSteps:heads:headBytes:multiprocessors:l2Bytes:)`` for `shape`: a key/value head's CTAs
+    /// walk its group's query heads, all reading Q and dO and adding to dQ's sums (each reads its own K and V once).
+    static func headBand(for shape: AttentionShape, multiprocessors: Int, l2Bytes: Int) -> Int {
+        let rowBytes = (shape.headDim + shape.valueDim) * shape.dtype.byteSize
+            + 4 * 64 * QueryGradientSums.columnBlocks(headDim: shape.headDim)
+        return headBand(
+            walk: shape.groupSize * QueryGradientSums.queryBlocks(queryLength: shape.queryLength),
+            turnSteps: turnSteps(headDim: shape.headDim, valueDim: shape.valueDim),
+            heads: shape.batch * shape.keyValueHeads, headBytes: shape.groupSize * shape.queryLength * rowBytes,
+            multiprocessors: multiprocessors, l2Bytes: l2Bytes)
+    }
+
     /// Steps of spacing ``headBand(walk:turnSteps:heads:headBytes:multiprocessors:l2Bytes:)`` asks for at head dims
     /// `headDim`, `valueDim`.
     static func turnSteps(headDim: Int, valueDim: Int) -> Int {

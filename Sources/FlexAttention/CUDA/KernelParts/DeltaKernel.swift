@@ -1,7 +1,7 @@
 /// The backward pass's preprocessing: `Delta[b, h, q] = Σ_c dO[b, h, q, c] · O[b, h, q, c]` in Float32, for any
 /// dtype (O and dO share it), value dim and strides. Delta is the row's `Σ_k P dP`, which every dS needs.
 ///
-/// A CTA takes ``rowsPerBlock`` consecutive rows; a row's elements are split among the fewest lanes (a power of two)
+/// A CTA takes ``rowBlock`` consecutive rows; a row's elements are split among the fewest lanes (a power of two)
 /// that read it in one 16-byte load each, so a warp reads several short rows at once (D = 64 in 16-bit: four rows
 /// of eight lanes) and every load is a whole 16 bytes. A warp per row with 8-byte loads left most lanes idle at
 /// D = 64 and reached a quarter of the memory bandwidth (177 µs for 134 MB on an H200, notes/hopper.md, eighth pass).
@@ -15,7 +15,6 @@ struct DeltaKernel: GeneratedKernel {
 
     static let threads = 256
     static let rowBlock = 64
-    static let rowsPerBlock = rowBlock
 
     /// Rows the kernel walks: `B · Hq · Sq`, or with block rows every (b, h)'s queries padded to whole blocks.
     static func rowCount(batch: Int, heads: Int, queryLength: Int, blockRows: Bool) -> Int {
@@ -38,7 +37,7 @@ struct DeltaKernel: GeneratedKernel {
         return CUDAPrelude.source + """
             extern "C" __global__ void __launch_bounds__(\(Self.threads))
             \(name)(\(Self.signature(dtype).declaration)) {
-                constexpr int RB = \(Self.rowsPerBlock), V = \(perLoad);
+                constexpr int RB = \(Self.rowBlock), V = \(perLoad);
                 __shared__ float sums[RB];
                 // Lanes per row: the power of two that covers the row in V-element loads, at most a warp.
                 int lanes = 1;

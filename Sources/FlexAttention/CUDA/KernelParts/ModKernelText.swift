@@ -25,8 +25,13 @@ enum ModKernelText {
         masked.map { "(\(bound)) & (!partial | \($0))" } ?? bound
     }
 
-    /// ``keep(bound:masked:)`` for the attention kernels' `fa_mask` of (`query`, `key`), `key < Skv` the bound.
+    /// The attention kernels' call of the mask on (`query`, `key`), where one is given.
+    static func maskCall(_ mask: CUDAModFunction?) -> String? {
+        mask == nil ? nil : "fa_mask(b, h, query, key, Sq, Skv, mask_mod)"
+    }
+
+    /// ``keep(bound:masked:)`` for ``maskCall(_:)``, `key < Skv` the bound.
     static func keep(mask: CUDAModFunction?) -> String {
-        keep(bound: "key < Skv", masked: mask == nil ? nil : "fa_mask(b, h, query, key, Sq, Skv, mask_mod)")
+        keep(bound: "key < Skv", masked: maskCall(mask))
     }
 }

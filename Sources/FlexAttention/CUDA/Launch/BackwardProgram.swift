@@ -30,7 +30,7 @@ struct BackwardProgram: Sendable {
         let deltaRows = DeltaKernel.rowCount(batch: b, heads: hq, queryLength: sq, blockRows: readsBlockRows)
         delta = LoadedKernel(
             function: try cache.function(for: deltaKernel, on: device), signature: DeltaKernel.signature(shape.dtype),
-            grid: ((deltaRows + DeltaKernel.rowsPerBlock - 1) / DeltaKernel.rowsPerBlock, 1, 1),
+            grid: ((deltaRows + DeltaKernel.rowBlock - 1) / DeltaKernel.rowBlock, 1, 1),
             block: DeltaKernel.threads)
         keyBlocks = try mods.blockList(for: keyValueKernel, shape: shape, transposed: true, device: device)
         queryBlocks = try queryKernel.flatMap { try mods.blockList(for: $0, shape: shape, device: device) }
@@ -49,16 +49,8 @@ struct BackwardProgram: Sendable {
             function: try cache.function(for: finish, on: device), signature: QueryGradientFinishKernel.signature(shape.dtype),
             grid: (QueryGradientFinishKernel.blocks(rows: b * hq * sq, headDim: shape.headDim), 1, 1), block: QueryGradientFinishKernel.threads)
         readsTensorMaps = keyValueKernel.readsTensorMaps
-        // A key/value head's CTAs walk its group's query heads, all reading Q and dO and adding to dQ's sums (each
-        // reads its own K and V once).
-        let group = shape.queryHeads / max(shape.keyValueHeads, 1)
-        let rowBytes = (shape.headDim + shape.valueDim) * shape.dtype.byteSize
-            + 4 * QueryGradientSums.columnBlocks(headDim: shape.headDim) * 64
-        bandHeads = HopperGradientKernel.headBand(
-            walk: group * QueryGradientSums.queryBlocks(queryLength: sq),
-            turnSteps: HopperGradientKernel.turnSteps(headDim: shape.headDim, valueDim: shape.valueDim), heads: heads,
-            headBytes: group * sq * rowBytes,
-            multiprocessors: device.multiprocessorCount, l2Bytes: device.l2CacheSize)
+        bandHeads = !keyValueKernel.sumsQueryGradient ? 1 : HopperGradientKernel.headBand(
+            for: shape, multiprocessors: device.multiprocessorCount, l2Bytes: device.l2CacheSize)
         boxes = ((keyValueKernel.queryBlock, keyValueKernel.keyBlock), queryKernel.map { ($0.queryBlock, $0.keyBlock) })
     }
 

@@ -99,7 +99,7 @@ struct ScalarBackwardTile {
                             \(modify)
                             const bool keep = \(ModKernelText.keep(
                                 bound: "key < Skv && sLSE2[i] != fa_negative_infinity()",
-                                masked: mask == nil ? nil : "fa_mask(b, h, query, key, Sq, Skv, mask_mod)"));
+                                masked: ModKernelText.maskCall(mask)));
                             const float p = keep ? exp2f(fmaf(modified, LOG2E, -sLSE2[i])) : 0.0f;
                             // d loss / d modified, 0 wherever p is (masked, or underflowed): dP − Delta may be ±∞ there.
                             const float upstream = p == 0.0f ? 0.0f : p * (dp[r] - sDelta[i]);
