@@ -49,11 +49,12 @@ struct HopperKernelTests {
             try BackwardProgram.kernels(shape: shape(.bfloat16, d: d, dv: dv), mask: nil, scoreMod: nil,
                                      maxSharedMemory: Self.sharedMemory, tensorMaps: tensorMaps)
         }
-        for (d, dv) in [(16, 16), (64, 64), (80, 80), (128, 64), (128, 128)] {
+        // Stages as many as fit beside two dQ tiles: at D = 128 a third fits only with Dv's narrower dO.
+        for (d, dv, stages) in [(16, 16, 4), (64, 64, 4), (80, 80, 2), (128, 64, 3), (128, 128, 2)] {
             let pair = try kernels(d, dv, tensorMaps: true)
             #expect(pair.keyValue is HopperGradientKernel && pair.query == nil, "D=\(d)")
             #expect(pair.keyValue.readsTensorMaps && pair.keyValue.sumsQueryGradient, "D=\(d)")
-            #expect((pair.keyValue as? HopperGradientKernel)?.stages == (max(d, dv) <= 64 ? 4 : 3), "D=\(d)")
+            #expect((pair.keyValue as? HopperGradientKernel)?.stages == stages, "D=\(d) Dv=\(dv)")
         }
         for (d, dv) in [(192, 192), (256, 256), (144, 144), (128, 256), (256, 208)] {
             let pair = try kernels(d, dv, tensorMaps: true)
@@ -89,12 +90,12 @@ struct HopperKernelTests {
             .fitting(maxSharedMemory: Self.sharedMemory)
         #expect(wideForward.keyBlock == 80 && wideForward.stages == 2)
         #expect(wideForward.sharedMemoryBytes == 1024 + 128 * 512 + 2 * 80 * 512 + 2 * 80 * 512 + 8 * 10)
-        // The backward: K and V; two dSt buffers (128 keys by 64 queries) and dQ's tile (64 rows by 128 Float32s);
-        // three stages of Q and dO, and of the block's LSE and Delta in a ring of their own; then the barriers (K
-        // and V's, full and empty per stage of both rings, and the dQ tile's two).
+        // The backward: K and V; two dSt buffers (128 keys by 64 queries) and two dQ tiles (64 rows by 128 Float32s);
+        // two stages of Q and dO, and of the block's LSE and Delta in a ring of their own; then the barriers (K
+        // and V's, full and empty per stage of both rings, and each dQ tile's two).
         let backward = HopperGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil)
         #expect(backward.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
-                == 1024 + 2 * 128 * 256 + (2 * 128 * 128 + 64 * 128 * 4) + 3 * 2 * 64 * 256 + 3 * 512 + 8 * 15)
+                == 1024 + 2 * 128 * 256 + (2 * 128 * 128 + 2 * 64 * 128 * 4) + 2 * 2 * 64 * 256 + 2 * 512 + 8 * 13)
         // At D = Dv = 64 the same with 64-column tiles, in four stages, and two dQ tiles (each with its two barriers).
         let narrow = HopperGradientKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil)
         #expect(narrow.fitting(maxSharedMemory: Self.sharedMemory).sharedMemoryBytes
@@ -271,29 +272,32 @@ struct HopperKernelTests {
 
     @Test("with two dQ tiles a warp per tile adds its steps' tiles, so one step's turn overlaps the last one's writes")
     func queryGradientWarps() {
-        for (d, tiles) in [(64, 2), (128, 1)] {
+        for d in [64, 80, 128] {
             let kernel = HopperGradientKernel(dtype: .bfloat16, headDim: d, valueDim: d, mask: nil, scoreMod: nil)
             let source = kernel.source
-            #expect(kernel.queryGradientTiles == tiles)
-            #expect(source.contains("if (warp >= 9 && warp < 11 && lane == 0) {  // the dQ warps, one per tile") == (tiles == 2))
-            #expect(source.contains("if (i % 2 != warp - 9) continue;  // the other tile's step") == (tiles == 2))
-            #expect(source.contains("if (warp == 9 && lane == 0) {  // the dQ warp") == (tiles == 1))
+            #expect(kernel.queryGradientTiles == 2)
+            #expect(source.contains("if (warp >= 9 && warp < 11 && lane == 0) {  // the dQ warps, one per tile"), "D=\(d)")
+            #expect(source.contains("if (i % 2 != warp - 9) continue;  // the other tile's step"), "D=\(d)")
+            #expect(!source.contains("if (warp == 9 && lane == 0) {  // the dQ warp"), "D=\(d)")
         }
+        // The wide backward writes its one tile over a stage: one dQ warp.
+        let wide = HopperWideGradientKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil).source
+        #expect(wide.contains("if (warp == 9 && lane == 0) {  // the dQ warp"))
+        #expect(!wide.contains("// the dQ warps, one per tile"))
     }
 
     @Test("every consumer thread waits for the dQ tile's hand-back before it arrives for the next step, writer or not")
     func queryGradientHandOff() {
         // At D <= 64 the groups take turns to write the tile; a wait inside the writer's branch let the other group
         // arrive early or mistake an older barrier phase (notes/protocol-model/dq_tile_protocol.py).
-        // With two tiles (D <= 64) step v uses tile v % 2 and waits for the hand-back of step v - 2, its phase v / 2.
-        for (d, empty, full) in [(64, "fa_mbarrier_wait(dQEmpty + (i - 1) % 2, ((((i - 1) / 2)) + 1) & 1);",
-                                  "fa_mbarrier_arrive(dQFull + (i - 1) % 2);"),
-                                 (128, "fa_mbarrier_wait(dQEmpty, ((i - 1) + 1) & 1);", "fa_mbarrier_arrive(dQFull);")] {
+        // With two tiles step v uses tile v % 2 and waits for the hand-back of step v - 2, its phase v / 2.
+        let (empty, full) = ("fa_mbarrier_wait(dQEmpty + (i - 1) % 2, ((((i - 1) / 2)) + 1) & 1);", "fa_mbarrier_arrive(dQFull + (i - 1) % 2);")
+        for d in [64, 128] {
             let kernel = HopperGradientKernel(dtype: .bfloat16, headDim: d, valueDim: d, mask: nil, scoreMod: nil)
             let lines = kernel.source.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
             let waits = lines.indices.filter { lines[$0] == empty }
             let arrivals = lines.indices.filter { lines[$0] == full }
-            #expect(kernel.queryGradientTiles == (d <= 64 ? 2 : 1))
+            #expect(kernel.queryGradientTiles == 2)
             #expect(waits.count == 2 && arrivals.count == 2, "D=\(d): the loop's and the last step's")
             for (wait, arrival) in zip(waits, arrivals) {
                 #expect(wait < arrival && lines[wait + 1] == "if (sums) {", "D=\(d): the wait comes before the writer's branch")

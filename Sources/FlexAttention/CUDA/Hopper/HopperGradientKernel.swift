@@ -28,8 +28,8 @@ struct HopperGradientKernel: HopperBackwardKernel {
     }
 
     /// K and V resident; dSᵀ (two buffers, so a group writes the next while the other still reads this one) and the
-    /// dQ tile as scratch; Q and dO streamed, and the block's LSE and Delta in a ring of their own (released once
-    /// dS is formed, and small enough that three stages fit at D = Dv = 128).
+    /// dQ tiles as scratch; Q and dO streamed, and the block's LSE and Delta in a ring of their own (released once
+    /// dS is formed; two stages fit at D = Dv = 128).
     var pipeline: HopperPipeline {
         HopperPipeline(
             resident: [HopperTile(pointer: "sK", map: "kMap", rows: keyBlock, columnBlocks: keyColumnBlocks),
@@ -58,17 +58,16 @@ struct HopperGradientKernel: HopperBackwardKernel {
     /// Four stages fit with ``narrowTiles``, and give the short steps there more slack.
     var maxStages: Int { narrowTiles ? 4 : 3 }
 
-    /// dQ tiles, used in turn (step v fills tile v % tiles, in its barriers' phase v / tiles): two where they fit
-    /// (``narrowTiles``), so the consumers fill one while the dQ warp still waits for the other's turn.
-    var queryGradientTiles: Int { narrowTiles ? 2 : 1 }
+    /// dQ tiles, used in turn (step v fills tile v % tiles, in its barriers' phase v / tiles), each with a dQ warp of
+    /// its own: the consumers fill one while the other's warp still waits for its turn. Above D = 64 the second
+    /// tile costs a stage (two instead of three), and still measured 2–8% faster (notes/hopper.md, ninth pass).
+    var queryGradientTiles: Int { 2 }
 
     /// Step `v`'s dQ tile (a C expression of a step), its barriers, and the number of its phase on them.
     private func queryGradientTile(step v: String) -> (tile: String, full: String, empty: String, phase: String) {
         let tiles = queryGradientTiles
-        return tiles == 1
-            ? ("sdQ", "dQFull", "dQEmpty", v)
-            : ("(sdQ + ((\(v)) % \(tiles)) * \(keyColumnBlocks * QueryGradientSums.tileFloats * 4))",
-               "dQFull + (\(v)) % \(tiles)", "dQEmpty + (\(v)) % \(tiles)", "((\(v)) / \(tiles))")
+        return ("(sdQ + ((\(v)) % \(tiles)) * \(keyColumnBlocks * QueryGradientSums.tileFloats * 4))",
+                "dQFull + (\(v)) % \(tiles)", "dQEmpty + (\(v)) % \(tiles)", "((\(v)) / \(tiles))")
     }
 
     var source: String {
