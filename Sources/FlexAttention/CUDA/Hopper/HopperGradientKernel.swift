@@ -60,7 +60,8 @@ struct HopperGradientKernel: HopperBackwardKernel {
 
     /// dQ tiles, used in turn (step v fills tile v % tiles, in its barriers' phase v / tiles), each with a dQ warp of
     /// its own: the consumers fill one while the other's warp still waits for its turn. Above D = 64 the second
-    /// tile costs a stage (two instead of three), and still measured 2–8% faster (notes/hopper.md, ninth pass).
+    /// tile costs a stage (two instead of three) and still measured 3.5% faster at S = 2048, level at S ≥ 8192
+    /// (D = 128; notes/hopper.md, ninth pass).
     var queryGradientTiles: Int { 2 }
 
     /// Step `v`'s dQ tile (a C expression of a step), its barriers, and the number of its phase on them.
