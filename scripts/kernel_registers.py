@@ -39,8 +39,7 @@ def main():
     directory = os.environ.get("FLEXATTENTION_NVRTC")
     if not directory or len(sys.argv) < 2:
         sys.exit(__doc__)
-    # The builtins library beside libnvrtc must be found by the loader.
-    os.environ["LD_LIBRARY_PATH"] = directory + ":" + os.environ.get("LD_LIBRARY_PATH", "")
+    # NVRTC opens its builtins library by name: loaded first, globally, it is found without LD_LIBRARY_PATH.
     ctypes.CDLL(os.path.join(directory, "libnvrtc-builtins.so.13.0"), mode=ctypes.RTLD_GLOBAL)
     nvrtc = ctypes.CDLL(os.path.join(directory, "libnvrtc.so.13"))
     for kernel in sys.argv[1:]:

@@ -49,8 +49,9 @@ struct BackwardProgram: Sendable {
             function: try cache.function(for: finish, on: device), signature: QueryGradientFinishKernel.signature(shape.dtype),
             grid: (QueryGradientFinishKernel.blocks(rows: b * hq * sq, headDim: shape.headDim), 1, 1), block: QueryGradientFinishKernel.threads)
         readsTensorMaps = keyValueKernel.readsTensorMaps
-        bandHeads = !keyValueKernel.sumsQueryGradient ? 1 : HopperGradientKernel.headBand(
-            for: shape, multiprocessors: device.multiprocessorCount, l2Bytes: device.l2CacheSize)
+        bandHeads = (keyValueKernel as? any HopperBackwardKernel).map {
+            type(of: $0).headBand(for: shape, multiprocessors: device.multiprocessorCount, l2Bytes: device.l2CacheSize)
+        } ?? 1
         boxes = ((keyValueKernel.queryBlock, keyValueKernel.keyBlock), queryKernel.map { ($0.queryBlock, $0.keyBlock) })
     }
 
