@@ -177,10 +177,7 @@ extension AttentionPlan {
             try sums.fill(0, fromOffset: sumsLayout.turnsOffset, count: sumsLayout.bytes - sumsLayout.turnsOffset, stream: stream)
             try program.keyValue.enqueue(operands.keyValue, on: stream)
             try finish.enqueue(
-                QueryGradientFinishOperands(
-                    sums: sumsOperand.sums, turns: sumsOperand.turns,
-                    queryGradient: gradients.query.address, queryLength: shape.queryLength, headDim: shape.headDim,
-                    scale: sizes.scale, rows: shape.batch * shape.queryHeads * shape.queryLength),
+                program.queryFinishOperands(shape, sums: sumsOperand, queryGradient: gradients.query, scale: sizes.scale),
                 on: stream)
         } else if let query = program.query, let queryOperands = operands.query {
             // dK/dV on `stream`, dQ beside it: running them side by side fills the SMs that one kernel's last, uneven

@@ -235,6 +235,46 @@ struct HopperKernelTests {
         #expect(denseTurns == (0..<keyBlocks).flatMap { k in Array(repeating: Int32(keyBlocks - 1 - k), count: queryBlocks) })
     }
 
+    @Test("the dQ finish waits for each query block's adders: the entries that name it, or every key block without a list")
+    func queryGradientAdders() {
+        // The causal-like lines of queryGradientTurns: query blocks 0 and 1 have one adder, 2 and 3 two.
+        let entries: [Int32] = [0 << 1, 1 << 1 | 1, 2 << 1, 3 << 1, 2 << 1, 3 << 1 | 1]
+        #expect(CUDABlockList.adders(entries: entries[...], queryBlocks: 4) == [1, 1, 2, 2])
+        // A query block no entry names waits for nothing: the finish writes zeros there.
+        #expect(CUDABlockList.adders(entries: [1 << 1, 1 << 1 | 1], queryBlocks: 3) == [0, 2, 0])
+        // Each adder's turn is below the count, so the last turn passed leaves the counter at exactly the count.
+        let turns = CUDABlockList.turns(lines: [0, 4, 6, 6], entries: entries, queryBlocks: 4)
+        let counts = CUDABlockList.adders(entries: entries[...], queryBlocks: 4)
+        for (entry, turn) in zip(entries, turns) { #expect(turn < counts[Int(entry >> 1)]) }
+        let finish = QueryGradientFinishKernel(dtype: .bfloat16).source
+        #expect(finish.contains("fa_await_turn(turns + block, expected, 2048);"))
+        #expect(finish.contains("griddepcontrol.wait;"))
+        for kernel in [HopperGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil).source,
+                       HopperWideGradientKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil).source] {
+            #expect(kernel.contains(ProgrammaticLaunch.launchDependents))
+        }
+    }
+
+    @Test("a programmatic launch's CUlaunchConfig and its one attribute sit at the C headers' offsets")
+    func programmaticLaunchLayout() {
+        let storage = UnsafeMutableRawPointer.allocate(
+            byteCount: ProgrammaticLaunch.configBytes + ProgrammaticLaunch.attributeBytes, alignment: 8)
+        defer { storage.deallocate() }
+        storage.initializeMemory(as: UInt8.self, repeating: 0xAB, count: ProgrammaticLaunch.configBytes + ProgrammaticLaunch.attributeBytes)
+        let stream = OpaquePointer(bitPattern: 0x1234_5678)
+        ProgrammaticLaunch.write(into: storage, dimensions: [7, 6, 5, 384, 1, 1], sharedMemory: 230_000, stream: stream)
+        #expect((0..<6).map { storage.load(fromByteOffset: 4 * $0, as: UInt32.self) } == [7, 6, 5, 384, 1, 1])
+        #expect(storage.load(fromByteOffset: 24, as: UInt32.self) == 230_000)
+        #expect(storage.load(fromByteOffset: 28, as: UInt32.self) == 0)  // padding before the stream
+        #expect(storage.load(fromByteOffset: 32, as: UInt.self) == 0x1234_5678)
+        #expect(storage.load(fromByteOffset: 40, as: UInt.self) == UInt(bitPattern: storage + 56))
+        #expect(storage.load(fromByteOffset: 48, as: UInt32.self) == 1)
+        // The attribute: CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (6), then the value's int at byte 8.
+        #expect(storage.load(fromByteOffset: 56, as: Int32.self) == 6)
+        #expect(storage.load(fromByteOffset: 64, as: Int32.self) == 1)
+        #expect((68..<128).allSatisfy { storage.load(fromByteOffset: $0, as: UInt8.self) == 0 })
+    }
+
     @Test("the backward launches bands of heads key block level by level, so each CTA waits only for ones launched before it")
     func backwardLaunchOrder() {
         // The kernel text's numbering (ctaCoordinates), replayed here: launch number -> (key block, head).

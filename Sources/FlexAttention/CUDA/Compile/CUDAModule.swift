@@ -101,10 +101,12 @@ package final class CUDAFunction: Sendable {
     }
 
     /// Queues the kernel on `stream` (the default stream when nil). Errors the kernel raises while running
-    /// surface at the next synchronisation.
+    /// surface at the next synchronisation. With `overlappingPrevious` (and a driver that has `cuLaunchKernelEx`) it
+    /// is a ``ProgrammaticLaunch``: it may start before the kernel queued before it ends, and must order itself
+    /// after what it reads of that kernel's results.
     package func launch(
         grid: (x: Int, y: Int, z: Int), block: (x: Int, y: Int, z: Int), sharedMemory: Int = 0,
-        stream: CUDAStream? = nil, arguments: [KernelArgument]
+        stream: CUDAStream? = nil, overlappingPrevious: Bool = false, arguments: [KernelArgument]
     ) throws {
         let dimensions = [grid.x, grid.y, grid.z, block.x, block.y, block.z]
         guard dimensions.allSatisfy({ $0 > 0 && $0 <= Int(UInt32.max) }), (0...Int(UInt32.max)).contains(sharedMemory) else {
@@ -140,6 +142,15 @@ package final class CUDAFunction: Sendable {
             pointers.append(slot)
         }
         let u = dimensions.map { UInt32($0) }
+        if overlappingPrevious, let launchEx = device.api.cuLaunchKernelEx {
+            let config = UnsafeMutableRawPointer.allocate(
+                byteCount: ProgrammaticLaunch.configBytes + ProgrammaticLaunch.attributeBytes, alignment: 8)
+            defer { config.deallocate() }
+            ProgrammaticLaunch.write(into: config, dimensions: u, sharedMemory: UInt32(sharedMemory), stream: stream?.handle)
+            let result = pointers.withUnsafeMutableBufferPointer { launchEx(config, handle, $0.baseAddress, nil) }
+            try device.api.check(result, "cuLaunchKernelEx(\(name), grid \(grid), block \(block), programmatic)")
+            return
+        }
         let result = pointers.withUnsafeMutableBufferPointer { parameters in
             device.api.cuLaunchKernel(
                 handle, u[0], u[1], u[2], u[3], u[4], u[5], UInt32(sharedMemory), stream?.handle,

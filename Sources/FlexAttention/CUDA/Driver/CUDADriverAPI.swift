@@ -81,6 +81,12 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         CUfunction?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUstream?,
         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     ) -> CUresult
+    /// Takes a `CUlaunchConfig` (``ProgrammaticLaunch`` lays one out); absent from drivers older than CUDA 12, where
+    /// launches fall back to ``cuLaunchKernel``.
+    let cuLaunchKernelEx: (@convention(c) (
+        UnsafeRawPointer?, CUfunction?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+        UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    ) -> CUresult)?
 
     init(library: DynamicLibrary) throws {
         self.library = library
@@ -140,6 +146,7 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         cuFuncSetAttribute = try library.function("cuFuncSetAttribute")
         cuOccupancyMaxActiveBlocksPerMultiprocessor = try library.function("cuOccupancyMaxActiveBlocksPerMultiprocessor")
         cuLaunchKernel = try library.function("cuLaunchKernel")
+        cuLaunchKernelEx = try? library.function("cuLaunchKernelEx")
         cuTensorMapEncodeTiled = try? library.function("cuTensorMapEncodeTiled")
     }
 

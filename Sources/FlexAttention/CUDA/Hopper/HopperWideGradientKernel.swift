@@ -148,6 +148,7 @@ struct HopperWideGradientKernel: HopperBackwardKernel {
             \(pipeline.layout)
             \(ModKernelText.arguments(mask: mask, scoreMod: scoreMod))
             \(ctaCoordinates)
+            \(ProgrammaticLaunch.launchDependents)  // the dQ finish may take SMs this grid leaves idle
 
             if (warp >= \(4 * consumerGroups)) {  // the producer warpgroup
                 \(pipeline.producer(residentAt: ("k0", "hkv"), streamedAt: ("q0", "h"), walk: walk(), registers: producerRegisters))

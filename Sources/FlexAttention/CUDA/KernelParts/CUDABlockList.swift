@@ -1,12 +1,15 @@
 /// A block mask's per-(batch, head, query block) key blocks, as the kernels read them from the device:
 /// `starts[line] ..< starts[line + 1]` index `entries`, each `keyBlock << 1 | partial`, in key order. Lines
 /// follow ``BlockMask``'s folding: a mask that reads neither `b` nor `h` has one line per query block.
-/// Transposed (for the dK/dV kernels), lines are per key block and entries `queryBlock << 1 | partial`, and `turns`
-/// gives each entry its turn among the key blocks that add to that query block's dQ (``QueryGradientSums``).
+/// Transposed (for the dK/dV kernels), lines are per key block and entries `queryBlock << 1 | partial`, `turns`
+/// gives each entry its turn among the key blocks that add to that query block's dQ (``QueryGradientSums``), and
+/// `adders` counts, per (batch, head) and query block, the key blocks that add to it: the turn counter's final value.
 struct CUDABlockList {
     let starts: DeviceBuffer
     let entries: DeviceBuffer
     let turns: DeviceBuffer?
+    /// Per `(b · batchStride + h · headStride) · queryBlocks + queryBlock`, transposed lists only.
+    let adders: DeviceBuffer?
     /// Multipliers of `b` and `h` in the kernel's line index `(b · batchStride + h · headStride) · qBlocks + qBlock`.
     let batchStride: Int
     let headStride: Int
@@ -15,6 +18,7 @@ struct CUDABlockList {
         var starts: [Int32] = [0]
         var list: [Int32] = []
         var turns: [Int32] = []
+        var adders: [Int32] = []
         for b in 0..<(blocks.dependsOnBatch ? blocks.batch : 1) {
             for h in 0..<(blocks.dependsOnHead ? blocks.heads : 1) {
                 let first = list.count
@@ -31,12 +35,14 @@ struct CUDABlockList {
                 if transposed {
                     let lines = starts.suffix(blocks.keyBlockCount + 1).map { Int($0) - first }
                     turns += Self.turns(lines: lines, entries: Array(list[first...]), queryBlocks: blocks.queryBlockCount)
+                    adders += Self.adders(entries: list[first...], queryBlocks: blocks.queryBlockCount)
                 }
             }
         }
         self.starts = try DeviceBuffer(device: device, copying: starts)
         self.entries = try DeviceBuffer(device: device, copying: list + [0])
         self.turns = transposed ? try DeviceBuffer(device: device, copying: turns + [0]) : nil
+        self.adders = transposed ? try DeviceBuffer(device: device, copying: adders + [0]) : nil
         headStride = blocks.dependsOnHead ? 1 : 0
         batchStride = blocks.dependsOnBatch ? (blocks.dependsOnHead ? blocks.heads : 1) : 0
     }
@@ -54,5 +60,12 @@ struct CUDABlockList {
             }
         }
         return turns
+    }
+
+    /// How many of one (b, h)'s transposed entries name each query block: the key blocks that add to its dQ.
+    static func adders(entries: ArraySlice<Int32>, queryBlocks: Int) -> [Int32] {
+        var counts = [Int32](repeating: 0, count: queryBlocks)
+        for entry in entries { counts[Int(entry >> 1)] += 1 }
+        return counts
     }
 }

@@ -8,7 +8,7 @@
 /// (b, h, block): how many key blocks have added their part. A key block adds when the counter equals its turn
 /// (its rank among the block's key blocks, highest key block first), so every sum is made in one order and the
 /// bits are the same on every run. The first key block stores, so the tiles need no zeroing; a block nobody
-/// added to (its counter still 0) is zero.
+/// adds to is zero. The counter's final value is the block's number of adders, which the finish waits for.
 enum QueryGradientSums {
     /// Query rows per tile (the dK/dV kernel's query block).
     static let rows = 64
@@ -47,13 +47,14 @@ enum QueryGradientSums {
     /// The turn counters' wait and hand-on (sm_90), which order the asynchronous bulk additions (async proxy) with
     /// the counter (generic proxy).
     static let turnFunctions = """
-        // Spins until the counter reaches `turn`; what earlier turns added is then visible to bulk copies.
-        FA_INLINE void fa_await_turn(const int* counter, int turn) {
+        // Spins until the counter reaches `turn`, pausing 64 ns between reads, doubling up to `longestPause` (waits off
+        // the critical path read less often); what earlier turns added is then visible to bulk copies.
+        FA_INLINE void fa_await_turn(const int* counter, int turn, unsigned longestPause = 64) {
             int seen;
-            while (true) {
+            for (unsigned pause = 64; ; pause = min(2 * pause, longestPause)) {
                 asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(seen) : "l"(counter) : "memory");
                 if (seen == turn) break;
-                __nanosleep(64);
+                __nanosleep(pause);
             }
             asm volatile("fence.proxy.async.global;" ::: "memory");
         }

@@ -17,6 +17,8 @@ struct BackwardProgram: Sendable {
     let readsBlockRows: Bool
     /// Heads per band of the launch order where the dK/dV kernel sums dQ (``HopperBackwardKernel/ctaCoordinates``).
     let bandHeads: Int
+    /// Key blocks of the dK/dV kernel: without a block list, how many add to each query block's dQ sums.
+    let keyBlockCount: Int
     /// Query and key rows per block of the dK/dV kernel, then of the dQ kernel where one runs (the tensor maps' boxes).
     let boxes: (keyValue: (query: Int, key: Int), query: (query: Int, key: Int)?)
 
@@ -45,9 +47,12 @@ struct BackwardProgram: Sendable {
                              cache: cache, device: device)
         }
         let finish = QueryGradientFinishKernel(dtype: shape.dtype)
+        // Overlapping the dK/dV kernel's last wave, each block rounded once its turn counter is complete.
         queryFinish = !keyValueKernel.sumsQueryGradient ? nil : LoadedKernel(
             function: try cache.function(for: finish, on: device), signature: QueryGradientFinishKernel.signature(shape.dtype),
-            grid: (QueryGradientFinishKernel.blocks(rows: b * hq * sq, headDim: shape.headDim), 1, 1), block: QueryGradientFinishKernel.threads)
+            grid: (QueryGradientFinishKernel.blocks(batch: b, queryHeads: hq, queryLength: sq), 1, 1), block: QueryGradientFinishKernel.threads,
+            overlapsPrevious: true)
+        self.keyBlockCount = keyBlockCount
         readsTensorMaps = keyValueKernel.readsTensorMaps
         bandHeads = (keyValueKernel as? any HopperBackwardKernel).map {
             type(of: $0).headBand(for: shape, multiprocessors: device.multiprocessorCount, l2Bytes: device.l2CacheSize)
@@ -120,6 +125,17 @@ struct BackwardProgram: Sendable {
         QueryGradientSumsOperand(
             sums: buffer.address, turns: buffer.address + UInt64(turnsOffset), blockTurns: keyBlocks?.turns?.address ?? 0,
             bandHeads: bandHeads)
+    }
+
+    /// The dQ finish's operands (``QueryGradientFinishKernel``) for the sums `sums` describes.
+    func queryFinishOperands(_ shape: AttentionShape, sums: QueryGradientSumsOperand, queryGradient: DeviceTensor, scale: Float)
+        -> QueryGradientFinishOperands {
+        QueryGradientFinishOperands(
+            sums: sums.sums, turns: sums.turns, adders: keyBlocks?.adders?.address ?? 0,
+            queryGradient: queryGradient.address, queryLength: shape.queryLength, headDim: shape.headDim, scale: scale,
+            blocks: QueryGradientFinishKernel.blocks(batch: shape.batch, queryHeads: shape.queryHeads, queryLength: shape.queryLength),
+            queryHeads: shape.queryHeads,
+            keyBlocks: keyBlockCount, maskBatchStride: keyBlocks?.batchStride ?? 0, maskHeadStride: keyBlocks?.headStride ?? 0)
     }
 
     /// The operands of the two gradient kernels for checked tensors (`gradients` are dK, dV and dQ; `sums`, where the

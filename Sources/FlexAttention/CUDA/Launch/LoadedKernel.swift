@@ -5,6 +5,8 @@ struct LoadedKernel<Operands>: Sendable {
     let grid: (x: Int, y: Int, z: Int)
     let block: Int
     let sharedMemory: Int
+    /// Whether the kernel is a ``ProgrammaticLaunch``, overlapping the kernel queued before it.
+    let overlapsPrevious: Bool
 
     /// Loads an attention kernel through `cache` and raises its shared-memory limit to what it needs.
     init(_ kernel: some AttentionKernel, signature: KernelSignature<Operands>, grid: (x: Int, y: Int),
@@ -15,15 +17,17 @@ struct LoadedKernel<Operands>: Sendable {
         self.grid = (grid.x, grid.y, 1)
         block = kernel.threads
         sharedMemory = kernel.sharedMemoryBytes
+        overlapsPrevious = false
     }
 
     init(function: CUDAFunction, signature: KernelSignature<Operands>, grid: (x: Int, y: Int, z: Int), block: Int,
-         sharedMemory: Int = 0) {
+         sharedMemory: Int = 0, overlapsPrevious: Bool = false) {
         self.function = function
         self.signature = signature
         self.grid = grid
         self.block = block
         self.sharedMemory = sharedMemory
+        self.overlapsPrevious = overlapsPrevious
     }
 
     /// Queues the kernel on `stream` with `operands`; an empty grid (no rows or no keys) launches nothing.
@@ -31,6 +35,6 @@ struct LoadedKernel<Operands>: Sendable {
         guard grid.x > 0, grid.y > 0, grid.z > 0 else { return }
         try function.launch(
             grid: grid, block: (block, 1, 1), sharedMemory: sharedMemory, stream: stream,
-            arguments: signature.arguments(operands))
+            overlappingPrevious: overlapsPrevious, arguments: signature.arguments(operands))
     }
 }
