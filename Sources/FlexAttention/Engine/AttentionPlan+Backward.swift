@@ -53,10 +53,11 @@ extension AttentionPlan {
     ///   - gradients: contiguous tensors of Q's, K's and V's shapes in their dtype, and a contiguous Float32 tensor
     ///     of each Float table's shape, by table name, for every Float table the score mod reads (they are zeroed
     ///     first, then summed into); with sinks, a contiguous Float32 `[Hq]` tensor for their gradient, and without
-    ///     them none.
+    ///     them none. None may share memory with another or with a tensor the call reads.
     ///   - stream: where the work is queued.
     /// - Throws: as ``backward(query:key:value:forward:outputGradient:on:)``, and ``FlexAttentionError`` for a sink
-    ///   gradient missing, of another shape or dtype, or given to a plan without sinks; nothing is queued then.
+    ///   gradient missing, of another shape or dtype, or given to a plan without sinks, or for gradients that share
+    ///   memory with each other or with an input; nothing is queued then.
     public func backward(
         query: DeviceTensor, key: DeviceTensor, value: DeviceTensor, forward: DeviceAttentionOutput,
         outputGradient: DeviceTensor, into gradients: DeviceAttentionGradients, on stream: CUDAStream
@@ -86,6 +87,13 @@ extension AttentionPlan {
             try check(tensor, named: "\(table.name)'s gradient", shape: table.shape, dtype: .float32, contiguous: true)
         }
         try check(sinkGradient: gradients.sinkGradient)
+        let written = [("query gradient", gradients.query), ("key gradient", gradients.key), ("value gradient", gradients.value)]
+            + gradientTables.compactMap { table in gradients.tableGradients[table.name].map { ("\(table.name)'s gradient", $0) } }
+            + (gradients.sinkGradient.map { [("sinks' gradient", $0)] } ?? [])
+        try checkApart(
+            written: written,
+            read: [("query", query), ("key", key), ("value", value), ("output", forward.output),
+                   ("log-sum-exp", forward.logSumExp), ("output gradient", outputGradient)])
         try enqueueBackward(
             query, key, value, forward, outputGradient, into: gradients, zeroingTableGradients: !addingToTableGradients,
             on: stream)

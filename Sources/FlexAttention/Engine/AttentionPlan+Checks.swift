@@ -28,6 +28,19 @@ extension AttentionPlan {
         try tensor.check(named: name, device: device, shape: expected, dtype: dtype, contiguous: contiguous)
     }
 
+    /// Checks that no tensor in `written` shares a byte with a tensor in `read` or with another in `written` (empty
+    /// tensors share nothing): the backward's kernels read their inputs while they write the gradients (dQ's rounding
+    /// overlaps the dK/dV kernel), so a shared byte would race.
+    func checkApart(written: [(name: String, tensor: DeviceTensor)], read: [(name: String, tensor: DeviceTensor)]) throws {
+        let spans = try (written + read).map { ($0.name, $0.tensor.shape.contains(0) ? nil : try $0.tensor.byteSpan()) }
+        for (index, (name, span)) in spans.prefix(written.count).enumerated() {
+            guard let span else { continue }
+            for (other, otherSpan) in spans[(index + 1)...] where otherSpan?.overlaps(span) == true {
+                throw FlexAttentionError.invalidArgument("the \(name) shares memory with the \(other)")
+            }
+        }
+    }
+
     /// Checks `O` and its log-sum-exp, given to the forward pass to write or to the backward pass to read.
     func check(forward: DeviceAttentionOutput) throws {
         try check(forward.output, named: "output", shape: shape.outputShape, dtype: shape.dtype)

@@ -81,8 +81,8 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         CUfunction?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUstream?,
         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     ) -> CUresult
-    /// Takes a `CUlaunchConfig` (``ProgrammaticLaunch`` lays one out); absent from drivers older than CUDA 12, where
-    /// launches fall back to ``cuLaunchKernel``.
+    /// Takes a `CUlaunchConfig` (``ProgrammaticLaunch`` lays one out). Left nil below CUDA 12.3, the first driver
+    /// whose graphs capture a programmatic launch; launches then fall back to ``cuLaunchKernel``.
     let cuLaunchKernelEx: (@convention(c) (
         UnsafeRawPointer?, CUfunction?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
         UnsafeMutablePointer<UnsafeMutableRawPointer?>?
@@ -146,7 +146,9 @@ struct CUDADriverAPI: @unchecked Sendable {  // immutable C function pointers
         cuFuncSetAttribute = try library.function("cuFuncSetAttribute")
         cuOccupancyMaxActiveBlocksPerMultiprocessor = try library.function("cuOccupancyMaxActiveBlocksPerMultiprocessor")
         cuLaunchKernel = try library.function("cuLaunchKernel")
-        cuLaunchKernelEx = try? library.function("cuLaunchKernelEx")
+        var version: Int32 = 0
+        cuLaunchKernelEx = cuDriverGetVersion(&version) == 0 && version >= 12030
+            ? try? library.function("cuLaunchKernelEx") : nil
         cuTensorMapEncodeTiled = try? library.function("cuTensorMapEncodeTiled")
     }
 

@@ -23,7 +23,8 @@ struct QueryGradientFinishKernel: GeneratedKernel {
     /// query blocks, the dK/dV kernel's key blocks, and the list's multipliers of `b` and `h`.
     static func signature(_ dtype: DType) -> KernelSignature<QueryGradientFinishOperands> {
         KernelSignature([
-            .pointer("sums", "float") { $0.sums }, .pointer("turns", "int") { $0.turns },
+            // Not restrict: the dK/dV kernel writes both while this one runs (its reads are `ld.acquire`, `ld.cg`).
+            .pointer("sums", "float", restricted: false) { $0.sums }, .pointer("turns", "int", restricted: false) { $0.turns },
             .pointer("adders", "int") { $0.adders },
             .pointer("dQ", dtype.cudaStorageType, readOnly: false) { $0.queryGradient },
             .int32("Sq") { $0.queryLength }, .int32("D") { $0.headDim }, .float32("scale") { $0.scale },

@@ -204,6 +204,11 @@ extension CUDAConformance {
                                   into: DeviceAttentionGradients(query: strided, key: gradients.key, value: gradients.value),
                                   on: stream)
             }),
+            ("dQ written over the output it reads", {
+                try plan.backward(query: t[0], key: t[1], value: t[2], forward: forward, outputGradient: t[3],
+                                  into: DeviceAttentionGradients(query: forward.output, key: gradients.key, value: gradients.value),
+                                  on: stream)
+            }),
             ("backward on a forward-only plan", {
                 _ = try forwardOnly.backward(query: t[0], key: t[1], value: t[2], forward: forward, outputGradient: t[3],
                                              on: stream)
