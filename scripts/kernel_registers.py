@@ -5,7 +5,8 @@ and prints ptxas's report. A spill the device's `cuda-bench` would show as "B lo
     export FLEXATTENTION_NVRTC="$(bash scripts/install-nvrtc.sh)"
     python3 scripts/kernel_registers.py fa_hopper_wide_backward_bfloat16_d256_dv256_st2 [more names or .cu files]
 
-Names are printed by `flexattn kernel-source` (the release build in .build/release); a path ending in .cu is read as is.
+Names are printed by `flexattn kernel-source` (the release build in .build/release: rebuild it first, or it prints the
+kernels of whatever code it was built from); a path ending in .cu is read as is.
 """
 import ctypes
 import os
