@@ -170,6 +170,55 @@ struct HopperKernelTests {
         #expect(persistent.source.contains("int* const scheduledTile") && !oneTile.source.contains("scheduledTile"))
     }
 
+    @Test("the forward's tiles come in bands of heads, the short band first, each band's query blocks longest first")
+    func forwardTileOrder() throws {
+        // The kernel text's numbering (tiles.setup), replayed here: tile -> (query block, head).
+        let kernel = HopperForwardKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil)
+        for line in ["const int firstHead = max(band * bandHeads - pad, 0), width = (band + 1) * bandHeads - pad - firstHead;",
+                     "const int inBand = tile - firstHead * qBlocks, head = firstHead + inBand % width;",
+                     "const int qBlock = qBlocks - 1 - inBand / width;"] {
+            #expect(kernel.source.contains(line))
+        }
+        func coordinates(_ tile: Int, qBlocks: Int, heads: Int, band: Int) -> (qBlock: Int, head: Int, band: Int) {
+            let pad = (band - heads % band) % band, index = (tile + pad * qBlocks) / (band * qBlocks)
+            let firstHead = max(index * band - pad, 0), width = (index + 1) * band - pad - firstHead
+            let inBand = tile - firstHead * qBlocks
+            return (qBlocks - 1 - inBand / width, firstHead + inBand % width, index)
+        }
+        for (qBlocks, heads, band) in [(16, 128, 17), (5, 7, 3), (4, 3, 8), (64, 32, 5), (3, 10, 4), (2, 12, 4), (7, 9, 1)] {
+            let band = min(band, heads)
+            let order = (0..<qBlocks * heads).map { coordinates($0, qBlocks: qBlocks, heads: heads, band: band) }
+            #expect(Set(order.map { $0.qBlock * heads + $0.head }).count == qBlocks * heads, "\(qBlocks) \(heads) \(band)")
+            // A band's heads are contiguous, and only the first band is short.
+            let first = heads - (heads - 1) / band * band
+            for (index, tiles) in Dictionary(grouping: order, by: \.band) {
+                let members = Set(tiles.map(\.head))
+                #expect(members.count == (index == 0 ? first : band) && members.max()! - members.min()! == members.count - 1)
+            }
+            // Within a band, query blocks longest first (the highest: under causal, the most keys).
+            for tile in order.indices.dropFirst() where order[tile - 1].band == order[tile].band {
+                #expect(order[tile - 1].qBlock >= order[tile].qBlock)
+            }
+        }
+        // Bands hold the K/V heads a third of the L2 holds, but twice as many tiles as SMs, in whole GQA groups;
+        // three consumer groups (D ≤ 64) keep one order.
+        func band(_ b: Int, _ hq: Int, _ hkv: Int, _ s: Int, _ d: Int) throws -> Int {
+            let shape = try AttentionShape(batch: b, queryHeads: hq, keyValueHeads: hkv, queryLength: s, headDim: d, dtype: .bfloat16)
+            return HopperForwardKernel(dtype: .bfloat16, headDim: d, valueDim: d, mask: nil, scoreMod: nil)
+                .headBand(for: shape, multiprocessors: 132, l2Bytes: 50 << 20)
+        }
+        #expect(try band(8, 16, 16, 2048, 128) == 17)  // 1 MB of K and V per head: 16 fit, 16 query blocks want 17
+        #expect(try band(2, 16, 16, 8192, 128) == 5)
+        #expect(try band(1, 16, 16, 16384, 128) == 3)
+        #expect(try band(2, 8, 8, 8192, 256) == 5)
+        #expect(try band(8, 32, 8, 2048, 128) == 64)  // groups of 4 share K and V
+        #expect(try band(1, 16, 4, 65536, 128) == 4)
+        #expect(try band(1, 4, 4, 300, 128) == 4)
+        #expect(try band(8, 32, 32, 2048, 64) == 256)
+        let shape = try AttentionShape(batch: 1, queryHeads: 8, keyValueHeads: 2, queryLength: 1, headDim: 128, dtype: .bfloat16)
+        #expect(kernel.headBand(for: shape, multiprocessors: 0, l2Bytes: 0) == 4)
+    }
+
     @Test("checked scores take the mask's verdict with bitwise operators, so no score of a tile branches")
     func branchFreeMask() {
         let causal = CUDAModFunction(mask: .causal)

@@ -1,8 +1,9 @@
 /// The parameter lists of the attention kernels, one per role, written once: every family (`mma.sync`, CUDA-core,
 /// Hopper) renders its C signature from these and its launcher its arguments, so they agree by construction.
 enum AttentionSignatures {
-    /// The forward kernels: `[tensor maps,] Q, K, V, O, LSE, the tile counter, B, sizes, strides, block list, mods`
-    /// (the Hopper kernel reads B, and the tile counter where it is persistent).
+    /// The forward kernels: `[tensor maps,] Q, K, V, O, LSE, the tile counter, heads per band of the tile order, B,
+    /// sizes, strides, block list, mods` (the Hopper kernel reads B and the band, and the tile counter where it is
+    /// persistent).
     static func forward(storage: String, tensorMaps: Bool, mask: Bool, scoreMod: Bool)
         -> KernelSignature<ForwardOperands> {
         typealias P = KernelParameter<ForwardOperands>
@@ -14,6 +15,7 @@ enum AttentionSignatures {
             .pointer("V", storage) { $0.value.address }, .pointer("O", storage, readOnly: false) { $0.output.address },
             .pointer("LSE", "float", readOnly: false) { $0.logSumExp },
             .pointer("tileCounter", "int", readOnly: false, restricted: false) { $0.tileCounter },
+            .int32("bandHeads") { $0.bandHeads },
         ]
         let strides: [P] = P.strides("qs") { $0.query.strides } + P.strides("ks") { $0.key.strides }
             + P.strides("vs") { $0.value.strides } + P.strides("os") { $0.output.strides }

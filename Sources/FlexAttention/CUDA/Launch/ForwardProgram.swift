@@ -12,6 +12,8 @@ struct ForwardProgram: Sendable {
     let keyBlock: Int
     /// Whether the kernel takes a zeroed tile counter (``ForwardAttentionKernel/schedulesTiles``).
     let schedulesTiles: Bool
+    /// Heads per band of the tile order, for the Hopper kernel.
+    let bandHeads: Int
 
     init(shape: AttentionShape, scale: Float, mods: PlanMods, tensorMaps: Bool, cache: KernelCache, device: CUDADevice)
         throws {
@@ -24,6 +26,8 @@ struct ForwardProgram: Sendable {
             cache: cache, device: device)
         (readsTensorMaps, queryBlock, keyBlock, schedulesTiles) =
             (chosen.readsTensorMaps, chosen.queryBlock, chosen.keyBlock, chosen.schedulesTiles)
+        bandHeads = (chosen as? HopperForwardKernel)?.headBand(
+            for: shape, multiprocessors: device.multiprocessorCount, l2Bytes: device.l2CacheSize) ?? 1
     }
 
     /// The kernel for `shape`: tensor cores for 16-bit inputs with head dims ``MMAForwardKernel`` takes (with `wgmma`
@@ -70,6 +74,7 @@ struct ForwardProgram: Sendable {
         let operands = ForwardOperands(
             tensorMaps: maps, query: TensorOperand(query), key: TensorOperand(key), value: TensorOperand(value),
             output: TensorOperand(output), logSumExp: logSumExp.address, tileCounter: tileCounter?.address ?? 0,
+            bandHeads: bandHeads,
             shared: mods.shared(
                 sizes: sizes, vectorLoads: [query, key, value].allSatisfy(\.rowsAreVectorLoadable), blocks: blocks))
         try kernel.enqueue(operands, on: stream)
