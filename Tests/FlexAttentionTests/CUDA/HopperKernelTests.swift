@@ -174,26 +174,30 @@ struct HopperKernelTests {
     func forwardTileOrder() throws {
         // The kernel text's numbering (tiles.setup), replayed here: tile -> (query block, head).
         let kernel = HopperForwardKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil)
-        for line in ["const int firstHead = max(band * bandHeads - pad, 0), width = (band + 1) * bandHeads - pad - firstHead;",
+        for line in ["const int pad = (bandHeads - heads % bandHeads) % bandHeads, band = (tile + pad * qBlocks) / (bandHeads * qBlocks);",
+                     "const int firstHead = max(band * bandHeads - pad, 0), width = (band + 1) * bandHeads - pad - firstHead;",
                      "const int inBand = tile - firstHead * qBlocks, head = firstHead + inBand % width;",
-                     "const int qBlock = qBlocks - 1 - inBand / width;"] {
+                     "const int qBlock = qBlocks - 1 - inBand / width;",
+                     "const int b = head / Hq, h = head % Hq, hkv = h / (Hq / Hkv);"] {
             #expect(kernel.source.contains(line))
         }
-        func coordinates(_ tile: Int, qBlocks: Int, heads: Int, band: Int) -> (qBlock: Int, head: Int, band: Int) {
-            let pad = (band - heads % band) % band, index = (tile + pad * qBlocks) / (band * qBlocks)
-            let firstHead = max(index * band - pad, 0), width = (index + 1) * band - pad - firstHead
+        func coordinates(_ tile: Int, qBlocks: Int, heads: Int, width bandHeads: Int) -> (qBlock: Int, head: Int, band: Int) {
+            let pad = (bandHeads - heads % bandHeads) % bandHeads, band = (tile + pad * qBlocks) / (bandHeads * qBlocks)
+            let firstHead = max(band * bandHeads - pad, 0), width = (band + 1) * bandHeads - pad - firstHead
             let inBand = tile - firstHead * qBlocks
-            return (qBlocks - 1 - inBand / width, firstHead + inBand % width, index)
+            return (qBlocks - 1 - inBand / width, firstHead + inBand % width, band)
         }
-        for (qBlocks, heads, band) in [(16, 128, 17), (5, 7, 3), (4, 3, 8), (64, 32, 5), (3, 10, 4), (2, 12, 4), (7, 9, 1)] {
-            let band = min(band, heads)
-            let order = (0..<qBlocks * heads).map { coordinates($0, qBlocks: qBlocks, heads: heads, band: band) }
-            #expect(Set(order.map { $0.qBlock * heads + $0.head }).count == qBlocks * heads, "\(qBlocks) \(heads) \(band)")
+        for (qBlocks, heads, bandHeads) in [(16, 128, 17), (5, 7, 3), (4, 3, 8), (64, 32, 5), (3, 10, 4), (2, 12, 4), (7, 9, 1)] {
+            let bandHeads = min(bandHeads, heads)
+            let order = (0..<qBlocks * heads).map { coordinates($0, qBlocks: qBlocks, heads: heads, width: bandHeads) }
+            // Every (query block, head) exactly once.
+            #expect(Set(order.map { $0.qBlock * heads + $0.head }) == Set(0..<qBlocks * heads), "\(qBlocks) \(heads) \(bandHeads)")
+            #expect(order.allSatisfy { (0..<qBlocks).contains($0.qBlock) && (0..<heads).contains($0.head) })
             // A band's heads are contiguous, and only the first band is short.
-            let first = heads - (heads - 1) / band * band
-            for (index, tiles) in Dictionary(grouping: order, by: \.band) {
+            let first = heads - (heads - 1) / bandHeads * bandHeads
+            for (band, tiles) in Dictionary(grouping: order, by: \.band) {
                 let members = Set(tiles.map(\.head))
-                #expect(members.count == (index == 0 ? first : band) && members.max()! - members.min()! == members.count - 1)
+                #expect(members.count == (band == 0 ? first : bandHeads) && members.max()! - members.min()! == members.count - 1)
             }
             // Within a band, query blocks longest first (the highest: under causal, the most keys).
             for tile in order.indices.dropFirst() where order[tile - 1].band == order[tile].band {
@@ -202,19 +206,19 @@ struct HopperKernelTests {
         }
         // Bands hold the K/V heads a third of the L2 holds, but twice as many tiles as SMs, in whole GQA groups;
         // three consumer groups (D ≤ 64) keep one order.
-        func band(_ b: Int, _ hq: Int, _ hkv: Int, _ s: Int, _ d: Int) throws -> Int {
+        func headBand(_ b: Int, _ hq: Int, _ hkv: Int, _ s: Int, _ d: Int) throws -> Int {
             let shape = try AttentionShape(batch: b, queryHeads: hq, keyValueHeads: hkv, queryLength: s, headDim: d, dtype: .bfloat16)
             return HopperForwardKernel(dtype: .bfloat16, headDim: d, valueDim: d, mask: nil, scoreMod: nil)
                 .headBand(for: shape, multiprocessors: 132, l2Bytes: 50 << 20)
         }
-        #expect(try band(8, 16, 16, 2048, 128) == 17)  // 1 MB of K and V per head: 16 fit, 16 query blocks want 17
-        #expect(try band(2, 16, 16, 8192, 128) == 5)
-        #expect(try band(1, 16, 16, 16384, 128) == 3)
-        #expect(try band(2, 8, 8, 8192, 256) == 5)
-        #expect(try band(8, 32, 8, 2048, 128) == 64)  // groups of 4 share K and V
-        #expect(try band(1, 16, 4, 65536, 128) == 4)
-        #expect(try band(1, 4, 4, 300, 128) == 4)
-        #expect(try band(8, 32, 32, 2048, 64) == 256)
+        #expect(try headBand(8, 16, 16, 2048, 128) == 17)  // 1 MB of K and V per head: 16 fit, 16 query blocks want 17
+        #expect(try headBand(2, 16, 16, 8192, 128) == 5)
+        #expect(try headBand(1, 16, 16, 16384, 128) == 3)
+        #expect(try headBand(2, 8, 8, 8192, 256) == 5)
+        #expect(try headBand(8, 32, 8, 2048, 128) == 64)  // groups of 4 share K and V
+        #expect(try headBand(1, 16, 4, 65536, 128) == 4)
+        #expect(try headBand(1, 4, 4, 300, 128) == 4)
+        #expect(try headBand(8, 32, 32, 2048, 64) == 256)
         let shape = try AttentionShape(batch: 1, queryHeads: 8, keyValueHeads: 2, queryLength: 1, headDim: 128, dtype: .bfloat16)
         #expect(kernel.headBand(for: shape, multiprocessors: 0, l2Bytes: 0) == 4)
     }

@@ -77,7 +77,7 @@ struct ForwardOperands {
     var logSumExp: UInt64
     /// A zeroed `int` for kernels that schedule their tiles (``ForwardAttentionKernel/schedulesTiles``), else 0.
     var tileCounter: UInt64 = 0
-    /// Heads per band of the Hopper kernel's tile order (``HopperForwardKernel/headBand(for:multiprocessors:l2Bytes:)``).
+    /// Query heads per band of the Hopper kernel's tile order (``HopperForwardKernel/headBand(for:multiprocessors:l2Bytes:)``).
     var bandHeads = 1
     var shared: SharedOperands
 }

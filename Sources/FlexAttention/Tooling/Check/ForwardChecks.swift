@@ -27,9 +27,13 @@ extension CUDAConformance {
                         shape: (1, 2, 2, 100, 37, 64, 64), options: .init(mask: .causalBottomRight)),
         ]
         cases += longWalks.map { AttentionCase(label: $0.label, dtype: $0.dtype, shape: $0.shape, options: $0.options) }
-        // 20 heads of 1 MB of K and V: on an H100 the Hopper kernel orders its tiles in two bands of heads, 3 then 17.
+        // Bands of heads in the Hopper kernel's tile order, on an H100 SXM (50 MB of L2, 132 SMs): 20 heads of 1 MB of
+        // K and V in bands of 3 then 17, persistent (up to 2048 keys); 12 K/V heads of 1.5 MB shared in pairs, in
+        // bands of 2 then 22 query heads, a CTA per tile.
         cases.append(AttentionCase(label: "bf16 D=128 H=20 S=2048 causal (bands of heads)", dtype: .bfloat16,
                                    shape: (1, 20, 20, 2048, 2048, 128, 128), options: .init(isCausal: true)))
+        cases.append(AttentionCase(label: "bf16 D=128 GQA 24:12 S=3000 causal (a CTA per tile, bands of heads)",
+                                   dtype: .bfloat16, shape: (1, 24, 12, 3000, 3000, 128, 128), options: .init(isCausal: true)))
         // A scale ≤ 0 takes the Hopper kernel that scales scores before the softmax (the others fold it in).
         cases.append(AttentionCase(label: "bf16 D=128 scale -0.05, causal", dtype: .bfloat16,
                                    shape: (1, 2, 2, 300, 300, 128, 128), options: .init(scale: -0.05, isCausal: true)))
