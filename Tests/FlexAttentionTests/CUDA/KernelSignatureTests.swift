@@ -70,7 +70,7 @@ struct KernelSignatureTests {
                 counts.delta += 1
                 Self.check(kernel, QueryGradientFinishKernel.signature(kernel.dtype), QueryGradientFinishOperands(
                     sums: 8, turns: 9, adders: 11, queryGradient: 10, queryLength: 64, headDim: 64, scale: 0.125,
-                    blocks: 4, queryHeads: 2, keyBlocks: 3, maskBatchStride: 1, maskHeadStride: 0))
+                    queryHeads: 2, keyBlocks: 3, maskBatchStride: 1, maskHeadStride: 0))
             case let kernel as DeltaKernel:
                 counts.delta += 1
                 Self.check(kernel, DeltaKernel.signature(kernel.dtype), DeltaOperands(

@@ -18,9 +18,9 @@ struct QueryGradientFinishKernel: GeneratedKernel {
     /// Only the Hopper backward sums dQ, and the waits are sm_90 instructions (`griddepcontrol`, proxy fences).
     func compiles(for architecture: GPUArchitecture) -> Bool { architecture == .sm90a }
 
-    /// `sums, turns, adders, dQ, Sq, D, scale, blockCount, Hq, keyBlocks, maskBatchStride, maskHeadStride`: the sums'
-    /// tiles and turn counters, the transposed block list's adders (null without a list), dQ, `blockCount = B · Hq ·`
-    /// query blocks, the dK/dV kernel's key blocks, and the list's multipliers of `b` and `h`.
+    /// `sums, turns, adders, dQ, Sq, D, scale, Hq, keyBlocks, maskBatchStride, maskHeadStride`: the sums' tiles and
+    /// turn counters, the transposed block list's adders (null without a list), dQ, the dK/dV kernel's key blocks,
+    /// and the list's multipliers of `b` and `h`. The grid has a CTA per query block (``blocks(batch:queryHeads:queryLength:)``).
     static func signature(_ dtype: DType) -> KernelSignature<QueryGradientFinishOperands> {
         KernelSignature([
             // Not restrict: the dK/dV kernel writes both while this one runs (its reads are `ld.acquire`, `ld.cg`).
@@ -28,7 +28,7 @@ struct QueryGradientFinishKernel: GeneratedKernel {
             .pointer("adders", "int") { $0.adders },
             .pointer("dQ", dtype.cudaStorageType, readOnly: false) { $0.queryGradient },
             .int32("Sq") { $0.queryLength }, .int32("D") { $0.headDim }, .float32("scale") { $0.scale },
-            .int64("blockCount") { $0.blocks }, .int32("Hq") { $0.queryHeads }, .int32("keyBlocks") { $0.keyBlocks },
+            .int32("Hq") { $0.queryHeads }, .int32("keyBlocks") { $0.keyBlocks },
             .int32("maskBatchStride") { $0.maskBatchStride }, .int32("maskHeadStride") { $0.maskHeadStride },
         ])
     }
@@ -47,7 +47,6 @@ struct QueryGradientFinishKernel: GeneratedKernel {
                 // The grid ends only after the dK/dV kernel has, so work queued after it sees dK and dV too.
                 if (blockIdx.x == gridDim.x - 1 && threadIdx.x == 0) asm volatile("griddepcontrol.wait;" ::: "memory");
                 const long long block = blockIdx.x;
-                if (block >= blockCount) return;
                 const int queryBlocks = (Sq + \(rows - 1)) / \(rows), q0 = (int)(block % queryBlocks) * \(rows);
                 const int head = (int)(block / queryBlocks % Hq), b = (int)(block / queryBlocks / Hq);
                 const int expected = adders
@@ -82,8 +81,6 @@ struct QueryGradientFinishOperands {
     var queryLength: Int
     var headDim: Int
     var scale: Float
-    /// `B · Hq ·` query blocks: the grid.
-    var blocks: Int
     var queryHeads: Int
     /// The dK/dV kernel's key blocks: every query block's adders without a list.
     var keyBlocks: Int

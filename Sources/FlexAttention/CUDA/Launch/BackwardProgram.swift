@@ -133,8 +133,7 @@ struct BackwardProgram: Sendable {
         QueryGradientFinishOperands(
             sums: sums.sums, turns: sums.turns, adders: keyBlocks?.adders?.address ?? 0,
             queryGradient: queryGradient.address, queryLength: shape.queryLength, headDim: shape.headDim, scale: scale,
-            blocks: queryFinish?.grid.x ?? 0, queryHeads: shape.queryHeads,
-            keyBlocks: keyBlockCount, maskBatchStride: keyBlocks?.batchStride ?? 0, maskHeadStride: keyBlocks?.headStride ?? 0)
+            queryHeads: shape.queryHeads, keyBlocks: keyBlockCount, maskBatchStride: keyBlocks?.batchStride ?? 0, maskHeadStride: keyBlocks?.headStride ?? 0)
     }
 
     /// The operands of the two gradient kernels for checked tensors (`gradients` are dK, dV and dQ; `sums`, where the
