@@ -4,7 +4,8 @@ import FlexAttention
 /// B·S = 16384, S ∈ {2048, 8192, 16384}, D ∈ {64, 128}, and S = 8192 at D = 256, causal or not) and on patterns only FlexAttention
 /// expresses (B=2, H=16, S=8192, D=128), bf16, through the public device API (an ``AttentionPlan`` per row, device
 /// tensors, outputs allocated once, one stream). TFLOP/s count 4·B·H·D per kept score, so sparsity is no free
-/// credit. `scripts/gpu_anchors.py` times PyTorch on the same rows.
+/// credit. The last column times forward + backward with ``AttentionOptions/deterministicGradients`` false (dQ
+/// added in any order, as cuDNN's backward does). `scripts/gpu_anchors.py` times PyTorch on the same rows.
 struct GPUBenchmark {
     let ordinal: Int
 
@@ -49,23 +50,26 @@ struct GPUBenchmark {
         let device = try CUDADevice.open(ordinal)
         var lines = [
             "flexattn bench: \(device.name), bf16; fwd+bwd credits 3.5× the forward's FLOPs",
-            "pattern                   B   H      S    D  kept %   fwd ms  TFLOP/s  fwd+bwd ms  TFLOP/s",
+            "pattern                   B   H      S    D  kept %   fwd ms  TFLOP/s  fwd+bwd ms  TFLOP/s  any-order ms  TFLOP/s",
         ]
         for row in try Self.rows() {
-            let timed = try [false, true].map { backward in
+            var anyOrder = row.options
+            anyOrder.deterministicGradients = false
+            let timed = try [(row.options, false), (row.options, true), (anyOrder, true)].map { options, backward in
                 try GPUTiming.measure(
                     device: device, batch: row.batch, heads: row.heads, length: row.length,
-                    headDim: row.headDim, dtype: .bfloat16, options: row.options, keptScores: row.keptScores,
+                    headDim: row.headDim, dtype: .bfloat16, options: options, keptScores: row.keptScores,
                     backward: backward)
             }
-            let (forward, training) = (timed[0], timed[1])
+            let (forward, training, anyOrderTraining) = (timed[0], timed[1], timed[2])
             let all = Double(row.length) * Double(row.length)
             let kept = (row.keptScores ?? all * (row.options.isCausal ? 0.5 : 1)) / all
             lines.append(
                 row.name.padding(22) + pad(row.batch, 5) + pad(row.heads, 4) + pad(row.length, 7)
                     + pad(row.headDim, 5) + pad(fixed(kept * 100, 1), 8) + pad(fixed(forward.milliseconds, 3), 9)
                     + pad(fixed(forward.teraflops, 1), 9) + pad(fixed(training.milliseconds, 3), 12)
-                    + pad(fixed(training.teraflops, 1), 9))
+                    + pad(fixed(training.teraflops, 1), 9) + pad(fixed(anyOrderTraining.milliseconds, 3), 14)
+                    + pad(fixed(anyOrderTraining.teraflops, 1), 9))
         }
         return lines.joined(separator: "\n")
     }

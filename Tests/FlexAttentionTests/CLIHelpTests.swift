@@ -57,7 +57,7 @@ struct CLIHelpTests {
         ("info", []),
         ("check", ["--device", "--seed", "--filter"]),
         ("kernel-source", ["<NAME>", "--arch", "--ptx", "--compile"]),
-        ("cuda-bench", ["--device", "--causal", "--backward", "<B>", "<H>", "<S>", "<D>", "<bf16|fp16>"]),
+        ("cuda-bench", ["--device", "--causal", "--backward", "--any-order", "<B>", "<H>", "<S>", "<D>", "<bf16|fp16>"]),
     ]
 
     @Test("a command's help lists its options, exit status 0", arguments: commandOptions)

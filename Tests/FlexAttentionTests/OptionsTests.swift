@@ -54,4 +54,21 @@ struct OptionsTests {
             query: t[0], key: t[1], value: t[2], forward: saved, outputGradient: t[3], options: options)
         #expect(fromSaved.key.floats() == explicit.key.floats())
     }
+
+    @Test("gradients are deterministic by default, and the CPU's stay bit for bit the same when any order is allowed")
+    func anyOrderGradientsOnTheCPU() throws {
+        #expect(AttentionOptions().deterministicGradients)
+        let attention = Attention()
+        let t = try inputs([[1, 4, 70, 24], [1, 2, 90, 24], [1, 2, 90, 16], [1, 4, 70, 16]])
+        var runs: [[UInt32]] = []
+        for deterministic in [true, false] {
+            let options = AttentionOptions(isCausal: true, scoreMod: try .alibi(heads: 4), deterministicGradients: deterministic)
+            let forward = try attention.forward(query: t[0], key: t[1], value: t[2], options: options)
+            let gradients = try attention.backward(query: t[0], key: t[1], value: t[2], forward: forward, outputGradient: t[3])
+            runs.append(([gradients.query, gradients.key, gradients.value] + gradients.tableGradients.values)
+                .flatMap { $0.floats().map(\.bitPattern) })
+        }
+        #expect(runs[0] == runs[1])
+        #expect(runs[0].contains { $0 != 0 })
+    }
 }

@@ -26,6 +26,12 @@ public struct AttentionOptions: Sendable, Equatable {
     /// log-sum-exp includes them, and backward returns their gradient (``AttentionGradients/sinkGradient``, or
     /// ``DeviceAttentionGradients/sinkGradient`` from an ``AttentionPlan``).
     public var sinks: [Float]?
+    /// Whether the backward pass's gradients have the same bits on every run (the default). `false` lets a Hopper
+    /// GPU add dQ's partial sums in whatever order its thread blocks reach them, as cuDNN's and FlashAttention-3's
+    /// backwards do by default: no block waits for another, which is faster (most at D = 256 and under causal
+    /// masks; BENCHMARKS.md), and dQ's last bits may differ between runs. dK, dV, the sinks' and the Float tables'
+    /// gradients stay deterministic; the CPU and other GPUs are deterministic either way.
+    public var deterministicGradients: Bool
 
     /// Options for attention calls; the defaults give plain softmax attention with scale `1 / √D`.
     /// - Parameters:
@@ -36,9 +42,11 @@ public struct AttentionOptions: Sendable, Equatable {
     ///   - blockMask: the mask analysed once, for reuse across calls (instead of `mask`).
     ///   - scoreMod: how to change each score; unchanged when `nil`.
     ///   - sinks: one sink logit per query head; none when `nil`.
+    ///   - deterministicGradients: whether gradients must have the same bits on every run; `false` lets a Hopper add
+    ///     dQ in any order, which is faster.
     public init(
         scale: Float? = nil, isCausal: Bool = false, causalAlignment: CausalAlignment = .topLeft, mask: MaskMod? = nil,
-        blockMask: BlockMask? = nil, scoreMod: ScoreMod? = nil, sinks: [Float]? = nil
+        blockMask: BlockMask? = nil, scoreMod: ScoreMod? = nil, sinks: [Float]? = nil, deterministicGradients: Bool = true
     ) {
         self.scale = scale
         self.isCausal = isCausal
@@ -47,6 +55,7 @@ public struct AttentionOptions: Sendable, Equatable {
         self.blockMask = blockMask
         self.scoreMod = scoreMod
         self.sinks = sinks
+        self.deterministicGradients = deterministicGradients
     }
 }
 

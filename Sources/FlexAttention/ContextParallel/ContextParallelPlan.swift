@@ -160,6 +160,7 @@ public final class ContextParallelPlan: Sendable {
         options.isCausal = pair.kind == .causal
         if pair.kind == .masked { options.mask = problem.mask?.atGlobalPositions(positions) }
         options.scoreMod = problem.scoreMod?.atGlobalPositions(positions)
+        options.deterministicGradients = problem.options.deterministicGradients
         let text = [options.mask?.description ?? "", options.scoreMod?.description ?? ""].joined(separator: "\n")
         return PairPlanKey(device: device, shape: shape, options: options, text: text)
     }

@@ -119,7 +119,10 @@ public final class AttentionPlan: Sendable {
                 forward: try ForwardProgram(
                     shape: shape, scale: sizes.scale, mods: mods, tensorMaps: key, cache: cache, device: device),
                 backward: includesBackward
-                    ? try BackwardProgram(shape: shape, mods: mods, tensorMaps: key, cache: cache, device: device) : nil)
+                    ? try BackwardProgram(
+                        shape: shape, mods: mods, tensorMaps: key, deterministic: options.deterministicGradients, cache: cache,
+                        device: device)
+                    : nil)
             programs[key] = made
             return made
         }

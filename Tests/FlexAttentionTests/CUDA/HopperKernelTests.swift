@@ -363,6 +363,52 @@ struct HopperKernelTests {
         #expect(HopperGradientKernel.headBand(walk: 0, turnSteps: 0, heads: 0, headBytes: 0, multiprocessors: 0, l2Bytes: 0) == 1)
     }
 
+    @Test("with dQ in any order no CTA waits for a turn, every step adds to zeroed sums, and each head's key block 0 launches first")
+    func anyOrderBackward() throws {
+        let ordered = [HopperGradientKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil) as any HopperBackwardKernel,
+                       HopperGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil),
+                       HopperWideGradientKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil)]
+        let anyOrder = [HopperGradientKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil,
+                                             ordersQueryGradient: false) as any HopperBackwardKernel,
+                        HopperGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil,
+                                             ordersQueryGradient: false),
+                        HopperWideGradientKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil,
+                                                 ordersQueryGradient: false)]
+        for (fixed, free) in zip(ordered, anyOrder) {
+            #expect(fixed.ordersQueryGradient && !free.ordersQueryGradient)
+            #expect(free.name != fixed.name && free.name.hasSuffix("_anyorder"), "\(free.name)")
+            #expect(fixed.source.contains("fa_await_turn(dQturns + block, turn);") && fixed.source.contains("fa_bulk_store(sums,"))
+            #expect(!free.source.contains("fa_await_turn(dQturns") && !free.source.contains("fa_bulk_store(sums,"), "\(free.name)")
+            #expect(free.source.contains("fa_bulk_reduce_add(sums,") && free.source.contains("fa_pass_turn(dQturns + block);"))
+            #expect(free.source.contains(
+                "const int inBand = (int)(cta % bandCTAs), keyBlock = inBand / width, head = firstHead + inBand % width;"))
+            #expect(free.sharedMemoryBytes == fixed.sharedMemoryBytes)
+        }
+        // The text's numbering, replayed: every (key block, head) once, and within a band key block 0 of each head
+        // first, then level by level up (under a causal mask, the longest walks first).
+        for (keyBlocks, heads, band) in [(16, 256, 9), (5, 7, 3), (4, 3, 3), (64, 64, 1)] {
+            let order = (0..<keyBlocks * heads).map { cta -> (keyBlock: Int, head: Int) in
+                let firstHead = cta / (band * keyBlocks) * band, width = min(band, heads - firstHead)
+                let inBand = cta % (band * keyBlocks)
+                return (inBand / width, firstHead + inBand % width)
+            }
+            #expect(Set(order.map { $0.keyBlock * heads + $0.head }).count == keyBlocks * heads)
+            var launched = [Int: Int]()
+            for (cta, c) in order.enumerated() { launched[c.keyBlock * heads + c.head] = cta }
+            for c in order where c.keyBlock > 0 { #expect(launched[(c.keyBlock - 1) * heads + c.head]! < launched[c.keyBlock * heads + c.head]!) }
+        }
+        // The program picks them where it picks the Hopper kernels; the CUDA-core kernels ignore the option.
+        for d in [64, 128, 256] {
+            let kernels = try BackwardProgram.kernels(shape: shape(.bfloat16, d: d, dv: d), mask: nil, scoreMod: nil,
+                                                      maxSharedMemory: Self.sharedMemory, tensorMaps: true, deterministic: false)
+            let hopper = try #require(kernels.keyValue as? any HopperBackwardKernel)
+            #expect(!hopper.ordersQueryGradient && kernels.query == nil)
+        }
+        let cudaCores = try BackwardProgram.kernels(shape: shape(.float32, d: 64, dv: 64), mask: nil, scoreMod: nil,
+                                                    maxSharedMemory: Self.sharedMemory, tensorMaps: true, deterministic: false)
+        #expect(!(cudaCores.keyValue is any HopperBackwardKernel) && cudaCores.query != nil)
+    }
+
     @Test("with two dQ tiles a warp per tile adds its steps' tiles, so one step's turn overlaps the last one's writes")
     func queryGradientWarps() {
         for d in [64, 80, 128] {

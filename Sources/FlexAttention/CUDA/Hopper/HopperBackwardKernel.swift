@@ -2,10 +2,17 @@
 /// a CTA per key block and key/value head walks the transposed block list's 64-query blocks for each query head of
 /// its group, computes dK and dV, and adds dQ to ``QueryGradientSums`` in the query block's turn. The parts they
 /// share: the walk, the loop that forms Pᵀ and dSᵀ, and the dQ warp.
-protocol HopperBackwardKernel: HopperAttentionKernel, GradientAttentionKernel {}
+protocol HopperBackwardKernel: HopperAttentionKernel, GradientAttentionKernel {
+    /// Whether dQ's additions keep each query block's turn order (deterministic), or go in whatever order the CTAs
+    /// reach them (``AttentionOptions/deterministicGradients`` false): then no CTA waits for another, the sums start
+    /// zeroed, and the launch order puts each head's longest walks first.
+    var ordersQueryGradient: Bool { get }
+}
 
 extension HopperBackwardKernel {
     var gradientNames: [String] { ["dK", "dV"] }
+    /// What ends the kernel's name when dQ's additions go in any order.
+    var orderSuffix: String { ordersQueryGradient ? "" : "_anyorder" }
     var sumsQueryGradient: Bool { true }
     /// The blocks ``DeltaKernel`` lays out LSE and Delta in, and ``QueryGradientSums``' tiles.
     var queryBlock: Int { DeltaKernel.rowBlock }
@@ -28,17 +35,21 @@ extension HopperBackwardKernel {
     ///
     /// CTAs are numbered in launch order (x fastest), which is the order the hardware dispatches them in, and a
     /// number names a band of `bandHeads` heads
-    /// (``headBand(walk:turnSteps:heads:headBytes:multiprocessors:l2Bytes:)``), then a level of key blocks from the
-    /// highest down, then a head of the band. The highest key blocks add to a query block first, so a CTA
-    /// only ever waits for the turn of a CTA that started before it, and the band spaces a key block's start behind
-    /// the one it waits for by `bandHeads` launches, so that one has usually added by then. A band's CTAs run
-    /// together: the Q, dO and dQ sums of its heads stay in L2.
+    /// (``headBand(walk:turnSteps:heads:headBytes:multiprocessors:l2Bytes:)``), then a level of key blocks, then a
+    /// head of the band. A band's CTAs run together: the Q, dO and dQ sums of its heads stay in L2.
+    ///
+    /// With ``ordersQueryGradient`` the levels go from the highest key block down. The highest key blocks add to a
+    /// query block first, so a CTA only ever waits for the turn of a CTA that started before it, and the band spaces
+    /// a key block's start behind the one it waits for by `bandHeads` launches, so that one has usually added by
+    /// then. Without turns the levels go from key block 0 up: under a causal mask the longest walks start first
+    /// instead of last.
     var ctaCoordinates: String {
-        [
+        let level = ordersQueryGradient ? "keyBlocks - 1 - inBand / width" : "inBand / width"
+        return [
             "const int keyBlocks = (Skv + BK - 1) / BK, queryBlocks = (Sq + BQ - 1) / BQ;",
             "const long long cta = (long long)blockIdx.y * gridDim.x + blockIdx.x, bandCTAs = (long long)bandHeads * keyBlocks;",
             "const int firstHead = (int)(cta / bandCTAs) * bandHeads, width = min(bandHeads, (int)gridDim.y - firstHead);",
-            "const int inBand = (int)(cta % bandCTAs), keyBlock = keyBlocks - 1 - inBand / width, head = firstHead + inBand % width;",
+            "const int inBand = (int)(cta % bandCTAs), keyBlock = \(level), head = firstHead + inBand % width;",
             "const int b = head / Hkv, hkv = head % Hkv, group = Hq / Hkv;",
             "const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;",
             "const int k0 = keyBlock * BK;",
@@ -154,7 +165,8 @@ extension HopperBackwardKernel {
     /// The dQ warp (a thread of the producer warpgroup): per step `i`, once the consumers have filled the dQ tile at
     /// `tile` (the barrier `full` completing phase `phase`, expressions of `i`), waits for the query block's turn,
     /// stores the tile into its sums (the first turn) or adds it, runs `handBack` as soon as the tile has been read,
-    /// and passes the turn on once the sums are written.
+    /// and passes the turn on once the sums are written. Without ``ordersQueryGradient`` it adds at once to sums
+    /// that start zeroed, and the turn counter only counts the additions (the dQ finish waits for all of them).
     ///
     /// With `tiles` dQ tiles used in turn (tile `i % tiles`, each with barriers of its own), a warp per tile does
     /// this for its tile's steps, so one step's turn wait and addition overlap the previous step's wait for its
@@ -163,6 +175,14 @@ extension HopperBackwardKernel {
     func queryGradientWarp(tile: String, full: String = "dQFull", phase: String = "i", tiles: Int = 1, handBack: String) -> String {
         let walk = walk()
         let first = 4 * consumerGroups + 1
+        let bytes = "QC * \(QueryGradientSums.tileFloats * 4)"
+        let addition = !ordersQueryGradient ? "fa_bulk_reduce_add(sums, \(tile), \(bytes));" : """
+            // Without a list every key block adds to every query block, the highest first.
+                                const int turn = blockTurns ? blockTurns[step] : keyBlocks - 1 - keyBlock;
+                                fa_await_turn(dQturns + block, turn);
+                                if (turn == 0) fa_bulk_store(sums, \(tile), \(bytes));
+                                else fa_bulk_reduce_add(sums, \(tile), \(bytes));
+            """
         let (branch, ownStep) = tiles == 1
             ? ("if (warp == \(first) && lane == 0) {  // the dQ warp", "")
             : ("if (warp >= \(first) && warp < \(first + tiles) && lane == 0) {  // the dQ warps, one per tile",
@@ -172,12 +192,8 @@ extension HopperBackwardKernel {
                     \(walk.open)
                         \(ownStep)fa_mbarrier_wait(\(full), \(phase) & 1);
                         const long long block = ((long long)b * Hq + h) * queryBlocks + q0 / BQ;
-                        // Without a list every key block adds to every query block, the highest first.
-                        const int turn = blockTurns ? blockTurns[step] : keyBlocks - 1 - keyBlock;
                         float* const sums = dQsums + block * QC * \(QueryGradientSums.tileFloats);
-                        fa_await_turn(dQturns + block, turn);
-                        if (turn == 0) fa_bulk_store(sums, \(tile), QC * \(QueryGradientSums.tileFloats * 4));
-                        else fa_bulk_reduce_add(sums, \(tile), QC * \(QueryGradientSums.tileFloats * 4));
+                        \(addition)
                         fa_bulk_commit();
                         fa_bulk_wait_read();
                         \(handBack);

@@ -19,12 +19,13 @@ struct HopperGradientKernel: HopperBackwardKernel {
     let valueDim: Int
     let mask: CUDAModFunction?
     let scoreMod: CUDAModFunction?
+    var ordersQueryGradient = true
     var stages = 3
 
     var keyBlock: Int { 64 * consumerGroups }
 
     var name: String {
-        "fa_hopper_backward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
+        "fa_hopper_backward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)\(orderSuffix)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }
 
     /// K and V resident; dSᵀ (two buffers, so a group writes the next while the other still reads this one) and the

@@ -19,13 +19,14 @@ struct HopperWideGradientKernel: HopperBackwardKernel {
     let valueDim: Int
     let mask: CUDAModFunction?
     let scoreMod: CUDAModFunction?
+    var ordersQueryGradient = true
     var stages = 2
     var maxStages: Int { 2 }
 
     var keyBlock: Int { 64 }
 
     var name: String {
-        "fa_hopper_wide_backward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
+        "fa_hopper_wide_backward_\(dtype)_d\(headDim)_dv\(valueDim)_st\(stages)\(orderSuffix)" + ModTags.suffix(mask: mask, scoreMod: scoreMod)
     }
 
     /// D and Dv padded to what the two groups split: 128 or 256.

@@ -2,8 +2,9 @@
 /// (`Σ dO · O` per row), dK/dV (one CTA per key block and key/value head, walking the transposed block list over
 /// the group's query heads) and dQ (one CTA per query block, walking the forward block list), loaded, with both
 /// block lists uploaded. On a Hopper the dK/dV kernel computes dQ too, adding it to Float32 sums that a small kernel
-/// rounds (``QueryGradientSums``). Every sum runs in a fixed order, so dQ, dK and dV are deterministic; Float
-/// tables' gradients are summed in fixed point (``TableGradientSum``), deterministic too.
+/// rounds (``QueryGradientSums``). Every sum runs in a fixed order, so dQ, dK and dV are deterministic, unless
+/// ``AttentionOptions/deterministicGradients`` is false: then a Hopper adds dQ in any order. Float tables' gradients
+/// are summed in fixed point (``TableGradientSum``), deterministic either way.
 struct BackwardProgram: Sendable {
     let delta: LoadedKernel<DeltaOperands>
     let keyValue: LoadedKernel<GradientOperands>
@@ -15,6 +16,9 @@ struct BackwardProgram: Sendable {
     let readsTensorMaps: Bool
     /// Whether the dK/dV kernel reads ``DeltaKernel``'s per-block LSE and Delta, which the caller then allocates.
     let readsBlockRows: Bool
+    /// Whether the dK/dV kernel adds dQ to its sums in any order (``HopperBackwardKernel/ordersQueryGradient``
+    /// false), so the sums must start zeroed.
+    let addsQueryGradientInAnyOrder: Bool
     /// Heads per band of the launch order where the dK/dV kernel sums dQ (``HopperBackwardKernel/ctaCoordinates``).
     let bandHeads: Int
     /// Key blocks of the dK/dV kernel: without a block list, how many add to each query block's dQ sums.
@@ -22,11 +26,12 @@ struct BackwardProgram: Sendable {
     /// Query and key rows per block of the dK/dV kernel, then of the dQ kernel where one runs (the tensor maps' boxes).
     let boxes: (keyValue: (query: Int, key: Int), query: (query: Int, key: Int)?)
 
-    init(shape: AttentionShape, mods: PlanMods, tensorMaps: Bool, cache: KernelCache, device: CUDADevice) throws {
+    /// The program for `shape`; `deterministic` false lets a Hopper add dQ in any order.
+    init(shape: AttentionShape, mods: PlanMods, tensorMaps: Bool, deterministic: Bool, cache: KernelCache, device: CUDADevice) throws {
         let (b, hq, sq) = (shape.batch, shape.queryHeads, shape.queryLength)
         let (keyValueKernel, queryKernel) = try Self.kernels(
             shape: shape, mask: mods.maskFunction, scoreMod: mods.backwardScoreFunction,
-            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps)
+            maxSharedMemory: device.maxSharedMemoryPerBlockOptIn, tensorMaps: tensorMaps, deterministic: deterministic)
         readsBlockRows = keyValueKernel.readsBlockRows
         let deltaKernel = DeltaKernel(dtype: shape.dtype)
         let deltaRows = DeltaKernel.rowCount(batch: b, heads: hq, queryLength: sq, blockRows: readsBlockRows)
@@ -54,6 +59,7 @@ struct BackwardProgram: Sendable {
             overlapsPrevious: true)
         self.keyBlockCount = keyBlockCount
         readsTensorMaps = keyValueKernel.readsTensorMaps
+        addsQueryGradientInAnyOrder = (keyValueKernel as? any HopperBackwardKernel).map { !$0.ordersQueryGradient } ?? false
         bandHeads = (keyValueKernel as? any HopperBackwardKernel).map {
             type(of: $0).headBand(for: shape, multiprocessors: device.multiprocessorCount, l2Bytes: device.l2CacheSize)
         } ?? 1
@@ -61,19 +67,20 @@ struct BackwardProgram: Sendable {
     }
 
     /// Tensor cores for 16-bit inputs with head dims ``MMAForwardKernel`` takes (both kernels with `wgmma` and TMA
-    /// where `tensorMaps` says TMA can read the inputs on a Hopper), CUDA cores otherwise.
+    /// where `tensorMaps` says TMA can read the inputs on a Hopper, adding dQ in any order unless `deterministic`),
+    /// CUDA cores otherwise (deterministic either way).
     /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernels' tiles do
     ///   not fit the device's shared memory.
     static func kernels(
         shape: AttentionShape, mask: CUDAModFunction?, scoreMod: CUDAModFunction?, maxSharedMemory sharedMemory: Int,
-        tensorMaps: Bool
+        tensorMaps: Bool, deterministic: Bool = true
     ) throws -> (keyValue: any GradientAttentionKernel, query: (any GradientAttentionKernel)?) {
         let (d, dv, dtype) = (shape.headDim, shape.valueDim, shape.dtype)
         if dtype != .float32 && [d, dv].allSatisfy(MMAForwardKernel.supportedHeadDims.contains) {
             // Its grid's y is the batch times the key/value heads, which CUDA bounds at 65535.
             if tensorMaps && shape.batch * shape.keyValueHeads <= 65535,
                let hopper = hopperKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod,
-                                         maxSharedMemory: sharedMemory),
+                                         ordered: deterministic, maxSharedMemory: sharedMemory),
                hopper.sharedMemoryBytes <= sharedMemory {
                 return (hopper, nil)
             }
@@ -97,26 +104,30 @@ struct BackwardProgram: Sendable {
     /// The one-pass Hopper backward for these head dims, with as many stages as fit; nil where neither takes them.
     private static func hopperKernel(
         dtype: DType, headDim d: Int, valueDim dv: Int, mask: CUDAModFunction?, scoreMod: CUDAModFunction?,
-        maxSharedMemory: Int
+        ordered: Bool, maxSharedMemory: Int
     ) -> (any HopperBackwardKernel)? {
         if HopperGradientKernel.supports(headDim: d, valueDim: dv) {
-            return HopperGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
-                .fitting(maxSharedMemory: maxSharedMemory)
+            return HopperGradientKernel(
+                dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod, ordersQueryGradient: ordered
+            ).fitting(maxSharedMemory: maxSharedMemory)
         }
         if HopperWideGradientKernel.supports(headDim: d, valueDim: dv) {
-            return HopperWideGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
-                .fitting(maxSharedMemory: maxSharedMemory)
+            return HopperWideGradientKernel(
+                dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod, ordersQueryGradient: ordered
+            ).fitting(maxSharedMemory: maxSharedMemory)
         }
         return nil
     }
 
-    /// Where the dK/dV kernel adds dQ for `shape` (``QueryGradientSums``): the bytes to allocate and where the turn
-    /// counters, which must start at zero, begin; nil where a dQ kernel runs.
-    func queryGradientSums(_ shape: AttentionShape) -> (bytes: Int, turnsOffset: Int)? {
+    /// Where the dK/dV kernel adds dQ for `shape` (``QueryGradientSums``): the bytes to allocate, where the turn
+    /// counters begin, and where the bytes that must start at zero begin (the counters, and with
+    /// ``addsQueryGradientInAnyOrder`` the sums too); nil where a dQ kernel runs.
+    func queryGradientSums(_ shape: AttentionShape) -> (bytes: Int, turnsOffset: Int, zeroedFrom: Int)? {
         guard queryFinish != nil else { return nil }
         let (b, h, s, d) = (shape.batch, shape.queryHeads, shape.queryLength, shape.headDim)
-        return (QueryGradientSums.byteCount(batch: b, heads: h, queryLength: s, headDim: d),
-                QueryGradientSums.turnsOffset(batch: b, heads: h, queryLength: s, headDim: d))
+        let turnsOffset = QueryGradientSums.turnsOffset(batch: b, heads: h, queryLength: s, headDim: d)
+        return (QueryGradientSums.byteCount(batch: b, heads: h, queryLength: s, headDim: d), turnsOffset,
+                addsQueryGradientInAnyOrder ? 0 : turnsOffset)
     }
 
     /// The sums in `buffer` (``queryGradientSums(_:)``'s bytes, its turn counters from `turnsOffset`) as the kernels

@@ -57,9 +57,39 @@ extension CUDAConformance {
             AttentionCase(label: "fp32 D=192 GQA 4:2 causal Sq<Skv (CUDA cores)", dtype: .float32,
                           shape: (1, 4, 2, 60, 130, 192, 192), options: .init(isCausal: true)),
         ]
+        cases += anyOrderCases(alibi: try? ScoreMod.alibi(heads: 4), documents: try? MaskMod.document(ids: documents))
         return cases.map { testCase in ("backward: \(testCase.label)", { try self.backward(testCase, &$0) }) }
             + [("backward: the same bits on a second run, ALiBi and relative-bias table gradients included",
-                determinism)]
+                { try self.determinism(deterministicGradients: true, &$0) }),
+               ("backward, dQ in any order: dK, dV and the table gradients have the same bits on a second run",
+                { try self.determinism(deterministicGradients: false, &$0) })]
+    }
+
+    /// Cases with ``AttentionOptions/deterministicGradients`` false: each Hopper backward kernel (two dQ warps at
+    /// D = 64, D = 128, the wide kernel padded and not), causal walks launched longest first, more CTAs than SMs in
+    /// bands, a block list and table gradients; and a CUDA-core case, where the option changes nothing.
+    private func anyOrderCases(alibi: ScoreMod?, documents: MaskMod?) -> [AttentionCase] {
+        var cases = [
+            AttentionCase(label: "bf16 D=64 causal S=1100", dtype: .bfloat16, shape: (1, 2, 1, 1100, 1100, 64, 64),
+                          options: .init(isCausal: true)),
+            AttentionCase(label: "bf16 D=128 GQA 32:8 B=2 S=520 causal", dtype: .bfloat16,
+                          shape: (2, 32, 8, 520, 520, 128, 128), options: .init(isCausal: true)),
+            AttentionCase(label: "bf16 D=256 causal S=600", dtype: .bfloat16, shape: (1, 1, 1, 600, 600, 256, 256),
+                          options: .init(isCausal: true)),
+            AttentionCase(label: "fp16 D=256 Dv=208 Sq<Skv", dtype: .float16, shape: (2, 2, 2, 130, 260, 256, 208)),
+            AttentionCase(label: "fp16 D=72 causal (CUDA cores)", dtype: .float16, shape: (1, 2, 2, 100, 100, 72, 72),
+                          options: .init(isCausal: true)),
+        ]
+        if let alibi, let documents {
+            cases.append(AttentionCase(label: "bf16 D=128 document mask + ALiBi (slope gradients)", dtype: .bfloat16,
+                                       shape: (1, 4, 4, 200, 200, 128, 128), options: .init(mask: documents, scoreMod: alibi)))
+        }
+        return cases.map { testCase in
+            var anyOrder = testCase
+            anyOrder.label += ", dQ in any order"
+            anyOrder.options.deterministicGradients = false
+            return anyOrder
+        }
     }
 
     func backward(_ testCase: AttentionCase, _ random: inout SplitMix64) throws -> String? {
@@ -109,11 +139,13 @@ extension CUDAConformance {
 
     /// dQ, dK and dV are summed in a fixed order and table gradients in fixed point: a second run gives the same
     /// bits. The relative bias changes element with every score, so its sums come from many CTAs in any order.
-    private func determinism(_ random: inout SplitMix64) throws -> String? {
+    /// Without `deterministicGradients` only dQ may differ.
+    private func determinism(deterministicGradients: Bool, _ random: inout SplitMix64) throws -> String? {
         let bias = (0..<4 * 63).map { _ in Float(random.next() % 1000) / 1000 - 0.5 }
         let scoreMod = try ScoreMod.alibi(heads: 4).then(.relativePositionBias(bias, heads: 4, maxDistance: 31))
-        let testCase = AttentionCase(label: "", dtype: .bfloat16, shape: (1, 4, 2, 300, 300, 64, 64),
-                                     options: .init(isCausal: true, scoreMod: scoreMod))
+        let testCase = AttentionCase(
+            label: "", dtype: .bfloat16, shape: (1, 4, 2, 300, 300, 64, 64),
+            options: .init(isCausal: true, scoreMod: scoreMod, deterministicGradients: deterministicGradients))
         let tensors = try inputs(testCase, &random)
         let forward = try Attention(device: .cpu).forward(
             query: tensors[0], key: tensors[1], value: tensors[2], options: testCase.options)
@@ -123,7 +155,8 @@ extension CUDAConformance {
                 options: testCase.options)
         }
         let bits = runs.map { run in
-            ([run.query, run.key, run.value] + run.tableGradients.keys.sorted().compactMap { run.tableGradients[$0] })
+            ((deterministicGradients ? [run.query] : []) + [run.key, run.value]
+                + run.tableGradients.keys.sorted().compactMap { run.tableGradients[$0] })
                 .flatMap { (tensor: Tensor) in tensor.floats().map(\.bitPattern) }
         }
         guard runs[0].tableGradients.count == 2 else { return "expected two table gradients" }
