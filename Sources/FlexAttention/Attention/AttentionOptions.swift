@@ -28,9 +28,8 @@ public struct AttentionOptions: Sendable, Equatable {
     public var sinks: [Float]?
     /// Whether the backward pass's gradients have the same bits on every run (the default). `false` lets a Hopper
     /// GPU add dQ's partial sums in whatever order its thread blocks reach them, as cuDNN's and FlashAttention-3's
-    /// backwards do by default: a block waits only for the first partial sum of each query block, not for every
-    /// one before its own, which is faster (most at D = 256; BENCHMARKS.md), and dQ's last bits may differ
-    /// between runs. dK, dV, the sinks' and the Float tables'
+    /// backwards do by default: no block waits for another, which is faster (most at D = 256 and under causal
+    /// masks; BENCHMARKS.md), and dQ's last bits may differ between runs. dK, dV, the sinks' and the Float tables'
     /// gradients stay deterministic; the CPU and other GPUs are deterministic either way.
     public var deterministicGradients: Bool
 

@@ -4,8 +4,8 @@
 /// share: the walk, the loop that forms Pᵀ and dSᵀ, and the dQ warp.
 protocol HopperBackwardKernel: HopperAttentionKernel, GradientAttentionKernel {
     /// Whether dQ's additions keep each query block's turn order (deterministic), or go in whatever order the CTAs
-    /// reach them (``AttentionOptions/deterministicGradients`` false): then a CTA waits only for the first store to
-    /// a query block (``QueryGradientSums``' claims), and the launch order puts each head's longest walks first.
+    /// reach them (``AttentionOptions/deterministicGradients`` false): then no CTA waits for another, the sums start
+    /// zeroed, and the launch order puts each head's longest walks first.
     var ordersQueryGradient: Bool { get }
 }
 
@@ -165,9 +165,8 @@ extension HopperBackwardKernel {
     /// The dQ warp (a thread of the producer warpgroup): per step `i`, once the consumers have filled the dQ tile at
     /// `tile` (the barrier `full` completing phase `phase`, expressions of `i`), waits for the query block's turn,
     /// stores the tile into its sums (the first turn) or adds it, runs `handBack` as soon as the tile has been read,
-    /// and passes the turn on once the sums are written. Without ``ordersQueryGradient`` the first to claim the
-    /// query block stores and the others add once that store has passed its turn; the turn counter then counts the
-    /// additions, which the dQ finish waits for.
+    /// and passes the turn on once the sums are written. Without ``ordersQueryGradient`` it adds at once to sums
+    /// that start zeroed, and the turn counter only counts the additions (the dQ finish waits for all of them).
     ///
     /// With `tiles` dQ tiles used in turn (tile `i % tiles`, each with barriers of its own), a warp per tile does
     /// this for its tile's steps, so one step's turn wait and addition overlap the previous step's wait for its
@@ -177,20 +176,12 @@ extension HopperBackwardKernel {
         let walk = walk()
         let first = 4 * consumerGroups + 1
         let bytes = "QC * \(QueryGradientSums.tileFloats * 4)"
-        let addition = !ordersQueryGradient ? """
-            // The claim counters follow the turn counters, one per (b, h, query block).
-                            if (fa_claim_first(dQturns + (long long)gridDim.y * group * queryBlocks + block)) {
-                                fa_bulk_store(sums, \(tile), \(bytes));
-                            } else {
-                                fa_await_first_store(dQturns + block);
-                                fa_bulk_reduce_add(sums, \(tile), \(bytes));
-                            }
-            """ : """
+        let addition = !ordersQueryGradient ? "fa_bulk_reduce_add(sums, \(tile), \(bytes));" : """
             // Without a list every key block adds to every query block, the highest first.
-                            const int turn = blockTurns ? blockTurns[step] : keyBlocks - 1 - keyBlock;
-                            fa_await_turn(dQturns + block, turn);
-                            if (turn == 0) fa_bulk_store(sums, \(tile), \(bytes));
-                            else fa_bulk_reduce_add(sums, \(tile), \(bytes));
+                                const int turn = blockTurns ? blockTurns[step] : keyBlocks - 1 - keyBlock;
+                                fa_await_turn(dQturns + block, turn);
+                                if (turn == 0) fa_bulk_store(sums, \(tile), \(bytes));
+                                else fa_bulk_reduce_add(sums, \(tile), \(bytes));
             """
         let (branch, ownStep) = tiles == 1
             ? ("if (warp == \(first) && lane == 0) {  // the dQ warp", "")

@@ -9,10 +9,6 @@
 /// (its rank among the block's key blocks, highest key block first), so every sum is made in one order and the
 /// bits are the same on every run. The first key block stores, so the tiles need no zeroing; a block nobody
 /// adds to is zero. The counter's final value is the block's number of adders, which the finish waits for.
-///
-/// Then one Int32 claim counter per (b, h, block), for additions in any order (``AttentionOptions/deterministicGradients``
-/// false): the key block whose claim comes first stores, and the others wait only for that store (the turn counter
-/// reaching 1) before they add, so the tiles still need no zeroing and no block waits for one launched after it.
 enum QueryGradientSums {
     /// Query rows per tile (the dK/dV kernel's query block).
     static let rows = 64
@@ -29,11 +25,10 @@ enum QueryGradientSums {
         batch * heads * queryBlocks(queryLength: queryLength) * columnBlocks(headDim: headDim) * tileFloats
     }
 
-    /// The tiles, the turn counters and the claim counters, in bytes; the counters, which must start at zero, start
-    /// at byte ``turnsOffset(batch:heads:queryLength:headDim:)``.
+    /// The tiles and the turn counters, in bytes; the counters start at byte ``turnsOffset(batch:heads:queryLength:headDim:)``.
     static func byteCount(batch: Int, heads: Int, queryLength: Int, headDim: Int) -> Int {
         turnsOffset(batch: batch, heads: heads, queryLength: queryLength, headDim: headDim)
-            + 2 * 4 * batch * heads * queryBlocks(queryLength: queryLength)
+            + 4 * batch * heads * queryBlocks(queryLength: queryLength)
     }
 
     static func turnsOffset(batch: Int, heads: Int, queryLength: Int, headDim: Int) -> Int {
@@ -59,20 +54,6 @@ enum QueryGradientSums {
             for (unsigned pause = 64; ; pause = min(2 * pause, longestPause)) {
                 asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(seen) : "l"(counter) : "memory");
                 if (seen == turn) break;
-                __nanosleep(pause);
-            }
-            asm volatile("fence.proxy.async.global;" ::: "memory");
-        }
-        // Whether this key block claims its query block first (then it stores, and the others add after its store).
-        FA_INLINE bool fa_claim_first(int* claims) {
-            return atomicAdd(claims, 1) == 0;
-        }
-        // Spins until the first claimer's store has passed its turn; then that store is visible to bulk copies.
-        FA_INLINE void fa_await_first_store(const int* counter) {
-            int seen;
-            for (unsigned pause = 64; ; pause = min(2 * pause, 1024u)) {
-                asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(seen) : "l"(counter) : "memory");
-                if (seen > 0) break;
                 __nanosleep(pause);
             }
             asm volatile("fence.proxy.async.global;" ::: "memory");

@@ -16,6 +16,9 @@ struct BackwardProgram: Sendable {
     let readsTensorMaps: Bool
     /// Whether the dK/dV kernel reads ``DeltaKernel``'s per-block LSE and Delta, which the caller then allocates.
     let readsBlockRows: Bool
+    /// Whether the dK/dV kernel adds dQ to its sums in any order (``HopperBackwardKernel/ordersQueryGradient``
+    /// false), so the sums must start zeroed.
+    let addsQueryGradientInAnyOrder: Bool
     /// Heads per band of the launch order where the dK/dV kernel sums dQ (``HopperBackwardKernel/ctaCoordinates``).
     let bandHeads: Int
     /// Key blocks of the dK/dV kernel: without a block list, how many add to each query block's dQ sums.
@@ -56,6 +59,7 @@ struct BackwardProgram: Sendable {
             overlapsPrevious: true)
         self.keyBlockCount = keyBlockCount
         readsTensorMaps = keyValueKernel.readsTensorMaps
+        addsQueryGradientInAnyOrder = (keyValueKernel as? any HopperBackwardKernel).map { !$0.ordersQueryGradient } ?? false
         bandHeads = (keyValueKernel as? any HopperBackwardKernel).map {
             type(of: $0).headBand(for: shape, multiprocessors: device.multiprocessorCount, l2Bytes: device.l2CacheSize)
         } ?? 1
@@ -115,13 +119,15 @@ struct BackwardProgram: Sendable {
         return nil
     }
 
-    /// Where the dK/dV kernel adds dQ for `shape` (``QueryGradientSums``): the bytes to allocate and where the
-    /// counters, which must start at zero, begin; nil where a dQ kernel runs.
-    func queryGradientSums(_ shape: AttentionShape) -> (bytes: Int, turnsOffset: Int)? {
+    /// Where the dK/dV kernel adds dQ for `shape` (``QueryGradientSums``): the bytes to allocate, where the turn
+    /// counters begin, and where the bytes that must start at zero begin (the counters, and with
+    /// ``addsQueryGradientInAnyOrder`` the sums too); nil where a dQ kernel runs.
+    func queryGradientSums(_ shape: AttentionShape) -> (bytes: Int, turnsOffset: Int, zeroedFrom: Int)? {
         guard queryFinish != nil else { return nil }
         let (b, h, s, d) = (shape.batch, shape.queryHeads, shape.queryLength, shape.headDim)
-        return (QueryGradientSums.byteCount(batch: b, heads: h, queryLength: s, headDim: d),
-                QueryGradientSums.turnsOffset(batch: b, heads: h, queryLength: s, headDim: d))
+        let turnsOffset = QueryGradientSums.turnsOffset(batch: b, heads: h, queryLength: s, headDim: d)
+        return (QueryGradientSums.byteCount(batch: b, heads: h, queryLength: s, headDim: d), turnsOffset,
+                addsQueryGradientInAnyOrder ? 0 : turnsOffset)
     }
 
     /// The sums in `buffer` (``queryGradientSums(_:)``'s bytes, its turn counters from `turnsOffset`) as the kernels
