@@ -28,9 +28,9 @@ public struct AttentionOptions: Sendable, Equatable {
     public var sinks: [Float]?
     /// Whether the backward pass's gradients have the same bits on every run (the default). `false` lets a Hopper
     /// GPU add dQ's partial sums in whatever order its thread blocks reach them, as cuDNN's and FlashAttention-3's
-    /// backwards do by default: no block waits for another, which is faster (most at D = 256 and under causal
-    /// masks; BENCHMARKS.md), and dQ's last bits may differ between runs. dK, dV, the sinks' and the Float tables'
-    /// gradients stay deterministic; the CPU and other GPUs are deterministic either way.
+    /// backwards do by default, where that is faster: above D = 128, by 9–11% (BENCHMARKS.md). dQ's last bits may
+    /// then differ between runs; dK, dV, the sinks' and the Float tables' gradients stay deterministic. Up to
+    /// D = 128, on the CPU and on other GPUs the gradients are deterministic either way.
     public var deterministicGradients: Bool
 
     /// Options for attention calls; the defaults give plain softmax attention with scale `1 / √D`.
@@ -43,7 +43,7 @@ public struct AttentionOptions: Sendable, Equatable {
     ///   - scoreMod: how to change each score; unchanged when `nil`.
     ///   - sinks: one sink logit per query head; none when `nil`.
     ///   - deterministicGradients: whether gradients must have the same bits on every run; `false` lets a Hopper add
-    ///     dQ in any order, which is faster.
+    ///     dQ in any order where that is faster (above D = 128).
     public init(
         scale: Float? = nil, isCausal: Bool = false, causalAlignment: CausalAlignment = .topLeft, mask: MaskMod? = nil,
         blockMask: BlockMask? = nil, scoreMod: ScoreMod? = nil, sinks: [Float]? = nil, deterministicGradients: Bool = true

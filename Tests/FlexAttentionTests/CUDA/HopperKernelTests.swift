@@ -363,27 +363,20 @@ struct HopperKernelTests {
         #expect(HopperGradientKernel.headBand(walk: 0, turnSteps: 0, heads: 0, headBytes: 0, multiprocessors: 0, l2Bytes: 0) == 1)
     }
 
-    @Test("with dQ in any order no CTA waits for a turn, every step adds to zeroed sums, and each head's key block 0 launches first")
+    @Test("with dQ in any order the wide backward waits for no turn, adds to zeroed sums, and launches each head's key block 0 first")
     func anyOrderBackward() throws {
-        let ordered = [HopperGradientKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil) as any HopperBackwardKernel,
-                       HopperGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil),
-                       HopperWideGradientKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil)]
-        let anyOrder = [HopperGradientKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil,
-                                             ordersQueryGradient: false) as any HopperBackwardKernel,
-                        HopperGradientKernel(dtype: .bfloat16, headDim: 128, valueDim: 128, mask: nil, scoreMod: nil,
-                                             ordersQueryGradient: false),
-                        HopperWideGradientKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil,
-                                                 ordersQueryGradient: false)]
-        for (fixed, free) in zip(ordered, anyOrder) {
-            #expect(fixed.ordersQueryGradient && !free.ordersQueryGradient)
-            #expect(free.name != fixed.name && free.name.hasSuffix("_anyorder"), "\(free.name)")
-            #expect(fixed.source.contains("fa_await_turn(dQturns + block, turn);") && fixed.source.contains("fa_bulk_store(sums,"))
-            #expect(!free.source.contains("fa_await_turn(dQturns") && !free.source.contains("fa_bulk_store(sums,"), "\(free.name)")
-            #expect(free.source.contains("fa_bulk_reduce_add(sums,") && free.source.contains("fa_pass_turn(dQturns + block);"))
-            #expect(free.source.contains(
-                "const int inBand = (int)(cta % bandCTAs), keyBlock = inBand / width, head = firstHead + inBand % width;"))
-            #expect(free.sharedMemoryBytes == fixed.sharedMemoryBytes)
-        }
+        let fixed = HopperWideGradientKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil)
+        let free = HopperWideGradientKernel(dtype: .bfloat16, headDim: 256, valueDim: 256, mask: nil, scoreMod: nil,
+                                            ordersQueryGradient: false)
+        #expect(fixed.ordersQueryGradient && !free.ordersQueryGradient)
+        #expect(free.name == fixed.name + "_anyorder")
+        #expect(fixed.source.contains("fa_await_turn(dQturns + block, turn);") && fixed.source.contains("fa_bulk_store(sums,"))
+        #expect(!free.source.contains("fa_await_turn(dQturns") && !free.source.contains("fa_bulk_store(sums,"))
+        #expect(free.source.contains("fa_bulk_reduce_add(sums, ringBase0(i % 2), QC * 16384);")
+                && free.source.contains("fa_pass_turn(dQturns + block);"))
+        #expect(free.source.contains(
+            "const int inBand = (int)(cta % bandCTAs), keyBlock = inBand / width, head = firstHead + inBand % width;"))
+        #expect(free.sharedMemoryBytes == fixed.sharedMemoryBytes)
         // The text's numbering, replayed: every (key block, head) once, and within a band key block 0 of each head
         // first, then level by level up (under a causal mask, the longest walks first).
         for (keyBlocks, heads, band) in [(16, 256, 9), (5, 7, 3), (4, 3, 3), (64, 64, 1)] {
@@ -395,17 +388,24 @@ struct HopperKernelTests {
             #expect(Set(order.map { $0.keyBlock * heads + $0.head }).count == keyBlocks * heads)
             var launched = [Int: Int]()
             for (cta, c) in order.enumerated() { launched[c.keyBlock * heads + c.head] = cta }
-            for c in order where c.keyBlock > 0 { #expect(launched[(c.keyBlock - 1) * heads + c.head]! < launched[c.keyBlock * heads + c.head]!) }
+            for c in order where c.keyBlock > 0 {
+                #expect(launched[(c.keyBlock - 1) * heads + c.head]! < launched[c.keyBlock * heads + c.head]!)
+            }
         }
-        // The program picks them where it picks the Hopper kernels; the CUDA-core kernels ignore the option.
-        for d in [64, 128, 256] {
-            let kernels = try BackwardProgram.kernels(shape: shape(.bfloat16, d: d, dv: d), mask: nil, scoreMod: nil,
-                                                      maxSharedMemory: Self.sharedMemory, tensorMaps: true, deterministic: false)
-            let hopper = try #require(kernels.keyValue as? any HopperBackwardKernel)
-            #expect(!hopper.ordersQueryGradient && kernels.query == nil)
+        // The program takes it above D = 128 only; up to 128 and on CUDA cores the option changes nothing.
+        func kernels(_ dtype: DType, _ d: Int) throws -> (keyValue: any GradientAttentionKernel, query: (any GradientAttentionKernel)?) {
+            try BackwardProgram.kernels(shape: shape(dtype, d: d, dv: d), mask: nil, scoreMod: nil,
+                                        maxSharedMemory: Self.sharedMemory, tensorMaps: true, deterministic: false)
         }
-        let cudaCores = try BackwardProgram.kernels(shape: shape(.float32, d: 64, dv: 64), mask: nil, scoreMod: nil,
-                                                    maxSharedMemory: Self.sharedMemory, tensorMaps: true, deterministic: false)
+        for d in [192, 256] {
+            let wide = try #require(try kernels(.bfloat16, d).keyValue as? HopperWideGradientKernel)
+            #expect(!wide.ordersQueryGradient)
+        }
+        for d in [64, 128] {
+            let narrow = try #require(try kernels(.bfloat16, d).keyValue as? HopperGradientKernel)
+            #expect(narrow.ordersQueryGradient && !narrow.name.contains("anyorder"))
+        }
+        let cudaCores = try kernels(.float32, 64)
         #expect(!(cudaCores.keyValue is any HopperBackwardKernel) && cudaCores.query != nil)
     }
 

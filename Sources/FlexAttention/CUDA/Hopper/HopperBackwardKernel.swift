@@ -5,7 +5,8 @@
 protocol HopperBackwardKernel: HopperAttentionKernel, GradientAttentionKernel {
     /// Whether dQ's additions keep each query block's turn order (deterministic), or go in whatever order the CTAs
     /// reach them (``AttentionOptions/deterministicGradients`` false): then no CTA waits for another, the sums start
-    /// zeroed, and the launch order puts each head's longest walks first.
+    /// zeroed, and the launch order puts each head's longest walks first. Only ``HopperWideGradientKernel`` offers
+    /// the second.
     var ordersQueryGradient: Bool { get }
 }
 
@@ -178,10 +179,10 @@ extension HopperBackwardKernel {
         let bytes = "QC * \(QueryGradientSums.tileFloats * 4)"
         let addition = !ordersQueryGradient ? "fa_bulk_reduce_add(sums, \(tile), \(bytes));" : """
             // Without a list every key block adds to every query block, the highest first.
-                                const int turn = blockTurns ? blockTurns[step] : keyBlocks - 1 - keyBlock;
-                                fa_await_turn(dQturns + block, turn);
-                                if (turn == 0) fa_bulk_store(sums, \(tile), \(bytes));
-                                else fa_bulk_reduce_add(sums, \(tile), \(bytes));
+                            const int turn = blockTurns ? blockTurns[step] : keyBlocks - 1 - keyBlock;
+                            fa_await_turn(dQturns + block, turn);
+                            if (turn == 0) fa_bulk_store(sums, \(tile), \(bytes));
+                            else fa_bulk_reduce_add(sums, \(tile), \(bytes));
             """
         let (branch, ownStep) = tiles == 1
             ? ("if (warp == \(first) && lane == 0) {  // the dQ warp", "")

@@ -3,7 +3,7 @@
 /// the group's query heads) and dQ (one CTA per query block, walking the forward block list), loaded, with both
 /// block lists uploaded. On a Hopper the dK/dV kernel computes dQ too, adding it to Float32 sums that a small kernel
 /// rounds (``QueryGradientSums``). Every sum runs in a fixed order, so dQ, dK and dV are deterministic, unless
-/// ``AttentionOptions/deterministicGradients`` is false: then a Hopper adds dQ in any order. Float tables' gradients
+/// ``AttentionOptions/deterministicGradients`` is false: then a Hopper adds dQ in any order above D = 128. Float tables' gradients
 /// are summed in fixed point (``TableGradientSum``), deterministic either way.
 struct BackwardProgram: Sendable {
     let delta: LoadedKernel<DeltaOperands>
@@ -67,8 +67,8 @@ struct BackwardProgram: Sendable {
     }
 
     /// Tensor cores for 16-bit inputs with head dims ``MMAForwardKernel`` takes (both kernels with `wgmma` and TMA
-    /// where `tensorMaps` says TMA can read the inputs on a Hopper, adding dQ in any order unless `deterministic`),
-    /// CUDA cores otherwise (deterministic either way).
+    /// where `tensorMaps` says TMA can read the inputs on a Hopper; above D = 128 adding dQ in any order unless
+    /// `deterministic`), CUDA cores otherwise (deterministic either way).
     /// - Throws: ``FlexAttentionError/unsupportedHeadDimension(_:supported:)`` when the CUDA-core kernels' tiles do
     ///   not fit the device's shared memory.
     static func kernels(
@@ -107,9 +107,8 @@ struct BackwardProgram: Sendable {
         ordered: Bool, maxSharedMemory: Int
     ) -> (any HopperBackwardKernel)? {
         if HopperGradientKernel.supports(headDim: d, valueDim: dv) {
-            return HopperGradientKernel(
-                dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod, ordersQueryGradient: ordered
-            ).fitting(maxSharedMemory: maxSharedMemory)
+            return HopperGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask, scoreMod: scoreMod)
+                .fitting(maxSharedMemory: maxSharedMemory)
         }
         if HopperWideGradientKernel.supports(headDim: d, valueDim: dv) {
             return HopperWideGradientKernel(

@@ -65,24 +65,24 @@ extension CUDAConformance {
                 { try self.determinism(deterministicGradients: false, &$0) })]
     }
 
-    /// Cases with ``AttentionOptions/deterministicGradients`` false: each Hopper backward kernel (two dQ warps at
-    /// D = 64, D = 128, the wide kernel padded and not), causal walks launched longest first, more CTAs than SMs in
-    /// bands, a block list and table gradients; and a CUDA-core case, where the option changes nothing.
+    /// Cases with ``AttentionOptions/deterministicGradients`` false: the wide Hopper backward, padded and not, with
+    /// causal walks launched longest first, more CTAs than SMs in bands, GQA, a block list and table gradients; and
+    /// the kernels where the option changes nothing (D = 128 on a Hopper, CUDA cores).
     private func anyOrderCases(alibi: ScoreMod?, documents: MaskMod?) -> [AttentionCase] {
         var cases = [
-            AttentionCase(label: "bf16 D=64 causal S=1100", dtype: .bfloat16, shape: (1, 2, 1, 1100, 1100, 64, 64),
-                          options: .init(isCausal: true)),
-            AttentionCase(label: "bf16 D=128 GQA 32:8 B=2 S=520 causal", dtype: .bfloat16,
-                          shape: (2, 32, 8, 520, 520, 128, 128), options: .init(isCausal: true)),
             AttentionCase(label: "bf16 D=256 causal S=600", dtype: .bfloat16, shape: (1, 1, 1, 600, 600, 256, 256),
                           options: .init(isCausal: true)),
+            AttentionCase(label: "bf16 D=192 GQA 8:2 B=3 S=900 causal (more CTAs than SMs)", dtype: .bfloat16,
+                          shape: (3, 8, 2, 900, 900, 192, 192), options: .init(isCausal: true)),
             AttentionCase(label: "fp16 D=256 Dv=208 Sq<Skv", dtype: .float16, shape: (2, 2, 2, 130, 260, 256, 208)),
+            AttentionCase(label: "bf16 D=128 causal", dtype: .bfloat16, shape: (2, 1, 1, 150, 150, 128, 128),
+                          options: .init(isCausal: true)),
             AttentionCase(label: "fp16 D=72 causal (CUDA cores)", dtype: .float16, shape: (1, 2, 2, 100, 100, 72, 72),
                           options: .init(isCausal: true)),
         ]
         if let alibi, let documents {
-            cases.append(AttentionCase(label: "bf16 D=128 document mask + ALiBi (slope gradients)", dtype: .bfloat16,
-                                       shape: (1, 4, 4, 200, 200, 128, 128), options: .init(mask: documents, scoreMod: alibi)))
+            cases.append(AttentionCase(label: "bf16 D=256 document mask + ALiBi (slope gradients)", dtype: .bfloat16,
+                                       shape: (1, 4, 4, 200, 200, 256, 256), options: .init(mask: documents, scoreMod: alibi)))
         }
         return cases.map { testCase in
             var anyOrder = testCase
@@ -139,12 +139,13 @@ extension CUDAConformance {
 
     /// dQ, dK and dV are summed in a fixed order and table gradients in fixed point: a second run gives the same
     /// bits. The relative bias changes element with every score, so its sums come from many CTAs in any order.
-    /// Without `deterministicGradients` only dQ may differ.
+    /// Without `deterministicGradients` (at D = 256, where a Hopper then adds dQ in any order) only dQ may differ.
     private func determinism(deterministicGradients: Bool, _ random: inout SplitMix64) throws -> String? {
         let bias = (0..<4 * 63).map { _ in Float(random.next() % 1000) / 1000 - 0.5 }
         let scoreMod = try ScoreMod.alibi(heads: 4).then(.relativePositionBias(bias, heads: 4, maxDistance: 31))
+        let headDim = deterministicGradients ? 64 : 256
         let testCase = AttentionCase(
-            label: "", dtype: .bfloat16, shape: (1, 4, 2, 300, 300, 64, 64),
+            label: "", dtype: .bfloat16, shape: (1, 4, 2, 300, 300, headDim, headDim),
             options: .init(isCausal: true, scoreMod: scoreMod, deterministicGradients: deterministicGradients))
         let tensors = try inputs(testCase, &random)
         let forward = try Attention(device: .cpu).forward(

@@ -33,7 +33,7 @@ package enum KernelCatalog {
 
     /// Hopper's wgmma/TMA forward and backward kernels over head dims that exercise padding (80, Dv ≠ D) and both
     /// key blocks (the backward where it runs: to 128, and the wide one above), plain and with mods (the backward's with a Float table,
-    /// whose gradient it sums); the plain backwards also adding dQ in any order.
+    /// whose gradient it sums); the plain wide backward also adding dQ in any order.
     static var hopperKernels: [any GeneratedKernel] {
         let bias = try? ScoreMod.relativePositionBias(Array(repeating: 0.5, count: 2 * 63), heads: 2, maxDistance: 31)
         let cases = [(DType.bfloat16, 64, 64, false), (.bfloat16, 128, 128, false), (.bfloat16, 128, 128, true),
@@ -41,7 +41,7 @@ package enum KernelCatalog {
                      (.float16, 192, 192, true)]
         return cases.flatMap { dtype, d, dv, modded -> [any GeneratedKernel] in
             let mask = modded ? CUDAModFunction(mask: .causal && .slidingWindow(256)) : nil
-            let orders = modded ? [true] : [true, false]  // the backward adding dQ in its turns, and in any order
+            let orders = modded ? [true] : [true, false]  // the wide backward adding dQ in its turns, and in any order
             return [
                 HopperForwardKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
                                     scoreMod: modded ? CUDAModFunction(scoreMod: .softCap(30), includesGradients: false) : nil)
@@ -52,12 +52,11 @@ package enum KernelCatalog {
             ] : []) + (d <= 128 && !modded ? [  // persistent, as for short walks (and always at D = 64)
                 HopperForwardKernel(dtype: dtype, headDim: d, valueDim: dv, mask: nil, scoreMod: nil, persistent: true)
                     .fitting(maxSharedMemory: 227 * 1024),
-            ] : []) + (HopperGradientKernel.supports(headDim: d, valueDim: dv) ? orders.map { ordered in
+            ] : []) + (HopperGradientKernel.supports(headDim: d, valueDim: dv) ? [
                 HopperGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
-                                     scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil,
-                                     ordersQueryGradient: ordered)
-                    .fitting(maxSharedMemory: 227 * 1024)
-            } : []) + (HopperWideGradientKernel.supports(headDim: d, valueDim: dv) ? orders.map { ordered in
+                                     scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil)
+                    .fitting(maxSharedMemory: 227 * 1024),
+            ] : []) + (HopperWideGradientKernel.supports(headDim: d, valueDim: dv) ? orders.map { ordered in
                 HopperWideGradientKernel(dtype: dtype, headDim: d, valueDim: dv, mask: mask,
                                          scoreMod: modded ? bias.map { CUDAModFunction(scoreMod: $0) } : nil,
                                          ordersQueryGradient: ordered)
