@@ -88,7 +88,8 @@ public struct Attention: Sendable {
     /// Gradients of a scalar loss with respect to Q, K and V, given `dO = ∂loss/∂O`.
     ///
     /// Recomputes the probabilities from the saved log-sum-exp (FlashAttention's backward). Deterministic: the
-    /// same inputs give the same bits on every run and with any number of threads.
+    /// same inputs give the same bits on every run and with any number of threads (on a Hopper GPU above D = 128,
+    /// unless ``AttentionOptions/deterministicGradients`` is false).
     ///
     /// - Parameters:
     ///   - query: the query given to ``forward(query:key:value:options:outputDType:)``.

@@ -3,8 +3,9 @@ extension AttentionPlan {
     /// new tensors, and returns without waiting.
     ///
     /// Recomputes the probabilities from the saved log-sum-exp; deterministic (dQ, dK, dV, the sinks' and the Float
-    /// tables' gradients have the same bits on every run; tables are summed in fixed point, ``TableGradientSum``).
-    /// On a Hopper one kernel computes dK, dV and dQ (dQ's Float32 sums added in a fixed order, then rounded);
+    /// tables' gradients have the same bits on every run; tables are summed in fixed point, ``TableGradientSum``),
+    /// unless the plan's ``AttentionOptions/deterministicGradients`` is false: then above D = 128 a Hopper adds dQ
+    /// in any order, which is faster. On a Hopper one kernel computes dK, dV and dQ (dQ's Float32 sums, then rounded);
     /// elsewhere dQ runs beside dK/dV on a stream of the plan's, forked from and joined back into `stream`. Either
     /// way work queued on `stream` afterwards sees all of them.
     ///
