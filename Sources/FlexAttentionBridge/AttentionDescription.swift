@@ -17,6 +17,8 @@ struct AttentionDescription {
     let blockMask: BlockMask?
     let sinks: [Float]?
     let includesBackward: Bool
+    /// `AttentionOptions.deterministicGradients`: false when `any_order_gradients` is nonzero.
+    let deterministicGradients: Bool
 
     init(_ desc: fa_attention_desc) throws {
         device = try Self.device(desc.device)
@@ -49,6 +51,7 @@ struct AttentionDescription {
         }
         sinks = try Self.sinks(desc.sinks, count: desc.sink_count, queryHeads: shape.queryHeads)
         includesBackward = desc.includes_backward != 0
+        deterministicGradients = desc.any_order_gradients == 0
     }
 
     /// The score mod's Float tables, whose gradients backward returns: in the order the score mod first reads them,

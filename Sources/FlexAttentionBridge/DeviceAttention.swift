@@ -14,7 +14,8 @@ final class DeviceAttention: AttentionEngine {
             scale: description.scale, isCausal: description.causal != nil,
             causalAlignment: description.causal ?? .topLeft,
             mask: description.blockMask == nil ? description.mask : nil, blockMask: description.blockMask,
-            scoreMod: description.scoreMod, sinks: description.sinks)
+            scoreMod: description.scoreMod, sinks: description.sinks,
+            deterministicGradients: description.deterministicGradients)
         plan = try AttentionPlan(
             shape: description.shape, options: options, device: device, includesBackward: description.includesBackward)
     }

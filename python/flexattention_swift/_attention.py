@@ -346,7 +346,7 @@ def _mod_key(score):
 
 def _prepare(desc_values, score, block_mask, includes_backward):
     """Finds or makes the prepared object for a call (a cache of CACHE_SIZE entries, LRU)."""
-    (device_type, device_id, code, bits, batch, hq, hkv, sq, skv, d, dv, scale) = desc_values
+    (device_type, device_id, code, bits, batch, hq, hkv, sq, skv, d, dv, scale, deterministic) = desc_values
     mod_key, refs = _mod_key(score)
     base_key = (desc_values,) + mod_key + (block_mask.serial if block_mask is not None else 0,)
     wanted = [(True,)] if includes_backward else [(False,), (True,)]
@@ -372,6 +372,7 @@ def _prepare(desc_values, score, block_mask, includes_backward):
     desc.score_mod = mod.struct
     desc.block_mask = block_mask.handle if block_mask is not None else None
     desc.includes_backward = 1 if includes_backward else 0
+    desc.any_order_gradients = 0 if deterministic else 1
     handle = ctypes.c_void_p()
     _lib.check(library.fa_attention_create(ctypes.byref(desc), ctypes.byref(handle)))
     try:
@@ -389,7 +390,7 @@ class AuxOutput(collections.namedtuple("AuxOutput", ["lse", "max_scores"])):
 
 
 def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=None, enable_gqa=False,
-                   return_lse=False, kernel_options=None, *, return_aux=None, mod_args=None):
+                   return_lse=False, kernel_options=None, *, return_aux=None, mod_args=None, deterministic=True):
     """Attention with a programmable score mod and block mask, as ``torch.nn.attention.flex_attention``.
 
     Args:
@@ -408,6 +409,10 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
         return_aux: PyTorch's ``AuxRequest`` (newer releases): with ``lse=True`` the call returns
             ``(out, AuxOutput(lse, None))``; ``max_scores`` is not supported.
         mod_args: names read by a string ``score_mod`` mapped to arrays/tensors (tables) or numbers.
+        deterministic: whether the gradients have the same bits on every run (the default). False lets an H100
+            add dQ's partial sums in any order where that is faster (head dims above 128, by 9-11%), as PyTorch's
+            cuDNN backend does; dK, dV and the tables' gradients stay deterministic, and so does everything
+            elsewhere.
 
     Returns:
         ``out`` ``[B, Hq, Sq, Dv]`` (contiguous, the inputs' dtype, same kind and device), or ``(out, lse)``.
@@ -480,7 +485,7 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
         table_values = table_values_on(float_sources, None, False)
         float_values = [table_values[s.name] for s in float_sources]
         needs_grad = False
-    desc_values = (device_type, device_id, code, bits, batch, hq, hkv, sq, skv, d, dv, scale_value)
+    desc_values = (device_type, device_id, code, bits, batch, hq, hkv, sq, skv, d, dv, scale_value, bool(deterministic))
     prepared = _prepare(desc_values, score, block_mask, needs_grad)
     call = _Call(prepared, float_sources, as_torch)
     if needs_grad:

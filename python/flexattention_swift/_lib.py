@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import LibraryNotFoundError, error_for_status
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 LIBRARY_ENV = "FLEXATTENTION_LIBRARY"
 LIBRARY_NAME = "libflexattention.so"
 
@@ -144,6 +144,7 @@ class fa_attention_desc(ctypes.Structure):
         ("sinks", ctypes.POINTER(ctypes.c_float)),
         ("sink_count", ctypes.c_int64),
         ("includes_backward", ctypes.c_int32),
+        ("any_order_gradients", ctypes.c_int32),
     ]
 
 

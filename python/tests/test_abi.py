@@ -35,7 +35,8 @@ LAYOUT = {
     "fa_attention_desc": (L.fa_attention_desc, 200, {
         "device": 0, "dtype": 8, "batch": 16, "query_heads": 24, "key_value_heads": 32, "query_length": 40,
         "key_length": 48, "head_dim": 56, "value_dim": 64, "scale": 72, "causal": 80, "score_mod": 88,
-        "mask_mod": 128, "block_mask": 168, "sinks": 176, "sink_count": 184, "includes_backward": 192}),
+        "mask_mod": 128, "block_mask": 168, "sinks": 176, "sink_count": 184, "includes_backward": 192,
+        "any_order_gradients": 196}),
     "fa_decode_desc": (L.fa_decode_desc, 112, {"scale": 0, "causal": 8, "score_mod": 16, "mask_mod": 56,
                                                "sinks": 96, "sink_count": 104}),
 }

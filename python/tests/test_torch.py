@@ -66,11 +66,13 @@ class _Checks:
         self.assertLess(rel(lse, expected_lse), tolerance)
         return out, lse
 
-    def gradient_check(self, q, k, v, score_mod=None, mask_mod=None, tables=(), tolerance=1e-4, enable_gqa=False):
+    def gradient_check(self, q, k, v, score_mod=None, mask_mod=None, tables=(), tolerance=1e-4, enable_gqa=False,
+                       deterministic=True):
         block_mask = None
         if mask_mod is not None:
             block_mask = fa.create_block_mask(mask_mod, None, None, q.shape[2], k.shape[2], device=self.device)
-        out = fa.flex_attention(q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=enable_gqa)
+        out = fa.flex_attention(q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=enable_gqa,
+                                deterministic=deterministic)
         self.assertIsNotNone(out.grad_fn)
         grad_out = torch.randn_like(out)
         inputs = [t for t in (q, k, v, *tables) if t.requires_grad]
@@ -189,6 +191,17 @@ class TorchCPUTests(_Checks, unittest.TestCase):
         for first, second in zip(*runs):
             self.assertTrue(torch.equal(first, second))
 
+    def test_any_order_gradients_change_nothing_on_the_cpu(self):
+        q, k, v = make(requires_grad=True, seed=17, sq=48, skv=48)
+        bias = torch.randn(4, 95, requires_grad=True)
+        runs = []
+        for deterministic in (True, False):
+            out = fa.flex_attention(q, k, v, score_mod=lambda s, b, h, qi, kv: s + bias[h, qi - kv + 47],
+                                    deterministic=deterministic)
+            runs.append([out] + list(torch.autograd.grad(out, (q, k, v, bias), torch.ones_like(out))))
+        for first, second in zip(*runs):
+            self.assertTrue(torch.equal(first, second))
+
     def test_errors(self):
         q, k, v = make()
         with self.assertRaises(fa.InvalidArgumentError):
@@ -294,6 +307,25 @@ class TorchCUDATests(_Checks, unittest.TestCase):
         bias = torch.zeros(4, 37 + 53 - 1, device="cuda", requires_grad=True)
         self.gradient_check(q, k, v, score_mod=lambda s, b, h, qi, kv: s + bias[h, qi - kv + 52], tables=(bias,),
                             tolerance=1e-3)
+
+    def test_any_order_gradients(self):
+        # Above D = 128 an H100 then adds dQ in any order; dK, dV and the table's gradient keep their bits.
+        q, k, v = make(device="cuda", dtype=torch.bfloat16, requires_grad=True, seed=25, hq=4, hkv=2, sq=200,
+                       skv=200, d=256)
+        bias = (torch.randn(4, 399, device="cuda") * 0.3).requires_grad_(True)
+        score_mod = lambda s, b, h, qi, kv: s + bias[h, qi - kv + 199]
+        causal = lambda b, h, qi, kv: qi >= kv
+        self.gradient_check(q, k, v, score_mod=score_mod, mask_mod=causal, tables=(bias,), tolerance=4e-2,
+                            enable_gqa=True, deterministic=False)
+        block_mask = fa.create_block_mask(causal, None, None, 200, 200, device="cuda")
+        grad_out = torch.randn(2, 4, 200, 256, device="cuda", dtype=torch.bfloat16)
+        runs = []
+        for _ in range(2):
+            out = fa.flex_attention(q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=True,
+                                    deterministic=False)
+            runs.append(torch.autograd.grad(out, (k, v, bias), grad_out))
+        for first, second in zip(*runs):
+            self.assertTrue(torch.equal(first, second))
 
     def test_runs_on_the_current_stream(self):
         q, k, v = make(device="cuda", seed=24)

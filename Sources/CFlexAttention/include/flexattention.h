@@ -114,7 +114,7 @@ typedef struct DLManagedTensorVersioned {
 #endif /* DLPACK_DLPACK_H_ */
 
 /* ---- Status and errors ----------------------------------------------------------------------------------------- */
-#define FA_ABI_VERSION 1
+#define FA_ABI_VERSION 2
 
 typedef enum {
     FA_OK = 0,
@@ -212,6 +212,9 @@ typedef struct {
     const float *sinks; /* query_heads logits, or NULL */
     int64_t sink_count;
     int32_t includes_backward; /* nonzero to prepare the backward pass too */
+    /* Nonzero lets the backward add dQ's partial sums in any order where that is faster (an H100 above head_dim
+     * 128), as cuDNN's backward does: dQ's last bits may then differ between runs. Zero: the same bits every run. */
+    int32_t any_order_gradients;
 } fa_attention_desc;
 
 typedef struct fa_attention fa_attention;
