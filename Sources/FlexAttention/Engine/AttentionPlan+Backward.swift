@@ -182,7 +182,8 @@ extension AttentionPlan {
             try sinks.enqueueGradient(logSumExp: forward.logSumExp, delta: delta, into: sinkGradient, on: stream)
         }
         if let sums, let sumsLayout, let sumsOperand, let finish = program.queryFinish {
-            // One kernel for dK, dV and dQ's sums (whose turn counters start at zero), then dQ rounded.
+            // One kernel for dK, dV and dQ's sums (whose turn counters start at zero, and in any order the sums too),
+            // then dQ rounded.
             try sums.fill(0, fromOffset: sumsLayout.zeroedFrom, count: sumsLayout.bytes - sumsLayout.zeroedFrom, stream: stream)
             try program.keyValue.enqueue(operands.keyValue, on: stream)
             try finish.enqueue(

@@ -8,7 +8,9 @@
 /// (b, h, block): how many key blocks have added their part. A key block adds when the counter equals its turn
 /// (its rank among the block's key blocks, highest key block first), so every sum is made in one order and the
 /// bits are the same on every run. The first key block stores, so the tiles need no zeroing; a block nobody
-/// adds to is zero. The counter's final value is the block's number of adders, which the finish waits for.
+/// adds to is zero. The counter's final value is the block's number of adders, which the finish waits for. In any
+/// order (``HopperBackwardKernel/ordersQueryGradient`` false) every key block adds, to tiles zeroed beforehand, and
+/// the counter only counts the additions.
 enum QueryGradientSums {
     /// Query rows per tile (the dK/dV kernel's query block).
     static let rows = 64

@@ -3,8 +3,8 @@
 /// the group's query heads) and dQ (one CTA per query block, walking the forward block list), loaded, with both
 /// block lists uploaded. On a Hopper the dK/dV kernel computes dQ too, adding it to Float32 sums that a small kernel
 /// rounds (``QueryGradientSums``). Every sum runs in a fixed order, so dQ, dK and dV are deterministic, unless
-/// ``AttentionOptions/deterministicGradients`` is false: then a Hopper adds dQ in any order above D = 128. Float tables' gradients
-/// are summed in fixed point (``TableGradientSum``), deterministic either way.
+/// ``AttentionOptions/deterministicGradients`` is false: then a Hopper adds dQ in any order above D = 128. Float
+/// tables' gradients are summed in fixed point (``TableGradientSum``), deterministic either way.
 struct BackwardProgram: Sendable {
     let delta: LoadedKernel<DeltaOperands>
     let keyValue: LoadedKernel<GradientOperands>
