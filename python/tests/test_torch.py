@@ -133,7 +133,7 @@ class TorchCPUTests(_Checks, unittest.TestCase):
                             tables=(slopes,))
         half_bias = (torch.randn(4, 37 + 53 - 1) * 0.5).to(torch.bfloat16).requires_grad_(True)
         self.gradient_check(q, k, v, score_mod=lambda s, b, h, qi, kv: s + half_bias[h, qi - kv + 52],
-                            tables=(half_bias,), tolerance=1e-2)
+                            tables=(half_bias,), tolerance=2e-2)  # both sides rounded to bf16: 0.6-1.0% apart
         temperature = torch.tensor(1.5, requires_grad=True)  # a 0-d learnable scalar
         self.gradient_check(q, k, v, score_mod=lambda s, b, h, qi, kv: s * temperature, tables=(temperature,))
 
