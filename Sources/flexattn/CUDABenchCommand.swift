@@ -42,7 +42,8 @@ extension Flexattn {
         func run() throws {
             try runCUDABench(
                 ordinal: try parseCUDAOrdinal(device), isCausal: causal, backward: backward,
-                deterministicGradients: !anyOrder, sizes: [batch, heads, length, headDim], dtype: dtype == .fp16 ? .float16 : .bfloat16)
+                deterministicGradients: !anyOrder, sizes: [batch, heads, length, headDim],
+                dtype: dtype == .fp16 ? .float16 : .bfloat16)
         }
     }
 }
@@ -51,7 +52,9 @@ extension Flexattn {
 /// forward kernel (with `--backward`, forward and backward; with `--any-order`, dQ added in any order) and prints
 /// milliseconds, TFLOP/s (4·B·H·S²·D, halved under causal, times 3.5 with the backward) and each kernel's registers
 /// and spills.
-func runCUDABench(ordinal: Int, isCausal: Bool, backward: Bool, deterministicGradients: Bool, sizes: [Int], dtype: DType) throws {
+func runCUDABench(
+    ordinal: Int, isCausal: Bool, backward: Bool, deterministicGradients: Bool, sizes: [Int], dtype: DType
+) throws {
     let device = try CUDADevice.open(ordinal)
     let result = try GPUTiming.measure(
         device: device, batch: sizes[0], heads: sizes[1], length: sizes[2], headDim: sizes[3], dtype: dtype,

@@ -328,19 +328,25 @@ struct HopperKernelTests {
         #expect((68..<128).allSatisfy { storage.load(fromByteOffset: $0, as: UInt8.self) == 0 })
     }
 
+    /// The backward's CTA numbering (``HopperBackwardKernel/ctaCoordinates``) replayed: launch number → (key block,
+    /// head), levels from the highest key block down or from key block 0 up.
+    private static func replayedBackwardOrder(keyBlocks: Int, heads: Int, band: Int, highestFirst: Bool)
+        -> [(keyBlock: Int, head: Int)] {
+        (0..<keyBlocks * heads).map { cta in
+            let firstHead = cta / (band * keyBlocks) * band, width = min(band, heads - firstHead)
+            let inBand = cta % (band * keyBlocks), level = inBand / width
+            return (highestFirst ? keyBlocks - 1 - level : level, firstHead + inBand % width)
+        }
+    }
+
     @Test("the backward launches bands of heads key block level by level, so each CTA waits only for ones launched before it")
     func backwardLaunchOrder() {
         // The kernel text's numbering (ctaCoordinates), replayed here: launch number -> (key block, head).
         let kernel = HopperGradientKernel(dtype: .bfloat16, headDim: 64, valueDim: 64, mask: nil, scoreMod: nil)
         #expect(kernel.source.contains(
             "const int inBand = (int)(cta % bandCTAs), keyBlock = keyBlocks - 1 - inBand / width, head = firstHead + inBand % width;"))
-        func coordinates(_ cta: Int, keyBlocks: Int, heads: Int, band: Int) -> (keyBlock: Int, head: Int) {
-            let firstHead = cta / (band * keyBlocks) * band, width = min(band, heads - firstHead)
-            let inBand = cta % (band * keyBlocks)
-            return (keyBlocks - 1 - inBand / width, firstHead + inBand % width)
-        }
         for (keyBlocks, heads, band) in [(16, 256, 9), (5, 7, 3), (4, 3, 8), (64, 64, 1), (3, 10, 4)] {
-            let order = (0..<keyBlocks * heads).map { coordinates($0, keyBlocks: keyBlocks, heads: heads, band: min(band, heads)) }
+            let order = Self.replayedBackwardOrder(keyBlocks: keyBlocks, heads: heads, band: min(band, heads), highestFirst: true)
             // Every (key block, head) once.
             #expect(Set(order.map { $0.keyBlock * heads + $0.head }).count == keyBlocks * heads)
             // A key block's dQ turn waits for the key blocks above it in its head: all launched earlier.
@@ -380,11 +386,7 @@ struct HopperKernelTests {
         // The text's numbering, replayed: every (key block, head) once, and within a band key block 0 of each head
         // first, then level by level up (under a causal mask, the longest walks first).
         for (keyBlocks, heads, band) in [(16, 256, 9), (5, 7, 3), (4, 3, 3), (64, 64, 1)] {
-            let order = (0..<keyBlocks * heads).map { cta -> (keyBlock: Int, head: Int) in
-                let firstHead = cta / (band * keyBlocks) * band, width = min(band, heads - firstHead)
-                let inBand = cta % (band * keyBlocks)
-                return (inBand / width, firstHead + inBand % width)
-            }
+            let order = Self.replayedBackwardOrder(keyBlocks: keyBlocks, heads: heads, band: band, highestFirst: false)
             #expect(Set(order.map { $0.keyBlock * heads + $0.head }).count == keyBlocks * heads)
             var launched = [Int: Int]()
             for (cta, c) in order.enumerated() { launched[c.keyBlock * heads + c.head] = cta }
